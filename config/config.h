@@ -1,0 +1,127 @@
+// Config: edgeline's effective settings, parsed from EDGELINE_* environment variables (and an
+// optional env file). One table in config.cc (name, type, default, bounds, secret?, doc) drives
+// the parser, `edgeline config` and docs/CONFIGURATION.md. Parsing collects every problem
+// before failing. Config is a plain value: build once at start, then share read-only.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "common/status.h"
+
+namespace edgeline {
+
+enum class QueueFullPolicy { kDropOldest, kBackpressure };
+enum class SyncMode { kFull, kNormal };
+enum class InfluxApi { kV1, kV2, kV3 };
+
+struct QueueConfig {
+  std::string path = "/var/lib/edgeline/queue.db";  // EDGELINE_QUEUE_PATH
+  int64_t max_bytes = 1LL << 30;                     // EDGELINE_QUEUE_MAX_BYTES (size)
+  int64_t max_age_ns = 7LL * 24 * 3600 * 1'000'000'000;  // EDGELINE_QUEUE_MAX_AGE (0 = unlimited)
+  QueueFullPolicy full_policy = QueueFullPolicy::kDropOldest;  // EDGELINE_QUEUE_FULL_POLICY
+  SyncMode sync = SyncMode::kFull;                   // EDGELINE_QUEUE_SYNC full|normal
+  int64_t commit_interval_ns = 5'000'000;            // EDGELINE_QUEUE_COMMIT_INTERVAL (group window)
+  int commit_max_messages = 1000;                    // EDGELINE_QUEUE_COMMIT_MAX_MESSAGES
+  int zstd_level = 3;                                // EDGELINE_QUEUE_ZSTD_LEVEL
+};
+
+struct MqttConfig {
+  std::string url = "tcp://127.0.0.1:1883";          // EDGELINE_MQTT_URL (tcp://, ssl://)
+  std::string client_id = "edgeline";                // EDGELINE_MQTT_CLIENT_ID
+  std::string username;                              // EDGELINE_MQTT_USERNAME
+  std::string password;                              // EDGELINE_MQTT_PASSWORD (secret)
+  std::vector<std::string> topics = {"emergency_generator/+"};  // EDGELINE_MQTT_TOPICS (comma list)
+  int qos = 1;                                       // EDGELINE_MQTT_QOS 0|1|2
+  int64_t keepalive_ns = 30'000'000'000;             // EDGELINE_MQTT_KEEPALIVE
+  std::string status_topic;                          // EDGELINE_MQTT_STATUS_TOPIC (default edgeline/<client_id>/status)
+  int connections = 4;                               // EDGELINE_MQTT_CONNECTIONS 1..64
+  std::string share_group = "edgeline";              // EDGELINE_MQTT_SHARE_GROUP
+  std::string ca_file;                               // EDGELINE_MQTT_CA_FILE
+  std::string cert_file;                             // EDGELINE_MQTT_CERT_FILE
+  std::string key_file;                              // EDGELINE_MQTT_KEY_FILE
+  bool tls_skip_verify = false;                      // EDGELINE_MQTT_TLS_SKIP_VERIFY
+  int64_t max_payload_bytes = 1 << 20;               // EDGELINE_MQTT_MAX_PAYLOAD (size)
+  int64_t reconnect_min_ns = 1'000'000'000;          // EDGELINE_MQTT_RECONNECT_MIN
+  int64_t reconnect_max_ns = 60'000'000'000;         // EDGELINE_MQTT_RECONNECT_MAX
+};
+
+struct MappingConfig {
+  std::string measurement = "genData";               // EDGELINE_MEASUREMENT
+  std::vector<std::string> json_tags = {"generatorID"};  // EDGELINE_JSON_TAGS (comma list)
+  std::vector<std::string> json_integers;            // EDGELINE_JSON_INTEGERS (comma list)
+  std::string topic_tags;                            // EDGELINE_TOPIC_TAGS template, e.g. emergency_generator/{generatorID}
+  std::string time_key;                              // EDGELINE_JSON_TIME_KEY (empty = receive time)
+  std::string time_format = "ns";                    // EDGELINE_JSON_TIME_FORMAT s|ms|us|ns|rfc3339
+  int64_t max_string_field_bytes = 64 * 1024 - 1;    // EDGELINE_MAX_STRING_FIELD (size)
+};
+
+struct InfluxConfig {
+  bool enabled = true;                               // EDGELINE_INFLUX_ENABLED
+  std::string url = "http://127.0.0.1:8086";         // EDGELINE_INFLUX_URL
+  InfluxApi api = InfluxApi::kV2;                    // EDGELINE_INFLUX_API v1|v2|v3
+  std::string token;                                 // EDGELINE_INFLUX_TOKEN (secret; v2/v3)
+  std::string org;                                   // EDGELINE_INFLUX_ORG (v2)
+  std::string bucket = "kafka";                      // EDGELINE_INFLUX_BUCKET (v2)
+  std::string database = "kafka";                    // EDGELINE_INFLUX_DB (v1/v3)
+  std::string retention_policy;                      // EDGELINE_INFLUX_RP (v1)
+  std::string username;                              // EDGELINE_INFLUX_USERNAME (v1)
+  std::string password;                              // EDGELINE_INFLUX_PASSWORD (secret; v1)
+  int batch_points = 5000;                           // EDGELINE_INFLUX_BATCH_POINTS
+  bool gzip = true;                                  // EDGELINE_INFLUX_GZIP
+  int64_t timeout_ns = 30'000'000'000;               // EDGELINE_INFLUX_TIMEOUT (whole request)
+  int64_t connect_timeout_ns = 5'000'000'000;        // EDGELINE_INFLUX_CONNECT_TIMEOUT
+  bool tls_skip_verify = false;                      // EDGELINE_INFLUX_TLS_SKIP_VERIFY
+  std::string ca_file;                               // EDGELINE_INFLUX_CA_FILE
+  int64_t retry_min_ns = 1'000'000'000;              // EDGELINE_RETRY_MIN
+  int64_t retry_max_ns = 300'000'000'000;            // EDGELINE_RETRY_MAX
+};
+
+struct Config {
+  QueueConfig queue;
+  MqttConfig mqtt;
+  MappingConfig mapping;
+  InfluxConfig influx;
+  LogLevel log_level = LogLevel::kInfo;              // EDGELINE_LOG_LEVEL debug|info|warn|error
+};
+
+// One problem found while parsing: the variable and what is wrong with it. The message never
+// contains the value of a secret variable.
+struct ConfigProblem {
+  std::string variable;
+  std::string message;
+};
+
+struct ConfigParseResult {
+  Config config;
+  std::vector<ConfigProblem> problems;  // empty when the config is valid
+  bool ok() const { return problems.empty(); }
+};
+
+// Parses `env` (variable -> value). Unknown EDGELINE_* names are problems (typos must not pass
+// silently). Cross-field rules (e.g. v2 needs org and token) are checked too.
+ConfigParseResult ParseConfig(const std::map<std::string, std::string>& env);
+
+// The process environment's EDGELINE_* variables.
+std::map<std::string, std::string> EnvironmentVariables();
+
+// Reads a systemd EnvironmentFile: KEY=VALUE lines, '#'/';' comments, optional single/double
+// quotes, backslash line continuation. Values from the file are overridden by `overrides`.
+Result<std::map<std::string, std::string>> ReadEnvFile(const std::string& path);
+
+// `edgeline config` output: every variable with its effective value (secrets masked as
+// "********" when set), and whether it came from the default or the environment.
+std::string RenderEffectiveConfig(const std::map<std::string, std::string>& env, bool json);
+
+// docs/CONFIGURATION.md, generated from the same table.
+std::string RenderConfigurationMarkdown();
+
+// Durations "500ms", "10s", "1m", "24h", "7d"; "0" alone means zero.
+Result<int64_t> ParseDurationNs(std::string_view text);
+// Sizes "512", "64KiB", "64MiB", "1GiB", "10MB" (SI) -> bytes.
+Result<int64_t> ParseSizeBytes(std::string_view text);
+
+}  // namespace edgeline

@@ -1,0 +1,150 @@
+// Queue: the durable write-ahead queue between ingest and the sinks. Batches of line protocol
+// (zstd-compressed on disk) in named streams ("raw", later "downsampled"); each consumer
+// (sink) owns a cursor = the last batch sequence it has acknowledged. A batch is deleted once
+// every registered consumer of its stream has passed it, or when the size/age bound drops it
+// (counted per consumer that had not yet passed it). Also holds the dead-letter table, sink
+// status and agent state so `edgeline status` can read everything from the file alone.
+// Thread-safe: all methods may be called from any thread (one SQLite connection, serialized).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "config/config.h"
+
+namespace edgeline {
+
+inline constexpr std::string_view kRawStream = "raw";
+
+struct BatchInput {
+  std::string stream{kRawStream};
+  std::vector<std::string> lines;  // line protocol, one point each, no newline
+  int64_t min_ts_ns = 0;
+  int64_t max_ts_ns = 0;
+};
+
+struct Batch {
+  int64_t seq = 0;
+  std::string stream;
+  int64_t created_ns = 0;
+  int64_t min_ts_ns = 0;
+  int64_t max_ts_ns = 0;
+  std::vector<std::string> lines;  // decompressed
+};
+
+enum class DeadLetterKind {
+  kRejected,      // the whole payload/line was not accepted (ingest) or refused by a sink
+  kPartial,       // informational: part of an accepted payload was dropped (e.g. NaN field)
+};
+
+struct DeadLetter {
+  int64_t id = 0;                  // assigned by the queue
+  std::string sink;                // "ingest" or the sink name
+  DeadLetterKind kind = DeadLetterKind::kRejected;
+  std::string reason;
+  std::string topic;               // MQTT topic, when known
+  std::string payload;             // the rejected payload or line
+  int64_t created_ns = 0;
+};
+
+// What a sink reports after each attempt; stored in sink_status for `edgeline status`.
+struct SinkAttempt {
+  std::string state;               // "ok", "offline", "auth-failed", "not-found", "rejecting", ...
+  int last_code = 0;               // HTTP status (0 = no response)
+  std::string last_error;          // empty on success; never contains secrets
+  int64_t sent_points = 0;         // points delivered by this attempt (added to the total)
+  int consecutive_failures = 0;
+  int64_t next_retry_ns = 0;       // wall time of the next try, 0 when not waiting
+};
+
+struct SinkStatus {
+  std::string sink;
+  std::string stream;
+  int64_t cursor_seq = 0;
+  std::string state;
+  int last_code = 0;
+  std::string last_error;
+  int64_t last_attempt_ns = 0;
+  int64_t last_success_ns = 0;
+  int64_t sent_points = 0;
+  int64_t dropped_points = 0;      // removed by size/age policy before this sink had them
+  int64_t dead_lettered = 0;
+  int consecutive_failures = 0;
+  int64_t next_retry_ns = 0;
+  int64_t pending_points = 0;
+  int64_t pending_bytes = 0;       // compressed bytes on disk
+  int64_t oldest_pending_ns = 0;   // created_ns of the oldest pending batch, 0 when none
+};
+
+struct QueueStats {
+  int64_t batches = 0;
+  int64_t points = 0;
+  int64_t bytes = 0;               // compressed body bytes held
+  int64_t raw_bytes = 0;
+  int64_t dead_letters = 0;
+  int64_t ingest_rejected = 0;     // dead letters from ingest
+  int64_t dropped_points_total = 0;  // points removed by size/age policy (any stream)
+  int64_t max_seq = 0;
+  std::string recovered_from;      // path of a corrupt file moved aside at open, if any
+};
+
+class Queue {
+ public:
+  virtual ~Queue() = default;
+
+  // Appends one batch per non-empty input plus dead letters, in ONE transaction (the group
+  // commit). Returns the assigned sequence numbers (0 for empty inputs). When the queue is full:
+  // drop-oldest deletes the oldest batches first (counted), backpressure returns
+  // ResourceExhausted and writes nothing.
+  virtual Result<std::vector<int64_t>> Append(const std::vector<BatchInput>& batches,
+                                              const std::vector<DeadLetter>& dead_letters) = 0;
+
+  // Declares a consumer of `stream`; its cursor starts at 0 (everything pending) unless it
+  // exists already. Only registered consumers hold batches back from GC.
+  virtual Status RegisterConsumer(const std::string& sink, const std::string& stream) = 0;
+
+  // Batches after the consumer's cursor, oldest first, stopping before the total point count
+  // would exceed max_points (but always at least one batch if any is pending).
+  virtual Result<std::vector<Batch>> Read(const std::string& sink, int64_t max_points) = 0;
+
+  // Advances the cursor to `seq` (must be >= the current one) and records the attempt, in one
+  // transaction, together with any dead letters (lines the sink isolated). Then GCs.
+  virtual Status Ack(const std::string& sink, int64_t seq, const SinkAttempt& attempt,
+                     const std::vector<DeadLetter>& dead_letters) = 0;
+
+  // Records a failed attempt (cursor unchanged).
+  virtual Status RecordAttempt(const std::string& sink, const SinkAttempt& attempt) = 0;
+
+  // Applies max-age (and max-bytes) now; Append/Ack call it too. Returns points dropped.
+  virtual Result<int64_t> EnforceLimits() = 0;
+
+  virtual Result<std::vector<SinkStatus>> SinkStatuses() = 0;
+  virtual Result<QueueStats> Stats() = 0;
+  virtual Result<std::vector<DeadLetter>> DeadLetters(const std::string& sink, int64_t limit) = 0;
+
+  // Small key/value agent state (mqtt_connected, last_message_ns, heartbeat_ns, pid, ...).
+  virtual Status SetAgentState(const std::vector<std::pair<std::string, std::string>>& kv) = 0;
+  virtual Result<std::vector<std::pair<std::string, std::string>>> AgentState() = 0;
+
+  // PRAGMA integrity_check; "ok" when healthy.
+  virtual Result<std::string> IntegrityCheck() = 0;
+};
+
+struct QueueOpenOptions {
+  QueueConfig config;
+  bool read_only = false;  // for `edgeline status`: never creates, never writes
+  const Clock* clock = nullptr;  // defaults to SystemClock
+};
+
+// Opens (creating if needed, mode 0600) the SQLite queue. On a failed quick_check the file is
+// renamed to <path>.corrupt-<unix-time> (kept), a new one is created, and Stats().recovered_from
+// says so.
+Result<std::unique_ptr<Queue>> OpenSqliteQueue(const QueueOpenOptions& options);
+
+}  // namespace edgeline
