@@ -1,0 +1,779 @@
+// SQLite implementation of Queue. On-disk format: docs/QUEUE_FORMAT.md.
+//
+// One connection, guarded by mu_. WAL journal so `edgeline status` (another process) reads
+// while the agent writes. Every mutation is one BEGIN IMMEDIATE transaction, so a SIGKILL at
+// any point leaves either all or none of it. Sequence numbers use AUTOINCREMENT: a seq is
+// never reused even after every batch has been deleted, which cursors depend on.
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "common/log.h"
+#include "storage/queue.h"
+
+namespace edgeline {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+constexpr int64_t kMaxDeadLetters = 100000;  // oldest dead letters beyond this are deleted
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS batch(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  stream TEXT NOT NULL,
+  created_ns INTEGER NOT NULL,
+  min_ts INTEGER NOT NULL,
+  max_ts INTEGER NOT NULL,
+  points INTEGER NOT NULL,
+  raw_bytes INTEGER NOT NULL,
+  codec TEXT NOT NULL,
+  body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS batch_stream_seq ON batch(stream, seq);
+CREATE TABLE IF NOT EXISTS cursor(
+  sink TEXT PRIMARY KEY,
+  stream TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  updated_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sink_status(
+  sink TEXT PRIMARY KEY,
+  state TEXT NOT NULL DEFAULT '',
+  last_code INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  last_attempt_ns INTEGER NOT NULL DEFAULT 0,
+  last_success_ns INTEGER NOT NULL DEFAULT 0,
+  sent_points INTEGER NOT NULL DEFAULT 0,
+  dropped_points INTEGER NOT NULL DEFAULT 0,
+  consecutive_failures INTEGER NOT NULL DEFAULT 0,
+  next_retry_ns INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS dead_letter(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  sink TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  created_ns INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS dead_letter_sink ON dead_letter(sink, id);
+CREATE TABLE IF NOT EXISTS agent_state(key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ns INTEGER NOT NULL);
+)sql";
+
+const char* KindName(DeadLetterKind kind) {
+  return kind == DeadLetterKind::kPartial ? "partial" : "rejected";
+}
+
+// RAII prepared statement.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Status prepared() const {
+    if (rc_ == SQLITE_OK) return Status::Ok();
+    return ErrorStatus(rc_);
+  }
+  void Reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  Stmt& Bind(int i, int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  Stmt& Bind(int i, std::string_view v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& BindBlob(int i, std::string_view v) {
+    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  // SQLITE_ROW -> true, SQLITE_DONE -> false; errors in *status.
+  bool Step(Status* status) {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc != SQLITE_DONE) *status = ErrorStatus(rc);
+    return false;
+  }
+  Status Run() {
+    Status st;
+    while (Step(&st)) {
+    }
+    return st;
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::string Text(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    int n = sqlite3_column_bytes(stmt_, col);
+    return p ? std::string(static_cast<const char*>(p), n) : std::string();
+  }
+  Status ErrorStatus(int rc) const {
+    std::string msg = std::string("sqlite: ") + sqlite3_errmsg(db_);
+    int primary = rc & 0xff;
+    if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) return Status::Corruption(msg);
+    if (primary == SQLITE_FULL) return Status::ResourceExhausted(msg);
+    return Status::IoError(msg);
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+Status Exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  if (rc == SQLITE_OK) return Status::Ok();
+  std::string msg = std::string("sqlite: ") + (err ? err : sqlite3_errstr(rc));
+  sqlite3_free(err);
+  int primary = rc & 0xff;
+  if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) return Status::Corruption(msg);
+  if (primary == SQLITE_FULL) return Status::ResourceExhausted(msg);
+  return Status::IoError(msg);
+}
+
+std::string JoinLines(const std::vector<std::string>& lines) {
+  size_t total = 0;
+  for (const auto& l : lines) total += l.size() + 1;
+  std::string out;
+  out.reserve(total);
+  for (const auto& l : lines) {
+    out += l;
+    out += '\n';
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> SplitLines(std::string_view body) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start < body.size()) {
+    size_t nl = body.find('\n', start);
+    if (nl == std::string_view::npos) return Status::Corruption("batch body not newline-terminated");
+    lines.emplace_back(body.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return lines;
+}
+
+Result<std::string> Decompress(std::string_view codec, std::string_view body, int64_t raw_bytes) {
+  if (codec == "none") return std::string(body);
+  if (codec != "zstd") return Status::Corruption("unknown codec " + std::string(codec));
+  std::string out(static_cast<size_t>(raw_bytes), '\0');
+  size_t n = ZSTD_decompress(out.data(), out.size(), body.data(), body.size());
+  if (ZSTD_isError(n) || static_cast<int64_t>(n) != raw_bytes) {
+    return Status::Corruption("zstd batch body does not decompress");
+  }
+  return out;
+}
+
+class SqliteQueue final : public Queue {
+ public:
+  SqliteQueue(sqlite3* db, QueueOpenOptions options, std::string recovered_from)
+      : db_(db), options_(std::move(options)), recovered_from_(std::move(recovered_from)) {
+    clock_ = options_.clock ? options_.clock : &SystemClock::Instance();
+  }
+  ~SqliteQueue() override { sqlite3_close_v2(db_); }
+
+  Status Init() {
+    if (options_.read_only) return Status::Ok();
+    Stmt totals(db_, "SELECT COALESCE(SUM(length(body)),0), COUNT(*) FROM batch");
+    RETURN_IF_ERROR(totals.prepared());
+    Status st;
+    if (totals.Step(&st)) {
+      total_bytes_ = totals.Int(0);
+    }
+    return st;
+  }
+
+  Result<std::vector<int64_t>> Append(const std::vector<BatchInput>& batches,
+                                      const std::vector<DeadLetter>& dead_letters) override {
+    std::lock_guard lock(mu_);
+    // Compress outside the transaction work: it is the CPU-heavy part.
+    struct Encoded {
+      std::string body;
+      std::string codec;
+      int64_t raw_bytes;
+    };
+    std::vector<Encoded> encoded(batches.size());
+    int64_t incoming = 0;
+    for (size_t i = 0; i < batches.size(); ++i) {
+      if (batches[i].lines.empty()) continue;
+      std::string raw = JoinLines(batches[i].lines);
+      encoded[i].raw_bytes = static_cast<int64_t>(raw.size());
+      std::string z(ZSTD_compressBound(raw.size()), '\0');
+      size_t n = ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), options_.config.zstd_level);
+      if (!ZSTD_isError(n) && n < raw.size()) {
+        z.resize(n);
+        encoded[i].body = std::move(z);
+        encoded[i].codec = "zstd";
+      } else {
+        encoded[i].body = std::move(raw);
+        encoded[i].codec = "none";
+      }
+      incoming += static_cast<int64_t>(encoded[i].body.size());
+    }
+
+    std::vector<int64_t> seqs(batches.size(), 0);
+    RETURN_IF_ERROR(Begin());
+    Status st = [&]() -> Status {
+      const int64_t now = clock_->WallNowNs();
+      RETURN_IF_ERROR(DropExpiredLocked(now));
+      if (total_bytes_ + incoming > options_.config.max_bytes) {
+        if (options_.config.full_policy == QueueFullPolicy::kBackpressure) {
+          return Status::ResourceExhausted("queue full (" + std::to_string(total_bytes_) + " of " +
+                                           std::to_string(options_.config.max_bytes) + " bytes)");
+        }
+        RETURN_IF_ERROR(DropOldestLocked(total_bytes_ + incoming - options_.config.max_bytes));
+      }
+      Stmt ins(db_,
+               "INSERT INTO batch(stream, created_ns, min_ts, max_ts, points, raw_bytes, codec, body)"
+               " VALUES(?,?,?,?,?,?,?,?)");
+      RETURN_IF_ERROR(ins.prepared());
+      for (size_t i = 0; i < batches.size(); ++i) {
+        if (batches[i].lines.empty()) continue;
+        ins.Reset();
+        ins.Bind(1, batches[i].stream)
+            .Bind(2, now)
+            .Bind(3, batches[i].min_ts_ns)
+            .Bind(4, batches[i].max_ts_ns)
+            .Bind(5, static_cast<int64_t>(batches[i].lines.size()))
+            .Bind(6, encoded[i].raw_bytes)
+            .Bind(7, encoded[i].codec)
+            .BindBlob(8, encoded[i].body);
+        RETURN_IF_ERROR(ins.Run());
+        seqs[i] = sqlite3_last_insert_rowid(db_);
+      }
+      return InsertDeadLettersLocked(dead_letters, now);
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    RETURN_IF_ERROR(Commit());
+    total_bytes_ += incoming;
+    return seqs;
+  }
+
+  Status RegisterConsumer(const std::string& sink, const std::string& stream) override {
+    std::lock_guard lock(mu_);
+    Stmt ins(db_,
+             "INSERT INTO cursor(sink, stream, seq, updated_ns) VALUES(?,?,0,?)"
+             " ON CONFLICT(sink) DO UPDATE SET stream=excluded.stream");
+    RETURN_IF_ERROR(ins.prepared());
+    ins.Bind(1, sink).Bind(2, stream).Bind(3, clock_->WallNowNs());
+    RETURN_IF_ERROR(ins.Run());
+    Stmt st_ins(db_, "INSERT OR IGNORE INTO sink_status(sink) VALUES(?)");
+    RETURN_IF_ERROR(st_ins.prepared());
+    st_ins.Bind(1, sink);
+    RETURN_IF_ERROR(st_ins.Run());
+    consumers_[sink] = stream;
+    return Status::Ok();
+  }
+
+  Result<std::vector<Batch>> Read(const std::string& sink, int64_t max_points) override {
+    std::lock_guard lock(mu_);
+    auto it = consumers_.find(sink);
+    if (it == consumers_.end()) return Status::FailedPrecondition("consumer not registered: " + sink);
+    ASSIGN_OR_RETURN(int64_t cursor, CursorLocked(sink));
+    Stmt q(db_,
+           "SELECT seq, stream, created_ns, min_ts, max_ts, points, raw_bytes, codec, body FROM batch"
+           " WHERE stream=? AND seq>? ORDER BY seq LIMIT 10000");
+    RETURN_IF_ERROR(q.prepared());
+    q.Bind(1, it->second).Bind(2, cursor);
+    std::vector<Batch> out;
+    int64_t points = 0;
+    Status st;
+    while (q.Step(&st)) {
+      int64_t n = q.Int(5);
+      if (!out.empty() && points + n > max_points) break;
+      Batch b;
+      b.seq = q.Int(0);
+      b.stream = q.Text(1);
+      b.created_ns = q.Int(2);
+      b.min_ts_ns = q.Int(3);
+      b.max_ts_ns = q.Int(4);
+      ASSIGN_OR_RETURN(std::string raw, Decompress(q.Text(7), q.Text(8), q.Int(6)));
+      ASSIGN_OR_RETURN(b.lines, SplitLines(raw));
+      points += n;
+      out.push_back(std::move(b));
+      if (points >= max_points) break;
+    }
+    RETURN_IF_ERROR(st);
+    return out;
+  }
+
+  Status Ack(const std::string& sink, int64_t seq, const SinkAttempt& attempt,
+             const std::vector<DeadLetter>& dead_letters) override {
+    std::lock_guard lock(mu_);
+    auto it = consumers_.find(sink);
+    if (it == consumers_.end()) return Status::FailedPrecondition("consumer not registered: " + sink);
+    ASSIGN_OR_RETURN(int64_t cursor, CursorLocked(sink));
+    if (seq < cursor) {
+      return Status::FailedPrecondition("cursor of " + sink + " would move back from " +
+                                        std::to_string(cursor) + " to " + std::to_string(seq));
+    }
+    RETURN_IF_ERROR(Begin());
+    const int64_t now = clock_->WallNowNs();
+    Status st = [&]() -> Status {
+      Stmt up(db_, "UPDATE cursor SET seq=?, updated_ns=? WHERE sink=?");
+      RETURN_IF_ERROR(up.prepared());
+      up.Bind(1, seq).Bind(2, now).Bind(3, sink);
+      RETURN_IF_ERROR(up.Run());
+      RETURN_IF_ERROR(RecordAttemptLocked(sink, attempt, now, /*success=*/true));
+      RETURN_IF_ERROR(InsertDeadLettersLocked(dead_letters, now));
+      return CollectGarbageLocked(it->second);
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    RETURN_IF_ERROR(Commit());
+    return RecomputeBytesLocked();
+  }
+
+  Status RecordAttempt(const std::string& sink, const SinkAttempt& attempt) override {
+    std::lock_guard lock(mu_);
+    return RecordAttemptLocked(sink, attempt, clock_->WallNowNs(), /*success=*/false);
+  }
+
+  Result<int64_t> EnforceLimits() override {
+    std::lock_guard lock(mu_);
+    dropped_total_in_call_ = 0;
+    RETURN_IF_ERROR(Begin());
+    Status st = DropExpiredLocked(clock_->WallNowNs());
+    if (st.ok() && total_bytes_ > options_.config.max_bytes &&
+        options_.config.full_policy == QueueFullPolicy::kDropOldest) {
+      st = DropOldestLocked(total_bytes_ - options_.config.max_bytes);
+    }
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    RETURN_IF_ERROR(Commit());
+    RETURN_IF_ERROR(RecomputeBytesLocked());
+    return dropped_total_in_call_;
+  }
+
+  Result<std::vector<SinkStatus>> SinkStatuses() override {
+    std::lock_guard lock(mu_);
+    Stmt q(db_,
+           "SELECT c.sink, c.stream, c.seq, COALESCE(s.state,''), COALESCE(s.last_code,0),"
+           " COALESCE(s.last_error,''), COALESCE(s.last_attempt_ns,0), COALESCE(s.last_success_ns,0),"
+           " COALESCE(s.sent_points,0), COALESCE(s.dropped_points,0), COALESCE(s.consecutive_failures,0),"
+           " COALESCE(s.next_retry_ns,0),"
+           " (SELECT COUNT(*) FROM dead_letter d WHERE d.sink=c.sink),"
+           " (SELECT COALESCE(SUM(points),0) FROM batch b WHERE b.stream=c.stream AND b.seq>c.seq),"
+           " (SELECT COALESCE(SUM(length(body)),0) FROM batch b WHERE b.stream=c.stream AND b.seq>c.seq),"
+           " (SELECT COALESCE(MIN(created_ns),0) FROM batch b WHERE b.stream=c.stream AND b.seq>c.seq)"
+           " FROM cursor c LEFT JOIN sink_status s ON s.sink=c.sink ORDER BY c.sink");
+    RETURN_IF_ERROR(q.prepared());
+    std::vector<SinkStatus> out;
+    Status st;
+    while (q.Step(&st)) {
+      SinkStatus s;
+      s.sink = q.Text(0);
+      s.stream = q.Text(1);
+      s.cursor_seq = q.Int(2);
+      s.state = q.Text(3);
+      s.last_code = static_cast<int>(q.Int(4));
+      s.last_error = q.Text(5);
+      s.last_attempt_ns = q.Int(6);
+      s.last_success_ns = q.Int(7);
+      s.sent_points = q.Int(8);
+      s.dropped_points = q.Int(9);
+      s.consecutive_failures = static_cast<int>(q.Int(10));
+      s.next_retry_ns = q.Int(11);
+      s.dead_lettered = q.Int(12);
+      s.pending_points = q.Int(13);
+      s.pending_bytes = q.Int(14);
+      s.oldest_pending_ns = q.Int(15);
+      out.push_back(std::move(s));
+    }
+    RETURN_IF_ERROR(st);
+    return out;
+  }
+
+  Result<QueueStats> Stats() override {
+    std::lock_guard lock(mu_);
+    QueueStats s;
+    s.recovered_from = recovered_from_;
+    Stmt q(db_,
+           "SELECT COUNT(*), COALESCE(SUM(points),0), COALESCE(SUM(length(body)),0),"
+           " COALESCE(SUM(raw_bytes),0), (SELECT COUNT(*) FROM dead_letter),"
+           " (SELECT COUNT(*) FROM dead_letter WHERE sink='ingest' AND kind='rejected'),"
+           " (SELECT COALESCE(MAX(seq),0) FROM sqlite_sequence WHERE name='batch') FROM batch");
+    RETURN_IF_ERROR(q.prepared());
+    Status st;
+    if (q.Step(&st)) {
+      s.batches = q.Int(0);
+      s.points = q.Int(1);
+      s.bytes = q.Int(2);
+      s.raw_bytes = q.Int(3);
+      s.dead_letters = q.Int(4);
+      s.ingest_rejected = q.Int(5);
+      s.max_seq = q.Int(6);
+    }
+    RETURN_IF_ERROR(st);
+    ASSIGN_OR_RETURN(std::string dropped, MetaLocked("dropped_points_total"));
+    s.dropped_points_total = dropped.empty() ? 0 : std::stoll(dropped);
+    if (s.recovered_from.empty()) {
+      ASSIGN_OR_RETURN(s.recovered_from, MetaLocked("recovered_from"));
+    }
+    return s;
+  }
+
+  Result<std::vector<DeadLetter>> DeadLetters(const std::string& sink, int64_t limit) override {
+    std::lock_guard lock(mu_);
+    Stmt q(db_,
+           sink.empty()
+               ? "SELECT id, sink, kind, reason, topic, payload, created_ns FROM dead_letter"
+                 " WHERE ?1 = '' ORDER BY id DESC LIMIT ?2"
+               : "SELECT id, sink, kind, reason, topic, payload, created_ns FROM dead_letter"
+                 " WHERE sink = ?1 ORDER BY id DESC LIMIT ?2");
+    RETURN_IF_ERROR(q.prepared());
+    q.Bind(1, sink).Bind(2, limit);
+    std::vector<DeadLetter> out;
+    Status st;
+    while (q.Step(&st)) {
+      DeadLetter d;
+      d.id = q.Int(0);
+      d.sink = q.Text(1);
+      d.kind = q.Text(2) == "partial" ? DeadLetterKind::kPartial : DeadLetterKind::kRejected;
+      d.reason = q.Text(3);
+      d.topic = q.Text(4);
+      d.payload = q.Text(5);
+      d.created_ns = q.Int(6);
+      out.push_back(std::move(d));
+    }
+    RETURN_IF_ERROR(st);
+    return out;
+  }
+
+  Status SetAgentState(const std::vector<std::pair<std::string, std::string>>& kv) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Begin());
+    Status st = [&]() -> Status {
+      Stmt up(db_,
+              "INSERT INTO agent_state(key, value, updated_ns) VALUES(?,?,?)"
+              " ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_ns=excluded.updated_ns");
+      RETURN_IF_ERROR(up.prepared());
+      for (const auto& [k, v] : kv) {
+        up.Reset();
+        up.Bind(1, k).Bind(2, v).Bind(3, clock_->WallNowNs());
+        RETURN_IF_ERROR(up.Run());
+      }
+      return Status::Ok();
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    return Commit();
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> AgentState() override {
+    std::lock_guard lock(mu_);
+    Stmt q(db_, "SELECT key, value FROM agent_state ORDER BY key");
+    RETURN_IF_ERROR(q.prepared());
+    std::vector<std::pair<std::string, std::string>> out;
+    Status st;
+    while (q.Step(&st)) out.emplace_back(q.Text(0), q.Text(1));
+    RETURN_IF_ERROR(st);
+    return out;
+  }
+
+  Result<std::string> IntegrityCheck() override {
+    std::lock_guard lock(mu_);
+    Stmt q(db_, "PRAGMA integrity_check");
+    RETURN_IF_ERROR(q.prepared());
+    std::string out;
+    Status st;
+    while (q.Step(&st)) {
+      if (!out.empty()) out += "\n";
+      out += q.Text(0);
+    }
+    RETURN_IF_ERROR(st);
+    return out;
+  }
+
+ private:
+  Status Begin() { return Exec(db_, "BEGIN IMMEDIATE"); }
+  Status Commit() {
+    Status st = Exec(db_, "COMMIT");
+    if (!st.ok()) Rollback();
+    return st;
+  }
+  void Rollback() {
+    if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
+    (void)RecomputeBytesLocked();
+  }
+
+  Status RecomputeBytesLocked() {
+    Stmt totals(db_, "SELECT COALESCE(SUM(length(body)),0) FROM batch");
+    RETURN_IF_ERROR(totals.prepared());
+    Status st;
+    if (totals.Step(&st)) total_bytes_ = totals.Int(0);
+    return st;
+  }
+
+  Result<int64_t> CursorLocked(const std::string& sink) {
+    Stmt q(db_, "SELECT seq FROM cursor WHERE sink=?");
+    RETURN_IF_ERROR(q.prepared());
+    q.Bind(1, sink);
+    Status st;
+    if (q.Step(&st)) return q.Int(0);
+    RETURN_IF_ERROR(st);
+    return Status::NotFound("no cursor for " + sink);
+  }
+
+  Result<std::string> MetaLocked(const std::string& key) {
+    Stmt q(db_, "SELECT value FROM meta WHERE key=?");
+    RETURN_IF_ERROR(q.prepared());
+    q.Bind(1, key);
+    Status st;
+    if (q.Step(&st)) return q.Text(0);
+    RETURN_IF_ERROR(st);
+    return std::string();
+  }
+
+  Status RecordAttemptLocked(const std::string& sink, const SinkAttempt& a, int64_t now, bool success) {
+    Stmt up(db_,
+            "INSERT INTO sink_status(sink, state, last_code, last_error, last_attempt_ns, last_success_ns,"
+            " sent_points, consecutive_failures, next_retry_ns) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)"
+            " ON CONFLICT(sink) DO UPDATE SET state=?2, last_code=?3, last_error=?4, last_attempt_ns=?5,"
+            " last_success_ns=CASE WHEN ?6>0 THEN ?6 ELSE last_success_ns END,"
+            " sent_points=sent_points+?7, consecutive_failures=?8, next_retry_ns=?9");
+    RETURN_IF_ERROR(up.prepared());
+    up.Bind(1, sink)
+        .Bind(2, a.state)
+        .Bind(3, static_cast<int64_t>(a.last_code))
+        .Bind(4, a.last_error)
+        .Bind(5, now)
+        .Bind(6, success ? now : 0)
+        .Bind(7, a.sent_points)
+        .Bind(8, static_cast<int64_t>(a.consecutive_failures))
+        .Bind(9, a.next_retry_ns);
+    return up.Run();
+  }
+
+  Status InsertDeadLettersLocked(const std::vector<DeadLetter>& dead_letters, int64_t now) {
+    if (dead_letters.empty()) return Status::Ok();
+    Stmt ins(db_,
+             "INSERT INTO dead_letter(sink, kind, reason, topic, payload, created_ns) VALUES(?,?,?,?,?,?)");
+    RETURN_IF_ERROR(ins.prepared());
+    for (const auto& d : dead_letters) {
+      ins.Reset();
+      ins.Bind(1, d.sink).Bind(2, std::string_view(KindName(d.kind))).Bind(3, d.reason).Bind(4, d.topic)
+          .BindBlob(5, d.payload).Bind(6, d.created_ns ? d.created_ns : now);
+      RETURN_IF_ERROR(ins.Run());
+    }
+    Stmt trim(db_,
+              "DELETE FROM dead_letter WHERE id <= (SELECT COALESCE(MAX(id),0) FROM dead_letter) - ?");
+    RETURN_IF_ERROR(trim.prepared());
+    trim.Bind(1, kMaxDeadLetters);
+    return trim.Run();
+  }
+
+  // Batches of `stream` that every registered consumer of it has passed.
+  Status CollectGarbageLocked(const std::string& stream) {
+    int64_t min_cursor = INT64_MAX;
+    for (const auto& [sink, s] : consumers_) {
+      if (s != stream) continue;
+      ASSIGN_OR_RETURN(int64_t c, CursorLocked(sink));
+      min_cursor = std::min(min_cursor, c);
+    }
+    if (min_cursor == INT64_MAX) return Status::Ok();
+    Stmt del(db_, "DELETE FROM batch WHERE stream=? AND seq<=?");
+    RETURN_IF_ERROR(del.prepared());
+    del.Bind(1, stream).Bind(2, min_cursor);
+    return del.Run();
+  }
+
+  // Deletes one batch as a policy drop: every cursor of its stream that had not passed it
+  // counts its points as dropped.
+  Status DropBatchLocked(int64_t seq, const std::string& stream, int64_t points, int64_t bytes) {
+    Stmt count(db_,
+               "UPDATE sink_status SET dropped_points = dropped_points + ?"
+               " WHERE sink IN (SELECT sink FROM cursor WHERE stream=? AND seq<?)");
+    RETURN_IF_ERROR(count.prepared());
+    count.Bind(1, points).Bind(2, stream).Bind(3, seq);
+    RETURN_IF_ERROR(count.Run());
+    Stmt del(db_, "DELETE FROM batch WHERE seq=?");
+    RETURN_IF_ERROR(del.prepared());
+    del.Bind(1, seq);
+    RETURN_IF_ERROR(del.Run());
+    Stmt meta(db_,
+              "INSERT INTO meta(key, value) VALUES('dropped_points_total', ?1)"
+              " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + ?1");
+    RETURN_IF_ERROR(meta.prepared());
+    meta.Bind(1, points);
+    RETURN_IF_ERROR(meta.Run());
+    total_bytes_ -= bytes;
+    dropped_total_in_call_ += points;
+    return Status::Ok();
+  }
+
+  Status DropOldestLocked(int64_t bytes_to_free) {
+    Stmt q(db_, "SELECT seq, stream, points, length(body) FROM batch ORDER BY seq LIMIT 256");
+    RETURN_IF_ERROR(q.prepared());
+    while (bytes_to_free > 0) {
+      struct Row {
+        int64_t seq;
+        std::string stream;
+        int64_t points, bytes;
+      };
+      std::vector<Row> rows;
+      q.Reset();
+      Status st;
+      while (q.Step(&st)) rows.push_back({q.Int(0), q.Text(1), q.Int(2), q.Int(3)});
+      RETURN_IF_ERROR(st);
+      if (rows.empty()) return Status::Ok();
+      for (const auto& r : rows) {
+        if (bytes_to_free <= 0) break;
+        RETURN_IF_ERROR(DropBatchLocked(r.seq, r.stream, r.points, r.bytes));
+        bytes_to_free -= r.bytes;
+        LOG_DEBUG("queue") << "dropped batch " << r.seq << " (" << r.points << " points): queue full";
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status DropExpiredLocked(int64_t now) {
+    if (options_.config.max_age_ns <= 0) return Status::Ok();
+    Stmt q(db_, "SELECT seq, stream, points, length(body) FROM batch WHERE created_ns < ? ORDER BY seq");
+    RETURN_IF_ERROR(q.prepared());
+    q.Bind(1, now - options_.config.max_age_ns);
+    struct Row {
+      int64_t seq;
+      std::string stream;
+      int64_t points, bytes;
+    };
+    std::vector<Row> rows;
+    Status st;
+    while (q.Step(&st)) rows.push_back({q.Int(0), q.Text(1), q.Int(2), q.Int(3)});
+    RETURN_IF_ERROR(st);
+    for (const auto& r : rows) RETURN_IF_ERROR(DropBatchLocked(r.seq, r.stream, r.points, r.bytes));
+    return Status::Ok();
+  }
+
+  std::mutex mu_;
+  sqlite3* db_;
+  QueueOpenOptions options_;
+  const Clock* clock_;
+  std::string recovered_from_;
+  std::map<std::string, std::string> consumers_;  // sink -> stream, registered this run
+  int64_t total_bytes_ = 0;
+  int64_t dropped_total_in_call_ = 0;
+};
+
+Status CheckDb(sqlite3* db) {
+  Stmt q(db, "PRAGMA quick_check");
+  RETURN_IF_ERROR(q.prepared());
+  Status st;
+  if (q.Step(&st)) {
+    std::string result = q.Text(0);
+    if (result != "ok") return Status::Corruption("quick_check: " + result);
+    return Status::Ok();
+  }
+  if (st.ok()) return Status::Corruption("quick_check returned nothing");
+  return st;
+}
+
+Result<sqlite3*> OpenDb(const std::string& path, bool read_only) {
+  sqlite3* db = nullptr;
+  int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  flags |= SQLITE_OPEN_NOMUTEX;  // SqliteQueue serializes with its own mutex
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close_v2(db);
+    if (read_only && (rc & 0xff) == SQLITE_CANTOPEN) return Status::NotFound("cannot open " + path + ": " + msg);
+    return Status::IoError("cannot open " + path + ": " + msg);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  return db;
+}
+
+Status Configure(sqlite3* db, const QueueConfig& config) {
+  RETURN_IF_ERROR(Exec(db, "PRAGMA journal_mode=WAL"));
+  RETURN_IF_ERROR(Exec(db, config.sync == SyncMode::kFull ? "PRAGMA synchronous=FULL"
+                                                           : "PRAGMA synchronous=NORMAL"));
+  RETURN_IF_ERROR(Exec(db, kSchema));
+  std::string version = "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version','" +
+                        std::to_string(kSchemaVersion) + "')";
+  return Exec(db, version.c_str());
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Queue>> OpenSqliteQueue(const QueueOpenOptions& options) {
+  const std::string& path = options.config.path;
+  if (options.read_only) {
+    if (::access(path.c_str(), F_OK) != 0) return Status::NotFound("no queue file at " + path);
+    ASSIGN_OR_RETURN(sqlite3 * db, OpenDb(path, true));
+    auto q = std::make_unique<SqliteQueue>(db, options, "");
+    return std::unique_ptr<Queue>(std::move(q));
+  }
+
+  // Create the file ourselves so it is 0600 from the first byte; SQLite gives the -wal and
+  // -shm files the same mode.
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::IoError("cannot create " + path + ": " + std::strerror(errno));
+  ::fchmod(fd, 0600);
+  ::close(fd);
+
+  std::string recovered_from;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    ASSIGN_OR_RETURN(sqlite3 * db, OpenDb(path, false));
+    Status st = CheckDb(db);
+    if (st.ok()) st = Configure(db, options.config);
+    if (st.ok()) {
+      if (!recovered_from.empty()) {
+        std::string sql = "INSERT OR REPLACE INTO meta(key, value) VALUES('recovered_from', ?)";
+        Stmt ins(db, sql.c_str());
+        if (ins.prepared().ok()) {
+          ins.Bind(1, recovered_from);
+          (void)ins.Run();
+        }
+      }
+      auto q = std::make_unique<SqliteQueue>(db, options, recovered_from);
+      RETURN_IF_ERROR(q->Init());
+      return std::unique_ptr<Queue>(std::move(q));
+    }
+    sqlite3_close_v2(db);
+    if (st.code() != StatusCode::kCorruption || attempt > 0) return st;
+    // Keep the damaged file for forensics; never delete user data.
+    const Clock* clock = options.clock ? options.clock : &SystemClock::Instance();
+    recovered_from = path + ".corrupt-" + std::to_string(clock->WallNowNs() / kNsPerSec);
+    LOG_ERROR("queue") << "queue file failed its check (" << st.message() << "); moved aside to "
+                       << recovered_from << ", starting a new one";
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      std::string from = path + suffix;
+      std::string to = recovered_from + suffix;
+      if (::access(from.c_str(), F_OK) == 0 && ::rename(from.c_str(), to.c_str()) != 0) {
+        return Status::IoError("cannot move corrupt queue aside: " + std::string(std::strerror(errno)));
+      }
+    }
+    fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::IoError("cannot create " + path + ": " + std::strerror(errno));
+    ::close(fd);
+  }
+  return Status::Internal("unreachable");
+}
+
+}  // namespace edgeline

@@ -1,0 +1,299 @@
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "gtest/gtest.h"
+#include "storage/queue.h"
+
+namespace edgeline {
+namespace {
+
+class QueueTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("queue_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    options_.config.path = (dir_ / "queue.db").string();
+    options_.clock = &clock_;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<Queue> Open() {
+    auto q = OpenSqliteQueue(options_);
+    EXPECT_TRUE(q.ok()) << q.status().ToString();
+    return std::move(q).value();
+  }
+
+  static BatchInput Lines(int first, int n, std::string stream = std::string(kRawStream)) {
+    BatchInput b;
+    b.stream = std::move(stream);
+    for (int i = first; i < first + n; ++i) {
+      b.lines.push_back("m,g=a v=" + std::to_string(i) + " " + std::to_string(1000 + i));
+    }
+    b.min_ts_ns = 1000 + first;
+    b.max_ts_ns = 1000 + first + n - 1;
+    return b;
+  }
+
+  std::filesystem::path dir_;
+  FakeClock clock_;
+  QueueOpenOptions options_;
+};
+
+SinkAttempt Ok(int64_t sent) {
+  SinkAttempt a;
+  a.state = "ok";
+  a.last_code = 204;
+  a.sent_points = sent;
+  return a;
+}
+
+TEST_F(QueueTest, AppendReadAckRoundTrip) {
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("influx", "raw").ok());
+  auto seqs = q->Append({Lines(0, 3), Lines(3, 2)}, {});
+  ASSERT_TRUE(seqs.ok());
+  ASSERT_EQ(seqs->size(), 2u);
+  EXPECT_LT((*seqs)[0], (*seqs)[1]);
+
+  auto batches = q->Read("influx", 100);
+  ASSERT_TRUE(batches.ok());
+  ASSERT_EQ(batches->size(), 2u);
+  EXPECT_EQ((*batches)[0].lines.size(), 3u);
+  EXPECT_EQ((*batches)[0].lines[1], "m,g=a v=1 1001");
+  EXPECT_EQ((*batches)[1].lines[1], "m,g=a v=4 1004");
+  EXPECT_EQ((*batches)[1].min_ts_ns, 1003);
+
+  ASSERT_TRUE(q->Ack("influx", (*batches)[0].seq, Ok(3), {}).ok());
+  auto rest = q->Read("influx", 100);
+  ASSERT_EQ(rest->size(), 1u);
+  EXPECT_EQ((*rest)[0].seq, (*seqs)[1]);
+
+  auto statuses = q->SinkStatuses();
+  ASSERT_EQ(statuses->size(), 1u);
+  EXPECT_EQ((*statuses)[0].pending_points, 2);
+  EXPECT_EQ((*statuses)[0].sent_points, 3);
+  EXPECT_EQ((*statuses)[0].last_code, 204);
+  EXPECT_EQ((*statuses)[0].last_success_ns, clock_.WallNowNs());
+}
+
+TEST_F(QueueTest, ReadRespectsMaxPointsButReturnsAtLeastOneBatch) {
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("influx", "raw").ok());
+  ASSERT_TRUE(q->Append({Lines(0, 5), Lines(5, 5), Lines(10, 5)}, {}).ok());
+  EXPECT_EQ(q->Read("influx", 10)->size(), 2u);
+  EXPECT_EQ(q->Read("influx", 9)->size(), 1u);
+  EXPECT_EQ(q->Read("influx", 1)->size(), 1u);  // one oversize batch still goes
+}
+
+TEST_F(QueueTest, BatchIsKeptUntilEveryConsumerOfItsStreamPassedIt) {
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("a", "raw").ok());
+  ASSERT_TRUE(q->RegisterConsumer("b", "raw").ok());
+  ASSERT_TRUE(q->RegisterConsumer("d", "downsampled").ok());
+  auto seqs = q->Append({Lines(0, 2), Lines(2, 2, "downsampled")}, {});
+  ASSERT_TRUE(seqs.ok());
+  ASSERT_TRUE(q->Ack("a", (*seqs)[0], Ok(2), {}).ok());
+  EXPECT_EQ(q->Stats()->batches, 2);  // b still needs it
+  EXPECT_EQ(q->Read("b", 100)->size(), 1u);
+  EXPECT_EQ(q->Read("a", 100)->size(), 0u);
+  ASSERT_TRUE(q->Ack("b", (*seqs)[0], Ok(2), {}).ok());
+  EXPECT_EQ(q->Stats()->batches, 1);  // only the downsampled one is left
+  EXPECT_EQ(q->Read("d", 100)->size(), 1u);
+}
+
+TEST_F(QueueTest, SequenceNumbersAreNeverReusedAfterEverythingIsDeleted) {
+  int64_t last = 0;
+  {
+    auto q = Open();
+    ASSERT_TRUE(q->RegisterConsumer("a", "raw").ok());
+    auto seqs = q->Append({Lines(0, 1)}, {});
+    last = (*seqs)[0];
+    ASSERT_TRUE(q->Ack("a", last, Ok(1), {}).ok());
+    EXPECT_EQ(q->Stats()->batches, 0);
+  }
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("a", "raw").ok());
+  auto seqs = q->Append({Lines(1, 1)}, {});
+  EXPECT_GT((*seqs)[0], last);
+  EXPECT_EQ(q->Read("a", 10)->size(), 1u);  // the cursor did not swallow the new batch
+}
+
+TEST_F(QueueTest, CursorCannotMoveBackwards) {
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("a", "raw").ok());
+  auto seqs = q->Append({Lines(0, 1), Lines(1, 1)}, {});
+  ASSERT_TRUE(q->Ack("a", (*seqs)[1], Ok(2), {}).ok());
+  EXPECT_EQ(q->Ack("a", (*seqs)[0], Ok(0), {}).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(QueueTest, DropOldestWhenFullCountsDropsPerSinkThatHadNotPassed) {
+  options_.config.max_bytes = 1500;
+  options_.config.zstd_level = 1;
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("fast", "raw").ok());
+  ASSERT_TRUE(q->RegisterConsumer("slow", "raw").ok());
+  auto first = q->Append({Lines(0, 20)}, {});
+  ASSERT_TRUE(first.ok());
+  const int64_t one_batch = q->Stats()->bytes;
+  ASSERT_GT(one_batch, 0);
+  ASSERT_TRUE(q->Ack("fast", (*first)[0], Ok(20), {}).ok());
+  // Keep appending until the first batch must go.
+  int appended = 1;
+  while (q->Stats()->dropped_points_total == 0 && appended < 100) {
+    ASSERT_TRUE(q->Append({Lines(appended * 20, 20)}, {}).ok());
+    ++appended;
+  }
+  auto stats = q->Stats();
+  EXPECT_EQ(stats->dropped_points_total, 20);
+  EXPECT_LE(stats->bytes, 1500);
+  auto statuses = q->SinkStatuses();
+  ASSERT_TRUE(statuses.ok());
+  for (const auto& s : *statuses) {
+    if (s.sink == "fast") {
+      EXPECT_EQ(s.dropped_points, 0) << "fast had already sent it";
+    } else {
+      EXPECT_EQ(s.dropped_points, 20);
+    }
+  }
+  // The newest data is what is kept.
+  auto batches = q->Read("slow", 1000);
+  ASSERT_FALSE(batches->empty());
+  EXPECT_EQ(batches->back().lines.back(),
+            "m,g=a v=" + std::to_string(appended * 20 - 1) + " " + std::to_string(1000 + appended * 20 - 1));
+}
+
+TEST_F(QueueTest, BackpressureRefusesAndWritesNothing) {
+  options_.config.max_bytes = 400;
+  options_.config.full_policy = QueueFullPolicy::kBackpressure;
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("a", "raw").ok());
+  Status last;
+  int accepted = 0;
+  for (int i = 0; i < 100; ++i) {
+    auto r = q->Append({Lines(i * 10, 10)}, {});
+    if (!r.ok()) {
+      last = r.status();
+      break;
+    }
+    ++accepted;
+  }
+  EXPECT_EQ(last.code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(last.retriable());
+  EXPECT_EQ(q->Stats()->batches, accepted);
+  EXPECT_EQ(q->Stats()->dropped_points_total, 0);
+  // Draining makes room again.
+  auto batches = q->Read("a", 100000);
+  ASSERT_TRUE(q->Ack("a", batches->back().seq, Ok(accepted * 10), {}).ok());
+  EXPECT_TRUE(q->Append({Lines(0, 10)}, {}).ok());
+}
+
+TEST_F(QueueTest, MaxAgeDropsOldBatchesAndCountsThem) {
+  options_.config.max_age_ns = 60 * kNsPerSec;
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("a", "raw").ok());
+  ASSERT_TRUE(q->Append({Lines(0, 4)}, {}).ok());
+  clock_.AdvanceNs(30 * kNsPerSec);
+  ASSERT_TRUE(q->Append({Lines(4, 1)}, {}).ok());
+  EXPECT_EQ(*q->EnforceLimits(), 0);
+  clock_.AdvanceNs(31 * kNsPerSec);
+  EXPECT_EQ(*q->EnforceLimits(), 4);
+  EXPECT_EQ((*q->SinkStatuses())[0].dropped_points, 4);
+  EXPECT_EQ(q->Stats()->points, 1);
+}
+
+TEST_F(QueueTest, DeadLettersCommitWithTheBatch) {
+  auto q = Open();
+  DeadLetter d;
+  d.sink = "ingest";
+  d.reason = "malformed JSON";
+  d.topic = "emergency_generator/g1";
+  d.payload = "{\"fuel\": ";
+  ASSERT_TRUE(q->Append({Lines(0, 1)}, {d}).ok());
+  auto dl = q->DeadLetters("", 10);
+  ASSERT_EQ(dl->size(), 1u);
+  EXPECT_EQ((*dl)[0].reason, "malformed JSON");
+  EXPECT_EQ((*dl)[0].payload, "{\"fuel\": ");
+  EXPECT_EQ(q->Stats()->ingest_rejected, 1);
+  EXPECT_EQ(q->DeadLetters("influx", 10)->size(), 0u);
+}
+
+TEST_F(QueueTest, FailedAttemptKeepsCursorAndRecordsError) {
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("influx", "raw").ok());
+  ASSERT_TRUE(q->Append({Lines(0, 2)}, {}).ok());
+  SinkAttempt a;
+  a.state = "offline";
+  a.last_error = "connection refused";
+  a.consecutive_failures = 3;
+  ASSERT_TRUE(q->RecordAttempt("influx", a).ok());
+  auto s = (*q->SinkStatuses())[0];
+  EXPECT_EQ(s.state, "offline");
+  EXPECT_EQ(s.last_error, "connection refused");
+  EXPECT_EQ(s.consecutive_failures, 3);
+  EXPECT_EQ(s.pending_points, 2);
+  EXPECT_EQ(s.last_success_ns, 0);
+  EXPECT_EQ(s.oldest_pending_ns, clock_.WallNowNs());
+}
+
+TEST_F(QueueTest, StatePersistsAcrossReopenAndReadOnlyOpenSeesIt) {
+  {
+    auto q = Open();
+    ASSERT_TRUE(q->RegisterConsumer("influx", "raw").ok());
+    auto seqs = q->Append({Lines(0, 2), Lines(2, 3)}, {});
+    ASSERT_TRUE(q->Ack("influx", (*seqs)[0], Ok(2), {}).ok());
+    ASSERT_TRUE(q->SetAgentState({{"mqtt_connected", "1"}}).ok());
+  }
+  QueueOpenOptions ro = options_;
+  ro.read_only = true;
+  auto q = OpenSqliteQueue(ro);
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  auto s = (*q)->SinkStatuses();
+  ASSERT_EQ(s->size(), 1u);
+  EXPECT_EQ((*s)[0].pending_points, 3);
+  EXPECT_EQ((*s)[0].sent_points, 2);
+  EXPECT_EQ((*(*q)->AgentState())[0].second, "1");
+  EXPECT_NE((*q)->Append({Lines(0, 1)}, {}).status().code(), StatusCode::kOk);
+}
+
+TEST_F(QueueTest, ReadOnlyOpenOfMissingFileIsNotFound) {
+  QueueOpenOptions ro = options_;
+  ro.read_only = true;
+  auto q = OpenSqliteQueue(ro);
+  EXPECT_EQ(q.status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(std::filesystem::exists(options_.config.path));
+}
+
+TEST_F(QueueTest, FileIsCreatedWithMode0600) {
+  auto q = Open();
+  ASSERT_TRUE(q->Append({Lines(0, 1)}, {}).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(options_.config.path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+  std::string wal = options_.config.path + "-wal";
+  ASSERT_EQ(::stat(wal.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0077, 0);
+}
+
+TEST_F(QueueTest, CorruptFileIsMovedAsideAndReported) {
+  {
+    std::ofstream f(options_.config.path, std::ios::binary);
+    f << "this is not a database, just garbage bytes" << std::string(5000, 'x');
+  }
+  auto q = Open();
+  ASSERT_NE(q, nullptr);
+  auto stats = q->Stats();
+  ASSERT_FALSE(stats->recovered_from.empty());
+  EXPECT_TRUE(std::filesystem::exists(stats->recovered_from));
+  ASSERT_TRUE(q->RegisterConsumer("a", "raw").ok());
+  EXPECT_TRUE(q->Append({Lines(0, 1)}, {}).ok());
+  EXPECT_EQ(*q->IntegrityCheck(), "ok");
+}
+
+}  // namespace
+}  // namespace edgeline
