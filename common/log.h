@@ -29,12 +29,18 @@ class LogMessage {
   std::ostringstream stream_;
 };
 
+// Lets the macro be a single expression (safe in an unbraced if/else).
+struct LogVoidify {
+  void operator&(std::ostream&) {}
+};
+
 }  // namespace edgeline
 
-#define EDGELINE_LOG(level, component)                   \
-  if (::edgeline::LogLevel::level < ::edgeline::GetLogLevel()) { \
-  } else                                                 \
-    ::edgeline::LogMessage(::edgeline::LogLevel::level, component).stream()
+#define EDGELINE_LOG(level, component)                                      \
+  (::edgeline::LogLevel::level < ::edgeline::GetLogLevel())                \
+      ? (void)0                                                            \
+      : ::edgeline::LogVoidify() &                                         \
+            ::edgeline::LogMessage(::edgeline::LogLevel::level, component).stream()
 
 #define LOG_DEBUG(c) EDGELINE_LOG(kDebug, c)
 #define LOG_INFO(c) EDGELINE_LOG(kInfo, c)

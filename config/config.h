@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/log.h"
@@ -24,9 +25,11 @@ struct QueueConfig {
   int64_t max_age_ns = 7LL * 24 * 3600 * 1'000'000'000;  // EDGELINE_QUEUE_MAX_AGE (0 = unlimited)
   QueueFullPolicy full_policy = QueueFullPolicy::kDropOldest;  // EDGELINE_QUEUE_FULL_POLICY
   SyncMode sync = SyncMode::kFull;                   // EDGELINE_QUEUE_SYNC full|normal
-  int64_t commit_interval_ns = 5'000'000;            // EDGELINE_QUEUE_COMMIT_INTERVAL (group window)
+  int64_t commit_interval_ns = 0;                    // EDGELINE_QUEUE_COMMIT_INTERVAL (extra linger)
   int commit_max_messages = 1000;                    // EDGELINE_QUEUE_COMMIT_MAX_MESSAGES
   int zstd_level = 3;                                // EDGELINE_QUEUE_ZSTD_LEVEL
+
+  friend bool operator==(const QueueConfig&, const QueueConfig&) = default;
 };
 
 struct MqttConfig {
@@ -38,7 +41,7 @@ struct MqttConfig {
   int qos = 1;                                       // EDGELINE_MQTT_QOS 0|1|2
   int64_t keepalive_ns = 30'000'000'000;             // EDGELINE_MQTT_KEEPALIVE
   std::string status_topic;                          // EDGELINE_MQTT_STATUS_TOPIC (default edgeline/<client_id>/status)
-  int connections = 4;                               // EDGELINE_MQTT_CONNECTIONS 1..64
+  int connections = 1;                               // EDGELINE_MQTT_CONNECTIONS 1..64
   std::string share_group = "edgeline";              // EDGELINE_MQTT_SHARE_GROUP
   std::string ca_file;                               // EDGELINE_MQTT_CA_FILE
   std::string cert_file;                             // EDGELINE_MQTT_CERT_FILE
@@ -47,6 +50,8 @@ struct MqttConfig {
   int64_t max_payload_bytes = 1 << 20;               // EDGELINE_MQTT_MAX_PAYLOAD (size)
   int64_t reconnect_min_ns = 1'000'000'000;          // EDGELINE_MQTT_RECONNECT_MIN
   int64_t reconnect_max_ns = 60'000'000'000;         // EDGELINE_MQTT_RECONNECT_MAX
+
+  friend bool operator==(const MqttConfig&, const MqttConfig&) = default;
 };
 
 struct MappingConfig {
@@ -57,6 +62,8 @@ struct MappingConfig {
   std::string time_key;                              // EDGELINE_JSON_TIME_KEY (empty = receive time)
   std::string time_format = "ns";                    // EDGELINE_JSON_TIME_FORMAT s|ms|us|ns|rfc3339
   int64_t max_string_field_bytes = 64 * 1024 - 1;    // EDGELINE_MAX_STRING_FIELD (size)
+
+  friend bool operator==(const MappingConfig&, const MappingConfig&) = default;
 };
 
 struct InfluxConfig {
@@ -78,6 +85,8 @@ struct InfluxConfig {
   std::string ca_file;                               // EDGELINE_INFLUX_CA_FILE
   int64_t retry_min_ns = 1'000'000'000;              // EDGELINE_RETRY_MIN
   int64_t retry_max_ns = 300'000'000'000;            // EDGELINE_RETRY_MAX
+
+  friend bool operator==(const InfluxConfig&, const InfluxConfig&) = default;
 };
 
 struct Config {
@@ -86,6 +95,8 @@ struct Config {
   MappingConfig mapping;
   InfluxConfig influx;
   LogLevel log_level = LogLevel::kInfo;              // EDGELINE_LOG_LEVEL debug|info|warn|error
+
+  friend bool operator==(const Config&, const Config&) = default;
 };
 
 // One problem found while parsing: the variable and what is wrong with it. The message never
@@ -109,7 +120,8 @@ ConfigParseResult ParseConfig(const std::map<std::string, std::string>& env);
 std::map<std::string, std::string> EnvironmentVariables();
 
 // Reads a systemd EnvironmentFile: KEY=VALUE lines, '#'/';' comments, optional single/double
-// quotes, backslash line continuation. Values from the file are overridden by `overrides`.
+// quotes, backslash line continuation. Errors name file:line, never the line's content. The
+// caller merges: the process environment overrides values from the file.
 Result<std::map<std::string, std::string>> ReadEnvFile(const std::string& path);
 
 // `edgeline config` output: every variable with its effective value (secrets masked as
@@ -123,5 +135,9 @@ std::string RenderConfigurationMarkdown();
 Result<int64_t> ParseDurationNs(std::string_view text);
 // Sizes "512", "64KiB", "64MiB", "1GiB", "10MB" (SI) -> bytes.
 Result<int64_t> ParseSizeBytes(std::string_view text);
+
+// Replaces every occurrence of a configured secret (token, passwords) in `text` with "********".
+// A last line of defence before logging messages from servers and libraries.
+std::string MaskSecrets(std::string_view text, const Config& config);
 
 }  // namespace edgeline

@@ -1,0 +1,224 @@
+#include "agent/cli.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/daemon.h"
+#include "agent/status_report.h"
+#include "config/config.h"
+#include "storage/queue.h"
+
+namespace edgeline {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+constexpr const char* kUsage = R"(usage: edgeline [--env-file FILE] COMMAND [OPTIONS]
+
+Commands:
+  run                     run the agent (MQTT -> durable queue -> InfluxDB)
+  status [--json] [--watch [SECONDS]]
+                          per-sink backlog, lag, last status and error; works with the
+                          agent stopped. Exit 0 healthy, 3 degraded.
+  config [--json|--markdown]
+                          effective configuration (secrets masked); lists every problem
+                          and exits 2 if the configuration is invalid
+  dlq list [--sink S] [--limit N] [--json]
+                          dead-lettered payloads and lines with their reasons
+  version                 print the version
+  help                    this text
+
+Configuration comes from EDGELINE_* environment variables (see docs/CONFIGURATION.md);
+--env-file reads a systemd EnvironmentFile first, the environment overrides it.
+)";
+
+struct Args {
+  std::string env_file;
+  std::string command;
+  std::vector<std::string> rest;
+};
+
+bool HasFlag(const std::vector<std::string>& rest, const std::string& flag) {
+  for (const auto& a : rest) {
+    if (a == flag) return true;
+  }
+  return false;
+}
+
+std::string FlagValue(const std::vector<std::string>& rest, const std::string& flag, const std::string& def) {
+  for (size_t i = 0; i + 1 < rest.size(); ++i) {
+    if (rest[i] == flag) return rest[i + 1];
+  }
+  return def;
+}
+
+Result<std::map<std::string, std::string>> LoadEnv(const Args& args) {
+  std::map<std::string, std::string> env;
+  if (!args.env_file.empty()) {
+    ASSIGN_OR_RETURN(env, ReadEnvFile(args.env_file));
+  }
+  for (const auto& [k, v] : EnvironmentVariables()) env[k] = v;
+  return env;
+}
+
+void PrintProblems(const std::vector<ConfigProblem>& problems) {
+  std::fprintf(stderr, "edgeline: invalid configuration (%zu problem%s):\n", problems.size(),
+               problems.size() == 1 ? "" : "s");
+  for (const auto& p : problems) std::fprintf(stderr, "  %s: %s\n", p.variable.c_str(), p.message.c_str());
+}
+
+int CmdRun(const std::map<std::string, std::string>& env) {
+  ConfigParseResult parsed = ParseConfig(env);
+  if (!parsed.ok()) {
+    PrintProblems(parsed.problems);
+    return kExitUsage;
+  }
+  return RunDaemon(parsed.config);
+}
+
+int CmdConfig(const std::map<std::string, std::string>& env, const std::vector<std::string>& rest) {
+  if (HasFlag(rest, "--markdown")) {
+    std::cout << RenderConfigurationMarkdown();
+    return kExitOk;
+  }
+  ConfigParseResult parsed = ParseConfig(env);
+  std::cout << RenderEffectiveConfig(env, HasFlag(rest, "--json"));
+  if (!parsed.ok()) {
+    PrintProblems(parsed.problems);
+    return kExitUsage;
+  }
+  return kExitOk;
+}
+
+// The queue path is all `status` needs; it works even if other settings are invalid.
+std::string QueuePath(const std::map<std::string, std::string>& env) {
+  auto it = env.find("EDGELINE_QUEUE_PATH");
+  return it != env.end() && !it->second.empty() ? it->second : QueueConfig().path;
+}
+
+int CmdStatus(const std::map<std::string, std::string>& env, const std::vector<std::string>& rest) {
+  const bool json = HasFlag(rest, "--json");
+  const bool watch = HasFlag(rest, "--watch");
+  double interval = 2;
+  try {
+    interval = std::stod(FlagValue(rest, "--watch", "2"));
+  } catch (...) {
+  }
+  QueueOpenOptions options;
+  options.config.path = QueuePath(env);
+  options.read_only = true;
+  while (true) {
+    auto queue = OpenSqliteQueue(options);
+    if (!queue.ok()) {
+      std::fprintf(stderr, "edgeline status: %s (has the agent run with EDGELINE_QUEUE_PATH=%s?)\n",
+                   queue.status().ToString().c_str(), options.config.path.c_str());
+      return kExitRuntime;
+    }
+    auto report = BuildStatusReport(queue->get(), options.config.path, SystemClock::Instance());
+    if (!report.ok()) {
+      std::fprintf(stderr, "edgeline status: %s\n", report.status().ToString().c_str());
+      return kExitRuntime;
+    }
+    if (watch && !json && ::isatty(STDOUT_FILENO)) std::cout << "\033[H\033[2J";
+    std::cout << (json ? report->dump(2) + "\n" : RenderStatusText(*report));
+    std::cout.flush();
+    if (!watch) return (*report)["healthy"].get<bool>() ? kStatusHealthy : kStatusDegraded;
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(interval * 1000)));
+  }
+}
+
+int CmdDlq(const std::map<std::string, std::string>& env, const std::vector<std::string>& rest) {
+  if (rest.empty() || rest[0] != "list") {
+    std::fprintf(stderr, "usage: edgeline dlq list [--sink S] [--limit N] [--json]\n");
+    return kExitUsage;
+  }
+  QueueOpenOptions options;
+  options.config.path = QueuePath(env);
+  options.read_only = true;
+  auto queue = OpenSqliteQueue(options);
+  if (!queue.ok()) {
+    std::fprintf(stderr, "edgeline dlq: %s\n", queue.status().ToString().c_str());
+    return kExitRuntime;
+  }
+  int64_t limit = 100;
+  try {
+    limit = std::stoll(FlagValue(rest, "--limit", "100"));
+  } catch (...) {
+    std::fprintf(stderr, "edgeline dlq: --limit needs a number\n");
+    return kExitUsage;
+  }
+  auto entries = (*queue)->DeadLetters(FlagValue(rest, "--sink", ""), limit);
+  if (!entries.ok()) {
+    std::fprintf(stderr, "edgeline dlq: %s\n", entries.status().ToString().c_str());
+    return kExitRuntime;
+  }
+  if (HasFlag(rest, "--json")) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& d : *entries) {
+      out.push_back({{"id", d.id}, {"sink", d.sink}, {"kind", d.kind == DeadLetterKind::kPartial ? "partial" : "rejected"},
+                     {"reason", d.reason}, {"topic", d.topic},
+                     {"payload", nlohmann::json(d.payload).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
+                     {"created_ns", d.created_ns}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return kExitOk;
+  }
+  for (const auto& d : *entries) {
+    std::string payload = d.payload.size() > 200 ? d.payload.substr(0, 200) + "..." : d.payload;
+    std::cout << d.id << "\t" << d.sink << "\t" << (d.kind == DeadLetterKind::kPartial ? "partial" : "rejected") << "\t"
+              << d.topic << "\t" << d.reason << "\n\t" << payload << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv) {
+  Args args;
+  int i = 1;
+  for (; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--env-file" && i + 1 < argc) {
+      args.env_file = argv[++i];
+    } else if (a.rfind("--env-file=", 0) == 0) {
+      args.env_file = a.substr(11);
+    } else if (a == "-h" || a == "--help") {
+      args.command = "help";
+    } else {
+      break;
+    }
+  }
+  if (args.command.empty()) args.command = i < argc ? argv[i++] : "help";
+  for (; i < argc; ++i) args.rest.emplace_back(argv[i]);
+
+  if (args.command == "help") {
+    std::cout << kUsage;
+    return kExitOk;
+  }
+  if (args.command == "version") {
+    std::cout << "edgeline 0.1.0\n";
+    return kExitOk;
+  }
+  auto env = LoadEnv(args);
+  if (!env.ok()) {
+    std::fprintf(stderr, "edgeline: %s\n", env.status().ToString().c_str());
+    return kExitUsage;
+  }
+  if (args.command == "run") return CmdRun(*env);
+  if (args.command == "config") return CmdConfig(*env, args.rest);
+  if (args.command == "status") return CmdStatus(*env, args.rest);
+  if (args.command == "dlq") return CmdDlq(*env, args.rest);
+  std::fprintf(stderr, "edgeline: unknown command '%s'\n\n%s", args.command.c_str(), kUsage);
+  return kExitUsage;
+}
+
+}  // namespace edgeline

@@ -1,0 +1,188 @@
+#include "agent/daemon.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <stop_token>
+#include <thread>
+#include <vector>
+
+#include "agent/group_committer.h"
+#include "agent/mapping.h"
+#include "agent/mqtt_ingest.h"
+#include "common/log.h"
+#include "replication/http_transport.h"
+#include "replication/influx_writer.h"
+#include "replication/replicator.h"
+#include "storage/queue.h"
+
+namespace edgeline {
+namespace {
+
+constexpr int64_t kHeartbeatNs = 1'000'000'000;
+constexpr int64_t kLimitsEveryNs = 10'000'000'000;
+
+GroupCommitterOptions CommitterOptions(const Config& config) {
+  GroupCommitterOptions o;
+  o.commit_interval_ns = config.queue.commit_interval_ns;
+  o.commit_max_messages = config.queue.commit_max_messages;
+  o.max_payload_bytes = config.mqtt.max_payload_bytes;
+  return o;
+}
+
+// One InfluxDB sink with everything it owns.
+struct InfluxSink {
+  std::unique_ptr<HttpTransport> transport;
+  std::unique_ptr<InfluxWriter> writer;
+  std::unique_ptr<Replicator> replicator;
+  std::jthread thread;
+};
+
+Result<std::unique_ptr<InfluxSink>> StartInfluxSink(const Config& config, Queue* queue, const Clock* clock) {
+  auto sink = std::make_unique<InfluxSink>();
+  HttpTransportOptions http;
+  http.timeout_ns = config.influx.timeout_ns;
+  http.connect_timeout_ns = config.influx.connect_timeout_ns;
+  http.tls_skip_verify = config.influx.tls_skip_verify;
+  http.ca_file = config.influx.ca_file;
+  if (config.influx.tls_skip_verify) {
+    LOG_WARN("influx") << "TLS certificate verification is OFF (EDGELINE_INFLUX_TLS_SKIP_VERIFY=true)";
+  }
+  sink->transport = NewCurlTransport(http);
+  sink->writer = std::make_unique<InfluxWriter>(config.influx, sink->transport.get(), clock);
+  ReplicatorOptions options;
+  options.batch_points = config.influx.batch_points;
+  options.retry_min_ns = config.influx.retry_min_ns;
+  options.retry_max_ns = config.influx.retry_max_ns;
+  sink->replicator = std::make_unique<Replicator>("influx", std::string(kRawStream), queue,
+                                                  sink->writer.get(), clock, options);
+  RETURN_IF_ERROR(sink->replicator->Start());
+  Replicator* r = sink->replicator.get();
+  sink->thread = std::jthread([r](std::stop_token stop) { r->Run(stop); });
+  return sink;
+}
+
+void WriteAgentState(Queue* queue, const Clock* clock, const GroupCommitter& committer,
+                     const MqttIngest& mqtt, bool running) {
+  const auto& c = committer.counters();
+  std::vector<std::pair<std::string, std::string>> kv = {
+      {"pid", std::to_string(::getpid())},
+      {"running", running ? "1" : "0"},
+      {"heartbeat_ns", std::to_string(clock->WallNowNs())},
+      {"mqtt_sessions", std::to_string(mqtt.sessions())},
+      {"mqtt_sessions_connected", std::to_string(running ? mqtt.connected_sessions() : 0)},
+      {"mqtt_last_error", mqtt.last_error()},
+      {"last_message_ns", std::to_string(c.last_message_ns.load())},
+      {"messages", std::to_string(c.messages.load())},
+      {"committed_points", std::to_string(c.committed_points.load())},
+      {"commits", std::to_string(c.commits.load())},
+      {"ingest_rejected", std::to_string(c.rejected.load())},
+      {"ingest_partial", std::to_string(c.partial.load())},
+  };
+  Status st = queue->SetAgentState(kv);
+  if (!st.ok()) LOG_WARN("agent") << "cannot record agent state: " << st.ToString();
+}
+
+}  // namespace
+
+int RunDaemon(const Config& config) {
+  ::umask(077);
+  SetLogLevel(config.log_level);
+  const Clock* clock = &SystemClock::Instance();
+
+  // Signals are taken synchronously by this thread; every thread started below inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  std::filesystem::path dir = std::filesystem::path(config.queue.path).parent_path();
+  if (!dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+  }
+  QueueOpenOptions qopts;
+  qopts.config = config.queue;
+  auto opened = OpenSqliteQueue(qopts);
+  if (!opened.ok()) {
+    LOG_ERROR("agent") << "cannot open queue " << config.queue.path << ": " << opened.status().ToString();
+    return 1;
+  }
+  std::unique_ptr<Queue> queue = std::move(opened).value();
+  auto stats = queue->Stats();
+  if (stats.ok()) {
+    LOG_INFO("agent") << "queue " << config.queue.path << ": " << stats->points << " points pending in "
+                      << stats->batches << " batches";
+    if (!stats->recovered_from.empty()) {
+      LOG_WARN("agent") << "queue was corrupt and moved aside to " << stats->recovered_from;
+    }
+  }
+
+  Mapper mapper(config.mapping);
+  GroupCommitter committer(queue.get(), &mapper, clock, CommitterOptions(config));
+  committer.SetProducerCount(std::max(1, config.mqtt.connections));
+
+  std::unique_ptr<InfluxSink> influx;
+  if (config.influx.enabled) {
+    auto sink = StartInfluxSink(config, queue.get(), clock);
+    if (!sink.ok()) {
+      LOG_ERROR("agent") << "cannot start the InfluxDB sink: " << sink.status().ToString();
+      return 1;
+    }
+    influx = std::move(sink).value();
+    Replicator* r = influx->replicator.get();
+    committer.SetOnCommit([r] { r->Notify(); });
+  } else {
+    LOG_WARN("agent") << "EDGELINE_INFLUX_ENABLED=false: data is queued but not replicated";
+  }
+
+  MqttIngest mqtt(config.mqtt, [&committer](std::string_view topic, std::string_view payload) {
+    return committer.Submit(topic, payload);
+  });
+  mqtt.Start();
+  LOG_INFO("agent") << "edgeline running (pid " << ::getpid() << ")";
+
+  std::jthread housekeeping([&](std::stop_token stop) {
+    int64_t last_limits = clock->SteadyNowNs();
+    std::mutex m;
+    std::condition_variable_any cv;
+    while (!stop.stop_requested()) {
+      WriteAgentState(queue.get(), clock, committer, mqtt, true);
+      if (clock->SteadyNowNs() - last_limits >= kLimitsEveryNs) {
+        last_limits = clock->SteadyNowNs();
+        auto dropped = queue->EnforceLimits();
+        if (dropped.ok() && *dropped > 0) {
+          LOG_WARN("queue") << "dropped " << *dropped << " points past EDGELINE_QUEUE_MAX_AGE/MAX_BYTES";
+        }
+      }
+      std::unique_lock lock(m);
+      cv.wait_for(lock, stop, std::chrono::nanoseconds(kHeartbeatNs), [] { return false; });
+    }
+  });
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  LOG_INFO("agent") << "signal " << sig << ": shutting down";
+
+  // MQTT first: callbacks blocked in Submit complete while the committer still runs, so every
+  // acknowledged message is committed and nothing uncommitted is acknowledged.
+  mqtt.Stop();
+  committer.Stop();
+  housekeeping.request_stop();
+  housekeeping.join();
+  if (influx) {
+    influx->thread.request_stop();
+    influx->replicator->Notify();
+    influx->thread.join();
+  }
+  WriteAgentState(queue.get(), clock, committer, mqtt, false);
+  LOG_INFO("agent") << "stopped";
+  return 0;
+}
+
+}  // namespace edgeline

@@ -1,0 +1,518 @@
+#include "agent/mapping.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <map>
+#include <optional>
+#include <unordered_set>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "common/line_protocol.h"
+
+namespace edgeline {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kFlattenSeparator = '_';
+// Flattened keys grow with depth and the walk recurses: a 1 MiB payload of nested objects must
+// not cost quadratic memory or the stack. Deeper members are dropped with a warning.
+constexpr size_t kMaxDepth = 32;
+
+std::vector<std::string> SplitTopic(std::string_view s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t slash = s.find('/', start);
+    out.emplace_back(s.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start));
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  return out;
+}
+
+// Text from a payload echoed into warnings/errors (logs, DLQ, status JSON): one line, ASCII,
+// bounded, so a hostile payload cannot forge log lines or break a JSON encoder.
+std::string Sanitize(std::string_view s, size_t max_bytes) {
+  std::string out;
+  for (char c : s.substr(0, max_bytes)) {
+    const auto u = static_cast<unsigned char>(c);
+    out.push_back(u < 0x20 || u >= 0x7F ? '?' : c);
+  }
+  if (s.size() > max_bytes) out += "...";
+  return out;
+}
+
+bool Contains(const std::vector<std::string>& v, std::string_view s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+std::string FormatDouble(double d) {
+  char buf[40];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), d);
+  (void)ec;
+  return std::string(buf, p);
+}
+
+// nlohmann rejects a whole document when one number overflows a double ("1e400"); the
+// mapping contract is to drop just that field. This scans the text (strings skipped, keys
+// tracked per nesting level), rewrites each overflowing number to null and names the
+// flattened key it belonged to. Syntax is not checked here: the real parser runs afterwards.
+bool NeutralizeOverflowingNumbers(std::string_view in, std::string* out, std::vector<std::string>* keys) {
+  struct Frame {
+    bool is_object;
+    bool untracked;  // inside an array (dropped anyway) or too deep to be named
+    std::string prefix;
+    std::string key;
+  };
+  std::vector<Frame> stack;
+  bool changed = false;
+  out->clear();
+  out->reserve(in.size());
+  size_t i = 0;
+  while (i < in.size()) {
+    char c = in[i];
+    if (c == '"') {
+      size_t j = i + 1;
+      while (j < in.size() && in[j] != '"') j += in[j] == '\\' ? 2 : 1;
+      j = std::min(j + 1, in.size());
+      std::string_view token = in.substr(i, j - i);
+      out->append(token);
+      i = j;
+      size_t k = i;
+      while (k < in.size() && (in[k] == ' ' || in[k] == '\t' || in[k] == '\n' || in[k] == '\r')) ++k;
+      if (k < in.size() && in[k] == ':' && !stack.empty() && stack.back().is_object) {
+        json key = json::parse(token, nullptr, false);
+        stack.back().key = key.is_string() ? key.get<std::string>() : std::string();
+      }
+      continue;
+    }
+    if (c == '{' || c == '[') {
+      Frame f{c == '{', c == '[', "", ""};
+      if (!stack.empty()) {
+        const Frame& parent = stack.back();
+        f.untracked = f.untracked || parent.untracked || !parent.is_object || stack.size() >= kMaxDepth;
+        if (parent.is_object && !f.untracked) f.prefix = parent.prefix + parent.key + kFlattenSeparator;
+      }
+      stack.push_back(std::move(f));
+    } else if (c == '}' || c == ']') {
+      if (!stack.empty()) stack.pop_back();
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      size_t j = i;
+      while (j < in.size() && std::string_view("0123456789+-.eE").find(in[j]) != std::string_view::npos) ++j;
+      std::string number(in.substr(i, j - i));
+      char* endp = nullptr;
+      double d = std::strtod(number.c_str(), &endp);
+      if (std::isinf(d)) {
+        out->append("null");
+        changed = true;
+        if (!stack.empty() && stack.back().is_object && !stack.back().untracked) {
+          keys->push_back(stack.back().prefix + stack.back().key);
+        }
+      } else {
+        out->append(number);
+      }
+      i = j;
+      continue;
+    }
+    out->push_back(c);
+    ++i;
+  }
+  return changed;
+}
+
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+bool ReadDigits(std::string_view s, size_t* pos, size_t n, int64_t* out) {
+  if (*pos + n > s.size()) return false;
+  int64_t v = 0;
+  for (size_t k = 0; k < n; ++k) {
+    char c = s[*pos + k];
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  *pos += n;
+  *out = v;
+  return true;
+}
+
+// RFC 3339: 2025-11-24T16:00:00.123456789Z or with +hh:mm / -hh:mm; 't'/'z'/' ' accepted.
+std::optional<int64_t> ParseRfc3339Ns(std::string_view s) {
+  size_t p = 0;
+  int64_t year, month, day, hour, minute, second;
+  auto expect = [&](char c) {
+    if (p >= s.size() || s[p] != c) return false;
+    ++p;
+    return true;
+  };
+  if (!ReadDigits(s, &p, 4, &year) || !expect('-') || !ReadDigits(s, &p, 2, &month) || !expect('-') ||
+      !ReadDigits(s, &p, 2, &day)) {
+    return std::nullopt;
+  }
+  if (p >= s.size() || (s[p] != 'T' && s[p] != 't' && s[p] != ' ')) return std::nullopt;
+  ++p;
+  if (!ReadDigits(s, &p, 2, &hour) || !expect(':') || !ReadDigits(s, &p, 2, &minute) || !expect(':') ||
+      !ReadDigits(s, &p, 2, &second)) {
+    return std::nullopt;
+  }
+  static constexpr int kDaysInMonth[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month < 1 || month > 12 || day < 1 || day > kDaysInMonth[month - 1] || hour > 23 || minute > 59 ||
+      second > 60) {
+    return std::nullopt;
+  }
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (month == 2 && day == 29 && !leap) return std::nullopt;
+  int64_t frac_ns = 0;
+  if (p < s.size() && s[p] == '.') {
+    ++p;
+    size_t digits = 0;
+    while (p < s.size() && s[p] >= '0' && s[p] <= '9') {
+      if (digits < 9) frac_ns = frac_ns * 10 + (s[p] - '0');
+      ++digits, ++p;
+    }
+    if (digits == 0) return std::nullopt;
+    for (size_t k = digits; k < 9; ++k) frac_ns *= 10;
+  }
+  int64_t offset_s = 0;
+  if (expect('Z') || expect('z')) {
+  } else if (p < s.size() && (s[p] == '+' || s[p] == '-')) {
+    const int sign = s[p] == '-' ? -1 : 1;
+    ++p;
+    int64_t oh, om;
+    if (!ReadDigits(s, &p, 2, &oh) || !expect(':') || !ReadDigits(s, &p, 2, &om) || oh > 23 || om > 59) {
+      return std::nullopt;
+    }
+    offset_s = sign * (oh * 3600 + om * 60);
+  } else {
+    return std::nullopt;
+  }
+  if (p != s.size()) return std::nullopt;
+  const int64_t secs = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
+                       hour * 3600 + minute * 60 + second - offset_s;
+  // int64 ns covers 1677-09-21 .. 2262-04-11.
+  if (secs < std::numeric_limits<int64_t>::min() / 1'000'000'000 + 1 ||
+      secs > std::numeric_limits<int64_t>::max() / 1'000'000'000 - 1) {
+    return std::nullopt;
+  }
+  return secs * 1'000'000'000 + frac_ns;
+}
+
+// A JSON time value in the configured unit, or nullopt with *why set.
+std::optional<int64_t> JsonTimeToNs(const json& v, std::string_view format, std::string* why) {
+  auto fail = [why](const char* reason) -> std::optional<int64_t> {
+    *why = reason;
+    return std::nullopt;
+  };
+  if (format == "rfc3339") {
+    if (!v.is_string()) return fail("expected an RFC 3339 string");
+    auto ns = ParseRfc3339Ns(v.get_ref<const std::string&>());
+    if (!ns) return fail("not a valid RFC 3339 time");
+    return ns;
+  }
+  int64_t per_unit = 1;
+  if (format == "s") {
+    per_unit = 1'000'000'000;
+  } else if (format == "ms") {
+    per_unit = 1'000'000;
+  } else if (format == "us") {
+    per_unit = 1'000;
+  } else if (format != "ns") {
+    return fail("unknown time format");
+  }
+  if (v.is_number_integer()) {
+    // number_unsigned above int64 max is out of range for any unit.
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return fail("out of range");
+    }
+    const int64_t n = v.get<int64_t>();
+    int64_t ns = 0;
+    if (__builtin_mul_overflow(n, per_unit, &ns)) return fail("out of range");
+    return ns;
+  }
+  if (v.is_number_float()) {
+    const double ns = v.get<double>() * static_cast<double>(per_unit);
+    // 2^63 is exactly representable; anything at or beyond it does not fit.
+    if (!std::isfinite(ns) || ns >= 9223372036854775808.0 || ns < -9223372036854775808.0) {
+      return fail("out of range");
+    }
+    return static_cast<int64_t>(std::llround(ns));
+  }
+  return fail("expected a number");
+}
+
+class JsonMapper {
+ public:
+  JsonMapper(const MappingConfig& config, MappedMessage* out) : config_(config), out_(out) {}
+
+  // Adds the object's members (flattened below `prefix`) as tags/fields of point_.
+  // Returns false when the whole message must be rejected (reason in out_->errors).
+  bool AddMembers(const json& object, const std::string& prefix, size_t depth = 1) {
+    for (const auto& [raw_key, value] : object.items()) {
+      std::string key = prefix + raw_key;
+      if (prefix.empty() && !config_.time_key.empty() && raw_key == config_.time_key) continue;
+      if (value.is_null()) continue;
+      if (value.is_object()) {
+        if (depth >= kMaxDepth) {
+          Warn("key " + Printable(key) + " dropped: nested deeper than " + std::to_string(kMaxDepth) + " levels");
+          continue;
+        }
+        if (!AddMembers(value, key + kFlattenSeparator, depth + 1)) return false;
+        continue;
+      }
+      if (value.is_array()) {
+        Warn("key " + Printable(key) + " dropped: arrays are not supported");
+        continue;
+      }
+      if (key.empty()) {
+        Warn("empty key dropped");
+        continue;
+      }
+      if (auto why = UnrepresentableReason(LpElement::kKey, key); !why.empty()) {
+        Warn("key " + Printable(key) + " dropped: key " + std::string(why));
+        continue;
+      }
+      if (Contains(config_.json_tags, key)) {
+        AddTag(key, value);
+      } else if (!AddField(key, value)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void SetTopicTags(std::vector<std::pair<std::string, std::string>> tags) {
+    for (auto& [k, v] : tags) {
+      if (v.empty()) continue;
+      if (auto why = UnrepresentableReason(LpElement::kKey, v); !why.empty()) {
+        Warn("topic tag " + Printable(k) + " dropped: value " + std::string(why));
+        continue;
+      }
+      tags_[k] = std::move(v);
+    }
+  }
+
+  Point& point() { return point_; }
+
+  void Finish() {
+    for (auto& [k, v] : tags_) point_.tags.emplace_back(k, std::move(v));
+  }
+
+  void Warn(std::string w) { out_->warnings.push_back(std::move(w)); }
+
+ private:
+  // Keys are echoed into warnings, which end up in logs and the DLQ: keep them one line and short.
+  static std::string Printable(std::string_view s) { return Sanitize(s, 64); }
+
+  void AddTag(const std::string& key, const json& value) {
+    std::string text;
+    if (value.is_string()) {
+      text = value.get<std::string>();
+    } else if (value.is_boolean()) {
+      text = value.get<bool>() ? "true" : "false";
+    } else if (value.is_number_unsigned()) {
+      text = std::to_string(value.get<uint64_t>());
+    } else if (value.is_number_integer()) {
+      text = std::to_string(value.get<int64_t>());
+    } else if (value.is_number_float()) {
+      text = FormatDouble(value.get<double>());
+    }
+    if (text.empty()) return;  // an empty tag cannot be written; absence is what it means
+    if (auto why = UnrepresentableReason(LpElement::kKey, text); !why.empty()) {
+      Warn("tag " + Printable(key) + " dropped: value " + std::string(why));
+      return;
+    }
+    tags_[key] = std::move(text);  // JSON overrides the topic template
+  }
+
+  bool AddField(const std::string& key, const json& value) {
+    if (!field_keys_.insert(key).second) {
+      Warn("field " + Printable(key) + " dropped: duplicate key after flattening");
+      return true;
+    }
+    FieldValue fv;
+    if (value.is_boolean()) {
+      fv.type = FieldType::kBool;
+      fv.b = value.get<bool>();
+    } else if (value.is_string()) {
+      const auto& s = value.get_ref<const std::string&>();
+      if (static_cast<int64_t>(s.size()) > config_.max_string_field_bytes) {
+        out_->errors.push_back("string field " + Printable(key) + " is " + std::to_string(s.size()) +
+                               " bytes, over the limit of " + std::to_string(config_.max_string_field_bytes));
+        return false;
+      }
+      if (auto why = UnrepresentableReason(LpElement::kStringField, s); !why.empty()) {
+        Warn("field " + Printable(key) + " dropped: value " + std::string(why));
+        return true;
+      }
+      fv.type = FieldType::kString;
+      fv.s = s;
+    } else if (Contains(config_.json_integers, key)) {
+      fv.type = FieldType::kInteger;
+      if (value.is_number_unsigned()) {
+        if (value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+          Warn("field " + Printable(key) + " dropped: integer out of range");
+          return true;
+        }
+        fv.i = static_cast<int64_t>(value.get<uint64_t>());
+      } else if (value.is_number_integer()) {
+        fv.i = value.get<int64_t>();
+      } else {
+        const double d = value.get<double>();
+        if (d != std::trunc(d) || d >= 9223372036854775808.0 || d < -9223372036854775808.0) {
+          Warn("field " + Printable(key) + " dropped: not an integer");
+          return true;
+        }
+        fv.i = static_cast<int64_t>(d);
+      }
+    } else {
+      fv.type = FieldType::kFloat;
+      fv.f = value.get<double>();
+      if (!std::isfinite(fv.f)) {
+        Warn("field " + Printable(key) + " dropped: number out of range");
+        return true;
+      }
+    }
+    point_.fields.emplace_back(key, std::move(fv));
+    return true;
+  }
+
+  const MappingConfig& config_;
+  MappedMessage* out_;
+  Point point_;
+  std::map<std::string, std::string> tags_;
+  std::unordered_set<std::string> field_keys_;
+};
+
+}  // namespace
+
+Mapper::Mapper(MappingConfig config) : config_(std::move(config)) {
+  if (!config_.topic_tags.empty()) template_segments_ = SplitTopic(config_.topic_tags);
+}
+
+MappedMessage Mapper::Map(std::string_view topic, std::string_view payload, int64_t receive_ns) const {
+  MappedMessage out;
+  auto add_line = [&out](std::string line, int64_t ts) {
+    if (out.lines.empty()) {
+      out.min_ts_ns = out.max_ts_ns = ts;
+    } else {
+      out.min_ts_ns = std::min(out.min_ts_ns, ts);
+      out.max_ts_ns = std::max(out.max_ts_ns, ts);
+    }
+    out.lines.push_back(std::move(line));
+  };
+
+  size_t first = payload.find_first_not_of(" \t\r\n");
+  const bool is_json = first != std::string_view::npos && (payload[first] == '{' || payload[first] == '[');
+
+  if (!is_json) {
+    size_t start = 0;
+    int line_no = 0;
+    while (start <= payload.size()) {
+      size_t nl = payload.find('\n', start);
+      if (nl == std::string_view::npos) nl = payload.size();
+      std::string_view line = payload.substr(start, nl - start);
+      ++line_no;
+      start = nl + 1;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      size_t content = line.find_first_not_of(" \t");
+      if (content == std::string_view::npos || line[content] == '#') continue;
+      Result<Point> point = ParseLine(line);
+      if (!point.ok()) {
+        out.errors.push_back("line " + std::to_string(line_no) + ": " + point.status().message());
+        continue;
+      }
+      if (!point->timestamp_ns) point->timestamp_ns = receive_ns;
+      add_line(FormatPoint(*point), *point->timestamp_ns);
+    }
+    if (out.lines.empty() && out.errors.empty()) out.errors.push_back("empty payload");
+    return out;
+  }
+
+  json doc = json::parse(payload, nullptr, false);
+  std::vector<std::string> overflowed;
+  if (doc.is_discarded()) {
+    std::string rewritten;
+    if (NeutralizeOverflowingNumbers(payload, &rewritten, &overflowed)) {
+      doc = json::parse(rewritten, nullptr, false);
+    }
+    if (doc.is_discarded()) {
+      // nlohmann's message says what and where; without exceptions we recover it by re-parsing.
+      std::string why = "malformed JSON";
+      try {
+        json unused = json::parse(payload);
+        (void)unused;
+      } catch (const json::exception& e) {
+        why += ": " + Sanitize(e.what(), 200);
+      }
+      out.errors.push_back(std::move(why));
+      return out;
+    }
+  }
+  if (!doc.is_object()) {
+    out.errors.push_back("JSON top level is not an object");
+    return out;
+  }
+
+  JsonMapper mapper(config_, &out);
+  for (const auto& key : overflowed) mapper.Warn("field " + Sanitize(key, 64) + " dropped: number out of range");
+
+  if (!template_segments_.empty()) {
+    std::vector<std::string> segments = SplitTopic(topic);
+    std::vector<std::pair<std::string, std::string>> topic_tags;
+    bool match = segments.size() == template_segments_.size();
+    for (size_t i = 0; match && i < segments.size(); ++i) {
+      const std::string& t = template_segments_[i];
+      if (t.size() > 2 && t.front() == '{' && t.back() == '}') {
+        topic_tags.emplace_back(t.substr(1, t.size() - 2), segments[i]);
+      } else if (t != "+" && t != segments[i]) {
+        match = false;
+      }
+    }
+    if (match) mapper.SetTopicTags(std::move(topic_tags));
+  }
+
+  if (!mapper.AddMembers(doc, "")) {
+    out.lines.clear();
+    return out;
+  }
+  mapper.Finish();
+  Point& point = mapper.point();
+  if (point.fields.empty()) {
+    out.errors.push_back("no fields");
+    return out;
+  }
+  if (auto why = UnrepresentableReason(LpElement::kMeasurement, config_.measurement);
+      config_.measurement.empty() || !why.empty()) {
+    out.errors.push_back("configured measurement cannot be written as line protocol");
+    return out;
+  }
+  point.measurement = config_.measurement;
+  point.timestamp_ns = receive_ns;
+  if (!config_.time_key.empty()) {
+    auto it = doc.find(config_.time_key);
+    if (it != doc.end()) {
+      std::string why;
+      if (auto ns = JsonTimeToNs(*it, config_.time_format, &why)) {
+        point.timestamp_ns = *ns;
+      } else {
+        mapper.Warn("time key " + config_.time_key + " ignored (" + why + "): receive time used");
+      }
+    }
+  }
+  add_line(FormatPoint(point), *point.timestamp_ns);
+  return out;
+}
+
+}  // namespace edgeline

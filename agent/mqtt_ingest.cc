@@ -1,0 +1,178 @@
+#include "agent/mqtt_ingest.h"
+
+#include <mqtt/async_client.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/log.h"
+
+namespace edgeline {
+namespace {
+
+constexpr std::string_view kOnline = "online";
+constexpr std::string_view kOffline = "offline";
+
+std::string SessionClientId(const MqttConfig& config, size_t index) {
+  if (config.connections <= 1) return config.client_id;
+  return config.client_id + "-" + std::to_string(index);
+}
+
+mqtt::connect_options BuildConnectOptions(const MqttConfig& config, bool with_will) {
+  mqtt::connect_options opts;
+  opts.set_clean_session(false);  // persistent session: the broker holds QoS 1 messages while we are down
+  opts.set_keep_alive_interval(std::chrono::seconds(std::max<int64_t>(1, config.keepalive_ns / 1'000'000'000)));
+  opts.set_connect_timeout(std::chrono::seconds(10));
+  opts.set_automatic_reconnect(
+      std::chrono::seconds(std::max<int64_t>(1, config.reconnect_min_ns / 1'000'000'000)),
+      std::chrono::seconds(std::max<int64_t>(1, config.reconnect_max_ns / 1'000'000'000)));
+  if (!config.username.empty()) {
+    opts.set_user_name(config.username);
+    opts.set_password(config.password);
+  }
+  if (with_will) {
+    opts.set_will(mqtt::will_options(config.status_topic, std::string(kOffline), 1, true));
+  }
+  const std::string& url = config.url;
+  if (url.rfind("ssl://", 0) == 0 || url.rfind("mqtts://", 0) == 0 || url.rfind("wss://", 0) == 0) {
+    mqtt::ssl_options ssl;
+    if (!config.ca_file.empty()) ssl.set_trust_store(config.ca_file);
+    if (!config.cert_file.empty()) ssl.set_key_store(config.cert_file);
+    if (!config.key_file.empty()) ssl.set_private_key(config.key_file);
+    ssl.set_enable_server_cert_auth(!config.tls_skip_verify);
+    ssl.set_verify(!config.tls_skip_verify);
+    opts.set_ssl(ssl);
+  }
+  return opts;
+}
+
+}  // namespace
+
+std::vector<std::string> MqttIngest::SubscriptionFilters(const MqttConfig& config) {
+  std::vector<std::string> filters;
+  for (const auto& topic : config.topics) {
+    if (config.connections > 1 && topic.rfind("$share/", 0) != 0) {
+      filters.push_back("$share/" + config.share_group + "/" + topic);
+    } else {
+      filters.push_back(topic);
+    }
+  }
+  return filters;
+}
+
+MqttIngest::MqttIngest(MqttConfig config, MessageHandler handler)
+    : config_(std::move(config)), handler_(std::move(handler)) {
+  if (config_.status_topic.empty()) config_.status_topic = "edgeline/" + config_.client_id + "/status";
+}
+
+MqttIngest::~MqttIngest() { Stop(); }
+
+std::string MqttIngest::last_error() const {
+  std::lock_guard lock(mu_);
+  return last_error_;
+}
+
+void MqttIngest::SetLastError(std::string error) {
+  std::lock_guard lock(mu_);
+  last_error_ = std::move(error);
+}
+
+void MqttIngest::Start() {
+  const size_t n = static_cast<size_t>(std::max(1, config_.connections));
+  for (size_t i = 0; i < n; ++i) {
+    try {
+      auto client = std::make_unique<mqtt::async_client>(config_.url, SessionClientId(config_, i));
+      session_up_.push_back(std::make_unique<std::atomic<bool>>(false));
+      client->set_message_callback([this](mqtt::const_message_ptr msg) {
+        const std::string& topic = msg->get_topic();
+        const std::string& payload = msg->get_payload_ref().str();
+        Status st = handler_(topic, payload);
+        if (!st.ok()) {
+          // Returning would send the PUBACK for a message we did not store. Hold this receive
+          // thread until shutdown instead; the broker redelivers it to the next session.
+          LOG_ERROR("mqtt") << "message on " << topic << " not stored (" << st.ToString()
+                            << "); holding it unacknowledged until shutdown";
+          std::unique_lock lock(mu_);
+          cv_.wait(lock, [this] { return stopping_.load(); });
+        }
+      });
+      client->set_connected_handler([this, i](const std::string&) { OnConnected(i); });
+      client->set_connection_lost_handler([this, i](const std::string& cause) {
+        if (session_up_[i]->exchange(false)) connected_--;
+        SetLastError("connection lost" + (cause.empty() ? std::string() : ": " + cause));
+        LOG_WARN("mqtt") << "session " << i << " lost its connection; reconnecting";
+      });
+      clients_.push_back(std::move(client));
+    } catch (const mqtt::exception& e) {
+      SetLastError(std::string("cannot create MQTT client: ") + e.what());
+      LOG_ERROR("mqtt") << "cannot create MQTT client " << i << ": " << e.what();
+      return;
+    }
+  }
+  connect_thread_ = std::thread([this] { ConnectLoop(); });
+}
+
+void MqttIngest::OnConnected(size_t index) {
+  if (!session_up_[index]->exchange(true)) connected_++;
+  auto& client = *clients_[index];
+  LOG_INFO("mqtt") << "session " << index << " connected to " << config_.url;
+  try {
+    for (const auto& filter : SubscriptionFilters(config_)) {
+      // Not waited for: this runs on Paho's callback thread, where waiting would deadlock.
+      client.subscribe(filter, config_.qos);
+    }
+    if (index == 0) {
+      client.publish(config_.status_topic, std::string(kOnline).data(), kOnline.size(), 1, true);
+    }
+  } catch (const mqtt::exception& e) {
+    SetLastError(std::string("subscribe failed: ") + e.what());
+    LOG_ERROR("mqtt") << "subscribe failed: " << e.what();
+  }
+}
+
+void MqttIngest::ConnectLoop() {
+  // Paho reconnects by itself only after a first successful connect; until then we retry.
+  for (size_t i = 0; i < clients_.size(); ++i) {
+    int64_t delay_ns = config_.reconnect_min_ns;
+    while (!stopping_) {
+      try {
+        auto opts = BuildConnectOptions(config_, i == 0);
+        clients_[i]->connect(opts)->wait();
+        break;
+      } catch (const mqtt::exception& e) {
+        std::string error = std::string("connect to ") + config_.url + " failed: " + e.what();
+        SetLastError(error);
+        LOG_WARN("mqtt") << "session " << i << ": " << error << "; retrying";
+      }
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, std::chrono::nanoseconds(delay_ns), [this] { return stopping_.load(); });
+      delay_ns = std::min(delay_ns * 2, config_.reconnect_max_ns);
+    }
+  }
+}
+
+void MqttIngest::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_.exchange(true)) return;
+  }
+  cv_.notify_all();
+  if (connect_thread_.joinable()) connect_thread_.join();
+  for (size_t i = 0; i < clients_.size(); ++i) {
+    auto& client = *clients_[i];
+    try {
+      if (client.is_connected()) {
+        if (i == 0) {
+          client.publish(config_.status_topic, std::string(kOffline).data(), kOffline.size(), 1, true)
+              ->wait_for(std::chrono::seconds(2));
+        }
+        client.disconnect(std::chrono::seconds(2))->wait_for(std::chrono::seconds(5));
+      }
+    } catch (const mqtt::exception& e) {
+      LOG_WARN("mqtt") << "disconnect of session " << i << ": " << e.what();
+    }
+  }
+  connected_ = 0;
+}
+
+}  // namespace edgeline

@@ -1,0 +1,69 @@
+// MqttIngest: the Paho MQTT C++ adapter. Opens EDGELINE_MQTT_CONNECTIONS persistent sessions
+// (clean session off, QoS from config) and hands every message to a blocking handler on
+// Paho's receive thread. Paho sends the QoS 1 PUBACK only when that callback returns
+// (paho.mqtt.c MQTTProtocol_handlePublishes), so a handler that returns after the commit gives
+// ack-after-commit. With more than one connection the subscription is shared
+// ($share/<group>/<filter>) so the broker spreads messages over the connections and one group
+// commit covers several of them. Connection 0 carries the Last Will ("offline", retained) and
+// publishes "online" after each connect. Paho exceptions are caught here and become Status.
+// Thread-safe: Start/Stop from one control thread; the handler runs on Paho's threads.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "config/config.h"
+
+namespace mqtt {
+class async_client;
+}
+
+namespace edgeline {
+
+// Returns OK once the message is durable. A non-OK result means "do not acknowledge".
+using MessageHandler = std::function<Status(std::string_view topic, std::string_view payload)>;
+
+class MqttIngest {
+ public:
+  MqttIngest(MqttConfig config, MessageHandler handler);
+  ~MqttIngest();  // Stop()
+
+  // Starts a background thread that connects every session, retrying with backoff until the
+  // broker is reachable; Paho reconnects automatically afterwards and we resubscribe.
+  void Start();
+  // Publishes "offline" (retained), disconnects all sessions, stops the thread.
+  void Stop();
+
+  int connected_sessions() const { return connected_.load(); }
+  int sessions() const { return static_cast<int>(clients_.size()); }
+  std::string last_error() const;
+
+  // The topic filters actually subscribed (shared form when connections > 1).
+  static std::vector<std::string> SubscriptionFilters(const MqttConfig& config);
+
+ private:
+  void ConnectLoop();
+  void OnConnected(size_t index);
+  void SetLastError(std::string error);
+
+  MqttConfig config_;
+  MessageHandler handler_;
+  std::vector<std::unique_ptr<mqtt::async_client>> clients_;
+  std::vector<std::unique_ptr<std::atomic<bool>>> session_up_;
+  std::atomic<int> connected_{0};
+  std::atomic<bool> stopping_{false};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::string last_error_;
+  std::thread connect_thread_;
+};
+
+}  // namespace edgeline

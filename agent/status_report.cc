@@ -1,0 +1,212 @@
+#include "agent/status_report.h"
+
+#include <signal.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <sstream>
+
+namespace edgeline {
+namespace {
+
+int64_t ToInt(const std::map<std::string, std::string>& kv, const std::string& key) {
+  auto it = kv.find(key);
+  if (it == kv.end() || it->second.empty()) return 0;
+  try {
+    return std::stoll(it->second);
+  } catch (...) {
+    return 0;
+  }
+}
+
+std::string FormatTime(int64_t ns) {
+  if (ns <= 0) return "never";
+  std::time_t secs = static_cast<std::time_t>(ns / 1'000'000'000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string FormatAge(double seconds) {
+  char buf[32];
+  if (seconds < 0) return "-";
+  if (seconds < 120) {
+    std::snprintf(buf, sizeof(buf), "%.1fs", seconds);
+  } else if (seconds < 7200) {
+    std::snprintf(buf, sizeof(buf), "%.1fm", seconds / 60);
+  } else if (seconds < 172800) {
+    std::snprintf(buf, sizeof(buf), "%.1fh", seconds / 3600);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.1fd", seconds / 86400);
+  }
+  return buf;
+}
+
+std::string FormatBytes(int64_t bytes) {
+  char buf[32];
+  if (bytes < 1024) {
+    std::snprintf(buf, sizeof(buf), "%lld B", static_cast<long long>(bytes));
+  } else if (bytes < (1 << 20)) {
+    std::snprintf(buf, sizeof(buf), "%.1f KiB", bytes / 1024.0);
+  } else if (bytes < (1LL << 30)) {
+    std::snprintf(buf, sizeof(buf), "%.1f MiB", bytes / 1048576.0);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.2f GiB", bytes / 1073741824.0);
+  }
+  return buf;
+}
+
+}  // namespace
+
+Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, const Clock& clock,
+                                         int64_t stale_after_ns) {
+  using nlohmann::json;
+  const int64_t now = clock.WallNowNs();
+  ASSIGN_OR_RETURN(QueueStats stats, queue->Stats());
+  ASSIGN_OR_RETURN(auto sinks, queue->SinkStatuses());
+  ASSIGN_OR_RETURN(auto state_list, queue->AgentState());
+  std::map<std::string, std::string> state(state_list.begin(), state_list.end());
+
+  json problems = json::array();
+  json report;
+  report["time_ns"] = now;
+  report["queue"] = {
+      {"path", path},
+      {"batches", stats.batches},
+      {"points", stats.points},
+      {"bytes", stats.bytes},
+      {"raw_bytes", stats.raw_bytes},
+      {"dead_letters", stats.dead_letters},
+      {"ingest_rejected", stats.ingest_rejected},
+      {"dropped_points_total", stats.dropped_points_total},
+      {"recovered_from", stats.recovered_from},
+  };
+  if (!stats.recovered_from.empty()) {
+    problems.push_back("queue file was corrupt and moved aside to " + stats.recovered_from);
+  }
+
+  const int64_t heartbeat = ToInt(state, "heartbeat_ns");
+  const int64_t pid = ToInt(state, "pid");
+  bool alive = pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+  bool running = ToInt(state, "running") == 1 && heartbeat > 0 && now - heartbeat < stale_after_ns && alive;
+  const int64_t sessions = ToInt(state, "mqtt_sessions");
+  const int64_t connected = running ? ToInt(state, "mqtt_sessions_connected") : 0;
+  report["agent"] = {
+      {"running", running},
+      {"pid", pid},
+      {"heartbeat_ns", heartbeat},
+      {"mqtt_connected", running && sessions > 0 && connected == sessions},
+      {"mqtt_sessions", sessions},
+      {"mqtt_sessions_connected", connected},
+      {"mqtt_last_error", state.count("mqtt_last_error") ? state["mqtt_last_error"] : ""},
+      {"last_message_ns", ToInt(state, "last_message_ns")},
+      {"messages", ToInt(state, "messages")},
+      {"committed_points", ToInt(state, "committed_points")},
+  };
+  if (!running) problems.push_back("agent is not running");
+  else if (connected < sessions) problems.push_back("MQTT: " + std::to_string(sessions - connected) + " of " +
+                                                   std::to_string(sessions) + " sessions disconnected");
+
+  json sink_list = json::array();
+  for (const auto& s : sinks) {
+    double oldest_age = s.oldest_pending_ns > 0 ? (now - s.oldest_pending_ns) / 1e9 : 0.0;
+    double lag = s.pending_points > 0 ? (s.last_success_ns > 0 ? (now - s.last_success_ns) / 1e9 : oldest_age) : 0.0;
+    sink_list.push_back({
+        {"name", s.sink},
+        {"stream", s.stream},
+        {"state", s.state.empty() ? "new" : s.state},
+        {"pending_points", s.pending_points},
+        {"pending_bytes", s.pending_bytes},
+        {"oldest_pending_age_s", oldest_age},
+        {"lag_s", lag},
+        {"last_success_ns", s.last_success_ns},
+        {"last_attempt_ns", s.last_attempt_ns},
+        {"last_code", s.last_code},
+        {"last_error", s.last_error},
+        {"sent_points", s.sent_points},
+        {"dropped_points", s.dropped_points},
+        {"dead_lettered", s.dead_lettered},
+        {"consecutive_failures", s.consecutive_failures},
+        {"next_retry_ns", s.next_retry_ns},
+        {"cursor_seq", s.cursor_seq},
+    });
+    if (s.consecutive_failures > 0) {
+      problems.push_back("sink " + s.sink + " is failing (" + (s.state.empty() ? "error" : s.state) + ")");
+    }
+    if (s.dropped_points > 0) {
+      problems.push_back("sink " + s.sink + " lost " + std::to_string(s.dropped_points) +
+                         " points to the queue's size/age bounds");
+    }
+  }
+  report["sinks"] = sink_list;
+  report["problems"] = problems;
+  report["healthy"] = problems.empty();
+  return report;
+}
+
+std::string RenderStatusText(const nlohmann::json& r) {
+  std::ostringstream out;
+  const int64_t now = r["time_ns"].get<int64_t>();
+  const auto& a = r["agent"];
+  out << "edgeline status  (" << FormatTime(now) << ")\n";
+  if (a["running"].get<bool>()) {
+    out << "agent:  running, pid " << a["pid"].get<int64_t>() << "\n";
+  } else {
+    int64_t hb = a["heartbeat_ns"].get<int64_t>();
+    out << "agent:  NOT running" << (hb > 0 ? " (last seen " + FormatTime(hb) + ")" : "") << "\n";
+  }
+  out << "mqtt:   " << (a["mqtt_connected"].get<bool>() ? "connected" : "disconnected") << " ("
+      << a["mqtt_sessions_connected"].get<int64_t>() << "/" << a["mqtt_sessions"].get<int64_t>()
+      << " sessions), last message " << FormatTime(a["last_message_ns"].get<int64_t>()) << ", "
+      << a["messages"].get<int64_t>() << " messages this run\n";
+  std::string mqtt_error = a["mqtt_last_error"].get<std::string>();
+  if (!mqtt_error.empty() && !a["mqtt_connected"].get<bool>()) out << "        last error: " << mqtt_error << "\n";
+  const auto& q = r["queue"];
+  out << "queue:  " << q["path"].get<std::string>() << ": " << q["points"].get<int64_t>() << " points in "
+      << q["batches"].get<int64_t>() << " batches, " << FormatBytes(q["bytes"].get<int64_t>()) << " on disk; "
+      << q["dropped_points_total"].get<int64_t>() << " dropped by bounds\n";
+  out << "dlq:    " << q["dead_letters"].get<int64_t>() << " entries (" << q["ingest_rejected"].get<int64_t>()
+      << " rejected at ingest)\n";
+  out << "\n";
+  char header[160];
+  std::snprintf(header, sizeof(header), "%-12s %-11s %10s %10s %8s %5s %10s %8s %6s\n", "SINK", "STATE", "PENDING",
+                "BYTES", "LAG", "CODE", "SENT", "DROPPED", "DLQ");
+  out << header;
+  for (const auto& s : r["sinks"]) {
+    char row[256];
+    std::snprintf(row, sizeof(row), "%-12s %-11s %10lld %10s %8s %5d %10lld %8lld %6lld\n",
+                  s["name"].get<std::string>().c_str(), s["state"].get<std::string>().c_str(),
+                  static_cast<long long>(s["pending_points"].get<int64_t>()),
+                  FormatBytes(s["pending_bytes"].get<int64_t>()).c_str(), FormatAge(s["lag_s"].get<double>()).c_str(),
+                  s["last_code"].get<int>(), static_cast<long long>(s["sent_points"].get<int64_t>()),
+                  static_cast<long long>(s["dropped_points"].get<int64_t>()),
+                  static_cast<long long>(s["dead_lettered"].get<int64_t>()));
+    out << row;
+    out << "             last success " << FormatTime(s["last_success_ns"].get<int64_t>());
+    if (s["pending_points"].get<int64_t>() > 0) {
+      out << ", oldest pending " << FormatAge(s["oldest_pending_age_s"].get<double>());
+    }
+    out << "\n";
+    std::string err = s["last_error"].get<std::string>();
+    if (!err.empty()) out << "             last error: " << err << "\n";
+    if (s["next_retry_ns"].get<int64_t>() > now) {
+      out << "             retry in " << FormatAge((s["next_retry_ns"].get<int64_t>() - now) / 1e9) << " (failure #"
+          << s["consecutive_failures"].get<int>() << ")\n";
+    }
+  }
+  if (r["sinks"].empty()) out << "(no sinks registered yet)\n";
+  out << "\n";
+  if (r["healthy"].get<bool>()) {
+    out << "healthy\n";
+  } else {
+    out << "degraded:\n";
+    for (const auto& p : r["problems"]) out << "  - " << p.get<std::string>() << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace edgeline

@@ -1,0 +1,474 @@
+#include "config/config_table.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <type_traits>
+
+namespace edgeline::config_internal {
+namespace {
+
+constexpr int64_t kNs = 1;
+constexpr int64_t kMs = 1'000'000;
+constexpr int64_t kSec = 1'000'000'000;
+constexpr int64_t kMin = 60 * kSec;
+constexpr int64_t kHour = 60 * kMin;
+constexpr int64_t kKiB = 1024;
+constexpr int64_t kMiB = 1024 * kKiB;
+
+using G = Group;
+using T = VarType;
+
+// Rows are in documentation order within each group. Keep default_text in the canonical form
+// Show() produces ("1m", not "60s"): config_test checks both directions against Config{}.
+std::vector<Variable> BuildTable() {
+  return {
+      // Queue
+      {.name = "EDGELINE_QUEUE_PATH", .group = G::kQueue, .type = T::kString,
+       .default_text = "/var/lib/edgeline/queue.db", .min = 1,
+       .doc = "SQLite queue file. Its directory must exist and be writable; the `-wal` and `-shm` "
+              "files live next to it.",
+       .field = [](Config& c) -> FieldPtr { return &c.queue.path; }},
+      {.name = "EDGELINE_QUEUE_MAX_BYTES", .group = G::kQueue, .type = T::kSize,
+       .default_text = "1GiB", .min = 64 * kKiB,
+       .doc = "Largest size of the queue on disk; when reached, `EDGELINE_QUEUE_FULL_POLICY` "
+              "applies.",
+       .field = [](Config& c) -> FieldPtr { return &c.queue.max_bytes; }},
+      {.name = "EDGELINE_QUEUE_MAX_AGE", .group = G::kQueue, .type = T::kDuration,
+       .default_text = "7d", .min = 0,
+       .doc = "Batches older than this are dropped (and counted per sink). 0 = no age limit.",
+       .field = [](Config& c) -> FieldPtr { return &c.queue.max_age_ns; }},
+      {.name = "EDGELINE_QUEUE_FULL_POLICY", .group = G::kQueue, .type = T::kEnum,
+       .default_text = "drop-oldest", .allowed = {"drop-oldest", "backpressure"},
+       .doc = "When the queue is full: drop the oldest batches (keeps the newest data), or stop "
+              "acknowledging MQTT messages so the broker holds them.",
+       .field = [](Config& c) -> FieldPtr { return &c.queue.full_policy; }},
+      {.name = "EDGELINE_QUEUE_SYNC", .group = G::kQueue, .type = T::kEnum, .default_text = "full",
+       .allowed = {"full", "normal"},
+       .doc = "SQLite synchronous mode: full survives power loss; normal survives process crashes "
+              "only, and is faster.",
+       .field = [](Config& c) -> FieldPtr { return &c.queue.sync; }},
+      {.name = "EDGELINE_QUEUE_COMMIT_INTERVAL", .group = G::kQueue, .type = T::kDuration,
+       .default_text = "0", .min = 0, .max = 10 * kSec,
+       .doc = "Extra wait for more messages before a group commit. 0 = commit as soon as the "
+              "writer is free; messages arriving during a commit still share the next one.",
+       .field = [](Config& c) -> FieldPtr { return &c.queue.commit_interval_ns; }},
+      {.name = "EDGELINE_QUEUE_COMMIT_MAX_MESSAGES", .group = G::kQueue, .type = T::kInt,
+       .default_text = "1000", .min = 1, .max = 100'000,
+       .doc = "Most messages in one group commit.",
+       .field = [](Config& c) -> FieldPtr { return &c.queue.commit_max_messages; }},
+      {.name = "EDGELINE_QUEUE_ZSTD_LEVEL", .group = G::kQueue, .type = T::kInt,
+       .default_text = "3", .min = 1, .max = 22,
+       .doc = "zstd level for stored batches: higher is smaller and slower.",
+       .field = [](Config& c) -> FieldPtr { return &c.queue.zstd_level; }},
+
+      // MQTT
+      {.name = "EDGELINE_MQTT_URL", .group = G::kMqtt, .type = T::kString,
+       .default_text = "tcp://127.0.0.1:1883", .min = 1,
+       .doc = "Broker URL: `tcp://` or `mqtt://` (plain), `ssl://` or `mqtts://` (TLS), `ws://` or "
+              "`wss://` (WebSocket).",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.url; }},
+      {.name = "EDGELINE_MQTT_CLIENT_ID", .group = G::kMqtt, .type = T::kString,
+       .default_text = "edgeline", .min = 1,
+       .doc = "MQTT client ID. Keep it stable: the broker keeps the persistent session under it.",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.client_id; }},
+      {.name = "EDGELINE_MQTT_USERNAME", .group = G::kMqtt, .type = T::kString,
+       .default_text = "", .doc = "Broker user name (optional).",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.username; }},
+      {.name = "EDGELINE_MQTT_PASSWORD", .group = G::kMqtt, .type = T::kString,
+       .default_text = "", .secret = true, .doc = "Broker password.",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.password; }},
+      {.name = "EDGELINE_MQTT_TOPICS", .group = G::kMqtt, .type = T::kList,
+       .default_text = "emergency_generator/+", .min = 1,
+       .doc = "Topic filters to subscribe to, comma-separated; wildcards `+` and `#` are allowed.",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.topics; }},
+      {.name = "EDGELINE_MQTT_QOS", .group = G::kMqtt, .type = T::kInt, .default_text = "1",
+       .min = 0, .max = 2,
+       .doc = "Subscription QoS. 1 or 2 gives at-least-once delivery into the queue.",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.qos; }},
+      {.name = "EDGELINE_MQTT_KEEPALIVE", .group = G::kMqtt, .type = T::kDuration,
+       .default_text = "30s", .min = 0, .max = 65535 * kSec,
+       .doc = "MQTT keep-alive interval. 0 disables keep-alive.",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.keepalive_ns; }},
+      {.name = "EDGELINE_MQTT_STATUS_TOPIC", .group = G::kMqtt, .type = T::kString,
+       .default_text = "",
+       .doc = "Topic for the agent's retained online/offline status. Empty = the default.",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.status_topic; },
+       .default_doc = "edgeline/<client_id>/status"},
+      {.name = "EDGELINE_MQTT_CONNECTIONS", .group = G::kMqtt, .type = T::kInt,
+       .default_text = "1", .min = 1, .max = 64,
+       .doc = "MQTT sessions this process opens; above 1 they share the subscriptions through "
+              "`$share/<group>/<filter>`. Paho C runs every session of a process on one receive "
+              "thread, so with ack-after-commit more sessions do not raise throughput (see "
+              "README, Delivery guarantee).",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.connections; }},
+      {.name = "EDGELINE_MQTT_SHARE_GROUP", .group = G::kMqtt, .type = T::kString,
+       .default_text = "edgeline", .min = 1,
+       .doc = "Shared-subscription group name used when `EDGELINE_MQTT_CONNECTIONS` > 1.",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.share_group; }},
+      {.name = "EDGELINE_MQTT_CA_FILE", .group = G::kMqtt, .type = T::kString,
+       .default_text = "", .doc = "CA bundle (PEM) to verify the broker's certificate.",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.ca_file; }},
+      {.name = "EDGELINE_MQTT_CERT_FILE", .group = G::kMqtt, .type = T::kString,
+       .default_text = "", .doc = "Client certificate (PEM) for mutual TLS.",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.cert_file; }},
+      {.name = "EDGELINE_MQTT_KEY_FILE", .group = G::kMqtt, .type = T::kString,
+       .default_text = "", .doc = "Client private key (PEM) for mutual TLS.",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.key_file; }},
+      {.name = "EDGELINE_MQTT_TLS_SKIP_VERIFY", .group = G::kMqtt, .type = T::kBool,
+       .default_text = "false", .doc = "Do not verify the broker's certificate (testing only).",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.tls_skip_verify; }},
+      {.name = "EDGELINE_MQTT_MAX_PAYLOAD", .group = G::kMqtt, .type = T::kSize,
+       .default_text = "1MiB", .min = 1, .max = 256 * kMiB,
+       .doc = "Largest message payload accepted.",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.max_payload_bytes; }},
+      {.name = "EDGELINE_MQTT_RECONNECT_MIN", .group = G::kMqtt, .type = T::kDuration,
+       .default_text = "1s", .min = kMs, .max = kHour,
+       .doc = "First reconnect delay; it grows up to `EDGELINE_MQTT_RECONNECT_MAX`.",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.reconnect_min_ns; }},
+      {.name = "EDGELINE_MQTT_RECONNECT_MAX", .group = G::kMqtt, .type = T::kDuration,
+       .default_text = "1m", .min = kMs, .max = 24 * kHour, .doc = "Longest reconnect delay.",
+       .field = [](Config& c) -> FieldPtr { return &c.mqtt.reconnect_max_ns; }},
+
+      // Mapping
+      {.name = "EDGELINE_MEASUREMENT", .group = G::kMapping, .type = T::kString,
+       .default_text = "genData", .min = 1, .doc = "Measurement name for points mapped from JSON.",
+       .field = [](Config& c) -> FieldPtr { return &c.mapping.measurement; }},
+      {.name = "EDGELINE_JSON_TAGS", .group = G::kMapping, .type = T::kList,
+       .default_text = "generatorID",
+       .doc = "JSON keys that become tags, comma-separated. Set it empty for no tags.",
+       .field = [](Config& c) -> FieldPtr { return &c.mapping.json_tags; }},
+      {.name = "EDGELINE_JSON_INTEGERS", .group = G::kMapping, .type = T::kList,
+       .default_text = "",
+       .doc = "JSON keys whose numbers are written as integers; other numbers are floats.",
+       .field = [](Config& c) -> FieldPtr { return &c.mapping.json_integers; }},
+      {.name = "EDGELINE_TOPIC_TAGS", .group = G::kMapping, .type = T::kString,
+       .default_text = "",
+       .doc = "Topic template whose `{name}` levels become tags, e.g. "
+              "`emergency_generator/{generatorID}`. Empty = no tags from the topic.",
+       .field = [](Config& c) -> FieldPtr { return &c.mapping.topic_tags; }},
+      {.name = "EDGELINE_JSON_TIME_KEY", .group = G::kMapping, .type = T::kString,
+       .default_text = "",
+       .doc = "JSON key holding the event time. Empty = receive time, assigned once and stored "
+              "so replays write identical points.",
+       .field = [](Config& c) -> FieldPtr { return &c.mapping.time_key; }},
+      {.name = "EDGELINE_JSON_TIME_FORMAT", .group = G::kMapping, .type = T::kEnum,
+       .default_text = "ns", .allowed = {"s", "ms", "us", "ns", "rfc3339"},
+       .doc = "Format of the time key: epoch seconds, milliseconds, microseconds, nanoseconds, "
+              "or an RFC 3339 string.",
+       .field = [](Config& c) -> FieldPtr { return &c.mapping.time_format; }},
+      {.name = "EDGELINE_MAX_STRING_FIELD", .group = G::kMapping, .type = T::kSize,
+       .default_text = "65535", .min = 1, .max = 64 * kKiB - 1,
+       .doc = "Longest string field value (InfluxDB's limit is 64KiB - 1).",
+       .field = [](Config& c) -> FieldPtr { return &c.mapping.max_string_field_bytes; }},
+
+      // InfluxDB
+      {.name = "EDGELINE_INFLUX_ENABLED", .group = G::kInflux, .type = T::kBool,
+       .default_text = "true", .doc = "Replicate the queue to InfluxDB.",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.enabled; }},
+      {.name = "EDGELINE_INFLUX_URL", .group = G::kInflux, .type = T::kString,
+       .default_text = "http://127.0.0.1:8086", .min = 1,
+       .doc = "InfluxDB base URL, `http://` or `https://`.",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.url; }},
+      {.name = "EDGELINE_INFLUX_API", .group = G::kInflux, .type = T::kEnum,
+       .default_text = "v2", .allowed = {"v1", "v2", "v3"},
+       .doc = "Write API: v1 needs `EDGELINE_INFLUX_DB`; v2 needs `EDGELINE_INFLUX_ORG`, "
+              "`EDGELINE_INFLUX_BUCKET` and `EDGELINE_INFLUX_TOKEN`; v3 needs "
+              "`EDGELINE_INFLUX_DB` and `EDGELINE_INFLUX_TOKEN`.",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.api; }},
+      {.name = "EDGELINE_INFLUX_TOKEN", .group = G::kInflux, .type = T::kString,
+       .default_text = "", .secret = true, .doc = "API token (v2, v3).",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.token; }},
+      {.name = "EDGELINE_INFLUX_ORG", .group = G::kInflux, .type = T::kString,
+       .default_text = "", .doc = "Organization (v2).",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.org; }},
+      {.name = "EDGELINE_INFLUX_BUCKET", .group = G::kInflux, .type = T::kString,
+       .default_text = "kafka", .doc = "Bucket for raw data (v2).",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.bucket; }},
+      {.name = "EDGELINE_INFLUX_DB", .group = G::kInflux, .type = T::kString,
+       .default_text = "kafka", .doc = "Database (v1, v3).",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.database; }},
+      {.name = "EDGELINE_INFLUX_RP", .group = G::kInflux, .type = T::kString,
+       .default_text = "", .doc = "Retention policy (v1). Empty = the database's default.",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.retention_policy; }},
+      {.name = "EDGELINE_INFLUX_USERNAME", .group = G::kInflux, .type = T::kString,
+       .default_text = "", .doc = "User name (v1, optional).",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.username; }},
+      {.name = "EDGELINE_INFLUX_PASSWORD", .group = G::kInflux, .type = T::kString,
+       .default_text = "", .secret = true, .doc = "Password (v1).",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.password; }},
+      {.name = "EDGELINE_INFLUX_BATCH_POINTS", .group = G::kInflux, .type = T::kInt,
+       .default_text = "5000", .min = 1, .max = 1'000'000, .doc = "Most points per write request.",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.batch_points; }},
+      {.name = "EDGELINE_INFLUX_GZIP", .group = G::kInflux, .type = T::kBool,
+       .default_text = "true", .doc = "Compress request bodies with gzip.",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.gzip; }},
+      {.name = "EDGELINE_INFLUX_TIMEOUT", .group = G::kInflux, .type = T::kDuration,
+       .default_text = "30s", .min = kMs, .max = kHour, .doc = "Timeout for a whole write request.",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.timeout_ns; }},
+      {.name = "EDGELINE_INFLUX_CONNECT_TIMEOUT", .group = G::kInflux, .type = T::kDuration,
+       .default_text = "5s", .min = kMs, .max = kHour,
+       .doc = "Timeout for establishing a connection.",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.connect_timeout_ns; }},
+      {.name = "EDGELINE_INFLUX_TLS_SKIP_VERIFY", .group = G::kInflux, .type = T::kBool,
+       .default_text = "false", .doc = "Do not verify the server's certificate (testing only).",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.tls_skip_verify; }},
+      {.name = "EDGELINE_INFLUX_CA_FILE", .group = G::kInflux, .type = T::kString,
+       .default_text = "", .doc = "CA bundle (PEM) to verify the server's certificate.",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.ca_file; }},
+      {.name = "EDGELINE_RETRY_MIN", .group = G::kInflux, .type = T::kDuration,
+       .default_text = "1s", .min = kMs, .max = kHour,
+       .doc = "First retry delay after a failed write; it grows exponentially, with jitter, up to "
+              "EDGELINE_RETRY_MAX.",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.retry_min_ns; }},
+      {.name = "EDGELINE_RETRY_MAX", .group = G::kInflux, .type = T::kDuration,
+       .default_text = "5m", .min = kMs, .max = 24 * kHour, .doc = "Longest retry delay.",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.retry_max_ns; }},
+
+      // General
+      {.name = "EDGELINE_LOG_LEVEL", .group = G::kGeneral, .type = T::kEnum,
+       .default_text = "info", .allowed = {"debug", "info", "warn", "error"},
+       .doc = "Least severe log level written to stderr.",
+       .field = [](Config& c) -> FieldPtr { return &c.log_level; }},
+  };
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' ||
+                        s.front() == '\n')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
+                        s.back() == '\n')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// Quotes a non-secret value for an error message, cut short so a pasted blob stays readable.
+std::string Got(std::string_view text) {
+  constexpr size_t kMaxShown = 40;
+  std::string out = " (got \"";
+  out += text.substr(0, kMaxShown);
+  if (text.size() > kMaxShown) out += "...";
+  out += "\")";
+  return out;
+}
+
+std::string ShowBound(const Variable& var, int64_t v) {
+  if (var.type == VarType::kDuration) return FormatDuration(v);
+  if (var.type == VarType::kSize) return FormatSize(v);
+  return std::to_string(v);
+}
+
+bool CheckBounds(const Variable& var, int64_t v, std::string_view text, std::string* error) {
+  if (v >= var.min && v <= var.max) return true;
+  constexpr int64_t kNoMax = std::numeric_limits<int64_t>::max();
+  if (var.max == kNoMax) {
+    *error = "must be at least " + ShowBound(var, var.min);
+  } else {
+    *error = "must be between " + ShowBound(var, var.min) + " and " + ShowBound(var, var.max);
+  }
+  *error += Got(text);
+  return false;
+}
+
+template <typename>
+inline constexpr bool kAlwaysFalse = false;
+
+}  // namespace
+
+const std::vector<Variable>& Variables() {
+  static const std::vector<Variable> kTable = BuildTable();
+  return kTable;
+}
+
+const Variable* FindVariable(std::string_view name) {
+  for (const Variable& v : Variables()) {
+    if (v.name == name) return &v;
+  }
+  return nullptr;
+}
+
+std::string_view GroupTitle(Group group) {
+  switch (group) {
+    case Group::kQueue: return "Queue";
+    case Group::kMqtt: return "MQTT";
+    case Group::kMapping: return "Mapping";
+    case Group::kInflux: return "InfluxDB";
+    case Group::kGeneral: return "General";
+  }
+  return "?";
+}
+
+bool ParseValue(const Variable& var, std::string_view text, ParsedValue* out, std::string* error) {
+  switch (var.type) {
+    case VarType::kString:
+      // Free text (and secrets) is taken verbatim: a password may well start with a space.
+      if (var.min >= 1 && text.empty()) {
+        *error = "must not be empty";
+        return false;
+      }
+      out->text = std::string(text);
+      return true;
+    case VarType::kList: {
+      out->list.clear();
+      size_t start = 0;
+      while (start <= text.size()) {
+        size_t comma = text.find(',', start);
+        if (comma == std::string_view::npos) comma = text.size();
+        std::string_view item = Trim(text.substr(start, comma - start));
+        if (!item.empty()) out->list.emplace_back(item);
+        start = comma + 1;
+      }
+      if (var.min >= 1 && out->list.empty()) {
+        *error = "needs at least one comma-separated entry";
+        return false;
+      }
+      return true;
+    }
+    case VarType::kBool: {
+      std::string_view t = Trim(text);
+      for (std::string_view yes : {"true", "1", "yes", "on"}) {
+        if (EqualsIgnoreCase(t, yes)) {
+          out->flag = true;
+          return true;
+        }
+      }
+      for (std::string_view no : {"false", "0", "no", "off"}) {
+        if (EqualsIgnoreCase(t, no)) {
+          out->flag = false;
+          return true;
+        }
+      }
+      *error = "expected true/false, 1/0, yes/no or on/off" + Got(text);
+      return false;
+    }
+    case VarType::kInt: {
+      std::string_view t = Trim(text);
+      int64_t v = 0;
+      auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+      if (t.empty() || ec != std::errc() || end != t.data() + t.size()) {
+        *error = "expected an integer" + Got(text);
+        return false;
+      }
+      if (!CheckBounds(var, v, text, error)) return false;
+      out->number = v;
+      return true;
+    }
+    case VarType::kDuration:
+    case VarType::kSize: {
+      bool duration = var.type == VarType::kDuration;
+      Result<int64_t> r = duration ? ParseDurationNs(Trim(text)) : ParseSizeBytes(Trim(text));
+      if (!r.ok()) {
+        *error = r.status().message();
+        return false;
+      }
+      if (!CheckBounds(var, *r, text, error)) return false;
+      out->number = *r;
+      return true;
+    }
+    case VarType::kEnum: {
+      std::string_view t = Trim(text);
+      for (size_t i = 0; i < var.allowed.size(); ++i) {
+        if (EqualsIgnoreCase(t, var.allowed[i])) {
+          out->number = static_cast<int64_t>(i);
+          out->text = std::string(var.allowed[i]);
+          return true;
+        }
+      }
+      *error = "expected one of ";
+      for (size_t i = 0; i < var.allowed.size(); ++i) {
+        if (i > 0) *error += i + 1 == var.allowed.size() ? " or " : ", ";
+        *error += var.allowed[i];
+      }
+      *error += Got(text);
+      return false;
+    }
+  }
+  *error = "unsupported type";
+  return false;
+}
+
+void Assign(const Variable& var, const ParsedValue& value, Config* config) {
+  std::visit(
+      [&](auto* p) {
+        using F = std::remove_pointer_t<decltype(p)>;
+        if constexpr (std::is_same_v<F, std::string>) {
+          *p = value.text;
+        } else if constexpr (std::is_same_v<F, bool>) {
+          *p = value.flag;
+        } else if constexpr (std::is_integral_v<F>) {
+          *p = static_cast<F>(value.number);  // bounds in the table keep ints in range
+        } else if constexpr (std::is_enum_v<F>) {
+          *p = static_cast<F>(value.number);
+        } else if constexpr (std::is_same_v<F, std::vector<std::string>>) {
+          *p = value.list;
+        } else {
+          static_assert(kAlwaysFalse<F>, "unhandled field type");
+        }
+      },
+      var.field(*config));
+}
+
+std::string Show(const Variable& var, Config& config) {
+  return std::visit(
+      [&](auto* p) -> std::string {
+        using F = std::remove_pointer_t<decltype(p)>;
+        if constexpr (std::is_same_v<F, std::string>) {
+          return *p;
+        } else if constexpr (std::is_same_v<F, bool>) {
+          return *p ? "true" : "false";
+        } else if constexpr (std::is_integral_v<F>) {
+          if (var.type == VarType::kDuration) return FormatDuration(*p);
+          if (var.type == VarType::kSize) return FormatSize(*p);
+          return std::to_string(*p);
+        } else if constexpr (std::is_enum_v<F>) {
+          auto index = static_cast<size_t>(*p);
+          if (index < var.allowed.size()) return std::string(var.allowed[index]);
+          return std::to_string(index);
+        } else if constexpr (std::is_same_v<F, std::vector<std::string>>) {
+          std::string out;
+          for (const std::string& item : *p) {
+            if (!out.empty()) out += ',';
+            out += item;
+          }
+          return out;
+        } else {
+          static_assert(kAlwaysFalse<F>, "unhandled field type");
+        }
+      },
+      var.field(config));
+}
+
+std::string FormatDuration(int64_t ns) {
+  if (ns == 0) return "0";
+  static constexpr std::pair<int64_t, std::string_view> kUnits[] = {
+      {24 * kHour, "d"}, {kHour, "h"}, {kMin, "m"},   {kSec, "s"},
+      {kMs, "ms"},       {1'000, "us"}, {kNs, "ns"}};
+  for (auto [unit, suffix] : kUnits) {
+    if (ns % unit == 0) return std::to_string(ns / unit) + std::string(suffix);
+  }
+  return std::to_string(ns) + "ns";
+}
+
+std::string FormatSize(int64_t bytes) {
+  if (bytes == 0) return "0";
+  static constexpr std::pair<int64_t, std::string_view> kUnits[] = {
+      {kKiB * kKiB * kKiB * kKiB, "TiB"}, {kKiB * kKiB * kKiB, "GiB"}, {kMiB, "MiB"},
+      {kKiB, "KiB"}};
+  for (auto [unit, suffix] : kUnits) {
+    if (bytes % unit == 0) return std::to_string(bytes / unit) + std::string(suffix);
+  }
+  return std::to_string(bytes);
+}
+
+}  // namespace edgeline::config_internal

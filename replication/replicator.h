@@ -1,0 +1,77 @@
+// Replicator: one sink that drains one queue stream into InfluxDB. It owns its cursor in the
+// queue (consumer `name`), its backoff state and its wait loop; it borrows the queue, writer and
+// clock (they must outlive it). Step() and Run() belong to one thread; Notify() may be called
+// from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <stop_token>
+#include <string>
+
+#include "common/clock.h"
+#include "replication/backoff.h"
+#include "replication/influx_writer.h"
+#include "storage/queue.h"
+
+namespace edgeline {
+
+struct ReplicatorOptions {
+  int64_t batch_points = 5000;           // points per Read (and per first write request)
+  int64_t retry_min_ns = 1'000'000'000;  // backoff base
+  int64_t retry_max_ns = 300'000'000'000;  // backoff cap; also caps a server's Retry-After
+  int64_t idle_ns = 1'000'000'000;       // wait when nothing is pending (Notify wakes earlier)
+  int64_t slow_retry_ns = 60'000'000'000;  // minimum wait after 401/403/404 (config problem)
+  std::function<double()> random;        // backoff jitter in [0, 1); empty = random_device seed
+};
+
+class Replicator {
+ public:
+  Replicator(std::string name, std::string stream, Queue* queue, InfluxWriter* writer,
+             const Clock* clock, ReplicatorOptions options = {});
+
+  // Registers the consumer with the queue. Step() does it on first use too; calling Start()
+  // first lets the caller fail early.
+  Status Start();
+
+  // One unit of work: read pending batches, write them, acknowledge or record the failure.
+  // Returns the ns to wait before the next Step (0 = run again now). Never sleeps; a failure
+  // never returns 0.
+  int64_t Step();
+
+  // Calls Step until `stop`, waiting for the returned delay. An idle wait ends early on
+  // Notify(); a retry wait after a failure does not (new data must not defeat the backoff).
+  void Run(std::stop_token stop);
+
+  // New data was committed to the stream (called by ingest after each commit).
+  void Notify();
+
+  // For tests and logs. REQUIRES: called from the Step thread.
+  const std::string& name() const { return name_; }
+  const std::string& state() const { return state_; }
+  int consecutive_failures() const { return consecutive_failures_; }
+
+ private:
+  int64_t Fail(const std::string& state, int code, const std::string& error, int64_t delay_ns);
+  void SetState(const std::string& state, const std::string& detail);
+
+  std::string name_;
+  std::string stream_;
+  Queue* queue_;
+  InfluxWriter* writer_;
+  const Clock* clock_;
+  ReplicatorOptions options_;
+  Backoff backoff_;
+
+  bool registered_ = false;
+  std::string state_ = "starting";
+  int consecutive_failures_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  bool notified_ = false;  // guarded by mu_
+};
+
+}  // namespace edgeline

@@ -1,0 +1,4 @@
+# Real servers (mosquitto, influxd) and the edgeline binary; see tests/support/harness.h.
+edgeline_add_test(NAME spine_integration_test LABEL integration TIMEOUT 400
+  SOURCES integration/spine_test.cc LIBS edgeline_test_support edgeline_agent edgeline_common edgeline_storage)
+add_dependencies(spine_integration_test edgeline)

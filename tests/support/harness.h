@@ -1,0 +1,115 @@
+// Test harness for integration and crash tests: starts REAL servers (mosquitto, influxd 1.6)
+// and the edgeline binary as child processes on free loopback ports, each in its own temp
+// directory, waits for readiness by polling (never a fixed sleep), and kills them in the
+// destructor. Also a Paho-based publisher/subscriber and an InfluxQL query helper.
+// Not thread-safe: one test thread owns each object.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace edgeline::testing {
+
+int FreePort();
+std::string MakeTempDir(const std::string& prefix);
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
+             std::chrono::milliseconds poll = std::chrono::milliseconds(50));
+
+// A child process with its own environment; stdout+stderr go to `log_path`.
+class Process {
+ public:
+  Process(std::vector<std::string> argv, std::map<std::string, std::string> env, std::string log_path);
+  ~Process();  // SIGKILL if still running
+  pid_t pid() const { return pid_; }
+  bool running();
+  int Terminate(std::chrono::milliseconds grace = std::chrono::milliseconds(10000));  // SIGTERM, then SIGKILL
+  void Kill();  // SIGKILL and reap
+  int exit_code() const { return exit_code_; }
+  std::string Log() const;
+
+ private:
+  pid_t pid_ = -1;
+  int exit_code_ = -1;
+  std::string log_path_;
+};
+
+class Mosquitto {
+ public:
+  Mosquitto();
+  std::string url() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+
+ private:
+  std::string dir_;
+  int port_;
+  std::unique_ptr<Process> process_;
+};
+
+class Influxd {
+ public:
+  Influxd();
+  void Stop();   // SIGTERM (data kept)
+  void Start();  // same dirs, same port
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(http_port_); }
+  // Runs an InfluxQL statement (POST /query); returns the parsed JSON body.
+  nlohmann::json Query(const std::string& q, const std::string& db = "") const;
+  // First value of the first series of a single-value query, or -1 when there is none.
+  int64_t QueryCount(const std::string& q, const std::string& db) const;
+
+ private:
+  std::string dir_;
+  int http_port_;
+  int rpc_port_;
+  std::unique_ptr<Process> process_;
+};
+
+// Paho client for tests: publishes at QoS 1 and waits for every PUBACK.
+class Publisher {
+ public:
+  Publisher(const std::string& url, const std::string& client_id);
+  ~Publisher();
+  // Publishes all, pipelined; returns once the broker acknowledged each one.
+  void PublishAll(const std::vector<std::pair<std::string, std::string>>& messages, int qos = 1);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Records the last payload seen per topic (retained messages included).
+class Subscriber {
+ public:
+  Subscriber(const std::string& url, const std::string& client_id, const std::string& filter);
+  ~Subscriber();
+  std::string Last(const std::string& topic) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Runs a command to completion (stdout+stderr together); returns {exit code, output}.
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;
+};
+CommandResult RunCommand(std::vector<std::string> argv, std::map<std::string, std::string> env,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// Environment for an agent using these servers, v1 API, fast retries, a temp queue file.
+std::map<std::string, std::string> AgentEnv(const Mosquitto& mqtt, const Influxd& influx,
+                                            const std::string& queue_path, const std::string& database);
+
+// Reads a fixture file under tests/fixtures.
+std::vector<std::string> ReadFixtureLines(const std::string& name);
+
+}  // namespace edgeline::testing

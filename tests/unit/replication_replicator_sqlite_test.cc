@@ -1,0 +1,137 @@
+// Replicator against the real SQLite queue (storage/sqlite_queue.cc) and a scripted transport:
+// the cursor, sink status and dead letters a sink leaves behind are what `edgeline status` reads.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <string>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "replication/influx_writer.h"
+#include "replication/replicator.h"
+#include "storage/queue.h"
+
+namespace edgeline {
+namespace {
+
+class StatusScriptTransport final : public HttpTransport {
+ public:
+  Result<HttpResponse> Send(const HttpRequest& request) override {
+    ++requests;
+    HttpResponse r;
+    r.status = 204;
+    if (!bad_line.empty() && request.body.find(bad_line + "\n") != std::string::npos) {
+      r.status = 400;
+      r.body = R"({"error":"partial write: field type conflict dropped=1"})";
+    }
+    if (!script.empty()) {
+      r.status = script.front();
+      script.pop_front();
+    }
+    return r;
+  }
+  std::string bad_line;
+  std::deque<int> script;
+  int requests = 0;
+};
+
+class ReplicatorSqliteTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("edgeline_repl_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    QueueOpenOptions options;
+    options.config.path = (dir_ / "queue.db").string();
+    options.clock = &clock_;
+    auto queue = OpenSqliteQueue(options);
+    ASSERT_TRUE(queue.ok()) << queue.status().ToString();
+    queue_ = std::move(queue).value();
+    config_.api = InfluxApi::kV1;
+    config_.database = "kafka";
+    config_.gzip = false;  // the fake server looks for the bad line in the body
+    writer_ = std::make_unique<InfluxWriter>(config_, &transport_, &clock_);
+    ReplicatorOptions ro;
+    ro.random = Backoff::SeededRandom(3);
+    replicator_ = std::make_unique<Replicator>("influx", std::string(kRawStream), queue_.get(),
+                                               writer_.get(), &clock_, ro);
+    ASSERT_TRUE(replicator_->Start().ok());
+  }
+  void TearDown() override {
+    replicator_.reset();
+    queue_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  SinkStatus Status() {
+    auto statuses = queue_->SinkStatuses();
+    EXPECT_TRUE(statuses.ok());
+    for (const SinkStatus& s : *statuses) {
+      if (s.sink == "influx") return s;
+    }
+    ADD_FAILURE() << "no sink status";
+    return {};
+  }
+  void Append(std::vector<std::string> lines) {
+    BatchInput in;
+    in.lines = std::move(lines);
+    in.min_ts_ns = 1;
+    in.max_ts_ns = 2;
+    ASSERT_TRUE(queue_->Append({in}, {}).ok());
+  }
+
+  std::filesystem::path dir_;
+  FakeClock clock_;
+  InfluxConfig config_;
+  StatusScriptTransport transport_;
+  std::unique_ptr<Queue> queue_;
+  std::unique_ptr<InfluxWriter> writer_;
+  std::unique_ptr<Replicator> replicator_;
+};
+
+TEST_F(ReplicatorSqliteTest, DrainsAndDeadLettersRejectedLine) {
+  transport_.bad_line = "m v=\"s\" 3";
+  Append({"m v=1 1", "m v=2 2"});
+  Append({transport_.bad_line, "m v=4 4"});
+  EXPECT_EQ(replicator_->Step(), 0);
+  EXPECT_EQ(replicator_->Step(), 1'000'000'000);  // idle
+  SinkStatus s = Status();
+  EXPECT_EQ(s.cursor_seq, 2);
+  EXPECT_EQ(s.state, "ok");
+  EXPECT_EQ(s.sent_points, 3);
+  EXPECT_EQ(s.pending_points, 0);
+  auto dead = queue_->DeadLetters("influx", 10);
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_EQ((*dead)[0].payload, transport_.bad_line);
+  EXPECT_EQ((*dead)[0].reason, "partial write: field type conflict dropped=1");
+}
+
+TEST_F(ReplicatorSqliteTest, OfflineKeepsDataAndRecordsAttempt) {
+  Append({"m v=1 1"});
+  transport_.script = {503, 500};
+  EXPECT_GT(replicator_->Step(), 0);
+  const int64_t delay = replicator_->Step();
+  EXPECT_GT(delay, 0);
+  SinkStatus s = Status();
+  EXPECT_EQ(s.cursor_seq, 0);
+  EXPECT_EQ(s.state, "offline");
+  EXPECT_EQ(s.last_code, 500);
+  EXPECT_EQ(s.consecutive_failures, 2);
+  EXPECT_EQ(s.next_retry_ns, clock_.WallNowNs() + delay);
+  EXPECT_EQ(s.pending_points, 1);
+  clock_.AdvanceNs(delay);
+  EXPECT_EQ(replicator_->Step(), 0);
+  s = Status();
+  EXPECT_EQ(s.cursor_seq, 1);
+  EXPECT_EQ(s.state, "ok");
+  EXPECT_EQ(s.consecutive_failures, 0);
+  EXPECT_EQ(s.sent_points, 1);
+  EXPECT_EQ(s.last_success_ns, clock_.WallNowNs());
+}
+
+}  // namespace
+}  // namespace edgeline
