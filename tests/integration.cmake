@@ -2,3 +2,7 @@
 edgeline_add_test(NAME spine_integration_test LABEL integration TIMEOUT 400
   SOURCES integration/spine_test.cc LIBS edgeline_test_support edgeline_agent edgeline_common edgeline_storage)
 add_dependencies(spine_integration_test edgeline)
+
+edgeline_add_test(NAME sigkill_crash_test LABEL crash TIMEOUT 400
+  SOURCES crash/sigkill_test.cc LIBS edgeline_test_support edgeline_common edgeline_storage)
+add_dependencies(sigkill_crash_test edgeline)

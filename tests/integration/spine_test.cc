@@ -200,9 +200,15 @@ TEST_F(SpineTest, FixtureTraceArrivesInInfluxdWithTheExpectedPoints) {
     auto s = Sinks();
     return !s.empty() && s[0].pending_points == 0;
   }, 10s));
-  auto status = Status();
+  // The agent records its counters once a second: wait for the record covering the trace.
+  testing::CommandResult status;
+  nlohmann::json report;
+  ASSERT_TRUE(WaitFor([&] {
+    status = Status();
+    report = nlohmann::json::parse(status.output, nullptr, false);
+    return !report.is_discarded() && report["agent"]["messages"] == 399;
+  }, 10s)) << status.output;
   ASSERT_EQ(status.exit_code, 0) << status.output;
-  auto report = nlohmann::json::parse(status.output);
   EXPECT_TRUE(report["agent"]["running"].get<bool>());
   EXPECT_TRUE(report["agent"]["mqtt_connected"].get<bool>());
   EXPECT_GT(report["agent"]["last_message_ns"].get<int64_t>(), start_ns);
