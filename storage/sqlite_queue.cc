@@ -170,11 +170,11 @@ Result<std::vector<std::string>> SplitLines(std::string_view body) {
   return lines;
 }
 
-Result<std::string> Decompress(std::string_view codec, std::string_view body, int64_t raw_bytes) {
+Result<std::string> Decompress(ZSTD_DCtx* dctx, std::string_view codec, std::string_view body, int64_t raw_bytes) {
   if (codec == "none") return std::string(body);
   if (codec != "zstd") return Status::Corruption("unknown codec " + std::string(codec));
   std::string out(static_cast<size_t>(raw_bytes), '\0');
-  size_t n = ZSTD_decompress(out.data(), out.size(), body.data(), body.size());
+  size_t n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), body.data(), body.size());
   if (ZSTD_isError(n) || static_cast<int64_t>(n) != raw_bytes) {
     return Status::Corruption("zstd batch body does not decompress");
   }
@@ -187,7 +187,12 @@ class SqliteQueue final : public Queue {
       : db_(db), options_(std::move(options)), recovered_from_(std::move(recovered_from)) {
     clock_ = options_.clock ? options_.clock : &SystemClock::Instance();
   }
-  ~SqliteQueue() override { sqlite3_close_v2(db_); }
+  ~SqliteQueue() override {
+    insert_batch_.reset();  // finalize before closing the connection
+    ZSTD_freeCCtx(cctx_);
+    ZSTD_freeDCtx(dctx_);
+    sqlite3_close_v2(db_);
+  }
 
   Status Init() {
     if (options_.read_only) return Status::Ok();
@@ -216,7 +221,7 @@ class SqliteQueue final : public Queue {
       std::string raw = JoinLines(batches[i].lines);
       encoded[i].raw_bytes = static_cast<int64_t>(raw.size());
       std::string z(ZSTD_compressBound(raw.size()), '\0');
-      size_t n = ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), options_.config.zstd_level);
+      size_t n = ZSTD_compressCCtx(cctx_, z.data(), z.size(), raw.data(), raw.size(), options_.config.zstd_level);
       if (!ZSTD_isError(n) && n < raw.size()) {
         z.resize(n);
         encoded[i].body = std::move(z);
@@ -231,8 +236,9 @@ class SqliteQueue final : public Queue {
     std::vector<int64_t> seqs(batches.size(), 0);
     RETURN_IF_ERROR(Begin());
     Status st = [&]() -> Status {
+      // Max age is enforced by EnforceLimits (the agent calls it every few seconds), not here:
+      // this is the per-message hot path.
       const int64_t now = clock_->WallNowNs();
-      RETURN_IF_ERROR(DropExpiredLocked(now));
       if (total_bytes_ + incoming > options_.config.max_bytes) {
         if (options_.config.full_policy == QueueFullPolicy::kBackpressure) {
           return Status::ResourceExhausted("queue full (" + std::to_string(total_bytes_) + " of " +
@@ -240,10 +246,13 @@ class SqliteQueue final : public Queue {
         }
         RETURN_IF_ERROR(DropOldestLocked(total_bytes_ + incoming - options_.config.max_bytes));
       }
-      Stmt ins(db_,
-               "INSERT INTO batch(stream, created_ns, min_ts, max_ts, points, raw_bytes, codec, body)"
-               " VALUES(?,?,?,?,?,?,?,?)");
-      RETURN_IF_ERROR(ins.prepared());
+      if (!insert_batch_) {
+        insert_batch_ = std::make_unique<Stmt>(
+            db_, "INSERT INTO batch(stream, created_ns, min_ts, max_ts, points, raw_bytes, codec, body)"
+                 " VALUES(?,?,?,?,?,?,?,?)");
+      }
+      RETURN_IF_ERROR(insert_batch_->prepared());
+      Stmt& ins = *insert_batch_;
       for (size_t i = 0; i < batches.size(); ++i) {
         if (batches[i].lines.empty()) continue;
         ins.Reset();
@@ -307,7 +316,7 @@ class SqliteQueue final : public Queue {
       b.created_ns = q.Int(2);
       b.min_ts_ns = q.Int(3);
       b.max_ts_ns = q.Int(4);
-      ASSIGN_OR_RETURN(std::string raw, Decompress(q.Text(7), q.Text(8), q.Int(6)));
+      ASSIGN_OR_RETURN(std::string raw, Decompress(dctx_, q.Text(7), q.Text(8), q.Int(6)));
       ASSIGN_OR_RETURN(b.lines, SplitLines(raw));
       points += n;
       out.push_back(std::move(b));
@@ -655,9 +664,11 @@ class SqliteQueue final : public Queue {
 
   Status DropExpiredLocked(int64_t now) {
     if (options_.config.max_age_ns <= 0) return Status::Ok();
-    Stmt q(db_, "SELECT seq, stream, points, length(body) FROM batch WHERE created_ns < ? ORDER BY seq");
+    // Batches are appended in time order, so walk by seq and stop at the first young one
+    // (created_ns has no index; a wall-clock step back only delays a drop).
+    Stmt q(db_, "SELECT seq, stream, points, length(body), created_ns FROM batch ORDER BY seq");
     RETURN_IF_ERROR(q.prepared());
-    q.Bind(1, now - options_.config.max_age_ns);
+    const int64_t cutoff = now - options_.config.max_age_ns;
     struct Row {
       int64_t seq;
       std::string stream;
@@ -665,7 +676,7 @@ class SqliteQueue final : public Queue {
     };
     std::vector<Row> rows;
     Status st;
-    while (q.Step(&st)) rows.push_back({q.Int(0), q.Text(1), q.Int(2), q.Int(3)});
+    while (q.Step(&st) && q.Int(4) < cutoff) rows.push_back({q.Int(0), q.Text(1), q.Int(2), q.Int(3)});
     RETURN_IF_ERROR(st);
     for (const auto& r : rows) RETURN_IF_ERROR(DropBatchLocked(r.seq, r.stream, r.points, r.bytes));
     return Status::Ok();
@@ -679,6 +690,10 @@ class SqliteQueue final : public Queue {
   std::map<std::string, std::string> consumers_;  // sink -> stream, registered this run
   int64_t total_bytes_ = 0;
   int64_t dropped_total_in_call_ = 0;
+  // Reused across calls: creating a zstd context per batch costs more than compressing one line.
+  ZSTD_CCtx* cctx_ = ZSTD_createCCtx();
+  ZSTD_DCtx* dctx_ = ZSTD_createDCtx();
+  std::unique_ptr<Stmt> insert_batch_;  // the hot statement, prepared once
 };
 
 Status CheckDb(sqlite3* db) {
