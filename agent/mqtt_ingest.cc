@@ -92,8 +92,10 @@ void MqttIngest::Start() {
           // thread until shutdown instead; the broker redelivers it to the next session.
           LOG_ERROR("mqtt") << "message on " << topic << " not stored (" << st.ToString()
                             << "); holding it unacknowledged until shutdown";
+          // Return only once every session is disconnected, so the PUBACK Paho sends on return
+          // has no connection to go out on; the broker redelivers the message later.
           std::unique_lock lock(mu_);
-          cv_.wait(lock, [this] { return stopping_.load(); });
+          cv_.wait(lock, [this] { return disconnected_; });
         }
       });
       client->set_connected_handler([this, i](const std::string&) { OnConnected(i); });
@@ -173,6 +175,11 @@ void MqttIngest::Stop() {
     }
   }
   connected_ = 0;
+  {
+    std::lock_guard lock(mu_);
+    disconnected_ = true;
+  }
+  cv_.notify_all();
 }
 
 }  // namespace edgeline

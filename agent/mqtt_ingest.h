@@ -63,6 +63,7 @@ class MqttIngest {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::string last_error_;
+  bool disconnected_ = false;  // set by Stop() after every session is closed
   std::thread connect_thread_;
 };
 
