@@ -108,6 +108,7 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
       {"committed_points", ToInt(state, "committed_points")},
   };
   if (!running) problems.push_back("agent is not running");
+  else if (sessions <= 0) problems.push_back("MQTT: no session (the client could not be created)");
   else if (connected < sessions) problems.push_back("MQTT: " + std::to_string(sessions - connected) + " of " +
                                                    std::to_string(sessions) + " sessions disconnected");
 
