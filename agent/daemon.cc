@@ -1,10 +1,15 @@
 #include "agent/daemon.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <memory>
 #include <stop_token>
 #include <thread>
@@ -24,6 +29,7 @@ namespace {
 
 constexpr int64_t kHeartbeatNs = 1'000'000'000;
 constexpr int64_t kLimitsEveryNs = 10'000'000'000;
+constexpr int64_t kShutdownDeadlineNs = 15'000'000'000;
 
 GroupCommitterOptions CommitterOptions(const Config& config) {
   GroupCommitterOptions o;
@@ -81,6 +87,8 @@ void WriteAgentState(Queue* queue, const Clock* clock, const GroupCommitter& com
       {"commits", std::to_string(c.commits.load())},
       {"ingest_rejected", std::to_string(c.rejected.load())},
       {"ingest_partial", std::to_string(c.partial.load())},
+      {"commit_failures", std::to_string(c.commit_failures.load())},
+      {"commit_failing", c.commit_failing.load() ? "1" : "0"},
   };
   Status st = queue->SetAgentState(kv);
   if (!st.ok()) LOG_WARN("agent") << "cannot record agent state: " << st.ToString();
@@ -106,6 +114,15 @@ int RunDaemon(const Config& config) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
   }
+  // One agent per queue file: a second one would ingest the same stream twice and race the
+  // cursors. The lock dies with the process, so a SIGKILLed agent does not block its restart.
+  const std::string lock_path = config.queue.path + ".lock";
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    LOG_ERROR("agent") << "another edgeline is already running on " << config.queue.path
+                       << " (cannot lock " << lock_path << ")";
+    return 1;
+  }
   QueueOpenOptions qopts;
   qopts.config = config.queue;
   auto opened = OpenSqliteQueue(qopts);
@@ -125,7 +142,9 @@ int RunDaemon(const Config& config) {
 
   Mapper mapper(config.mapping);
   GroupCommitter committer(queue.get(), &mapper, clock, CommitterOptions(config));
-  committer.SetProducerCount(std::max(1, config.mqtt.connections));
+  // Paho runs every MQTT session of the process on one receive thread, so at most one MQTT
+  // message waits for a commit at a time, whatever the number of sessions.
+  committer.SetProducerCount(1);
 
   std::unique_ptr<InfluxSink> influx;
   if (config.influx.enabled) {
@@ -169,6 +188,23 @@ int RunDaemon(const Config& config) {
   sigwait(&signals, &sig);
   LOG_INFO("agent") << "signal " << sig << ": shutting down";
 
+  // A message callback blocked on a commit that cannot happen (disk full, queue full under
+  // backpressure) holds Paho's global lock, and a graceful MQTT stop would wait for it forever.
+  // Past the deadline we end the process the way a crash would: committed data is safe in the
+  // WAL and unacknowledged messages stay with the broker.
+  std::jthread shutdown_deadline([](std::stop_token stop) {
+    std::mutex m;
+    std::condition_variable_any cv;
+    std::unique_lock lock(m);
+    if (!cv.wait_for(lock, stop, std::chrono::nanoseconds(kShutdownDeadlineNs), [] { return false; })) {
+      if (!stop.stop_requested()) {
+        LOG_ERROR("agent") << "shutdown did not finish within "
+                           << kShutdownDeadlineNs / 1'000'000'000 << "s (a commit is blocked); exiting now";
+        std::_Exit(1);
+      }
+    }
+  });
+
   // MQTT first: callbacks blocked in Submit complete while the committer still runs, so every
   // acknowledged message is committed and nothing uncommitted is acknowledged.
   mqtt.Stop();
@@ -181,6 +217,7 @@ int RunDaemon(const Config& config) {
     influx->thread.join();
   }
   WriteAgentState(queue.get(), clock, committer, mqtt, false);
+  shutdown_deadline.request_stop();
   LOG_INFO("agent") << "stopped";
   return 0;
 }

@@ -6,6 +6,9 @@
 #include "common/log.h"
 
 namespace edgeline {
+namespace {
+constexpr int64_t kFailureLogEveryNs = 30'000'000'000;
+}  // namespace
 
 GroupCommitter::GroupCommitter(Queue* queue, const Mapper* mapper, const Clock* clock,
                                GroupCommitterOptions options)
@@ -78,7 +81,13 @@ void GroupCommitter::WriterLoop() {
       // Nothing was written: put the group back in front and retry after a pause. The
       // producers stay blocked, so the broker keeps (and will redeliver) these messages.
       for (auto it = group.rbegin(); it != group.rend(); ++it) pending_.push_front(std::move(*it));
-      LOG_WARN("ingest") << "commit failed, will retry: " << st.ToString();
+      // Once per failure streak, then every 30 s: the retry loop runs every retry_delay.
+      const int64_t now = clock_->SteadyNowNs();
+      if (!counters_.commit_failing.exchange(true) || now - last_failure_log_ns_ >= kFailureLogEveryNs) {
+        last_failure_log_ns_ = now;
+        LOG_WARN("ingest") << "commit failed, holding " << group.size()
+                           << " message(s) unacknowledged and retrying: " << st.ToString();
+      }
       if (stopping_) {
         // Shutting down with the disk refusing: these messages are NOT acknowledged.
         for (auto& item : pending_) {
@@ -92,6 +101,7 @@ void GroupCommitter::WriterLoop() {
       work_cv_.wait_for(lock, std::chrono::nanoseconds(options_.retry_delay_ns), [&] { return stopping_; });
       continue;
     }
+    if (counters_.commit_failing.exchange(false)) LOG_INFO("ingest") << "commits succeed again";
     for (auto& item : group) {
       item->done = true;
       item->result = Status::Ok();

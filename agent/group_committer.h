@@ -38,6 +38,7 @@ struct IngestCounters {
   std::atomic<int64_t> partial{0};
   std::atomic<int64_t> commits{0};         // transactions
   std::atomic<int64_t> commit_failures{0};
+  std::atomic<bool> commit_failing{false};  // the latest commit attempt failed
   std::atomic<int64_t> last_message_ns{0};
 };
 
@@ -81,6 +82,7 @@ class GroupCommitter {
   GroupCommitterOptions options_;
   std::function<void()> on_commit_;
   std::atomic<int> producers_{1};
+  int64_t last_failure_log_ns_ = 0;  // writer thread only
   IngestCounters counters_;
 
   std::mutex mu_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 #include "common/log.h"
 
@@ -88,14 +89,12 @@ void MqttIngest::Start() {
         const std::string& payload = msg->get_payload_ref().str();
         Status st = handler_(topic, payload);
         if (!st.ok()) {
-          // Returning would send the PUBACK for a message we did not store. Hold this receive
-          // thread until shutdown instead; the broker redelivers it to the next session.
-          LOG_ERROR("mqtt") << "message on " << topic << " not stored (" << st.ToString()
-                            << "); holding it unacknowledged until shutdown";
-          // Return only once every session is disconnected, so the PUBACK Paho sends on return
-          // has no connection to go out on; the broker redelivers the message later.
-          std::unique_lock lock(mu_);
-          cv_.wait(lock, [this] { return disconnected_; });
+          // Paho sends the PUBACK when this callback returns, and offers no way to withhold it.
+          // The only way not to acknowledge a message we could not store is to never return:
+          // end the process as a crash would. The broker keeps and redelivers the message.
+          LOG_ERROR("mqtt") << "message on " << topic << " could not be stored (" << st.ToString()
+                            << "); exiting without acknowledging it";
+          std::_Exit(1);
         }
       });
       client->set_connected_handler([this, i](const std::string&) { OnConnected(i); });
@@ -162,24 +161,22 @@ void MqttIngest::Stop() {
   if (connect_thread_.joinable()) connect_thread_.join();
   for (size_t i = 0; i < clients_.size(); ++i) {
     auto& client = *clients_[i];
+    // Our own flag, not client.is_connected(): Paho's call takes the lock its receive thread
+    // holds while a message callback runs, so it would wait for a blocked commit.
+    const bool up = session_up_[i]->load();
     try {
-      if (client.is_connected()) {
-        if (i == 0) {
-          client.publish(config_.status_topic, std::string(kOffline).data(), kOffline.size(), 1, true)
-              ->wait_for(std::chrono::seconds(2));
-        }
-        client.disconnect(std::chrono::seconds(2))->wait_for(std::chrono::seconds(5));
+      if (up && i == 0) {
+        client.publish(config_.status_topic, std::string(kOffline).data(), kOffline.size(), 1, true)
+            ->wait_for(std::chrono::seconds(2));
       }
+      // Always: even a session that is down must stop Paho's automatic reconnect.
+      client.disconnect(std::chrono::seconds(2))->wait_for(std::chrono::seconds(5));
     } catch (const mqtt::exception& e) {
-      LOG_WARN("mqtt") << "disconnect of session " << i << ": " << e.what();
+      if (up) LOG_WARN("mqtt") << "disconnect of session " << i << ": " << e.what();
     }
+    session_up_[i]->store(false);
   }
   connected_ = 0;
-  {
-    std::lock_guard lock(mu_);
-    disconnected_ = true;
-  }
-  cv_.notify_all();
 }
 
 }  // namespace edgeline

@@ -28,7 +28,8 @@ class async_client;
 
 namespace edgeline {
 
-// Returns OK once the message is durable. A non-OK result means "do not acknowledge".
+// Returns OK once the message is durable. A non-OK result means "do not acknowledge": since
+// Paho cannot withhold a PUBACK, MqttIngest then ends the process (as a crash would).
 using MessageHandler = std::function<Status(std::string_view topic, std::string_view payload)>;
 
 class MqttIngest {
@@ -63,7 +64,6 @@ class MqttIngest {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::string last_error_;
-  bool disconnected_ = false;  // set by Stop() after every session is closed
   std::thread connect_thread_;
 };
 

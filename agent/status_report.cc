@@ -106,7 +106,12 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
       {"last_message_ns", ToInt(state, "last_message_ns")},
       {"messages", ToInt(state, "messages")},
       {"committed_points", ToInt(state, "committed_points")},
+      {"commit_failing", running && ToInt(state, "commit_failing") == 1},
+      {"commit_failures", ToInt(state, "commit_failures")},
   };
+  if (running && ToInt(state, "commit_failing") == 1) {
+    problems.push_back("ingest: commits to the queue are failing; messages are held unacknowledged at the broker");
+  }
   if (!running) problems.push_back("agent is not running");
   else if (sessions <= 0) problems.push_back("MQTT: no session (the client could not be created)");
   else if (connected < sessions) problems.push_back("MQTT: " + std::to_string(sessions - connected) + " of " +

@@ -24,7 +24,10 @@ namespace edgeline {
 namespace {
 
 constexpr int kSchemaVersion = 1;
-constexpr int64_t kMaxDeadLetters = 100000;  // oldest dead letters beyond this are deleted
+// Dead letters are diagnostics, outside EDGELINE_QUEUE_MAX_BYTES; these two bound them
+// (10,000 x 64 KiB = 640 MiB at worst, typically far less).
+constexpr int64_t kMaxDeadLetters = 10000;           // oldest beyond this are deleted
+constexpr size_t kMaxDeadLetterPayload = 64 * 1024;  // longer payloads are truncated
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -439,7 +442,7 @@ class SqliteQueue final : public Queue {
     }
     RETURN_IF_ERROR(st);
     ASSIGN_OR_RETURN(std::string dropped, MetaLocked("dropped_points_total"));
-    s.dropped_points_total = dropped.empty() ? 0 : std::stoll(dropped);
+    s.dropped_points_total = std::strtoll(dropped.c_str(), nullptr, 10);  // "" or junk -> 0
     if (s.recovered_from.empty()) {
       ASSIGN_OR_RETURN(s.recovered_from, MetaLocked("recovered_from"));
     }
@@ -587,8 +590,15 @@ class SqliteQueue final : public Queue {
     RETURN_IF_ERROR(ins.prepared());
     for (const auto& d : dead_letters) {
       ins.Reset();
-      ins.Bind(1, d.sink).Bind(2, std::string_view(KindName(d.kind))).Bind(3, d.reason).Bind(4, d.topic)
-          .BindBlob(5, d.payload).Bind(6, d.created_ns ? d.created_ns : now);
+      std::string reason = d.reason;
+      std::string_view payload = d.payload;
+      if (payload.size() > kMaxDeadLetterPayload) {
+        reason += " [payload truncated to " + std::to_string(kMaxDeadLetterPayload) + " of " +
+                  std::to_string(payload.size()) + " bytes]";
+        payload = payload.substr(0, kMaxDeadLetterPayload);
+      }
+      ins.Bind(1, d.sink).Bind(2, std::string_view(KindName(d.kind))).Bind(3, reason).Bind(4, d.topic)
+          .BindBlob(5, payload).Bind(6, d.created_ns ? d.created_ns : now);
       RETURN_IF_ERROR(ins.Run());
     }
     Stmt trim(db_,

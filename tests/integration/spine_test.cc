@@ -338,6 +338,64 @@ TEST_F(SpineTest, BadInputsAreDeadLetteredAndDoNotBlockGoodOnes) {
   EXPECT_EQ(partial_seen, partial);
 }
 
+TEST_F(SpineTest, SecondAgentOnTheSameQueueRefusesToStart) {
+  Subscriber sub(mosquitto_->url(), "watch-" + name_, status_topic_);
+  StartAgent();
+  WaitOnline(sub);
+  auto second = testing::RunCommand({EDGELINE_BINARY, "run"}, env_, 20s);
+  EXPECT_EQ(second.exit_code, 1) << second.output;
+  EXPECT_NE(second.output.find("another edgeline is already running"), std::string::npos) << second.output;
+  EXPECT_TRUE(agent_->running());
+}
+
+// Queue full under `backpressure` with InfluxDB unreachable: the agent stops acknowledging, the
+// broker keeps the rest, nothing is dropped; after a restart with room, every message arrives once.
+TEST_F(SpineTest, BackpressureLeavesMessagesAtTheBrokerUntilThereIsRoom) {
+  env_["EDGELINE_QUEUE_MAX_BYTES"] = "64KiB";
+  env_["EDGELINE_QUEUE_FULL_POLICY"] = "backpressure";
+  env_["EDGELINE_INFLUX_URL"] = "http://127.0.0.1:" + std::to_string(testing::FreePort());  // nobody listens
+  Subscriber sub(mosquitto_->url(), "watch-" + name_, status_topic_);
+  StartAgent();
+  WaitOnline(sub);
+  constexpr int kMessages = 1500;  // ~120 bytes each on disk: about three times what fits
+  Messages messages;
+  for (int i = 0; i < kMessages; ++i) {
+    messages.emplace_back("emergency_generator/bp",
+                          "{\"generatorID\": \"bp\", \"seq\": " + std::to_string(i) + ", \"fuel\": " +
+                              std::to_string(i * 7 % 1000) + "}");
+  }
+  Publisher(mosquitto_->url(), "pub-" + name_).PublishAll(messages);
+
+  nlohmann::json report;
+  ASSERT_TRUE(WaitFor([&] {
+    report = nlohmann::json::parse(Status().output, nullptr, false);
+    return !report.is_discarded() && report["agent"]["commit_failing"] == true;
+  }, 30s)) << agent_->Log();
+  EXPECT_FALSE(report["healthy"].get<bool>());
+  EXPECT_LE(report["queue"]["bytes"].get<int64_t>(), 64 * 1024);
+  EXPECT_EQ(report["queue"]["dropped_points_total"], 0);
+  const int64_t stored = report["queue"]["points"].get<int64_t>();
+  EXPECT_GT(stored, 100);
+  EXPECT_LT(stored, kMessages);
+
+  // A message callback is blocked on a commit that cannot happen; a graceful stop cannot finish,
+  // so the agent ends itself at the shutdown deadline without acknowledging that message.
+  EXPECT_EQ(agent_->Terminate(40s), 1) << agent_->Log();
+  EXPECT_NE(agent_->Log().find("shutdown did not finish"), std::string::npos) << agent_->Log();
+
+  env_["EDGELINE_QUEUE_MAX_BYTES"] = "64MiB";
+  env_["EDGELINE_INFLUX_URL"] = influxd_->url();
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return Count("seq") >= kMessages; }, 60s)) << "count=" << Count("seq") << "\n"
+                                                                      << agent_->Log();
+  ASSERT_TRUE(WaitFor([&] {
+    auto s = Sinks();
+    return !s.empty() && s[0].pending_points == 0;
+  }, 20s));
+  EXPECT_EQ(Count("seq"), kMessages);
+  EXPECT_EQ(influxd_->QueryCount("SELECT count(distinct(seq)) FROM genData", db_), kMessages);
+}
+
 TEST(ConfigCommandTest, BadEnvironmentListsEveryProblemAndExits2) {
   auto r = testing::RunCommand({EDGELINE_BINARY, "config"},
                                {{"EDGELINE_QUEUE_MAX_BYTES", "lots"},

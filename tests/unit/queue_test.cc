@@ -223,6 +223,19 @@ TEST_F(QueueTest, DeadLettersCommitWithTheBatch) {
   EXPECT_EQ(q->DeadLetters("influx", 10)->size(), 0u);
 }
 
+TEST_F(QueueTest, HugeDeadLetterPayloadIsTruncatedAndSaysSo) {
+  auto q = Open();
+  DeadLetter d;
+  d.sink = "ingest";
+  d.reason = "payload too large";
+  d.payload = std::string(300 * 1024, 'x');
+  ASSERT_TRUE(q->Append({}, {d}).ok());
+  auto dl = q->DeadLetters("ingest", 1);
+  ASSERT_EQ(dl->size(), 1u);
+  EXPECT_EQ((*dl)[0].payload.size(), 64u * 1024);
+  EXPECT_NE((*dl)[0].reason.find("truncated to 65536 of 307200 bytes"), std::string::npos) << (*dl)[0].reason;
+}
+
 TEST_F(QueueTest, FailedAttemptKeepsCursorAndRecordsError) {
   auto q = Open();
   ASSERT_TRUE(q->RegisterConsumer("influx", "raw").ok());

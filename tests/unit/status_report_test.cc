@@ -217,6 +217,17 @@ TEST_F(StatusReportTest, RunningWithoutAnyMqttSessionIsDegraded) {
   EXPECT_TRUE(HasProblem(r, "MQTT: no session")) << r.dump(2);
 }
 
+TEST_F(StatusReportTest, FailingCommitsAreDegraded) {
+  auto q = Open();
+  WriteLiveAgentState(q.get());
+  EXPECT_TRUE(Report(q.get())["healthy"].get<bool>());
+  ASSERT_TRUE(q->SetAgentState({{"commit_failing", "1"}, {"commit_failures", "7"}}).ok());
+  json r = Report(q.get());
+  EXPECT_TRUE(r["agent"]["commit_failing"].get<bool>());
+  EXPECT_EQ(r["agent"]["commit_failures"], 7);
+  EXPECT_TRUE(HasProblem(r, "commits to the queue are failing")) << r.dump(2);
+}
+
 TEST_F(StatusReportTest, FailingSinkIsDegraded) {
   auto q = Open();
   ASSERT_TRUE(q->RegisterConsumer("influx", "raw").ok());
