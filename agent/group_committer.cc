@@ -127,26 +127,20 @@ Status GroupCommitter::CommitGroup(std::deque<std::shared_ptr<Item>>& group) {
       batch.min_ts_ns = batch.min_ts_ns == 0 ? m.min_ts_ns : std::min(batch.min_ts_ns, m.min_ts_ns);
       batch.max_ts_ns = std::max(batch.max_ts_ns, m.max_ts_ns);
     }
-    for (const auto& error : m.errors) {
-      DeadLetter d;
-      d.sink = "ingest";
-      d.kind = DeadLetterKind::kRejected;
-      d.reason = error;
-      d.topic = item->topic;
-      d.payload = item->payload;
-      dead_letters.push_back(std::move(d));
-      ++rejected;
-    }
-    for (const auto& warning : m.warnings) {
-      DeadLetter d;
-      d.sink = "ingest";
-      d.kind = DeadLetterKind::kPartial;
-      d.reason = warning;
-      d.topic = item->topic;
-      d.payload = item->payload;
-      dead_letters.push_back(std::move(d));
-      ++partial;
-    }
+    auto dead_letter_each = [&](const std::vector<std::string>& reasons, DeadLetterKind kind) {
+      for (const auto& reason : reasons) {
+        DeadLetter d;
+        d.sink = "ingest";
+        d.kind = kind;
+        d.reason = reason;
+        d.topic = item->topic;
+        d.payload = item->payload;
+        dead_letters.push_back(std::move(d));
+      }
+      return static_cast<int64_t>(reasons.size());
+    };
+    rejected += dead_letter_each(m.errors, DeadLetterKind::kRejected);
+    partial += dead_letter_each(m.warnings, DeadLetterKind::kPartial);
   }
   auto seqs = queue_->Append({batch}, dead_letters);
   if (!seqs.ok()) return seqs.status();
