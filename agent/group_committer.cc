@@ -12,9 +12,7 @@ constexpr int64_t kFailureLogEveryNs = 30'000'000'000;
 
 GroupCommitter::GroupCommitter(Queue* queue, const Mapper* mapper, const Clock* clock,
                                GroupCommitterOptions options)
-    : queue_(queue), mapper_(mapper), clock_(clock), options_(options) {
-  writer_ = std::thread([this] { WriterLoop(); });
-}
+    : queue_(queue), mapper_(mapper), clock_(clock), options_(options) {}
 
 GroupCommitter::~GroupCommitter() { Stop(); }
 
@@ -37,85 +35,72 @@ Status GroupCommitter::Submit(std::string_view topic, std::string_view payload) 
 
   std::unique_lock lock(mu_);
   if (stopping_) return Status::Unavailable("ingest is shutting down");
-  pending_.push_back(item);
-  work_cv_.notify_one();
-  done_cv_.wait(lock, [&] { return item->done; });
-  return item->result;
+  // LevelDB-style writer queue: the producer at the front is the leader and commits for
+  // everyone queued behind it; the others wait until a leader marks them done. A lone
+  // producer commits on its own thread, with no handoff.
+  writers_.push_back(item.get());
+  item->cv.wait(lock, [&] { return item->done || writers_.front() == item.get(); });
+  if (item->done) return item->result;
+
+  if (options_.commit_interval_ns > 0) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(options_.commit_interval_ns);
+    while (!stopping_ && static_cast<int>(writers_.size()) < producers_.load() &&
+           static_cast<int>(writers_.size()) < options_.commit_max_messages) {
+      if (item->cv.wait_until(lock, deadline) == std::cv_status::timeout) break;
+    }
+  }
+  std::vector<Item*> group;
+  for (Item* w : writers_) {
+    if (static_cast<int>(group.size()) >= options_.commit_max_messages) break;
+    group.push_back(w);
+  }
+
+  Status st;
+  while (true) {
+    lock.unlock();
+    st = CommitGroup(group);
+    lock.lock();
+    if (st.ok()) break;
+    counters_.commit_failures++;
+    // Once per failure streak, then every 30 s: this loop runs every retry_delay.
+    const int64_t now = clock_->SteadyNowNs();
+    if (!counters_.commit_failing.exchange(true) || now - last_failure_log_ns_ >= kFailureLogEveryNs) {
+      last_failure_log_ns_ = now;
+      LOG_WARN("ingest") << "commit failed, holding " << group.size()
+                         << " message(s) unacknowledged and retrying: " << st.ToString();
+    }
+    // Nothing was written. Keep the producers blocked (the broker keeps their messages) and
+    // retry, unless we are shutting down: then they are refused, never acknowledged.
+    if (stopping_) {
+      st = Status::Unavailable("not committed before shutdown: " + st.message());
+      break;
+    }
+    stop_cv_.wait_for(lock, std::chrono::nanoseconds(options_.retry_delay_ns), [&] { return stopping_; });
+  }
+  if (st.ok() && counters_.commit_failing.exchange(false)) LOG_INFO("ingest") << "commits succeed again";
+
+  for (Item* w : group) {
+    writers_.pop_front();
+    w->result = st;
+    w->done = true;
+    if (w != item.get()) w->cv.notify_one();
+  }
+  if (!writers_.empty()) writers_.front()->cv.notify_one();  // the next leader
+  if (writers_.empty()) stop_cv_.notify_all();
+  lock.unlock();
+  if (st.ok() && on_commit_) on_commit_();
+  return st;
 }
 
 void GroupCommitter::Stop() {
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_ && !writer_.joinable()) return;
-    stopping_ = true;
-  }
-  work_cv_.notify_all();
-  if (writer_.joinable()) writer_.join();
-}
-
-void GroupCommitter::WriterLoop() {
   std::unique_lock lock(mu_);
-  while (true) {
-    work_cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
-    if (pending_.empty()) break;  // stopping and drained
-
-    // Linger briefly for more messages unless every producer is already waiting.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(options_.commit_interval_ns);
-    while (!stopping_ && static_cast<int>(pending_.size()) < producers_.load() &&
-           static_cast<int>(pending_.size()) < options_.commit_max_messages) {
-      if (work_cv_.wait_until(lock, deadline) == std::cv_status::timeout) break;
-    }
-
-    std::deque<std::shared_ptr<Item>> group;
-    const size_t n = std::min<size_t>(pending_.size(), static_cast<size_t>(options_.commit_max_messages));
-    for (size_t i = 0; i < n; ++i) {
-      group.push_back(std::move(pending_.front()));
-      pending_.pop_front();
-    }
-
-    lock.unlock();
-    Status st = CommitGroup(group);
-    lock.lock();
-    if (!st.ok()) {
-      counters_.commit_failures++;
-      // Nothing was written: put the group back in front and retry after a pause. The
-      // producers stay blocked, so the broker keeps (and will redeliver) these messages.
-      for (auto it = group.rbegin(); it != group.rend(); ++it) pending_.push_front(std::move(*it));
-      // Once per failure streak, then every 30 s: the retry loop runs every retry_delay.
-      const int64_t now = clock_->SteadyNowNs();
-      if (!counters_.commit_failing.exchange(true) || now - last_failure_log_ns_ >= kFailureLogEveryNs) {
-        last_failure_log_ns_ = now;
-        LOG_WARN("ingest") << "commit failed, holding " << group.size()
-                           << " message(s) unacknowledged and retrying: " << st.ToString();
-      }
-      if (stopping_) {
-        // Shutting down with the disk refusing: these messages are NOT acknowledged.
-        for (auto& item : pending_) {
-          item->done = true;
-          item->result = Status::Unavailable("not committed before shutdown: " + st.message());
-        }
-        pending_.clear();
-        done_cv_.notify_all();
-        break;
-      }
-      work_cv_.wait_for(lock, std::chrono::nanoseconds(options_.retry_delay_ns), [&] { return stopping_; });
-      continue;
-    }
-    if (counters_.commit_failing.exchange(false)) LOG_INFO("ingest") << "commits succeed again";
-    for (auto& item : group) {
-      item->done = true;
-      item->result = Status::Ok();
-    }
-    done_cv_.notify_all();
-    if (on_commit_) {
-      lock.unlock();
-      on_commit_();
-      lock.lock();
-    }
-  }
+  stopping_ = true;
+  stop_cv_.notify_all();
+  // Producers already queued finish (their leader commits or refuses them); new ones are refused.
+  stop_cv_.wait(lock, [&] { return writers_.empty(); });
 }
 
-Status GroupCommitter::CommitGroup(std::deque<std::shared_ptr<Item>>& group) {
+Status GroupCommitter::CommitGroup(const std::vector<Item*>& group) {
   BatchInput batch;
   std::vector<DeadLetter> dead_letters;
   int64_t rejected = 0;

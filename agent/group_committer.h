@@ -1,10 +1,10 @@
-// GroupCommitter: the single writer between ingest and the queue. Producers (one per MQTT
-// connection, later the HTTP write endpoint) call Submit(), which maps the message on the
-// caller's thread and then blocks until the transaction that contains it is committed: only
-// then may the producer acknowledge the message (MQTT PUBACK is sent when the Paho callback
-// returns). One writer thread batches everything pending into one transaction (group commit).
-// It commits at once when every producer is waiting, otherwise after at most commit_interval.
-// Thread-safe. Owns its writer thread; Queue and Mapper are borrowed and must outlive it.
+// GroupCommitter: the single writer between ingest and the queue. Producers (MQTT, later the
+// HTTP write endpoint) call Submit(), which maps the message on the caller's thread and then
+// blocks until the transaction that contains it is committed: only then may the producer
+// acknowledge the message (MQTT PUBACK is sent when the Paho callback returns). Group commit
+// as in LevelDB's write path: the first waiting producer is the leader and commits everything
+// queued behind it in one transaction, on its own thread (no handoff for a lone producer).
+// Thread-safe. No threads of its own; Queue and Mapper are borrowed and must outlive it.
 #pragma once
 
 #include <atomic>
@@ -16,7 +16,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <thread>
+#include <vector>
 
 #include "agent/mapping.h"
 #include "common/clock.h"
@@ -45,7 +45,7 @@ struct IngestCounters {
 class GroupCommitter {
  public:
   GroupCommitter(Queue* queue, const Mapper* mapper, const Clock* clock, GroupCommitterOptions options);
-  ~GroupCommitter();  // stops the writer; REQUIRES: no producer is inside Submit()
+  ~GroupCommitter();  // Stop()
 
   // Maps and durably stores one message (its points, or its dead letter when rejected).
   // Returns OK once committed. Returns Unavailable only if the committer is stopped before the
@@ -56,10 +56,11 @@ class GroupCommitter {
   // are waiting no further message can arrive, so the writer commits without lingering.
   void SetProducerCount(int n) { producers_ = n; }
 
-  // Called on the writer thread after each successful commit (wakes the sinks).
+  // Called on the leader's thread after each successful commit (wakes the sinks).
   void SetOnCommit(std::function<void()> on_commit) { on_commit_ = std::move(on_commit); }
 
-  // Commits what is pending, then stops the writer. Later Submits return Unavailable.
+  // Refuses new Submits (Unavailable) and waits until the producers already queued are done:
+  // committed, or refused if the queue keeps failing.
   void Stop();
 
   const IngestCounters& counters() const { return counters_; }
@@ -71,10 +72,10 @@ class GroupCommitter {
     std::string payload;  // kept only for dead letters
     bool done = false;
     Status result;
+    std::condition_variable cv;  // signalled when done or when this item becomes the leader
   };
 
-  void WriterLoop();
-  Status CommitGroup(std::deque<std::shared_ptr<Item>>& group);
+  Status CommitGroup(const std::vector<Item*>& group);
 
   Queue* queue_;
   const Mapper* mapper_;
@@ -82,15 +83,13 @@ class GroupCommitter {
   GroupCommitterOptions options_;
   std::function<void()> on_commit_;
   std::atomic<int> producers_{1};
-  int64_t last_failure_log_ns_ = 0;  // writer thread only
   IngestCounters counters_;
 
   std::mutex mu_;
-  std::condition_variable work_cv_;  // writer waits for items
-  std::condition_variable done_cv_;  // producers wait for their commit
-  std::deque<std::shared_ptr<Item>> pending_;
+  std::deque<Item*> writers_;         // waiting producers; the front one is the leader
+  std::condition_variable stop_cv_;   // retry pauses; Stop() waiting for the queue to drain
   bool stopping_ = false;
-  std::thread writer_;
+  int64_t last_failure_log_ns_ = 0;   // guarded by mu_
 };
 
 }  // namespace edgeline

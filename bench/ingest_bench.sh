@@ -38,7 +38,16 @@ t0=$(now)
 mosquitto_sub -p $PORT -q 1 -c -i bench-base -t 'emergency_generator/+' -C "$N" >/dev/null
 t1=$(now)
 base=$(echo "$N / ($t1 - $t0)" | bc -l)
-printf "%-34s %10.0f msgs/s\n" "baseline mosquitto_sub (QoS 1)" "$base"
+printf "%-40s %10.0f msgs/s\n" "baseline mosquitto_sub (QoS 1)" "$base"
+
+# Second baseline: the Paho client edgeline uses, with a no-op callback.
+PAHO_DRAIN=${PAHO_DRAIN:-build/bench/paho_drain}
+if [ -x "$PAHO_DRAIN" ]; then
+  "$PAHO_DRAIN" tcp://127.0.0.1:$PORT bench-paho 'emergency_generator/+' 0 >/dev/null  # creates the session
+  preload
+  paho=$("$PAHO_DRAIN" tcp://127.0.0.1:$PORT bench-paho 'emergency_generator/+' "$N")
+  printf "%-40s %10.0f msgs/s   ratio %.3f\n" "baseline Paho C++ no-op callback (QoS 1)" "$paho" "$(echo "$paho / $base" | bc -l)"
+fi
 
 for sync in full normal; do
   export EDGELINE_MQTT_URL=tcp://127.0.0.1:$PORT EDGELINE_MQTT_CLIENT_ID=bench-$sync \
@@ -59,5 +68,5 @@ for sync in full normal; do
   t1=$(now)
   kill -TERM $pid; wait $pid || true
   rate=$(echo "$N / ($t1 - $t0)" | bc -l)
-  printf "%-34s %10.0f msgs/s   ratio %.3f\n" "edgeline sync=$sync (ack-after-commit)" "$rate" "$(echo "$rate / $base" | bc -l)"
+  printf "%-40s %10.0f msgs/s   ratio %.3f\n" "edgeline sync=$sync (ack-after-commit)" "$rate" "$(echo "$rate / $base" | bc -l)"
 done
