@@ -199,13 +199,7 @@ class SqliteQueue final : public Queue {
 
   Status Init() {
     if (options_.read_only) return Status::Ok();
-    Stmt totals(db_, "SELECT COALESCE(SUM(length(body)),0), COUNT(*) FROM batch");
-    RETURN_IF_ERROR(totals.prepared());
-    Status st;
-    if (totals.Step(&st)) {
-      total_bytes_ = totals.Int(0);
-    }
-    return st;
+    return RecomputeBytesLocked();
   }
 
   Result<std::vector<int64_t>> Append(const std::vector<BatchInput>& batches,
@@ -247,7 +241,7 @@ class SqliteQueue final : public Queue {
           return Status::ResourceExhausted("queue full (" + std::to_string(total_bytes_) + " of " +
                                            std::to_string(options_.config.max_bytes) + " bytes)");
         }
-        RETURN_IF_ERROR(DropOldestLocked(total_bytes_ + incoming - options_.config.max_bytes));
+        RETURN_IF_ERROR(DropOldestLocked(total_bytes_ + incoming - options_.config.max_bytes, INT64_MIN));
       }
       if (!insert_batch_) {
         insert_batch_ = std::make_unique<Stmt>(
@@ -354,8 +348,7 @@ class SqliteQueue final : public Queue {
       Rollback();
       return st;
     }
-    RETURN_IF_ERROR(Commit());
-    return RecomputeBytesLocked();
+    return Commit();
   }
 
   Status RecordAttempt(const std::string& sink, const SinkAttempt& attempt) override {
@@ -367,17 +360,18 @@ class SqliteQueue final : public Queue {
     std::lock_guard lock(mu_);
     dropped_total_in_call_ = 0;
     RETURN_IF_ERROR(Begin());
-    Status st = DropExpiredLocked(clock_->WallNowNs());
-    if (st.ok() && total_bytes_ > options_.config.max_bytes &&
-        options_.config.full_policy == QueueFullPolicy::kDropOldest) {
-      st = DropOldestLocked(total_bytes_ - options_.config.max_bytes);
-    }
+    const int64_t over_bytes = options_.config.full_policy == QueueFullPolicy::kDropOldest
+                                   ? total_bytes_ - options_.config.max_bytes
+                                   : 0;
+    const int64_t created_before = options_.config.max_age_ns > 0
+                                       ? clock_->WallNowNs() - options_.config.max_age_ns
+                                       : INT64_MIN;
+    Status st = DropOldestLocked(over_bytes, created_before);
     if (!st.ok()) {
       Rollback();
       return st;
     }
     RETURN_IF_ERROR(Commit());
-    RETURN_IF_ERROR(RecomputeBytesLocked());
     return dropped_total_in_call_;
   }
 
@@ -617,10 +611,19 @@ class SqliteQueue final : public Queue {
       min_cursor = std::min(min_cursor, c);
     }
     if (min_cursor == INT64_MAX) return Status::Ok();
+    // Keeps total_bytes_ exact without rescanning the table (this runs on every Ack).
+    Stmt bytes(db_, "SELECT COALESCE(SUM(length(body)),0) FROM batch WHERE stream=? AND seq<=?");
+    RETURN_IF_ERROR(bytes.prepared());
+    bytes.Bind(1, stream).Bind(2, min_cursor);
+    Status st;
+    const int64_t freed = bytes.Step(&st) ? bytes.Int(0) : 0;
+    RETURN_IF_ERROR(st);
     Stmt del(db_, "DELETE FROM batch WHERE stream=? AND seq<=?");
     RETURN_IF_ERROR(del.prepared());
     del.Bind(1, stream).Bind(2, min_cursor);
-    return del.Run();
+    RETURN_IF_ERROR(del.Run());
+    total_bytes_ -= freed;
+    return Status::Ok();
   }
 
   // Deletes one batch as a policy drop: every cursor of its stream that had not passed it
@@ -647,49 +650,32 @@ class SqliteQueue final : public Queue {
     return Status::Ok();
   }
 
-  Status DropOldestLocked(int64_t bytes_to_free) {
-    Stmt q(db_, "SELECT seq, stream, points, length(body) FROM batch ORDER BY seq LIMIT 256");
+  // The one policy walk: drops batches oldest first while more than `bytes_to_free` is still to
+  // free or the batch was created before `created_before`. Batches are appended in time order,
+  // so the walk stops at the first batch that is young enough once enough bytes are freed
+  // (created_ns has no index; a wall-clock step back only delays a drop).
+  Status DropOldestLocked(int64_t bytes_to_free, int64_t created_before) {
+    Stmt q(db_, "SELECT seq, stream, points, length(body), created_ns FROM batch ORDER BY seq LIMIT 256");
     RETURN_IF_ERROR(q.prepared());
-    while (bytes_to_free > 0) {
-      struct Row {
-        int64_t seq;
-        std::string stream;
-        int64_t points, bytes;
-      };
-      std::vector<Row> rows;
-      q.Reset();
-      Status st;
-      while (q.Step(&st)) rows.push_back({q.Int(0), q.Text(1), q.Int(2), q.Int(3)});
-      RETURN_IF_ERROR(st);
-      if (rows.empty()) return Status::Ok();
-      for (const auto& r : rows) {
-        if (bytes_to_free <= 0) break;
-        RETURN_IF_ERROR(DropBatchLocked(r.seq, r.stream, r.points, r.bytes));
-        bytes_to_free -= r.bytes;
-        LOG_DEBUG("queue") << "dropped batch " << r.seq << " (" << r.points << " points): queue full";
-      }
-    }
-    return Status::Ok();
-  }
-
-  Status DropExpiredLocked(int64_t now) {
-    if (options_.config.max_age_ns <= 0) return Status::Ok();
-    // Batches are appended in time order, so walk by seq and stop at the first young one
-    // (created_ns has no index; a wall-clock step back only delays a drop).
-    Stmt q(db_, "SELECT seq, stream, points, length(body), created_ns FROM batch ORDER BY seq");
-    RETURN_IF_ERROR(q.prepared());
-    const int64_t cutoff = now - options_.config.max_age_ns;
     struct Row {
       int64_t seq;
       std::string stream;
-      int64_t points, bytes;
+      int64_t points, bytes, created_ns;
     };
-    std::vector<Row> rows;
-    Status st;
-    while (q.Step(&st) && q.Int(4) < cutoff) rows.push_back({q.Int(0), q.Text(1), q.Int(2), q.Int(3)});
-    RETURN_IF_ERROR(st);
-    for (const auto& r : rows) RETURN_IF_ERROR(DropBatchLocked(r.seq, r.stream, r.points, r.bytes));
-    return Status::Ok();
+    while (true) {
+      std::vector<Row> rows;  // collected first: no deletes while the SELECT is stepping
+      q.Reset();
+      Status st;
+      while (q.Step(&st)) rows.push_back({q.Int(0), q.Text(1), q.Int(2), q.Int(3), q.Int(4)});
+      RETURN_IF_ERROR(st);
+      if (rows.empty()) return Status::Ok();
+      for (const auto& r : rows) {
+        if (bytes_to_free <= 0 && r.created_ns >= created_before) return Status::Ok();
+        RETURN_IF_ERROR(DropBatchLocked(r.seq, r.stream, r.points, r.bytes));
+        bytes_to_free -= r.bytes;
+        LOG_DEBUG("queue") << "dropped batch " << r.seq << " (" << r.points << " points) past the queue's bounds";
+      }
+    }
   }
 
   std::mutex mu_;
