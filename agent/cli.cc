@@ -99,10 +99,13 @@ int CmdConfig(const std::map<std::string, std::string>& env, const std::vector<s
   return kExitOk;
 }
 
-// The queue path is all `status` needs; it works even if other settings are invalid.
-std::string QueuePath(const std::map<std::string, std::string>& env) {
+// The queue path is all `status` and `dlq` need; they work even if other settings are invalid.
+QueueOpenOptions ReadOnlyQueueOptions(const std::map<std::string, std::string>& env) {
+  QueueOpenOptions options;
   auto it = env.find("EDGELINE_QUEUE_PATH");
-  return it != env.end() && !it->second.empty() ? it->second : QueueConfig().path;
+  if (it != env.end() && !it->second.empty()) options.config.path = it->second;
+  options.read_only = true;
+  return options;
 }
 
 int CmdStatus(const std::map<std::string, std::string>& env, const std::vector<std::string>& rest) {
@@ -113,9 +116,7 @@ int CmdStatus(const std::map<std::string, std::string>& env, const std::vector<s
     interval = std::stod(FlagValue(rest, "--watch", "2"));
   } catch (...) {
   }
-  QueueOpenOptions options;
-  options.config.path = QueuePath(env);
-  options.read_only = true;
+  const QueueOpenOptions options = ReadOnlyQueueOptions(env);
   while (true) {
     auto queue = OpenSqliteQueue(options);
     if (!queue.ok()) {
@@ -141,10 +142,7 @@ int CmdDlq(const std::map<std::string, std::string>& env, const std::vector<std:
     std::fprintf(stderr, "usage: edgeline dlq list [--sink S] [--limit N] [--json]\n");
     return kExitUsage;
   }
-  QueueOpenOptions options;
-  options.config.path = QueuePath(env);
-  options.read_only = true;
-  auto queue = OpenSqliteQueue(options);
+  auto queue = OpenSqliteQueue(ReadOnlyQueueOptions(env));
   if (!queue.ok()) {
     std::fprintf(stderr, "edgeline dlq: %s\n", queue.status().ToString().c_str());
     return kExitRuntime;

@@ -31,6 +31,15 @@ constexpr int64_t kHeartbeatNs = 1'000'000'000;
 constexpr int64_t kLimitsEveryNs = 10'000'000'000;
 constexpr int64_t kShutdownDeadlineNs = 15'000'000'000;
 
+// Sleeps up to `ns`, waking early when a stop is requested. Returns true if it was.
+bool SleepUnlessStopped(std::stop_token stop, int64_t ns) {
+  std::mutex m;
+  std::condition_variable_any cv;
+  std::unique_lock lock(m);
+  cv.wait_for(lock, stop, std::chrono::nanoseconds(ns), [] { return false; });
+  return stop.stop_requested();
+}
+
 GroupCommitterOptions CommitterOptions(const Config& config) {
   GroupCommitterOptions o;
   o.commit_interval_ns = config.queue.commit_interval_ns;
@@ -168,9 +177,7 @@ int RunDaemon(const Config& config) {
 
   std::jthread housekeeping([&](std::stop_token stop) {
     int64_t last_limits = clock->SteadyNowNs();
-    std::mutex m;
-    std::condition_variable_any cv;
-    while (!stop.stop_requested()) {
+    do {
       WriteAgentState(queue.get(), clock, committer, mqtt, true);
       if (clock->SteadyNowNs() - last_limits >= kLimitsEveryNs) {
         last_limits = clock->SteadyNowNs();
@@ -179,9 +186,7 @@ int RunDaemon(const Config& config) {
           LOG_WARN("queue") << "dropped " << *dropped << " points past EDGELINE_QUEUE_MAX_AGE/MAX_BYTES";
         }
       }
-      std::unique_lock lock(m);
-      cv.wait_for(lock, stop, std::chrono::nanoseconds(kHeartbeatNs), [] { return false; });
-    }
+    } while (!SleepUnlessStopped(stop, kHeartbeatNs));
   });
 
   int sig = 0;
@@ -193,16 +198,10 @@ int RunDaemon(const Config& config) {
   // Past the deadline we end the process the way a crash would: committed data is safe in the
   // WAL and unacknowledged messages stay with the broker.
   std::jthread shutdown_deadline([](std::stop_token stop) {
-    std::mutex m;
-    std::condition_variable_any cv;
-    std::unique_lock lock(m);
-    if (!cv.wait_for(lock, stop, std::chrono::nanoseconds(kShutdownDeadlineNs), [] { return false; })) {
-      if (!stop.stop_requested()) {
-        LOG_ERROR("agent") << "shutdown did not finish within "
-                           << kShutdownDeadlineNs / 1'000'000'000 << "s (a commit is blocked); exiting now";
-        std::_Exit(1);
-      }
-    }
+    if (SleepUnlessStopped(stop, kShutdownDeadlineNs)) return;
+    LOG_ERROR("agent") << "shutdown did not finish within " << kShutdownDeadlineNs / 1'000'000'000
+                       << "s (a commit is blocked); exiting now";
+    std::_Exit(1);
   });
 
   // MQTT first: callbacks blocked in Submit complete while the committer still runs, so every
