@@ -109,6 +109,12 @@ Status GroupCommitter::CommitGroup(const std::vector<Item*>& group) {
     const MappedMessage& m = item->mapped;
     for (const auto& line : m.lines) batch.lines.push_back(line);
     if (!m.lines.empty()) {
+      // Kept per run of lines so topic-routed sinks (Kafka) know each line's MQTT topic.
+      if (!batch.sources.empty() && batch.sources.back().topic == item->topic) {
+        batch.sources.back().lines += static_cast<int64_t>(m.lines.size());
+      } else {
+        batch.sources.push_back({item->topic, static_cast<int64_t>(m.lines.size())});
+      }
       batch.min_ts_ns = batch.min_ts_ns == 0 ? m.min_ts_ns : std::min(batch.min_ts_ns, m.min_ts_ns);
       batch.max_ts_ns = std::max(batch.max_ts_ns, m.max_ts_ns);
     }

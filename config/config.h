@@ -85,8 +85,87 @@ struct InfluxConfig {
   std::string ca_file;                               // EDGELINE_INFLUX_CA_FILE
   int64_t retry_min_ns = 1'000'000'000;              // EDGELINE_RETRY_MIN
   int64_t retry_max_ns = 300'000'000'000;            // EDGELINE_RETRY_MAX
+  // Streams replicated to InfluxDB: "raw" and/or "downsampled" (when downsampling is on). Only
+  // "downsampled" suits a metered link.
+  std::vector<std::string> streams = {"raw", "downsampled"};  // EDGELINE_INFLUX_STREAMS
 
   friend bool operator==(const InfluxConfig&, const InfluxConfig&) = default;
+};
+
+enum class Aggregate { kLast, kFirst, kMin, kMax, kMean, kSum, kCount };
+enum class CompareOp { kLt, kLe, kGt, kGe, kEq, kNe };
+
+// One alarm rule: `output = when_true if <field> <op> <threshold> else when_false`.
+// Written as `output:field<op>threshold?when_true:when_false`, e.g. `alarm:fuel<500?refuel:no action`.
+struct AlarmRule {
+  std::string output;
+  std::string field;
+  CompareOp op = CompareOp::kLt;
+  double threshold = 0;
+  std::string when_true;
+  std::string when_false;
+
+  friend bool operator==(const AlarmRule&, const AlarmRule&) = default;
+};
+
+struct DownsampleConfig {
+  // Set when any EDGELINE_DOWNSAMPLE_* variable is given; off otherwise.
+  bool enabled = false;
+  std::string preset = "none";                       // EDGELINE_DOWNSAMPLE_PRESET none|seed
+  int64_t every_ns = 60'000'000'000;                 // EDGELINE_DOWNSAMPLE_EVERY
+  int64_t lateness_ns = 10'000'000'000;              // EDGELINE_DOWNSAMPLE_LATENESS
+  std::vector<std::string> group_by = {"generatorID"};  // EDGELINE_DOWNSAMPLE_GROUP_BY (tag keys)
+  std::string aggregate_text = "last";               // EDGELINE_DOWNSAMPLE_AGGREGATE
+  std::string alarm_text;                            // EDGELINE_DOWNSAMPLE_ALARM (';'-separated rules)
+  std::string set_tags_text;                         // EDGELINE_DOWNSAMPLE_SET_TAGS (k=v,...)
+  std::vector<std::string> measurements;             // EDGELINE_DOWNSAMPLE_MEASUREMENTS (empty = all)
+  std::string bucket = "kafka_downsampled";          // EDGELINE_DOWNSAMPLE_BUCKET (v2 bucket, v1/v3 db)
+  std::string retention_policy;                      // EDGELINE_DOWNSAMPLE_RP (v1)
+  std::string alarm_topic;                           // EDGELINE_ALARM_TOPIC (empty = no MQTT alarms)
+
+  // Parsed forms of the *_text fields (filled by ParseConfig).
+  Aggregate default_aggregate = Aggregate::kLast;
+  std::vector<std::pair<std::string, Aggregate>> field_aggregates;  // per-field overrides
+  std::vector<AlarmRule> alarms;
+  std::vector<std::pair<std::string, std::string>> set_tags;
+
+  friend bool operator==(const DownsampleConfig&, const DownsampleConfig&) = default;
+};
+
+enum class KafkaFormat { kJson, kLineProtocol };
+
+// The route of raw points to Kafka topics, Confluent MQTT proxy style: `kafka_topic:mqtt_regex`.
+struct KafkaTopicRoute {
+  std::string kafka_topic;
+  std::string mqtt_regex;  // matched against the whole MQTT topic (std::regex, ECMAScript)
+
+  friend bool operator==(const KafkaTopicRoute&, const KafkaTopicRoute&) = default;
+};
+
+struct KafkaConfig {
+  std::string brokers;                               // EDGELINE_KAFKA_BROKERS (empty = no Kafka)
+  std::string topic_map_text;                        // EDGELINE_KAFKA_TOPIC_MAP topic:regex,...
+  std::string topic_prefix = "EG";                   // EDGELINE_KAFKA_TOPIC_PREFIX (+ bucket)
+  KafkaFormat format = KafkaFormat::kJson;           // EDGELINE_KAFKA_FORMAT json|lp
+  std::string compression = "zstd";                  // EDGELINE_KAFKA_COMPRESSION
+  std::string security_protocol = "plaintext";       // EDGELINE_KAFKA_SECURITY_PROTOCOL
+  std::string sasl_mechanism = "PLAIN";              // EDGELINE_KAFKA_SASL_MECHANISM
+  std::string sasl_username;                         // EDGELINE_KAFKA_SASL_USERNAME
+  std::string sasl_password;                         // EDGELINE_KAFKA_SASL_PASSWORD (secret)
+  std::string ca_file;                               // EDGELINE_KAFKA_CA_FILE
+  std::vector<std::string> streams = {"raw", "downsampled"};  // EDGELINE_KAFKA_STREAMS
+  int batch_points = 5000;                           // EDGELINE_KAFKA_BATCH_POINTS (in flight)
+  int64_t retry_min_ns = 1'000'000'000;              // shares EDGELINE_RETRY_MIN/MAX semantics
+  int64_t retry_max_ns = 60'000'000'000;
+
+  // Parsed forms.
+  std::vector<KafkaTopicRoute> topic_map;
+  // EDGELINE_KAFKA_PROP_<name> pass-through: lower-cased, '_' -> '.' (linger_ms -> linger.ms).
+  // Values are treated as secrets in output (they may hold credentials).
+  std::vector<std::pair<std::string, std::string>> properties;
+
+  bool enabled() const { return !brokers.empty(); }
+  friend bool operator==(const KafkaConfig&, const KafkaConfig&) = default;
 };
 
 struct Config {
@@ -94,6 +173,8 @@ struct Config {
   MqttConfig mqtt;
   MappingConfig mapping;
   InfluxConfig influx;
+  DownsampleConfig downsample;
+  KafkaConfig kafka;
   LogLevel log_level = LogLevel::kInfo;              // EDGELINE_LOG_LEVEL debug|info|warn|error
 
   friend bool operator==(const Config&, const Config&) = default;

@@ -224,6 +224,125 @@ std::vector<Variable> BuildTable() {
       {.name = "EDGELINE_RETRY_MAX", .group = G::kInflux, .type = T::kDuration,
        .default_text = "5m", .min = kMs, .max = 24 * kHour, .doc = "Longest retry delay.",
        .field = [](Config& c) -> FieldPtr { return &c.influx.retry_max_ns; }},
+      {.name = "EDGELINE_INFLUX_STREAMS", .group = G::kInflux, .type = T::kList,
+       .default_text = "raw,downsampled", .min = 1,
+       .doc = "Streams replicated to InfluxDB: `raw` (every point, to `EDGELINE_INFLUX_BUCKET`/"
+              "`_DB`) and `downsampled` (to `EDGELINE_DOWNSAMPLE_BUCKET`, when downsampling is "
+              "on). Set `downsampled` alone for a metered link: raw points then stay local and "
+              "are deleted once the downsampler (and Kafka, if on) has them.",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.streams; }},
+
+      // Downsampling and alarms
+      {.name = "EDGELINE_DOWNSAMPLE_PRESET", .group = G::kDownsample, .type = T::kEnum,
+       .default_text = "none", .allowed = {"none", "seed"},
+       .doc = "`seed` = the seed's Flux task: 1m windows, last row per `generatorID` of "
+              "`genData`, `alarm:fuel<500?refuel:no action`, tag `region=US`, bucket "
+              "`kafka_downsampled`. Variables set explicitly override the preset. Downsampling is "
+              "on when any `EDGELINE_DOWNSAMPLE_*` variable is set.",
+       .field = [](Config& c) -> FieldPtr { return &c.downsample.preset; }},
+      {.name = "EDGELINE_DOWNSAMPLE_EVERY", .group = G::kDownsample, .type = T::kDuration,
+       .default_text = "1m", .min = kSec, .max = 24 * kHour,
+       .doc = "Window length. Windows are aligned to the Unix epoch (1m windows start on the "
+              "minute) and cut on event time (the points' timestamps).",
+       .field = [](Config& c) -> FieldPtr { return &c.downsample.every_ns; }},
+      {.name = "EDGELINE_DOWNSAMPLE_LATENESS", .group = G::kDownsample, .type = T::kDuration,
+       .default_text = "10s", .min = 0, .max = 24 * kHour,
+       .doc = "How late a point may arrive: a window closes when the newest timestamp seen, "
+              "minus this, passes the window's end. Later points are left out of the "
+              "downsampled output (counted as late; the raw point is still replicated). When no "
+              "new point arrives, event time advances with the clock since the newest one.",
+       .field = [](Config& c) -> FieldPtr { return &c.downsample.lateness_ns; }},
+      {.name = "EDGELINE_DOWNSAMPLE_GROUP_BY", .group = G::kDownsample, .type = T::kList,
+       .default_text = "generatorID",
+       .doc = "Tag keys that form a group (plus the measurement); one output point per group and "
+              "window. Empty = one group per measurement. Other tags are not carried over.",
+       .field = [](Config& c) -> FieldPtr { return &c.downsample.group_by; }},
+      {.name = "EDGELINE_DOWNSAMPLE_AGGREGATE", .group = G::kDownsample, .type = T::kString,
+       .default_text = "last", .min = 1,
+       .doc = "Aggregate for every field, then optional per-field overrides: `last`, or "
+              "`last,temperature=max,power=mean`. One of last, first, min, max, mean, sum, count. "
+              "The output timestamp is that of the row `last` (or `first`) picked, as Flux's "
+              "`last()`; with any other default it is the window's end (Flux's `_stop`).",
+       .field = [](Config& c) -> FieldPtr { return &c.downsample.aggregate_text; }},
+      {.name = "EDGELINE_DOWNSAMPLE_ALARM", .group = G::kDownsample, .type = T::kString,
+       .default_text = "",
+       .doc = "Alarm rules, `;`-separated, each `output:field<op>number?if_true:if_false` with "
+              "op one of < <= > >= == !=, e.g. `alarm:fuel<500?refuel:no action`. Evaluated on "
+              "the aggregated row; the result is a string field. A row without the field gets no "
+              "alarm field.",
+       .field = [](Config& c) -> FieldPtr { return &c.downsample.alarm_text; }},
+      {.name = "EDGELINE_DOWNSAMPLE_SET_TAGS", .group = G::kDownsample, .type = T::kString,
+       .default_text = "", .doc = "Static tags added to every output point: `region=US,site=a`.",
+       .field = [](Config& c) -> FieldPtr { return &c.downsample.set_tags_text; }},
+      {.name = "EDGELINE_DOWNSAMPLE_MEASUREMENTS", .group = G::kDownsample, .type = T::kList,
+       .default_text = "", .doc = "Measurements to downsample, comma-separated. Empty = all.",
+       .field = [](Config& c) -> FieldPtr { return &c.downsample.measurements; }},
+      {.name = "EDGELINE_DOWNSAMPLE_BUCKET", .group = G::kDownsample, .type = T::kString,
+       .default_text = "kafka_downsampled", .min = 1,
+       .doc = "Where the downsampled stream is written: the v2 bucket, or the v1/v3 database.",
+       .field = [](Config& c) -> FieldPtr { return &c.downsample.bucket; }},
+      {.name = "EDGELINE_DOWNSAMPLE_RP", .group = G::kDownsample, .type = T::kString,
+       .default_text = "", .doc = "v1 retention policy for the downsampled stream (empty = default).",
+       .field = [](Config& c) -> FieldPtr { return &c.downsample.retention_policy; }},
+      {.name = "EDGELINE_ALARM_TOPIC", .group = G::kDownsample, .type = T::kString,
+       .default_text = "",
+       .doc = "When set, each alarm change (e.g. `no action` -> `refuel`) is published, QoS 1 "
+              "and retained, to `<topic>/<group tag values>/<alarm output>` (or to the topic "
+              "itself when it holds `{tag}`/`{alarm}` placeholders), as JSON. Empty = off.",
+       .field = [](Config& c) -> FieldPtr { return &c.downsample.alarm_topic; }},
+
+      // Kafka mirror
+      {.name = "EDGELINE_KAFKA_BROKERS", .group = G::kKafka, .type = T::kString,
+       .default_text = "",
+       .doc = "Bootstrap servers (`host:port,...`). Empty = no Kafka mirror.",
+       .field = [](Config& c) -> FieldPtr { return &c.kafka.brokers; }},
+      {.name = "EDGELINE_KAFKA_TOPIC_MAP", .group = G::kKafka, .type = T::kString,
+       .default_text = "",
+       .doc = "Raw points to Kafka topics, like the Confluent MQTT proxy's `topic.regex.list`: "
+              "`kafka_topic:mqtt_regex,...`; the first regex that matches the whole MQTT topic "
+              "wins; unmatched points are not mirrored (counted as skipped). Empty = raw points "
+              "are not mirrored.",
+       .field = [](Config& c) -> FieldPtr { return &c.kafka.topic_map_text; }},
+      {.name = "EDGELINE_KAFKA_TOPIC_PREFIX", .group = G::kKafka, .type = T::kString,
+       .default_text = "EG",
+       .doc = "The downsampled stream goes to topic prefix + `EDGELINE_DOWNSAMPLE_BUCKET` (the "
+              "InfluxDB source connector's `topic.prefix` with `topic.mapper=bucket`).",
+       .field = [](Config& c) -> FieldPtr { return &c.kafka.topic_prefix; }},
+      {.name = "EDGELINE_KAFKA_FORMAT", .group = G::kKafka, .type = T::kEnum,
+       .default_text = "json", .allowed = {"json", "lp"},
+       .doc = "Record value: `json` = `{\"measurement\",\"tags\",\"fields\",\"time\"}`, or "
+              "`lp` = the line protocol line. The key is the series key.",
+       .field = [](Config& c) -> FieldPtr { return &c.kafka.format; }},
+      {.name = "EDGELINE_KAFKA_COMPRESSION", .group = G::kKafka, .type = T::kEnum,
+       .default_text = "zstd", .allowed = {"none", "gzip", "snappy", "lz4", "zstd"},
+       .doc = "Producer compression codec.",
+       .field = [](Config& c) -> FieldPtr { return &c.kafka.compression; }},
+      {.name = "EDGELINE_KAFKA_SECURITY_PROTOCOL", .group = G::kKafka, .type = T::kEnum,
+       .default_text = "plaintext", .allowed = {"plaintext", "ssl", "sasl_plaintext", "sasl_ssl"},
+       .doc = "`sasl_ssl` with SASL mechanism PLAIN for Confluent Cloud.",
+       .field = [](Config& c) -> FieldPtr { return &c.kafka.security_protocol; }},
+      {.name = "EDGELINE_KAFKA_SASL_MECHANISM", .group = G::kKafka, .type = T::kEnum,
+       .default_text = "PLAIN", .allowed = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"},
+       .doc = "SASL mechanism.",
+       .field = [](Config& c) -> FieldPtr { return &c.kafka.sasl_mechanism; }},
+      {.name = "EDGELINE_KAFKA_SASL_USERNAME", .group = G::kKafka, .type = T::kString,
+       .default_text = "", .doc = "SASL user name (Confluent Cloud: the API key).",
+       .field = [](Config& c) -> FieldPtr { return &c.kafka.sasl_username; }},
+      {.name = "EDGELINE_KAFKA_SASL_PASSWORD", .group = G::kKafka, .type = T::kString,
+       .default_text = "", .secret = true,
+       .doc = "SASL password (Confluent Cloud: the API secret).",
+       .field = [](Config& c) -> FieldPtr { return &c.kafka.sasl_password; }},
+      {.name = "EDGELINE_KAFKA_CA_FILE", .group = G::kKafka, .type = T::kString,
+       .default_text = "", .doc = "CA bundle (PEM) to verify the brokers (`ssl.ca.location`).",
+       .field = [](Config& c) -> FieldPtr { return &c.kafka.ca_file; }},
+      {.name = "EDGELINE_KAFKA_STREAMS", .group = G::kKafka, .type = T::kList,
+       .default_text = "raw,downsampled", .min = 1,
+       .doc = "Streams mirrored to Kafka: `raw` and/or `downsampled`.",
+       .field = [](Config& c) -> FieldPtr { return &c.kafka.streams; }},
+      {.name = "EDGELINE_KAFKA_BATCH_POINTS", .group = G::kKafka, .type = T::kInt,
+       .default_text = "5000", .min = 1, .max = 1'000'000,
+       .doc = "Most records in flight (produced, not yet acknowledged) per stream.",
+       .field = [](Config& c) -> FieldPtr { return &c.kafka.batch_points; }},
 
       // General
       {.name = "EDGELINE_LOG_LEVEL", .group = G::kGeneral, .type = T::kEnum,
@@ -304,6 +423,8 @@ std::string_view GroupTitle(Group group) {
     case Group::kMqtt: return "MQTT";
     case Group::kMapping: return "Mapping";
     case Group::kInflux: return "InfluxDB";
+    case Group::kDownsample: return "Downsampling and alarms";
+    case Group::kKafka: return "Kafka mirror";
     case Group::kGeneral: return "General";
   }
   return "?";

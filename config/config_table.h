@@ -15,13 +15,13 @@
 
 namespace edgeline::config_internal {
 
-enum class Group { kQueue, kMqtt, kMapping, kInflux, kGeneral };
+enum class Group { kQueue, kMqtt, kMapping, kInflux, kDownsample, kKafka, kGeneral };
 enum class VarType { kString, kBool, kInt, kDuration, kSize, kEnum, kList };
 
 // Points at the Config member a row writes. Enums are stored by their index in `allowed`, so an
 // enum row's `allowed` must list names in the enum's declaration order.
 using FieldPtr = std::variant<std::string*, bool*, int*, int64_t*, std::vector<std::string>*,
-                              QueueFullPolicy*, SyncMode*, InfluxApi*, LogLevel*>;
+                              QueueFullPolicy*, SyncMode*, InfluxApi*, LogLevel*, KafkaFormat*>;
 
 struct Variable {
   std::string_view name;

@@ -21,12 +21,24 @@
 namespace edgeline {
 
 inline constexpr std::string_view kRawStream = "raw";
+inline constexpr std::string_view kDownsampledStream = "downsampled";
+inline constexpr std::string_view kAlarmStream = "alarms";
+
+// Consecutive lines of a batch that came from one MQTT topic (sinks that route by topic, like
+// the Kafka mirror, need it). Runs cover the batch's lines in order.
+struct SourceRun {
+  std::string topic;
+  int64_t lines = 0;
+
+  friend bool operator==(const SourceRun&, const SourceRun&) = default;
+};
 
 struct BatchInput {
   std::string stream{kRawStream};
   std::vector<std::string> lines;  // line protocol, one point each, no newline
   int64_t min_ts_ns = 0;
   int64_t max_ts_ns = 0;
+  std::vector<SourceRun> sources;  // optional; when set, the run lengths sum to lines.size()
 };
 
 struct Batch {
@@ -36,6 +48,7 @@ struct Batch {
   int64_t min_ts_ns = 0;
   int64_t max_ts_ns = 0;
   std::vector<std::string> lines;  // decompressed
+  std::vector<SourceRun> sources;  // as appended (empty when unknown)
 };
 
 enum class DeadLetterKind {
@@ -59,6 +72,7 @@ struct SinkAttempt {
   int last_code = 0;               // HTTP status (0 = no response)
   std::string last_error;          // empty on success; never contains secrets
   int64_t sent_points = 0;         // points delivered by this attempt (added to the total)
+  int64_t skipped_points = 0;      // points this sink deliberately does not send (added)
   int consecutive_failures = 0;
   int64_t next_retry_ns = 0;       // wall time of the next try, 0 when not waiting
 };
@@ -75,6 +89,7 @@ struct SinkStatus {
   int64_t sent_points = 0;
   int64_t dropped_points = 0;      // removed by size/age policy before this sink had them
   int64_t dead_lettered = 0;
+  int64_t skipped_points = 0;      // deliberately not sent (e.g. no Kafka topic matches)
   int consecutive_failures = 0;
   int64_t next_retry_ns = 0;
   int64_t pending_points = 0;
@@ -117,6 +132,16 @@ class Queue {
   // transaction, together with any dead letters (lines the sink isolated). Then GCs.
   virtual Status Ack(const std::string& sink, int64_t seq, const SinkAttempt& attempt,
                      const std::vector<DeadLetter>& dead_letters) = 0;
+
+  // For consumers that transform a stream into other streams (the downsampler): advances the
+  // cursor to `seq` (>= the current one; equal is allowed), appends `outputs` and replaces the
+  // consumer's opaque `state`, all in ONE transaction, so a crash neither repeats nor skips
+  // output. The size bound applies to `outputs` after the GC this ack allows.
+  virtual Status AckWithOutput(const std::string& sink, int64_t seq, const SinkAttempt& attempt,
+                               const std::vector<BatchInput>& outputs, std::string_view state) = 0;
+
+  // The state stored by the latest AckWithOutput of `sink` ("" when none). Works read-only.
+  virtual Result<std::string> ConsumerState(const std::string& sink) = 0;
 
   // Records a failed attempt (cursor unchanged).
   virtual Status RecordAttempt(const std::string& sink, const SinkAttempt& attempt) = 0;

@@ -23,7 +23,7 @@
 namespace edgeline {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;  // 2: batch.sources, sink_status.skipped_points, consumer_state
 // Dead letters are diagnostics, outside EDGELINE_QUEUE_MAX_BYTES; these two bound them
 // (10,000 x 64 KiB = 640 MiB at worst, typically far less).
 constexpr int64_t kMaxDeadLetters = 10000;           // oldest beyond this are deleted
@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS batch(
   points INTEGER NOT NULL,
   raw_bytes INTEGER NOT NULL,
   codec TEXT NOT NULL,
-  body BLOB NOT NULL);
+  body BLOB NOT NULL,
+  sources BLOB);
 CREATE INDEX IF NOT EXISTS batch_stream_seq ON batch(stream, seq);
 CREATE TABLE IF NOT EXISTS cursor(
   sink TEXT PRIMARY KEY,
@@ -57,7 +58,8 @@ CREATE TABLE IF NOT EXISTS sink_status(
   sent_points INTEGER NOT NULL DEFAULT 0,
   dropped_points INTEGER NOT NULL DEFAULT 0,
   consecutive_failures INTEGER NOT NULL DEFAULT 0,
-  next_retry_ns INTEGER NOT NULL DEFAULT 0);
+  next_retry_ns INTEGER NOT NULL DEFAULT 0,
+  skipped_points INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS dead_letter(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   sink TEXT NOT NULL,
@@ -68,7 +70,14 @@ CREATE TABLE IF NOT EXISTS dead_letter(
   created_ns INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS dead_letter_sink ON dead_letter(sink, id);
 CREATE TABLE IF NOT EXISTS agent_state(key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS consumer_state(sink TEXT PRIMARY KEY, state BLOB NOT NULL, updated_ns INTEGER NOT NULL);
 )sql";
+
+// Columns added after schema version 1, with their definitions for ALTER TABLE.
+constexpr std::pair<const char*, const char*> kAddedColumns[] = {
+    {"batch", "sources BLOB"},
+    {"sink_status", "skipped_points INTEGER NOT NULL DEFAULT 0"},
+};
 
 const char* KindName(DeadLetterKind kind) {
   return kind == DeadLetterKind::kPartial ? "partial" : "rejected";
@@ -184,6 +193,37 @@ Result<std::string> Decompress(ZSTD_DCtx* dctx, std::string_view codec, std::str
   return out;
 }
 
+// Sources are stored as "lines\ttopic\n" runs, zstd-compressed (topics repeat, so they shrink
+// to a few bytes a run).
+std::string EncodeSources(const std::vector<SourceRun>& runs) {
+  std::string out;
+  for (const auto& r : runs) {
+    out += std::to_string(r.lines);
+    out += '\t';
+    out += r.topic;
+    out += '\n';
+  }
+  return out;
+}
+
+Result<std::vector<SourceRun>> DecodeSources(std::string_view text) {
+  std::vector<SourceRun> runs;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t tab = text.find('\t', start);
+    size_t nl = text.find('\n', start);
+    if (tab == std::string_view::npos || nl == std::string_view::npos || tab > nl) {
+      return Status::Corruption("batch sources malformed");
+    }
+    SourceRun r;
+    r.lines = std::strtoll(std::string(text.substr(start, tab - start)).c_str(), nullptr, 10);
+    r.topic = std::string(text.substr(tab + 1, nl - tab - 1));
+    runs.push_back(std::move(r));
+    start = nl + 1;
+  }
+  return runs;
+}
+
 class SqliteQueue final : public Queue {
  public:
   SqliteQueue(sqlite3* db, QueueOpenOptions options, std::string recovered_from)
@@ -205,65 +245,16 @@ class SqliteQueue final : public Queue {
   Result<std::vector<int64_t>> Append(const std::vector<BatchInput>& batches,
                                       const std::vector<DeadLetter>& dead_letters) override {
     std::lock_guard lock(mu_);
-    // Compress outside the transaction work: it is the CPU-heavy part.
-    struct Encoded {
-      std::string body;
-      std::string codec;
-      int64_t raw_bytes;
-    };
-    std::vector<Encoded> encoded(batches.size());
-    int64_t incoming = 0;
-    for (size_t i = 0; i < batches.size(); ++i) {
-      if (batches[i].lines.empty()) continue;
-      std::string raw = JoinLines(batches[i].lines);
-      encoded[i].raw_bytes = static_cast<int64_t>(raw.size());
-      std::string z(ZSTD_compressBound(raw.size()), '\0');
-      size_t n = ZSTD_compressCCtx(cctx_, z.data(), z.size(), raw.data(), raw.size(), options_.config.zstd_level);
-      if (!ZSTD_isError(n) && n < raw.size()) {
-        z.resize(n);
-        encoded[i].body = std::move(z);
-        encoded[i].codec = "zstd";
-      } else {
-        encoded[i].body = std::move(raw);
-        encoded[i].codec = "none";
-      }
-      incoming += static_cast<int64_t>(encoded[i].body.size());
-    }
-
-    std::vector<int64_t> seqs(batches.size(), 0);
+    // Compress before the transaction: it is the CPU-heavy part.
+    ASSIGN_OR_RETURN(std::vector<Encoded> encoded, EncodeLocked(batches));
+    std::vector<int64_t> seqs;
     RETURN_IF_ERROR(Begin());
     Status st = [&]() -> Status {
       // Max age is enforced by EnforceLimits (the agent calls it every few seconds), not here:
       // this is the per-message hot path.
       const int64_t now = clock_->WallNowNs();
-      if (total_bytes_ + incoming > options_.config.max_bytes) {
-        if (options_.config.full_policy == QueueFullPolicy::kBackpressure) {
-          return Status::ResourceExhausted("queue full (" + std::to_string(total_bytes_) + " of " +
-                                           std::to_string(options_.config.max_bytes) + " bytes)");
-        }
-        RETURN_IF_ERROR(DropOldestLocked(total_bytes_ + incoming - options_.config.max_bytes, INT64_MIN));
-      }
-      if (!insert_batch_) {
-        insert_batch_ = std::make_unique<Stmt>(
-            db_, "INSERT INTO batch(stream, created_ns, min_ts, max_ts, points, raw_bytes, codec, body)"
-                 " VALUES(?,?,?,?,?,?,?,?)");
-      }
-      RETURN_IF_ERROR(insert_batch_->prepared());
-      Stmt& ins = *insert_batch_;
-      for (size_t i = 0; i < batches.size(); ++i) {
-        if (batches[i].lines.empty()) continue;
-        ins.Reset();
-        ins.Bind(1, batches[i].stream)
-            .Bind(2, now)
-            .Bind(3, batches[i].min_ts_ns)
-            .Bind(4, batches[i].max_ts_ns)
-            .Bind(5, static_cast<int64_t>(batches[i].lines.size()))
-            .Bind(6, encoded[i].raw_bytes)
-            .Bind(7, encoded[i].codec)
-            .BindBlob(8, encoded[i].body);
-        RETURN_IF_ERROR(ins.Run());
-        seqs[i] = sqlite3_last_insert_rowid(db_);
-      }
+      RETURN_IF_ERROR(MakeRoomLocked(encoded));
+      ASSIGN_OR_RETURN(seqs, InsertLocked(batches, encoded, now));
       return InsertDeadLettersLocked(dead_letters, now);
     }();
     if (!st.ok()) {
@@ -271,7 +262,7 @@ class SqliteQueue final : public Queue {
       return st;
     }
     RETURN_IF_ERROR(Commit());
-    total_bytes_ += incoming;
+    total_bytes_ += IncomingBytes(encoded);
     return seqs;
   }
 
@@ -297,7 +288,7 @@ class SqliteQueue final : public Queue {
     if (it == consumers_.end()) return Status::FailedPrecondition("consumer not registered: " + sink);
     ASSIGN_OR_RETURN(int64_t cursor, CursorLocked(sink));
     Stmt q(db_,
-           "SELECT seq, stream, created_ns, min_ts, max_ts, points, raw_bytes, codec, body FROM batch"
+           "SELECT seq, stream, created_ns, min_ts, max_ts, points, raw_bytes, codec, body, sources FROM batch"
            " WHERE stream=? AND seq>? ORDER BY seq LIMIT 10000");
     RETURN_IF_ERROR(q.prepared());
     q.Bind(1, it->second).Bind(2, cursor);
@@ -315,6 +306,11 @@ class SqliteQueue final : public Queue {
       b.max_ts_ns = q.Int(4);
       ASSIGN_OR_RETURN(std::string raw, Decompress(dctx_, q.Text(7), q.Text(8), q.Int(6)));
       ASSIGN_OR_RETURN(b.lines, SplitLines(raw));
+      std::string sources = q.Text(9);
+      if (!sources.empty()) {
+        ASSIGN_OR_RETURN(std::string text, DecompressFrame(sources));
+        ASSIGN_OR_RETURN(b.sources, DecodeSources(text));
+      }
       points += n;
       out.push_back(std::move(b));
       if (points >= max_points) break;
@@ -356,6 +352,57 @@ class SqliteQueue final : public Queue {
     return RecordAttemptLocked(sink, attempt, clock_->WallNowNs(), /*success=*/false);
   }
 
+  Status AckWithOutput(const std::string& sink, int64_t seq, const SinkAttempt& attempt,
+                       const std::vector<BatchInput>& outputs, std::string_view state) override {
+    std::lock_guard lock(mu_);
+    auto it = consumers_.find(sink);
+    if (it == consumers_.end()) return Status::FailedPrecondition("consumer not registered: " + sink);
+    ASSIGN_OR_RETURN(int64_t cursor, CursorLocked(sink));
+    if (seq < cursor) {
+      return Status::FailedPrecondition("cursor of " + sink + " would move back from " +
+                                        std::to_string(cursor) + " to " + std::to_string(seq));
+    }
+    ASSIGN_OR_RETURN(std::vector<Encoded> encoded, EncodeLocked(outputs));
+    RETURN_IF_ERROR(Begin());
+    const int64_t now = clock_->WallNowNs();
+    Status st = [&]() -> Status {
+      Stmt up(db_, "UPDATE cursor SET seq=?, updated_ns=? WHERE sink=?");
+      RETURN_IF_ERROR(up.prepared());
+      up.Bind(1, seq).Bind(2, now).Bind(3, sink);
+      RETURN_IF_ERROR(up.Run());
+      RETURN_IF_ERROR(RecordAttemptLocked(sink, attempt, now, /*success=*/true));
+      // GC first: what this consumer just passed may be what makes room for its output.
+      RETURN_IF_ERROR(CollectGarbageLocked(it->second));
+      RETURN_IF_ERROR(MakeRoomLocked(encoded));
+      RETURN_IF_ERROR(InsertLocked(outputs, encoded, now).status());
+      Stmt save(db_,
+                "INSERT INTO consumer_state(sink, state, updated_ns) VALUES(?,?,?)"
+                " ON CONFLICT(sink) DO UPDATE SET state=excluded.state, updated_ns=excluded.updated_ns");
+      RETURN_IF_ERROR(save.prepared());
+      save.Bind(1, sink).BindBlob(2, state).Bind(3, now);
+      return save.Run();
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    RETURN_IF_ERROR(Commit());
+    total_bytes_ += IncomingBytes(encoded);
+    return Status::Ok();
+  }
+
+  Result<std::string> ConsumerState(const std::string& sink) override {
+    std::lock_guard lock(mu_);
+    if (!HasTable("consumer_state")) return std::string();
+    Stmt q(db_, "SELECT state FROM consumer_state WHERE sink=?");
+    RETURN_IF_ERROR(q.prepared());
+    q.Bind(1, sink);
+    Status st;
+    if (q.Step(&st)) return q.Text(0);
+    RETURN_IF_ERROR(st);
+    return std::string();
+  }
+
   Result<int64_t> EnforceLimits() override {
     std::lock_guard lock(mu_);
     dropped_total_in_call_ = 0;
@@ -385,7 +432,8 @@ class SqliteQueue final : public Queue {
            " (SELECT COUNT(*) FROM dead_letter d WHERE d.sink=c.sink),"
            " (SELECT COALESCE(SUM(points),0) FROM batch b WHERE b.stream=c.stream AND b.seq>c.seq),"
            " (SELECT COALESCE(SUM(length(body)),0) FROM batch b WHERE b.stream=c.stream AND b.seq>c.seq),"
-           " (SELECT COALESCE(MIN(created_ns),0) FROM batch b WHERE b.stream=c.stream AND b.seq>c.seq)"
+           " (SELECT COALESCE(MIN(created_ns),0) FROM batch b WHERE b.stream=c.stream AND b.seq>c.seq),"
+           " COALESCE(s.skipped_points,0)"
            " FROM cursor c LEFT JOIN sink_status s ON s.sink=c.sink ORDER BY c.sink");
     RETURN_IF_ERROR(q.prepared());
     std::vector<SinkStatus> out;
@@ -408,6 +456,7 @@ class SqliteQueue final : public Queue {
       s.pending_points = q.Int(13);
       s.pending_bytes = q.Int(14);
       s.oldest_pending_ns = q.Int(15);
+      s.skipped_points = q.Int(16);
       out.push_back(std::move(s));
     }
     RETURN_IF_ERROR(st);
@@ -518,6 +567,112 @@ class SqliteQueue final : public Queue {
   }
 
  private:
+  struct Encoded {
+    std::string body;
+    std::string codec;
+    int64_t raw_bytes = 0;
+    std::string sources;  // zstd frame, empty when the input had none
+  };
+
+  static int64_t IncomingBytes(const std::vector<Encoded>& encoded) {
+    int64_t n = 0;
+    for (const auto& e : encoded) n += static_cast<int64_t>(e.body.size());
+    return n;
+  }
+
+  Result<std::vector<Encoded>> EncodeLocked(const std::vector<BatchInput>& batches) {
+    std::vector<Encoded> encoded(batches.size());
+    for (size_t i = 0; i < batches.size(); ++i) {
+      const BatchInput& in = batches[i];
+      if (in.lines.empty()) continue;
+      std::string raw = JoinLines(in.lines);
+      encoded[i].raw_bytes = static_cast<int64_t>(raw.size());
+      std::string z = CompressFrame(raw);
+      if (!z.empty() && z.size() < raw.size()) {
+        encoded[i].body = std::move(z);
+        encoded[i].codec = "zstd";
+      } else {
+        encoded[i].body = std::move(raw);
+        encoded[i].codec = "none";
+      }
+      if (!in.sources.empty()) {
+        int64_t covered = 0;
+        for (const auto& r : in.sources) covered += r.lines;
+        if (covered != static_cast<int64_t>(in.lines.size())) {
+          return Status::InvalidArgument("batch sources cover " + std::to_string(covered) + " of " +
+                                         std::to_string(in.lines.size()) + " lines");
+        }
+        encoded[i].sources = CompressFrame(EncodeSources(in.sources));
+        if (encoded[i].sources.empty()) return Status::Internal("zstd cannot compress batch sources");
+      }
+    }
+    return encoded;
+  }
+
+  // "" on failure.
+  std::string CompressFrame(std::string_view raw) {
+    std::string z(ZSTD_compressBound(raw.size()), '\0');
+    size_t n = ZSTD_compressCCtx(cctx_, z.data(), z.size(), raw.data(), raw.size(), options_.config.zstd_level);
+    if (ZSTD_isError(n)) return std::string();
+    z.resize(n);
+    return z;
+  }
+
+  Result<std::string> DecompressFrame(std::string_view frame) {
+    unsigned long long size = ZSTD_getFrameContentSize(frame.data(), frame.size());
+    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (64u << 20)) {
+      return Status::Corruption("zstd frame has no valid content size");
+    }
+    return Decompress(dctx_, "zstd", frame, static_cast<int64_t>(size));
+  }
+
+  // Applies the size bound for `encoded` about to be inserted (inside a transaction).
+  Status MakeRoomLocked(const std::vector<Encoded>& encoded) {
+    const int64_t incoming = IncomingBytes(encoded);
+    if (total_bytes_ + incoming <= options_.config.max_bytes) return Status::Ok();
+    if (options_.config.full_policy == QueueFullPolicy::kBackpressure) {
+      return Status::ResourceExhausted("queue full (" + std::to_string(total_bytes_) + " of " +
+                                       std::to_string(options_.config.max_bytes) + " bytes)");
+    }
+    return DropOldestLocked(total_bytes_ + incoming - options_.config.max_bytes, INT64_MIN);
+  }
+
+  Result<std::vector<int64_t>> InsertLocked(const std::vector<BatchInput>& batches,
+                                            const std::vector<Encoded>& encoded, int64_t now) {
+    std::vector<int64_t> seqs(batches.size(), 0);
+    if (!insert_batch_) {
+      insert_batch_ = std::make_unique<Stmt>(
+          db_, "INSERT INTO batch(stream, created_ns, min_ts, max_ts, points, raw_bytes, codec, body, sources)"
+               " VALUES(?,?,?,?,?,?,?,?,?)");
+    }
+    RETURN_IF_ERROR(insert_batch_->prepared());
+    Stmt& ins = *insert_batch_;
+    for (size_t i = 0; i < batches.size(); ++i) {
+      if (batches[i].lines.empty()) continue;
+      ins.Reset();
+      ins.Bind(1, batches[i].stream)
+          .Bind(2, now)
+          .Bind(3, batches[i].min_ts_ns)
+          .Bind(4, batches[i].max_ts_ns)
+          .Bind(5, static_cast<int64_t>(batches[i].lines.size()))
+          .Bind(6, encoded[i].raw_bytes)
+          .Bind(7, encoded[i].codec)
+          .BindBlob(8, encoded[i].body);
+      if (!encoded[i].sources.empty()) ins.BindBlob(9, encoded[i].sources);  // else NULL
+      RETURN_IF_ERROR(ins.Run());
+      seqs[i] = sqlite3_last_insert_rowid(db_);
+    }
+    return seqs;
+  }
+
+  bool HasTable(const char* name) {
+    Stmt q(db_, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?");
+    if (!q.prepared().ok()) return false;
+    q.Bind(1, std::string_view(name));
+    Status st;
+    return q.Step(&st);
+  }
+
   Status Begin() { return Exec(db_, "BEGIN IMMEDIATE"); }
   Status Commit() {
     Status st = Exec(db_, "COMMIT");
@@ -560,10 +715,12 @@ class SqliteQueue final : public Queue {
   Status RecordAttemptLocked(const std::string& sink, const SinkAttempt& a, int64_t now, bool success) {
     Stmt up(db_,
             "INSERT INTO sink_status(sink, state, last_code, last_error, last_attempt_ns, last_success_ns,"
-            " sent_points, consecutive_failures, next_retry_ns) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)"
+            " sent_points, consecutive_failures, next_retry_ns, skipped_points)"
+            " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
             " ON CONFLICT(sink) DO UPDATE SET state=?2, last_code=?3, last_error=?4, last_attempt_ns=?5,"
             " last_success_ns=CASE WHEN ?6>0 THEN ?6 ELSE last_success_ns END,"
-            " sent_points=sent_points+?7, consecutive_failures=?8, next_retry_ns=?9");
+            " sent_points=sent_points+?7, consecutive_failures=?8, next_retry_ns=?9,"
+            " skipped_points=skipped_points+?10");
     RETURN_IF_ERROR(up.prepared());
     up.Bind(1, sink)
         .Bind(2, a.state)
@@ -573,7 +730,8 @@ class SqliteQueue final : public Queue {
         .Bind(6, success ? now : 0)
         .Bind(7, a.sent_points)
         .Bind(8, static_cast<int64_t>(a.consecutive_failures))
-        .Bind(9, a.next_retry_ns);
+        .Bind(9, a.next_retry_ns)
+        .Bind(10, a.skipped_points);
     return up.Run();
   }
 
@@ -725,6 +883,20 @@ Status Configure(sqlite3* db, const QueueConfig& config) {
   RETURN_IF_ERROR(Exec(db, config.sync == SyncMode::kFull ? "PRAGMA synchronous=FULL"
                                                            : "PRAGMA synchronous=NORMAL"));
   RETURN_IF_ERROR(Exec(db, kSchema));
+  for (auto [table, column] : kAddedColumns) {
+    std::string name(column, std::strchr(column, ' '));
+    std::string probe = "SELECT " + name + " FROM " + table + " LIMIT 0";
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db, probe.c_str(), -1, &stmt, nullptr) == SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      continue;
+    }
+    sqlite3_finalize(stmt);
+    std::string alter = "ALTER TABLE " + std::string(table) + " ADD COLUMN " + column;
+    RETURN_IF_ERROR(Exec(db, alter.c_str()));
+  }
+  std::string bump = "UPDATE meta SET value='" + std::to_string(kSchemaVersion) + "' WHERE key='schema_version'";
+  RETURN_IF_ERROR(Exec(db, bump.c_str()));
   std::string version = "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version','" +
                         std::to_string(kSchemaVersion) + "')";
   return Exec(db, version.c_str());

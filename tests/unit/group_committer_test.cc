@@ -102,6 +102,11 @@ class FlakyQueue final : public Queue {
   Status RecordAttempt(const std::string& sink, const SinkAttempt& attempt) override {
     return inner_->RecordAttempt(sink, attempt);
   }
+  Status AckWithOutput(const std::string& sink, int64_t seq, const SinkAttempt& attempt,
+                       const std::vector<BatchInput>& outputs, std::string_view state) override {
+    return inner_->AckWithOutput(sink, seq, attempt, outputs, state);
+  }
+  Result<std::string> ConsumerState(const std::string& sink) override { return inner_->ConsumerState(sink); }
   Result<int64_t> EnforceLimits() override { return inner_->EnforceLimits(); }
   Result<std::vector<SinkStatus>> SinkStatuses() override { return inner_->SinkStatuses(); }
   Result<QueueStats> Stats() override { return inner_->Stats(); }

@@ -254,6 +254,75 @@ TEST_F(QueueTest, FailedAttemptKeepsCursorAndRecordsError) {
   EXPECT_EQ(s.oldest_pending_ns, clock_.WallNowNs());
 }
 
+TEST_F(QueueTest, SourcesRoundTripWithTheBatch) {
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("kafka-raw", "raw").ok());
+  BatchInput b = Lines(0, 3);
+  b.sources = {{"emergency_generator/generator1", 2}, {"emergency_generator/generator2", 1}};
+  ASSERT_TRUE(q->Append({b, Lines(3, 1)}, {}).ok());
+  auto read = q->Read("kafka-raw", 100);
+  ASSERT_TRUE(read.ok());
+  ASSERT_EQ(read->size(), 2u);
+  EXPECT_EQ((*read)[0].sources, b.sources);
+  EXPECT_TRUE((*read)[1].sources.empty());
+
+  BatchInput bad = Lines(4, 2);
+  bad.sources = {{"t", 1}};
+  auto refused = q->Append({bad}, {});
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(QueueTest, AckWithOutputMovesCursorAppendsOutputAndStoresStateAtomically) {
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("downsampler", "raw").ok());
+  ASSERT_TRUE(q->RegisterConsumer("influx-downsampled", "downsampled").ok());
+  auto seqs = q->Append({Lines(0, 3), Lines(3, 3)}, {});
+  ASSERT_TRUE(seqs.ok());
+  EXPECT_EQ(*q->ConsumerState("downsampler"), "");
+
+  ASSERT_TRUE(q->AckWithOutput("downsampler", (*seqs)[0], Ok(3), {Lines(100, 1, "downsampled")}, "state-1").ok());
+  EXPECT_EQ(*q->ConsumerState("downsampler"), "state-1");
+  auto out = q->Read("influx-downsampled", 100);
+  ASSERT_TRUE(out.ok());
+  ASSERT_EQ(out->size(), 1u);
+  EXPECT_EQ((*out)[0].lines, Lines(100, 1).lines);
+  // The raw batch the downsampler passed is gone (it was its only consumer); the next is not.
+  EXPECT_EQ(q->Read("downsampler", 100)->size(), 1u);
+
+  // Equal seq is allowed (a window closed by the clock with no new input); backwards is not.
+  ASSERT_TRUE(q->AckWithOutput("downsampler", (*seqs)[0], Ok(0), {}, "state-2").ok());
+  EXPECT_EQ(*q->ConsumerState("downsampler"), "state-2");
+  EXPECT_FALSE(q->AckWithOutput("downsampler", (*seqs)[0] - 1, Ok(0), {}, "x").ok());
+  EXPECT_EQ(*q->ConsumerState("downsampler"), "state-2");
+
+  // Under backpressure with no room, nothing of the transaction lands.
+  q.reset();
+  options_.config.max_bytes = 1;
+  options_.config.full_policy = QueueFullPolicy::kBackpressure;
+  q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("downsampler", "raw").ok());
+  ASSERT_TRUE(q->RegisterConsumer("influx-downsampled", "downsampled").ok());
+  Status full = q->AckWithOutput("downsampler", (*seqs)[1], Ok(3), {Lines(200, 50, "downsampled")}, "state-3");
+  EXPECT_EQ(full.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(*q->ConsumerState("downsampler"), "state-2");
+  EXPECT_EQ(q->Read("downsampler", 100)->size(), 1u);
+}
+
+TEST_F(QueueTest, SkippedPointsAccumulateInSinkStatus) {
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("kafka-raw", "raw").ok());
+  auto seqs = q->Append({Lines(0, 3)}, {});
+  SinkAttempt a = Ok(1);
+  a.skipped_points = 2;
+  ASSERT_TRUE(q->Ack("kafka-raw", (*seqs)[0], a, {}).ok());
+  ASSERT_TRUE(q->Ack("kafka-raw", (*seqs)[0], a, {}).ok());
+  auto statuses = q->SinkStatuses();
+  ASSERT_TRUE(statuses.ok());
+  ASSERT_EQ(statuses->size(), 1u);
+  EXPECT_EQ((*statuses)[0].skipped_points, 4);
+  EXPECT_EQ((*statuses)[0].sent_points, 2);
+}
+
 TEST_F(QueueTest, StatePersistsAcrossReopenAndReadOnlyOpenSeesIt) {
   {
     auto q = Open();

@@ -75,6 +75,11 @@ class FakeQueue final : public Queue {
     attempts.push_back(attempt);
     return Status::Ok();
   }
+  Status AckWithOutput(const std::string&, int64_t, const SinkAttempt&,
+                       const std::vector<BatchInput>&, std::string_view) override {
+    return Status::Internal("not used by the replicator");
+  }
+  Result<std::string> ConsumerState(const std::string&) override { return std::string(); }
   Result<int64_t> EnforceLimits() override { return int64_t{0}; }
   Result<std::vector<SinkStatus>> SinkStatuses() override { return std::vector<SinkStatus>{}; }
   Result<QueueStats> Stats() override { return QueueStats{}; }

@@ -1,0 +1,200 @@
+#include "downsample/downsample_task.h"
+
+#include <climits>
+#include <nlohmann/json.hpp>
+
+#include "common/log.h"
+
+namespace edgeline {
+namespace {
+
+// MQTT topic names must not contain wildcards; a tag value could.
+std::string TopicLevel(std::string_view value) {
+  std::string out(value);
+  for (char& c : out) {
+    if (c == '+' || c == '#' || c == '/') c = '_';
+  }
+  return out.empty() ? "_" : out;
+}
+
+}  // namespace
+
+std::string AlarmTopic(const std::string& topic_template, const AlarmChange& change) {
+  if (topic_template.find('{') == std::string::npos) {
+    std::string topic = topic_template;
+    for (const auto& [k, v] : change.group_tags) topic += "/" + TopicLevel(v);
+    return topic + "/" + TopicLevel(change.output);
+  }
+  std::string topic;
+  for (size_t i = 0; i < topic_template.size();) {
+    size_t close = topic_template.find('}', i);
+    if (topic_template[i] != '{' || close == std::string::npos) {
+      topic += topic_template[i++];
+      continue;
+    }
+    std::string name = topic_template.substr(i + 1, close - i - 1);
+    std::string value = "_";
+    if (name == "alarm") {
+      value = TopicLevel(change.output);
+    } else if (name == "measurement") {
+      value = TopicLevel(change.measurement);
+    } else {
+      for (const auto& [k, v] : change.group_tags) {
+        if (k == name) value = TopicLevel(v);
+      }
+    }
+    topic += value;
+    i = close + 1;
+  }
+  return topic;
+}
+
+std::string AlarmRecord(const DownsampleConfig& config, const AlarmChange& change) {
+  nlohmann::json tags = nlohmann::json::object();
+  for (const auto& [k, v] : change.group_tags) tags[k] = v;
+  nlohmann::json payload = {{"alarm", change.output},       {"value", change.value},
+                            {"previous", change.previous},  {"field", change.field},
+                            {"field_value", change.field_value}, {"time", change.time_ns},
+                            {"measurement", change.measurement}, {"tags", std::move(tags)}};
+  nlohmann::json record = {{"topic", AlarmTopic(config.alarm_topic, change)},
+                           {"payload", payload.dump()}};
+  return record.dump();
+}
+
+DownsampleTask::DownsampleTask(const DownsampleConfig& config, Queue* queue, const Clock* clock,
+                               DownsampleTaskOptions options)
+    : config_(config), queue_(queue), clock_(clock), options_(options) {}
+
+Status DownsampleTask::Start() {
+  RETURN_IF_ERROR(queue_->RegisterConsumer(std::string(kDownsamplerSink), std::string(kRawStream)));
+  RETURN_IF_ERROR(Reload());
+  started_ = true;
+  const Downsampler& e = *engine_;
+  LOG_INFO("downsample") << "resuming: " << e.open_windows() << " open windows, closed through "
+                         << (e.closed_until_ns() == INT64_MIN ? std::string("nothing yet")
+                                                              : std::to_string(e.closed_until_ns()));
+  return Status::Ok();
+}
+
+Status DownsampleTask::Reload() {
+  engine_ = std::make_unique<Downsampler>(config_);
+  ASSIGN_OR_RETURN(std::string state, queue_->ConsumerState(std::string(kDownsamplerSink)));
+  if (!state.empty()) RETURN_IF_ERROR(engine_->RestoreState(state));
+  ASSIGN_OR_RETURN(std::vector<SinkStatus> sinks, queue_->SinkStatuses());
+  for (const SinkStatus& s : sinks) {
+    if (s.sink == kDownsamplerSink) cursor_seq_ = s.cursor_seq;
+  }
+  // Idle time is counted from now: time spent stopped is not event time that passed.
+  newest_seen_steady_ns_ = clock_->SteadyNowNs();
+  return Status::Ok();
+}
+
+Status DownsampleTask::Commit(int64_t seq, int64_t points_consumed, const DownsampleOutput& out) {
+  std::vector<BatchInput> outputs;
+  if (!out.points.empty()) {
+    BatchInput rows;
+    rows.stream = std::string(kDownsampledStream);
+    rows.min_ts_ns = INT64_MAX;
+    rows.max_ts_ns = INT64_MIN;
+    for (const Point& p : out.points) {
+      rows.lines.push_back(FormatPoint(p));
+      rows.min_ts_ns = std::min(rows.min_ts_ns, *p.timestamp_ns);
+      rows.max_ts_ns = std::max(rows.max_ts_ns, *p.timestamp_ns);
+    }
+    outputs.push_back(std::move(rows));
+  }
+  if (!config_.alarm_topic.empty() && !out.alarms.empty()) {
+    BatchInput alarms;
+    alarms.stream = std::string(kAlarmStream);
+    alarms.min_ts_ns = out.alarms.front().time_ns;
+    alarms.max_ts_ns = out.alarms.back().time_ns;
+    for (const AlarmChange& a : out.alarms) alarms.lines.push_back(AlarmRecord(config_, a));
+    outputs.push_back(std::move(alarms));
+  }
+  SinkAttempt attempt;
+  attempt.state = "ok";
+  attempt.sent_points = points_consumed;
+  return queue_->AckWithOutput(std::string(kDownsamplerSink), seq, attempt, outputs,
+                               engine_->SaveState());
+}
+
+int64_t DownsampleTask::Step() {
+  if (!started_) {
+    Status st = Start();
+    if (!st.ok()) {
+      last_error_ = st.ToString();
+      LOG_ERROR("downsample") << "cannot start: " << last_error_;
+      return options_.retry_ns;
+    }
+  }
+  auto read = queue_->Read(std::string(kDownsamplerSink), options_.batch_points);
+  if (!read.ok()) {
+    last_error_ = read.status().ToString();
+    LOG_WARN("downsample") << "cannot read the raw stream: " << last_error_;
+    return options_.retry_ns;
+  }
+  DownsampleOutput out;
+  int64_t seq = cursor_seq_;
+  int64_t consumed = 0;
+  if (read->empty()) {
+    const int64_t newest = engine_->max_event_ns();
+    if (newest == INT64_MIN) return options_.idle_ns;
+    const int64_t idle = clock_->SteadyNowNs() - newest_seen_steady_ns_;
+    if (idle <= config_.lateness_ns) return options_.idle_ns;
+    engine_->AdvanceWatermark(newest + (idle - config_.lateness_ns), &out);
+    if (out.points.empty() && out.alarms.empty()) return options_.idle_ns;
+  } else {
+    const int64_t newest_before = engine_->max_event_ns();
+    for (const Batch& batch : *read) {
+      for (const std::string& line : batch.lines) {
+        auto point = ParseLine(line);
+        // Raw lines were validated at ingest; one that does not parse is a bug, not data.
+        if (!point.ok() || !point->timestamp_ns) {
+          LOG_ERROR("downsample") << "skipping an unparsable raw line in batch " << batch.seq;
+          continue;
+        }
+        engine_->Add(*point, &out);
+        ++consumed;
+      }
+      seq = batch.seq;
+    }
+    if (engine_->max_event_ns() > newest_before) newest_seen_steady_ns_ = clock_->SteadyNowNs();
+  }
+  Status st = Commit(seq, consumed, out);
+  if (!st.ok()) {
+    last_error_ = st.ToString();
+    LOG_WARN("downsample") << "cannot commit windows: " << last_error_ << "; retrying";
+    // The engine ran ahead of what is stored: start again from the stored state.
+    Status reload = Reload();
+    if (!reload.ok()) started_ = false;
+    return options_.retry_ns;
+  }
+  last_error_.clear();
+  cursor_seq_ = seq;
+  if (!out.points.empty()) {
+    LOG_DEBUG("downsample") << out.points.size() << " rows from closed windows, "
+                            << out.alarms.size() << " alarm changes";
+  }
+  return read->empty() ? options_.idle_ns : 0;
+}
+
+void DownsampleTask::Notify() {
+  std::lock_guard lock(mu_);
+  notified_ = true;
+  cv_.notify_all();
+}
+
+void DownsampleTask::Run(std::stop_token stop) {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop.stop_requested()) {
+    notified_ = false;
+    lock.unlock();
+    const int64_t delay_ns = Step();
+    const bool failing = !last_error_.empty();
+    lock.lock();
+    if (delay_ns <= 0) continue;
+    cv_.wait_for(lock, stop, std::chrono::nanoseconds(delay_ns), [&] { return notified_ && !failing; });
+  }
+}
+
+}  // namespace edgeline

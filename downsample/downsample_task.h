@@ -1,0 +1,75 @@
+// DownsampleTask: runs the Downsampler as a queue consumer ("downsampler" on stream "raw").
+// Each step reads committed raw batches, feeds their points in order, and commits in ONE
+// transaction (Queue::AckWithOutput): the cursor past those batches, the closed windows' rows on
+// stream "downsampled", alarm changes on stream "alarms" (when EDGELINE_ALARM_TOPIC is set) and
+// the engine's state. A crash therefore neither repeats nor skips a window, and open windows
+// come back exactly as they were. When the task has caught up, event time advances with the
+// steady clock since the newest point, so the last window of a quiet period closes too.
+// Borrows the queue and clock. Step()/Run() belong to one thread; Notify() is thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <string>
+
+#include "common/clock.h"
+#include "config/config.h"
+#include "downsample/downsampler.h"
+#include "storage/queue.h"
+
+namespace edgeline {
+
+inline constexpr std::string_view kDownsamplerSink = "downsampler";
+
+struct DownsampleTaskOptions {
+  int64_t batch_points = 5000;            // raw points per step (per transaction)
+  int64_t idle_ns = 1'000'000'000;        // wait when caught up (Notify wakes earlier)
+  int64_t retry_ns = 1'000'000'000;       // wait after a failed commit
+};
+
+// One alarm change as stored on stream "alarms": a JSON object with the MQTT topic and payload.
+// Documented in docs/QUEUE_FORMAT.md.
+std::string AlarmRecord(const DownsampleConfig& config, const AlarmChange& change);
+// The topic an alarm change is published to (see EDGELINE_ALARM_TOPIC).
+std::string AlarmTopic(const std::string& topic_template, const AlarmChange& change);
+
+class DownsampleTask {
+ public:
+  DownsampleTask(const DownsampleConfig& config, Queue* queue, const Clock* clock,
+                 DownsampleTaskOptions options = {});
+
+  // Registers the consumer and restores the engine from the queue.
+  Status Start();
+
+  // One unit of work; returns the ns to wait before the next (0 = more is pending).
+  int64_t Step();
+  void Run(std::stop_token stop);
+  void Notify();
+
+  // REQUIRES: the Step thread.
+  const Downsampler& engine() const { return *engine_; }
+  const std::string& last_error() const { return last_error_; }
+
+ private:
+  Status Reload();
+  Status Commit(int64_t seq, int64_t points_consumed, const DownsampleOutput& out);
+
+  DownsampleConfig config_;
+  Queue* queue_;
+  const Clock* clock_;
+  DownsampleTaskOptions options_;
+  std::unique_ptr<Downsampler> engine_;
+  bool started_ = false;
+  int64_t cursor_seq_ = 0;         // the last batch this task consumed (committed)
+  int64_t newest_seen_steady_ns_ = 0;  // steady time when the newest event time last grew
+  std::string last_error_;
+
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  bool notified_ = false;  // guarded by mu_
+};
+
+}  // namespace edgeline

@@ -1,0 +1,402 @@
+#include "downsample/downsampler.h"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+namespace edgeline {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kStateVersion = 1;
+
+bool IsNumeric(const FieldValue& v) {
+  return v.type == FieldType::kFloat || v.type == FieldType::kInteger || v.type == FieldType::kUnsigned;
+}
+
+double AsDouble(const FieldValue& v) {
+  switch (v.type) {
+    case FieldType::kFloat: return v.f;
+    case FieldType::kInteger: return static_cast<double>(v.i);
+    case FieldType::kUnsigned: return static_cast<double>(v.u);
+    default: return 0;
+  }
+}
+
+FieldValue Float(double d) {
+  FieldValue v;
+  v.type = FieldType::kFloat;
+  v.f = d;
+  return v;
+}
+
+FieldValue Integer(int64_t i) {
+  FieldValue v;
+  v.type = FieldType::kInteger;
+  v.i = i;
+  return v;
+}
+
+FieldValue String(std::string s) {
+  FieldValue v;
+  v.type = FieldType::kString;
+  v.s = std::move(s);
+  return v;
+}
+
+// An integer aggregate that does not fit int64 is written as a float rather than wrapped.
+FieldValue IntegerOrFloat(double d) {
+  if (d >= -9.2e18 && d <= 9.2e18) return Integer(std::llround(d));
+  return Float(d);
+}
+
+bool Compare(double value, CompareOp op, double threshold) {
+  switch (op) {
+    case CompareOp::kLt: return value < threshold;
+    case CompareOp::kLe: return value <= threshold;
+    case CompareOp::kGt: return value > threshold;
+    case CompareOp::kGe: return value >= threshold;
+    case CompareOp::kEq: return value == threshold;
+    case CompareOp::kNe: return value != threshold;
+  }
+  return false;
+}
+
+// Floor division that is right for negative timestamps too.
+int64_t FloorTo(int64_t ts, int64_t every) {
+  int64_t q = ts / every;
+  if (ts % every != 0 && ts < 0) --q;
+  return q * every;
+}
+
+json ValueToJson(const FieldValue& v) {
+  switch (v.type) {
+    case FieldType::kFloat: return json::array({0, v.f});
+    case FieldType::kInteger: return json::array({1, v.i});
+    case FieldType::kUnsigned: return json::array({2, v.u});
+    case FieldType::kString: return json::array({3, v.s});
+    case FieldType::kBool: return json::array({4, v.b});
+  }
+  return json::array({0, 0.0});
+}
+
+FieldValue ValueFromJson(const json& j) {
+  FieldValue v;
+  v.type = static_cast<FieldType>(j.at(0).get<int>());
+  switch (v.type) {
+    case FieldType::kFloat: v.f = j.at(1).get<double>(); break;
+    case FieldType::kInteger: v.i = j.at(1).get<int64_t>(); break;
+    case FieldType::kUnsigned: v.u = j.at(1).get<uint64_t>(); break;
+    case FieldType::kString: v.s = j.at(1).get<std::string>(); break;
+    case FieldType::kBool: v.b = j.at(1).get<bool>(); break;
+  }
+  return v;
+}
+
+// JSON has no infinity; an overflowing sum is saved as null and read back as +inf.
+double DoubleFromJson(const json& j) { return j.is_null() ? HUGE_VAL : j.get<double>(); }
+
+json CountersToJson(const DownsampleCounters& c) {
+  return {{"points_in", c.points_in},         {"points_late", c.points_late},
+          {"points_filtered", c.points_filtered}, {"points_out", c.points_out},
+          {"windows_closed", c.windows_closed}, {"alarm_changes", c.alarm_changes}};
+}
+
+DownsampleCounters CountersFromJson(const json& j) {
+  DownsampleCounters c;
+  c.points_in = j.value("points_in", int64_t{0});
+  c.points_late = j.value("points_late", int64_t{0});
+  c.points_filtered = j.value("points_filtered", int64_t{0});
+  c.points_out = j.value("points_out", int64_t{0});
+  c.windows_closed = j.value("windows_closed", int64_t{0});
+  c.alarm_changes = j.value("alarm_changes", int64_t{0});
+  return c;
+}
+
+}  // namespace
+
+Downsampler::Downsampler(const DownsampleConfig& config)
+    : config_(config), closed_until_ns_(INT64_MIN), max_event_ns_(INT64_MIN) {}
+
+int64_t Downsampler::WindowStart(int64_t ts) const { return FloorTo(ts, config_.every_ns); }
+
+std::string Downsampler::GroupKey(const Point& point,
+                                  std::vector<std::pair<std::string, std::string>>* tags) const {
+  tags->clear();
+  for (const std::string& key : config_.group_by) {
+    for (const auto& [k, v] : point.tags) {
+      if (k == key) {
+        tags->emplace_back(k, v);
+        break;
+      }
+    }
+  }
+  std::sort(tags->begin(), tags->end());
+  // Separators that line protocol cannot carry unescaped keep distinct groups distinct.
+  std::string key = point.measurement;
+  for (const auto& [k, v] : *tags) {
+    key += '\n';
+    key += k;
+    key += '\t';
+    key += v;
+  }
+  return key;
+}
+
+Aggregate Downsampler::AggregateFor(const std::string& field) const {
+  for (const auto& [name, aggregate] : config_.field_aggregates) {
+    if (name == field) return aggregate;
+  }
+  return config_.default_aggregate;
+}
+
+void Downsampler::Add(const Point& point, DownsampleOutput* out) {
+  if (!config_.measurements.empty() &&
+      std::find(config_.measurements.begin(), config_.measurements.end(), point.measurement) ==
+          config_.measurements.end()) {
+    ++counters_.points_filtered;
+    return;
+  }
+  const int64_t ts = point.timestamp_ns.value_or(0);
+  if (ts < closed_until_ns_) {
+    ++counters_.points_late;
+    return;
+  }
+  std::vector<std::pair<std::string, std::string>> tags;
+  std::string key = GroupKey(point, &tags);
+  auto [it, inserted] = windows_[WindowStart(ts)].try_emplace(key);
+  GroupState& group = it->second;
+  if (inserted) {
+    group.measurement = point.measurement;
+    group.tags = std::move(tags);
+    group.first_ts = ts;
+    group.last_ts = ts;
+  }
+  // Ties go to the later arrival for "last" and stay with the earlier one for "first".
+  group.first_ts = std::min(group.first_ts, ts);
+  group.last_ts = std::max(group.last_ts, ts);
+  for (const auto& [name, value] : point.fields) {
+    auto [fit, fresh] = group.fields.try_emplace(name);
+    FieldState& f = fit->second;
+    if (fresh || ts < f.first_ts) {
+      f.first = value;
+      f.first_ts = ts;
+    }
+    if (fresh || ts >= f.last_ts) {
+      f.last = value;
+      f.last_ts = ts;
+    }
+    ++f.count;
+    if (IsNumeric(value)) {
+      double d = AsDouble(value);
+      if (f.numeric == 0) {
+        f.min = f.max = d;
+      } else {
+        f.min = std::min(f.min, d);
+        f.max = std::max(f.max, d);
+      }
+      f.sum += d;
+      ++f.numeric;
+      if (value.type != FieldType::kInteger) f.all_integer = false;
+    }
+  }
+  ++counters_.points_in;
+  if (ts > max_event_ns_) {
+    max_event_ns_ = ts;
+    // Saturating: a lateness larger than the timestamp must not wrap around.
+    int64_t watermark = ts >= INT64_MIN + config_.lateness_ns ? ts - config_.lateness_ns : INT64_MIN;
+    AdvanceWatermark(watermark, out);
+  }
+}
+
+void Downsampler::AdvanceWatermark(int64_t watermark_ns, DownsampleOutput* out) {
+  if (watermark_ns == INT64_MIN) return;
+  int64_t boundary = FloorTo(watermark_ns, config_.every_ns);
+  if (boundary > closed_until_ns_) CloseThrough(boundary, out);
+}
+
+void Downsampler::CloseThrough(int64_t boundary, DownsampleOutput* out) {
+  // A window [start, start+every) is closed when its end is <= boundary.
+  while (!windows_.empty() && windows_.begin()->first + config_.every_ns <= boundary) {
+    auto node = windows_.extract(windows_.begin());
+    for (const auto& [key, group] : node.mapped()) Emit(node.key(), key, group, out);
+    ++counters_.windows_closed;
+  }
+  closed_until_ns_ = boundary;
+}
+
+void Downsampler::Emit(int64_t window_start, const std::string& key, const GroupState& group,
+                       DownsampleOutput* out) {
+  Point p;
+  p.measurement = group.measurement;
+  p.tags = group.tags;
+  for (const auto& tag : config_.set_tags) p.tags.push_back(tag);
+  std::sort(p.tags.begin(), p.tags.end());
+  switch (config_.default_aggregate) {
+    case Aggregate::kLast: p.timestamp_ns = group.last_ts; break;
+    case Aggregate::kFirst: p.timestamp_ns = group.first_ts; break;
+    default: p.timestamp_ns = window_start + config_.every_ns; break;
+  }
+  for (const auto& [name, f] : group.fields) {
+    Aggregate a = AggregateFor(name);
+    std::optional<FieldValue> v;
+    switch (a) {
+      case Aggregate::kLast: v = f.last; break;
+      case Aggregate::kFirst: v = f.first; break;
+      case Aggregate::kCount: v = Integer(f.count); break;
+      case Aggregate::kMin:
+      case Aggregate::kMax:
+      case Aggregate::kSum: {
+        if (f.numeric == 0) break;  // strings/bools have no min, max or sum
+        double d = a == Aggregate::kMin ? f.min : a == Aggregate::kMax ? f.max : f.sum;
+        if (!std::isfinite(d)) break;
+        v = f.all_integer ? IntegerOrFloat(d) : Float(d);
+        break;
+      }
+      case Aggregate::kMean: {
+        if (f.numeric == 0) break;
+        double d = f.sum / static_cast<double>(f.numeric);
+        if (std::isfinite(d)) v = Float(d);
+        break;
+      }
+    }
+    if (v) p.fields.emplace_back(name, std::move(*v));
+  }
+  for (const AlarmRule& rule : config_.alarms) {
+    auto it = std::find_if(p.fields.begin(), p.fields.end(),
+                           [&](const auto& f) { return f.first == rule.field; });
+    if (it == p.fields.end() || !IsNumeric(it->second)) continue;  // cannot judge: no alarm field
+    double value = AsDouble(it->second);
+    std::string level = Compare(value, rule.op, rule.threshold) ? rule.when_true : rule.when_false;
+    std::string& previous = alarm_levels_[key + '\n' + rule.output];
+    if (previous != level) {
+      AlarmChange change;
+      change.measurement = group.measurement;
+      change.group_tags = group.tags;
+      change.output = rule.output;
+      change.previous = previous;
+      change.value = level;
+      change.field = rule.field;
+      change.field_value = value;
+      change.time_ns = *p.timestamp_ns;
+      out->alarms.push_back(std::move(change));
+      ++counters_.alarm_changes;
+      previous = level;
+    }
+    p.fields.emplace_back(rule.output, String(level));
+  }
+  if (p.fields.empty()) return;  // nothing representable (e.g. only strings under "sum")
+  out->points.push_back(std::move(p));
+  ++counters_.points_out;
+}
+
+int64_t Downsampler::open_windows() const {
+  int64_t n = 0;
+  for (const auto& [start, groups] : windows_) n += static_cast<int64_t>(groups.size());
+  return n;
+}
+
+std::string Downsampler::SaveState() const {
+  json windows = json::array();
+  for (const auto& [start, groups] : windows_) {
+    json gs = json::array();
+    for (const auto& [key, g] : groups) {
+      json fields = json::array();
+      for (const auto& [name, f] : g.fields) {
+        fields.push_back({{"name", name},
+                          {"first", ValueToJson(f.first)},
+                          {"first_ts", f.first_ts},
+                          {"last", ValueToJson(f.last)},
+                          {"last_ts", f.last_ts},
+                          {"count", f.count},
+                          {"numeric", f.numeric},
+                          {"all_integer", f.all_integer},
+                          {"min", f.min},
+                          {"max", f.max},
+                          {"sum", f.sum}});
+      }
+      gs.push_back({{"key", key},
+                    {"measurement", g.measurement},
+                    {"tags", g.tags},
+                    {"first_ts", g.first_ts},
+                    {"last_ts", g.last_ts},
+                    {"fields", std::move(fields)}});
+    }
+    windows.push_back({{"start", start}, {"groups", std::move(gs)}});
+  }
+  json state = {{"version", kStateVersion},
+                {"every_ns", config_.every_ns},
+                {"closed_until_ns", closed_until_ns_},
+                {"max_event_ns", max_event_ns_},
+                {"open_windows", open_windows()},
+                {"counters", CountersToJson(counters_)},
+                {"alarm_levels", alarm_levels_},
+                {"windows", std::move(windows)}};
+  return state.dump();
+}
+
+Status Downsampler::RestoreState(std::string_view text) {
+  try {
+    json state = json::parse(text);
+    if (state.at("version").get<int>() != kStateVersion) {
+      return Status::Corruption("downsampler state has an unknown version");
+    }
+    // Windows cut with another length cannot be continued; the boundary still holds, so
+    // nothing already emitted is emitted again.
+    const bool same_windows = state.at("every_ns").get<int64_t>() == config_.every_ns;
+    Windows windows;
+    if (same_windows) {
+      for (const json& w : state.at("windows")) {
+        auto& groups = windows[w.at("start").get<int64_t>()];
+        for (const json& g : w.at("groups")) {
+          GroupState& group = groups[g.at("key").get<std::string>()];
+          group.measurement = g.at("measurement").get<std::string>();
+          group.tags = g.at("tags").get<std::vector<std::pair<std::string, std::string>>>();
+          group.first_ts = g.at("first_ts").get<int64_t>();
+          group.last_ts = g.at("last_ts").get<int64_t>();
+          for (const json& f : g.at("fields")) {
+            FieldState& fs = group.fields[f.at("name").get<std::string>()];
+            fs.first = ValueFromJson(f.at("first"));
+            fs.first_ts = f.at("first_ts").get<int64_t>();
+            fs.last = ValueFromJson(f.at("last"));
+            fs.last_ts = f.at("last_ts").get<int64_t>();
+            fs.count = f.at("count").get<int64_t>();
+            fs.numeric = f.at("numeric").get<int64_t>();
+            fs.all_integer = f.at("all_integer").get<bool>();
+            fs.min = DoubleFromJson(f.at("min"));
+            fs.max = DoubleFromJson(f.at("max"));
+            fs.sum = DoubleFromJson(f.at("sum"));
+          }
+        }
+      }
+    }
+    closed_until_ns_ = state.at("closed_until_ns").get<int64_t>();
+    max_event_ns_ = state.at("max_event_ns").get<int64_t>();
+    counters_ = CountersFromJson(state.at("counters"));
+    alarm_levels_ = state.at("alarm_levels").get<std::map<std::string, std::string>>();
+    windows_ = std::move(windows);
+    return Status::Ok();
+  } catch (const json::exception& e) {
+    return Status::Corruption(std::string("downsampler state does not parse: ") + e.what());
+  }
+}
+
+Result<DownsampleSummary> SummarizeDownsampleState(std::string_view text) {
+  try {
+    json state = json::parse(text);
+    DownsampleSummary s;
+    int64_t closed = state.at("closed_until_ns").get<int64_t>();
+    s.closed_until_ns = closed == INT64_MIN ? 0 : closed;
+    int64_t max_event = state.at("max_event_ns").get<int64_t>();
+    s.max_event_ns = max_event == INT64_MIN ? 0 : max_event;
+    s.open_windows = state.value("open_windows", int64_t{0});
+    s.counters = CountersFromJson(state.at("counters"));
+    return s;
+  } catch (const json::exception& e) {
+    return Status::Corruption(std::string("downsampler state does not parse: ") + e.what());
+  }
+}
+
+}  // namespace edgeline

@@ -1,0 +1,111 @@
+// Downsampler: the event-time window engine behind local downsampling and alarms (the seed's
+// Flux task). Pure: no I/O and no clock, so a replayed backlog gives the same output as live
+// data. Windows are aligned to the Unix epoch; all windows whose end is at or before the
+// watermark (newest timestamp seen minus the allowed lateness) are closed, in window order, and
+// a point older than the closed boundary is late (counted, left out). Its whole state
+// (open windows, closed boundary, alarm levels, counters) round-trips through SaveState /
+// RestoreState, which the task stores in the same transaction as the output.
+// Not thread-safe: one owner.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/line_protocol.h"
+#include "common/status.h"
+#include "config/config.h"
+
+namespace edgeline {
+
+// An alarm output whose value differs from the previous window's for the same group (the first
+// window of a group counts as a change from "").
+struct AlarmChange {
+  std::string measurement;
+  std::vector<std::pair<std::string, std::string>> group_tags;  // sorted by key
+  std::string output;      // e.g. "alarm"
+  std::string previous;    // "" for the first window of the group
+  std::string value;       // e.g. "refuel"
+  std::string field;       // e.g. "fuel"
+  double field_value = 0;
+  int64_t time_ns = 0;     // the output point's timestamp
+};
+
+struct DownsampleOutput {
+  std::vector<Point> points;        // window order, then group key order
+  std::vector<AlarmChange> alarms;  // same order
+};
+
+struct DownsampleCounters {
+  int64_t points_in = 0;         // points that entered a window
+  int64_t points_late = 0;       // older than the closed boundary: left out
+  int64_t points_filtered = 0;   // measurement not selected
+  int64_t points_out = 0;        // output rows
+  int64_t windows_closed = 0;    // distinct window intervals emitted
+  int64_t alarm_changes = 0;
+};
+
+class Downsampler {
+ public:
+  explicit Downsampler(const DownsampleConfig& config);
+
+  // Adds one point (REQUIRES: a timestamp), then closes what the new watermark passes.
+  void Add(const Point& point, DownsampleOutput* out);
+
+  // Moves the watermark to `watermark_ns` if later (event time advanced by something other
+  // than a point, e.g. idle time), closing what it passes.
+  void AdvanceWatermark(int64_t watermark_ns, DownsampleOutput* out);
+
+  std::string SaveState() const;
+  Status RestoreState(std::string_view state);
+
+  const DownsampleCounters& counters() const { return counters_; }
+  // Every window whose end is <= this has been emitted (INT64_MIN before the first close).
+  int64_t closed_until_ns() const { return closed_until_ns_; }
+  int64_t max_event_ns() const { return max_event_ns_; }
+  int64_t open_windows() const;  // (window, group) pairs still accumulating
+
+ private:
+  struct FieldState {
+    FieldValue first, last;
+    int64_t first_ts = 0, last_ts = 0;
+    int64_t count = 0;             // every value
+    int64_t numeric = 0;           // numeric values (min/max/mean/sum use only these)
+    bool all_integer = true;       // numeric values were all integers: min/max/sum stay integers
+    double min = 0, max = 0, sum = 0;
+  };
+  struct GroupState {
+    std::string measurement;
+    std::vector<std::pair<std::string, std::string>> tags;  // group-by tags present, sorted
+    int64_t first_ts = 0, last_ts = 0;
+    std::map<std::string, FieldState> fields;
+  };
+  // window start -> group key -> state; ordered so output is deterministic.
+  using Windows = std::map<int64_t, std::map<std::string, GroupState>>;
+
+  int64_t WindowStart(int64_t ts) const;
+  std::string GroupKey(const Point& point, std::vector<std::pair<std::string, std::string>>* tags) const;
+  Aggregate AggregateFor(const std::string& field) const;
+  void Emit(int64_t window_start, const std::string& key, const GroupState& group, DownsampleOutput* out);
+  void CloseThrough(int64_t boundary, DownsampleOutput* out);
+
+  DownsampleConfig config_;
+  Windows windows_;
+  int64_t closed_until_ns_;
+  int64_t max_event_ns_;
+  std::map<std::string, std::string> alarm_levels_;  // group key + '\n' + output -> last value
+  DownsampleCounters counters_;
+};
+
+// What `edgeline status` shows, read back from a saved state.
+struct DownsampleSummary {
+  int64_t closed_until_ns = 0;   // 0 when nothing closed yet
+  int64_t max_event_ns = 0;
+  int64_t open_windows = 0;
+  DownsampleCounters counters;
+};
+Result<DownsampleSummary> SummarizeDownsampleState(std::string_view state);
+
+}  // namespace edgeline
