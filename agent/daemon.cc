@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <functional>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -15,10 +17,12 @@
 #include <thread>
 #include <vector>
 
+#include "agent/alarm_publisher.h"
 #include "agent/group_committer.h"
 #include "agent/mapping.h"
 #include "agent/mqtt_ingest.h"
 #include "common/log.h"
+#include "downsample/downsample_task.h"
 #include "replication/http_transport.h"
 #include "replication/influx_writer.h"
 #include "replication/replicator.h"
@@ -48,36 +52,117 @@ GroupCommitterOptions CommitterOptions(const Config& config) {
   return o;
 }
 
-// One InfluxDB sink with everything it owns.
+bool Contains(const std::vector<std::string>& list, std::string_view item) {
+  return std::find(list.begin(), list.end(), item) != list.end();
+}
+
+// One InfluxDB sink (one stream into one bucket/database) with everything it owns.
 struct InfluxSink {
   std::unique_ptr<HttpTransport> transport;
   std::unique_ptr<InfluxWriter> writer;
   std::unique_ptr<Replicator> replicator;
-  std::jthread thread;
 };
 
-Result<std::unique_ptr<InfluxSink>> StartInfluxSink(const Config& config, Queue* queue, const Clock* clock) {
+Result<std::unique_ptr<InfluxSink>> MakeInfluxSink(const Config& config, const std::string& name,
+                                                   std::string_view stream, InfluxTarget target,
+                                                   Queue* queue, const Clock* clock) {
   auto sink = std::make_unique<InfluxSink>();
   HttpTransportOptions http;
   http.timeout_ns = config.influx.timeout_ns;
   http.connect_timeout_ns = config.influx.connect_timeout_ns;
   http.tls_skip_verify = config.influx.tls_skip_verify;
   http.ca_file = config.influx.ca_file;
-  if (config.influx.tls_skip_verify) {
-    LOG_WARN("influx") << "TLS certificate verification is OFF (EDGELINE_INFLUX_TLS_SKIP_VERIFY=true)";
-  }
   sink->transport = NewCurlTransport(http);
-  sink->writer = std::make_unique<InfluxWriter>(config.influx, sink->transport.get(), clock);
+  sink->writer = std::make_unique<InfluxWriter>(config.influx, sink->transport.get(), clock, std::move(target));
   ReplicatorOptions options;
   options.batch_points = config.influx.batch_points;
   options.retry_min_ns = config.influx.retry_min_ns;
   options.retry_max_ns = config.influx.retry_max_ns;
-  sink->replicator = std::make_unique<Replicator>("influx", std::string(kRawStream), queue,
-                                                  sink->writer.get(), clock, options);
+  sink->replicator = std::make_unique<Replicator>(name, std::string(stream), queue, sink->writer.get(),
+                                                  clock, options);
   RETURN_IF_ERROR(sink->replicator->Start());
-  Replicator* r = sink->replicator.get();
-  sink->thread = std::jthread([r](std::stop_token stop) { r->Run(stop); });
+  LOG_INFO("agent") << "sink " << name << ": stream " << stream << " -> InfluxDB "
+                    << sink->writer->TargetDescription();
   return sink;
+}
+
+// Every consumer of the queue. All are registered before any thread starts: GC counts only the
+// consumers registered in this run, so one registered late could find its batches collected.
+struct Consumers {
+  std::unique_ptr<InfluxSink> influx_raw;
+  std::unique_ptr<InfluxSink> influx_downsampled;
+  std::unique_ptr<DownsampleTask> downsampler;
+  std::unique_ptr<AlarmPublisher> alarms;
+  std::vector<std::function<void()>> notify_raw;          // woken by each ingest commit
+  std::vector<std::function<void()>> notify_downsampled;  // woken by each downsampler output
+  std::vector<std::function<void()>> notify_all;
+  std::vector<std::jthread> threads;
+
+  void StopAll() {
+    for (auto& t : threads) t.request_stop();
+    for (auto& n : notify_all) n();
+    for (auto& t : threads) {
+      if (t.joinable()) t.join();
+    }
+  }
+};
+
+Status RegisterConsumers(const Config& config, Queue* queue, const Clock* clock,
+                         MessagePublisher* mqtt, Consumers* c) {
+  if (config.influx.tls_skip_verify && config.influx.enabled) {
+    LOG_WARN("influx") << "TLS certificate verification is OFF (EDGELINE_INFLUX_TLS_SKIP_VERIFY=true)";
+  }
+  if (config.influx.enabled && Contains(config.influx.streams, kRawStream)) {
+    ASSIGN_OR_RETURN(c->influx_raw, MakeInfluxSink(config, "influx", kRawStream, {}, queue, clock));
+    Replicator* r = c->influx_raw->replicator.get();
+    c->notify_raw.push_back([r] { r->Notify(); });
+  }
+  if (config.downsample.enabled) {
+    if (config.influx.enabled && Contains(config.influx.streams, kDownsampledStream)) {
+      InfluxTarget target{config.downsample.bucket, config.downsample.retention_policy};
+      ASSIGN_OR_RETURN(c->influx_downsampled, MakeInfluxSink(config, "influx-downsampled",
+                                                             kDownsampledStream, target, queue, clock));
+      Replicator* r = c->influx_downsampled->replicator.get();
+      c->notify_downsampled.push_back([r] { r->Notify(); });
+    }
+    if (!config.downsample.alarm_topic.empty()) {
+      c->alarms = std::make_unique<AlarmPublisher>(queue, mqtt, clock);
+      RETURN_IF_ERROR(c->alarms->Start());
+      AlarmPublisher* a = c->alarms.get();
+      c->notify_downsampled.push_back([a] { a->Notify(); });
+    }
+    c->downsampler = std::make_unique<DownsampleTask>(config.downsample, queue, clock);
+    RETURN_IF_ERROR(c->downsampler->Start());
+    DownsampleTask* d = c->downsampler.get();
+    c->notify_raw.push_back([d] { d->Notify(); });
+    auto downstream = c->notify_downsampled;
+    d->SetOnOutput([downstream] {
+      for (const auto& n : downstream) n();
+    });
+  }
+  c->notify_all = c->notify_raw;
+  c->notify_all.insert(c->notify_all.end(), c->notify_downsampled.begin(), c->notify_downsampled.end());
+  if (c->notify_raw.empty()) {
+    LOG_WARN("agent") << "no consumer of the raw stream (InfluxDB off or EDGELINE_INFLUX_STREAMS without raw, "
+                         "no downsampling): data is queued until EDGELINE_QUEUE_MAX_AGE/MAX_BYTES drop it";
+  }
+  return Status::Ok();
+}
+
+void StartConsumers(Consumers* c) {
+  for (InfluxSink* sink : {c->influx_raw.get(), c->influx_downsampled.get()}) {
+    if (!sink) continue;
+    Replicator* r = sink->replicator.get();
+    c->threads.emplace_back([r](std::stop_token stop) { r->Run(stop); });
+  }
+  if (c->downsampler) {
+    DownsampleTask* d = c->downsampler.get();
+    c->threads.emplace_back([d](std::stop_token stop) { d->Run(stop); });
+  }
+  if (c->alarms) {
+    AlarmPublisher* a = c->alarms.get();
+    c->threads.emplace_back([a](std::stop_token stop) { a->Run(stop); });
+  }
 }
 
 void WriteAgentState(Queue* queue, const Clock* clock, const GroupCommitter& committer,
@@ -155,23 +240,22 @@ int RunDaemon(const Config& config) {
   // message waits for a commit at a time, whatever the number of sessions.
   committer.SetProducerCount(1);
 
-  std::unique_ptr<InfluxSink> influx;
-  if (config.influx.enabled) {
-    auto sink = StartInfluxSink(config, queue.get(), clock);
-    if (!sink.ok()) {
-      LOG_ERROR("agent") << "cannot start the InfluxDB sink: " << sink.status().ToString();
-      return 1;
-    }
-    influx = std::move(sink).value();
-    Replicator* r = influx->replicator.get();
-    committer.SetOnCommit([r] { r->Notify(); });
-  } else {
-    LOG_WARN("agent") << "EDGELINE_INFLUX_ENABLED=false: data is queued but not replicated";
-  }
-
   MqttIngest mqtt(config.mqtt, [&committer](std::string_view topic, std::string_view payload) {
     return committer.Submit(topic, payload);
   });
+  Consumers consumers;
+  Status registered = RegisterConsumers(config, queue.get(), clock, &mqtt, &consumers);
+  if (!registered.ok()) {
+    LOG_ERROR("agent") << "cannot start the sinks: " << registered.ToString();
+    return 1;
+  }
+  {
+    auto notify = consumers.notify_raw;
+    committer.SetOnCommit([notify] {
+      for (const auto& n : notify) n();
+    });
+  }
+  StartConsumers(&consumers);
   mqtt.Start();
   LOG_INFO("agent") << "edgeline running (pid " << ::getpid() << ")";
 
@@ -210,11 +294,7 @@ int RunDaemon(const Config& config) {
   committer.Stop();
   housekeeping.request_stop();
   housekeeping.join();
-  if (influx) {
-    influx->thread.request_stop();
-    influx->replicator->Notify();
-    influx->thread.join();
-  }
+  consumers.StopAll();
   WriteAgentState(queue.get(), clock, committer, mqtt, false);
   shutdown_deadline.request_stop();
   LOG_INFO("agent") << "stopped";

@@ -152,6 +152,21 @@ void MqttIngest::ConnectLoop() {
   }
 }
 
+Status MqttIngest::Publish(const std::string& topic, const std::string& payload, int qos, bool retained) {
+  if (clients_.empty() || !session_up_[0]->load() || stopping_) {
+    return Status::Unavailable("MQTT session is not connected");
+  }
+  try {
+    auto token = clients_[0]->publish(topic, payload.data(), payload.size(), qos, retained);
+    if (!token->wait_for(std::chrono::seconds(5))) {
+      return Status::Unavailable("MQTT publish to " + topic + " was not acknowledged within 5s");
+    }
+    return Status::Ok();
+  } catch (const mqtt::exception& e) {
+    return Status::Unavailable(std::string("MQTT publish to ") + topic + " failed: " + e.what());
+  }
+}
+
 void MqttIngest::Stop() {
   {
     std::lock_guard lock(mu_);

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/message_publisher.h"
 #include "common/status.h"
 #include "config/config.h"
 
@@ -32,16 +33,20 @@ namespace edgeline {
 // Paho cannot withhold a PUBACK, MqttIngest then ends the process (as a crash would).
 using MessageHandler = std::function<Status(std::string_view topic, std::string_view payload)>;
 
-class MqttIngest {
+class MqttIngest final : public MessagePublisher {
  public:
   MqttIngest(MqttConfig config, MessageHandler handler);
-  ~MqttIngest();  // Stop()
+  ~MqttIngest() override;  // Stop()
 
   // Starts a background thread that connects every session, retrying with backoff until the
   // broker is reachable; Paho reconnects automatically afterwards and we resubscribe.
   void Start();
   // Publishes "offline" (retained), disconnects all sessions, stops the thread.
   void Stop();
+
+  // Publishes on session 0 and waits (bounded) for the acknowledgement.
+  Status Publish(const std::string& topic, const std::string& payload, int qos,
+                 bool retained) override;
 
   int connected_sessions() const { return connected_.load(); }
   int sessions() const { return static_cast<int>(clients_.size()); }

@@ -8,6 +8,9 @@
 #include <map>
 #include <sstream>
 
+#include "downsample/downsample_task.h"
+#include "downsample/downsampler.h"
+
 namespace edgeline {
 namespace {
 
@@ -136,6 +139,7 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
         {"sent_points", s.sent_points},
         {"dropped_points", s.dropped_points},
         {"dead_lettered", s.dead_lettered},
+        {"skipped_points", s.skipped_points},
         {"consecutive_failures", s.consecutive_failures},
         {"next_retry_ns", s.next_retry_ns},
         {"cursor_seq", s.cursor_seq},
@@ -149,6 +153,31 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
     }
   }
   report["sinks"] = sink_list;
+
+  ASSIGN_OR_RETURN(std::string downsample_state, queue->ConsumerState(std::string(kDownsamplerSink)));
+  if (downsample_state.empty()) {
+    report["downsample"] = {{"enabled", false}};
+  } else {
+    auto summary = SummarizeDownsampleState(downsample_state);
+    if (!summary.ok()) {
+      report["downsample"] = {{"enabled", true}, {"error", summary.status().ToString()}};
+      problems.push_back("downsampler state cannot be read: " + summary.status().ToString());
+    } else {
+      const DownsampleCounters& c = summary->counters;
+      report["downsample"] = {
+          {"enabled", true},
+          {"closed_until_ns", summary->closed_until_ns},
+          {"newest_event_ns", summary->max_event_ns},
+          {"open_windows", summary->open_windows},
+          {"points_in", c.points_in},
+          {"points_late", c.points_late},
+          {"points_filtered", c.points_filtered},
+          {"points_out", c.points_out},
+          {"windows_closed", c.windows_closed},
+          {"alarm_changes", c.alarm_changes},
+      };
+    }
+  }
   report["problems"] = problems;
   report["healthy"] = problems.empty();
   return report;
@@ -178,29 +207,44 @@ std::string RenderStatusText(const nlohmann::json& r) {
   out << "dlq:    " << q["dead_letters"].get<int64_t>() << " entries (" << q["ingest_rejected"].get<int64_t>()
       << " rejected at ingest)\n";
   out << "\n";
+  const auto& d = r["downsample"];
+  if (d.value("enabled", false) && d.contains("points_in")) {
+    int64_t closed = d["closed_until_ns"].get<int64_t>();
+    out << "downsample: " << (closed > 0 ? "windows closed through " + FormatTime(closed) : std::string("no window closed yet"))
+        << ", " << d["open_windows"].get<int64_t>() << " open; " << d["points_in"].get<int64_t>() << " points in, "
+        << d["points_out"].get<int64_t>() << " rows out, " << d["points_late"].get<int64_t>() << " late, "
+        << d["alarm_changes"].get<int64_t>() << " alarm changes\n";
+  }
+  out << "\n";
+  // Fits 80 columns: the sink names are at most 18 characters ("influx-downsampled").
   char header[160];
-  std::snprintf(header, sizeof(header), "%-12s %-11s %10s %10s %8s %5s %10s %8s %6s\n", "SINK", "STATE", "PENDING",
-                "BYTES", "LAG", "CODE", "SENT", "DROPPED", "DLQ");
+  std::snprintf(header, sizeof(header), "%-18s %-11s %9s %7s %4s %10s %7s %5s\n", "SINK", "STATE", "PENDING",
+                "LAG", "CODE", "SENT", "DROPPED", "DLQ");
   out << header;
   for (const auto& s : r["sinks"]) {
     char row[256];
-    std::snprintf(row, sizeof(row), "%-12s %-11s %10lld %10s %8s %5d %10lld %8lld %6lld\n",
+    std::snprintf(row, sizeof(row), "%-18s %-11s %9lld %7s %4d %10lld %7lld %5lld\n",
                   s["name"].get<std::string>().c_str(), s["state"].get<std::string>().c_str(),
                   static_cast<long long>(s["pending_points"].get<int64_t>()),
-                  FormatBytes(s["pending_bytes"].get<int64_t>()).c_str(), FormatAge(s["lag_s"].get<double>()).c_str(),
-                  s["last_code"].get<int>(), static_cast<long long>(s["sent_points"].get<int64_t>()),
+                  FormatAge(s["lag_s"].get<double>()).c_str(), s["last_code"].get<int>(),
+                  static_cast<long long>(s["sent_points"].get<int64_t>()),
                   static_cast<long long>(s["dropped_points"].get<int64_t>()),
                   static_cast<long long>(s["dead_lettered"].get<int64_t>()));
     out << row;
-    out << "             last success " << FormatTime(s["last_success_ns"].get<int64_t>());
+    out << "    " << s["stream"].get<std::string>() << " stream; last success "
+        << FormatTime(s["last_success_ns"].get<int64_t>());
     if (s["pending_points"].get<int64_t>() > 0) {
-      out << ", oldest pending " << FormatAge(s["oldest_pending_age_s"].get<double>());
+      out << "; oldest pending " << FormatAge(s["oldest_pending_age_s"].get<double>()) << ", "
+          << FormatBytes(s["pending_bytes"].get<int64_t>());
+    }
+    if (s.value("skipped_points", int64_t{0}) > 0) {
+      out << "; " << s["skipped_points"].get<int64_t>() << " skipped (not routed)";
     }
     out << "\n";
     std::string err = s["last_error"].get<std::string>();
-    if (!err.empty()) out << "             last error: " << err << "\n";
+    if (!err.empty()) out << "    last error: " << err << "\n";
     if (s["next_retry_ns"].get<int64_t>() > now) {
-      out << "             retry in " << FormatAge((s["next_retry_ns"].get<int64_t>() - now) / 1e9) << " (failure #"
+      out << "    retry in " << FormatAge((s["next_retry_ns"].get<int64_t>() - now) / 1e9) << " (failure #"
           << s["consecutive_failures"].get<int>() << ")\n";
     }
   }

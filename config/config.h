@@ -114,6 +114,7 @@ struct DownsampleConfig {
   std::string preset = "none";                       // EDGELINE_DOWNSAMPLE_PRESET none|seed
   int64_t every_ns = 60'000'000'000;                 // EDGELINE_DOWNSAMPLE_EVERY
   int64_t lateness_ns = 10'000'000'000;              // EDGELINE_DOWNSAMPLE_LATENESS
+  int64_t idle_timeout_ns = 30'000'000'000;          // EDGELINE_DOWNSAMPLE_IDLE_TIMEOUT (0 = never)
   std::vector<std::string> group_by = {"generatorID"};  // EDGELINE_DOWNSAMPLE_GROUP_BY (tag keys)
   std::string aggregate_text = "last";               // EDGELINE_DOWNSAMPLE_AGGREGATE
   std::string alarm_text;                            // EDGELINE_DOWNSAMPLE_ALARM (';'-separated rules)

@@ -249,9 +249,16 @@ std::vector<Variable> BuildTable() {
        .default_text = "10s", .min = 0, .max = 24 * kHour,
        .doc = "How late a point may arrive: a window closes when the newest timestamp seen, "
               "minus this, passes the window's end. Later points are left out of the "
-              "downsampled output (counted as late; the raw point is still replicated). When no "
-              "new point arrives, event time advances with the clock since the newest one.",
+              "downsampled output (counted as late; the raw point is still replicated).",
        .field = [](Config& c) -> FieldPtr { return &c.downsample.lateness_ns; }},
+      {.name = "EDGELINE_DOWNSAMPLE_IDLE_TIMEOUT", .group = G::kDownsample, .type = T::kDuration,
+       .default_text = "30s", .min = 0, .max = 24 * kHour,
+       .doc = "When the downsampler has caught up and no newer point arrived for this long, event "
+              "time advances with the clock, so the last window before a quiet period closes. "
+              "Right for receive-time timestamps (the default); with device timestamps that can "
+              "arrive in delayed bursts, raise it or set 0 (never: windows close only on newer "
+              "points).",
+       .field = [](Config& c) -> FieldPtr { return &c.downsample.idle_timeout_ns; }},
       {.name = "EDGELINE_DOWNSAMPLE_GROUP_BY", .group = G::kDownsample, .type = T::kList,
        .default_text = "generatorID",
        .doc = "Tag keys that form a group (plus the measurement); one output point per group and "

@@ -140,7 +140,9 @@ int64_t DownsampleTask::Step() {
     const int64_t newest = engine_->max_event_ns();
     if (newest == INT64_MIN) return options_.idle_ns;
     const int64_t idle = clock_->SteadyNowNs() - newest_seen_steady_ns_;
-    if (idle <= config_.lateness_ns) return options_.idle_ns;
+    if (config_.idle_timeout_ns == 0 || idle < config_.idle_timeout_ns || idle <= config_.lateness_ns) {
+      return options_.idle_ns;
+    }
     engine_->AdvanceWatermark(newest + (idle - config_.lateness_ns), &out);
     if (out.points.empty() && out.alarms.empty()) return options_.idle_ns;
   } else {
@@ -171,6 +173,7 @@ int64_t DownsampleTask::Step() {
   }
   last_error_.clear();
   cursor_seq_ = seq;
+  if ((!out.points.empty() || !out.alarms.empty()) && on_output_) on_output_();
   if (!out.points.empty()) {
     LOG_DEBUG("downsample") << out.points.size() << " rows from closed windows, "
                             << out.alarms.size() << " alarm changes";

@@ -3,13 +3,15 @@
 // transaction (Queue::AckWithOutput): the cursor past those batches, the closed windows' rows on
 // stream "downsampled", alarm changes on stream "alarms" (when EDGELINE_ALARM_TOPIC is set) and
 // the engine's state. A crash therefore neither repeats nor skips a window, and open windows
-// come back exactly as they were. When the task has caught up, event time advances with the
-// steady clock since the newest point, so the last window of a quiet period closes too.
+// come back exactly as they were. When the task has caught up and no newer point came for
+// EDGELINE_DOWNSAMPLE_IDLE_TIMEOUT, event time advances with the steady clock since the newest
+// point, so the last window before a quiet period closes too.
 // Borrows the queue and clock. Step()/Run() belong to one thread; Notify() is thread-safe.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stop_token>
@@ -48,6 +50,9 @@ class DownsampleTask {
   int64_t Step();
   void Run(std::stop_token stop);
   void Notify();
+  // Called (on the Step thread) after a commit that wrote rows or alarm changes, to wake their
+  // consumers. Set before Run.
+  void SetOnOutput(std::function<void()> on_output) { on_output_ = std::move(on_output); }
 
   // REQUIRES: the Step thread.
   const Downsampler& engine() const { return *engine_; }
@@ -66,6 +71,7 @@ class DownsampleTask {
   int64_t cursor_seq_ = 0;         // the last batch this task consumed (committed)
   int64_t newest_seen_steady_ns_ = 0;  // steady time when the newest event time last grew
   std::string last_error_;
+  std::function<void()> on_output_;
 
   std::mutex mu_;
   std::condition_variable_any cv_;

@@ -6,3 +6,11 @@ add_dependencies(spine_integration_test edgeline)
 edgeline_add_test(NAME sigkill_crash_test LABEL crash TIMEOUT 400
   SOURCES crash/sigkill_test.cc LIBS edgeline_test_support edgeline_common edgeline_storage)
 add_dependencies(sigkill_crash_test edgeline)
+
+edgeline_add_test(NAME downsample_e2e_test LABEL integration TIMEOUT 300
+  SOURCES integration/downsample_e2e_test.cc LIBS edgeline_test_support edgeline_common)
+add_dependencies(downsample_e2e_test edgeline)
+
+edgeline_add_test(NAME downsample_crash_test LABEL crash TIMEOUT 400
+  SOURCES crash/downsample_crash_test.cc LIBS edgeline_test_support edgeline_common edgeline_storage)
+add_dependencies(downsample_crash_test edgeline)

@@ -331,7 +331,10 @@ class DownsampleTaskTest : public ::testing::Test {
     // Caught up and quiet: event time moves on with the steady clock and the last window closes.
     task->Step();
     EXPECT_EQ(task->engine().open_windows(), 3);
-    clock_.AdvanceNs(config.lateness_ns + 2 * kMin);
+    clock_.AdvanceNs(config.idle_timeout_ns - kSec);  // quiet, but not for long enough yet
+    task->Step();
+    EXPECT_EQ(task->engine().open_windows(), 3);
+    clock_.AdvanceNs(2 * kMin);
     task->Step();
     EXPECT_EQ(task->engine().open_windows(), 0);
     std::vector<std::string> lines;
