@@ -62,6 +62,7 @@ start_influxd() {
 }
 start_influxd
 curl -sf -XPOST "http://127.0.0.1:$HTTP_PORT/query" --data-urlencode "q=CREATE DATABASE kafka" >/dev/null
+curl -sf -XPOST "http://127.0.0.1:$HTTP_PORT/query" --data-urlencode "q=CREATE DATABASE kafka_downsampled" >/dev/null
 
 export EDGELINE_MQTT_URL=tcp://127.0.0.1:$MQTT_PORT
 export EDGELINE_MQTT_CLIENT_ID=edgeline-demo
@@ -70,6 +71,11 @@ export EDGELINE_INFLUX_URL=http://127.0.0.1:$HTTP_PORT
 export EDGELINE_INFLUX_API=v1
 export EDGELINE_INFLUX_DB=kafka
 export EDGELINE_RETRY_MAX=5s
+# The seed's Flux task, computed locally; 10 s windows instead of 1 m so rows appear during the demo.
+export EDGELINE_DOWNSAMPLE_PRESET=seed
+export EDGELINE_DOWNSAMPLE_EVERY=10s
+export EDGELINE_DOWNSAMPLE_LATENESS=2s
+export EDGELINE_ALARM_TOPIC=edgeline/alarms
 "$EDGELINE" run >"$DEMO/agent.log" 2>&1 &
 PIDS+=($!)
 
@@ -105,3 +111,9 @@ echo "---- points in influxd (database kafka):"
 curl -s -G "http://127.0.0.1:$HTTP_PORT/query" --data-urlencode "db=kafka" \
   --data-urlencode "q=SELECT count(fuel) FROM genData GROUP BY generatorID"
 echo
+echo "---- downsampled rows with alarms (database kafka_downsampled, last 5):"
+curl -s -G "http://127.0.0.1:$HTTP_PORT/query" --data-urlencode "db=kafka_downsampled" \
+  --data-urlencode "q=SELECT generatorID, fuel, alarm FROM genData ORDER BY time DESC LIMIT 5"
+echo
+echo "---- retained alarm state on MQTT (edgeline/alarms/#):"
+mosquitto_sub -p "$MQTT_PORT" -t 'edgeline/alarms/#' -v -W 2 2>/dev/null || true
