@@ -5,3 +5,6 @@ edgeline_add_test(NAME group_committer_test LABEL unit
 edgeline_add_test(NAME status_report_test LABEL unit
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/unit/status_report_test.cc
   LIBS edgeline_agent edgeline_storage nlohmann_json::nlohmann_json)
+edgeline_add_test(NAME alarm_publisher_test LABEL unit
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/unit/alarm_publisher_test.cc
+  LIBS edgeline_agent edgeline_storage nlohmann_json::nlohmann_json)
