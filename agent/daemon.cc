@@ -134,7 +134,6 @@ Status RegisterConsumers(const Config& config, Queue* queue, const Clock* clock,
     c->downsampler = std::make_unique<DownsampleTask>(config.downsample, queue, clock);
     RETURN_IF_ERROR(c->downsampler->Start());
     DownsampleTask* d = c->downsampler.get();
-    c->notify_raw.push_back([d] { d->Notify(); });
     auto downstream = c->notify_downsampled;
     d->SetOnOutput([downstream] {
       for (const auto& n : downstream) n();
@@ -142,7 +141,7 @@ Status RegisterConsumers(const Config& config, Queue* queue, const Clock* clock,
   }
   c->notify_all = c->notify_raw;
   c->notify_all.insert(c->notify_all.end(), c->notify_downsampled.begin(), c->notify_downsampled.end());
-  if (c->notify_raw.empty()) {
+  if (c->notify_raw.empty() && !c->downsampler) {
     LOG_WARN("agent") << "no consumer of the raw stream (InfluxDB off or EDGELINE_INFLUX_STREAMS without raw, "
                          "no downsampling): data is queued until EDGELINE_QUEUE_MAX_AGE/MAX_BYTES drop it";
   }

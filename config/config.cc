@@ -345,6 +345,18 @@ void CheckStreams(std::string_view variable, const std::vector<std::string>& str
   }
 }
 
+// MQTT filter matching ('+' one level, '#' the rest), for configuration checks only.
+bool MqttFilterMatches(std::string_view filter, std::string_view topic) {
+  std::vector<std::string_view> f = SplitOn(filter, '/');
+  std::vector<std::string_view> t = SplitOn(topic, '/');
+  for (size_t i = 0; i < f.size(); ++i) {
+    if (f[i] == "#") return true;
+    if (i >= t.size()) return false;
+    if (f[i] != "+" && f[i] != t[i]) return false;
+  }
+  return f.size() == t.size();
+}
+
 // Downsampling is on when any of its variables is set; the seed preset fills what is not set.
 void ResolveDownsample(const std::map<std::string, std::string>& env, Config* c, Problems* problems) {
   DownsampleConfig& d = c->downsample;
@@ -367,6 +379,22 @@ void ResolveDownsample(const std::map<std::string, std::string>& env, Config* c,
   }
   if (!d.alarm_topic.empty() && d.alarms.empty() && problems->AllValid({"EDGELINE_DOWNSAMPLE_ALARM"})) {
     problems->Add("EDGELINE_ALARM_TOPIC", "is set but EDGELINE_DOWNSAMPLE_ALARM has no rule");
+  }
+  if (!d.alarm_topic.empty()) {
+    // Alarms published where the agent subscribes would come back in as telemetry.
+    std::string sample = d.alarm_topic;
+    if (sample.find('{') == std::string::npos) {
+      for (size_t i = 0; i < d.group_by.size(); ++i) sample += "/x";
+      sample += "/alarm";
+    }
+    for (const std::string& filter : c->mqtt.topics) {
+      std::string plain = filter;
+      if (plain.rfind("$share/", 0) == 0) plain = plain.substr(plain.find('/', 7) + 1);
+      if (MqttFilterMatches(plain, sample)) {
+        problems->Add("EDGELINE_ALARM_TOPIC", "alarm messages would be ingested again: the subscription " +
+                                                  filter + " matches " + sample);
+      }
+    }
   }
   for (const auto& [key, value] : d.set_tags) {
     if (std::find(d.group_by.begin(), d.group_by.end(), key) != d.group_by.end()) {

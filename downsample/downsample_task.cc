@@ -1,6 +1,8 @@
 #include "downsample/downsample_task.h"
 
 #include <climits>
+#include <condition_variable>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
@@ -178,25 +180,19 @@ int64_t DownsampleTask::Step() {
     LOG_DEBUG("downsample") << out.points.size() << " rows from closed windows, "
                             << out.alarms.size() << " alarm changes";
   }
-  return read->empty() ? options_.idle_ns : 0;
-}
-
-void DownsampleTask::Notify() {
-  std::lock_guard lock(mu_);
-  notified_ = true;
-  cv_.notify_all();
+  // A full read means a backlog: continue at once. Otherwise wait: each step rewrites the whole
+  // engine state, so live data is taken in steps of at most one per idle_ns rather than one per
+  // ingest commit (rows are due once per window, so this adds no meaningful delay).
+  return consumed >= options_.batch_points ? 0 : options_.idle_ns;
 }
 
 void DownsampleTask::Run(std::stop_token stop) {
-  std::unique_lock<std::mutex> lock(mu_);
+  std::mutex mu;
+  std::condition_variable_any cv;
+  std::unique_lock lock(mu);
   while (!stop.stop_requested()) {
-    notified_ = false;
-    lock.unlock();
     const int64_t delay_ns = Step();
-    const bool failing = !last_error_.empty();
-    lock.lock();
-    if (delay_ns <= 0) continue;
-    cv_.wait_for(lock, stop, std::chrono::nanoseconds(delay_ns), [&] { return notified_ && !failing; });
+    if (delay_ns > 0) cv.wait_for(lock, stop, std::chrono::nanoseconds(delay_ns), [] { return false; });
   }
 }
 

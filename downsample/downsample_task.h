@@ -6,14 +6,12 @@
 // come back exactly as they were. When the task has caught up and no newer point came for
 // EDGELINE_DOWNSAMPLE_IDLE_TIMEOUT, event time advances with the steady clock since the newest
 // point, so the last window before a quiet period closes too.
-// Borrows the queue and clock. Step()/Run() belong to one thread; Notify() is thread-safe.
+// Borrows the queue and clock. Not thread-safe: Step()/Run() belong to one thread.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <stop_token>
 #include <string>
 
@@ -28,7 +26,7 @@ inline constexpr std::string_view kDownsamplerSink = "downsampler";
 
 struct DownsampleTaskOptions {
   int64_t batch_points = 5000;            // raw points per step (per transaction)
-  int64_t idle_ns = 1'000'000'000;        // wait when caught up (Notify wakes earlier)
+  int64_t idle_ns = 1'000'000'000;        // wait between steps when there is no backlog
   int64_t retry_ns = 1'000'000'000;       // wait after a failed commit
 };
 
@@ -49,7 +47,6 @@ class DownsampleTask {
   // One unit of work; returns the ns to wait before the next (0 = more is pending).
   int64_t Step();
   void Run(std::stop_token stop);
-  void Notify();
   // Called (on the Step thread) after a commit that wrote rows or alarm changes, to wake their
   // consumers. Set before Run.
   void SetOnOutput(std::function<void()> on_output) { on_output_ = std::move(on_output); }
@@ -72,10 +69,6 @@ class DownsampleTask {
   int64_t newest_seen_steady_ns_ = 0;  // steady time when the newest event time last grew
   std::string last_error_;
   std::function<void()> on_output_;
-
-  std::mutex mu_;
-  std::condition_variable_any cv_;
-  bool notified_ = false;  // guarded by mu_
 };
 
 }  // namespace edgeline

@@ -132,6 +132,20 @@ TEST(DownsampleConfigParse, ReportsEveryBadRuleAtOnce) {
   EXPECT_EQ(ok.config.downsample.alarms[1], (AlarmRule{"low", "fuel", CompareOp::kNe, 0, "x", "y"}));
 }
 
+TEST(DownsampleConfigParse, AlarmTopicMustNotLoopBackIntoIngest) {
+  ConfigParseResult loop = ParseConfig({{"EDGELINE_INFLUX_API", "v1"},
+                                        {"EDGELINE_DOWNSAMPLE_PRESET", "seed"},
+                                        {"EDGELINE_MQTT_TOPICS", "emergency_generator/+,site/#"},
+                                        {"EDGELINE_ALARM_TOPIC", "site/alarms"}});
+  ASSERT_EQ(loop.problems.size(), 1u);
+  EXPECT_EQ(loop.problems[0].variable, "EDGELINE_ALARM_TOPIC");
+  EXPECT_NE(loop.problems[0].message.find("site/#"), std::string::npos);
+  EXPECT_TRUE(ParseConfig({{"EDGELINE_INFLUX_API", "v1"},
+                           {"EDGELINE_DOWNSAMPLE_PRESET", "seed"},
+                           {"EDGELINE_ALARM_TOPIC", "emergency_generator/alarms"}})
+                  .ok());  // emergency_generator/+ is one level; alarms are three
+}
+
 TEST(Downsampler, FixtureTraceGivesTheSeedTasksOutputPointForPoint) {
   Downsampler d(SeedConfig());
   DownsampleOutput out;
