@@ -25,7 +25,7 @@ namespace edgeline {
 inline constexpr std::string_view kDownsamplerSink = "downsampler";
 
 struct DownsampleTaskOptions {
-  int64_t batch_points = 5000;            // raw points per step (per transaction)
+  int64_t batch_points = 20000;           // raw points per step (per transaction, one state write)
   int64_t idle_ns = 1'000'000'000;        // wait between steps when there is no backlog
   int64_t retry_ns = 1'000'000'000;       // wait after a failed commit
 };
