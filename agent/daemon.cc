@@ -23,6 +23,9 @@
 #include "agent/mqtt_ingest.h"
 #include "common/log.h"
 #include "downsample/downsample_task.h"
+#include "kafka/kafka_mirror.h"
+#include "kafka/producer.h"
+#include "kafka/record_format.h"
 #include "replication/http_transport.h"
 #include "replication/influx_writer.h"
 #include "replication/replicator.h"
@@ -89,6 +92,9 @@ Result<std::unique_ptr<InfluxSink>> MakeInfluxSink(const Config& config, const s
 // Every consumer of the queue. All are registered before any thread starts: GC counts only the
 // consumers registered in this run, so one registered late could find its batches collected.
 struct Consumers {
+  std::vector<std::unique_ptr<KafkaMirror>> kafka_mirrors;
+  // After the mirrors, so it is destroyed first (records in flight report to them).
+  std::unique_ptr<Producer> kafka_producer;
   std::unique_ptr<InfluxSink> influx_raw;
   std::unique_ptr<InfluxSink> influx_downsampled;
   std::unique_ptr<DownsampleTask> downsampler;
@@ -104,6 +110,9 @@ struct Consumers {
     for (auto& t : threads) {
       if (t.joinable()) t.join();
     }
+    // Records still in flight are dropped unreported; the mirrors' cursors did not pass them,
+    // so the next run sends them again.
+    kafka_producer.reset();
   }
 };
 
@@ -139,6 +148,33 @@ Status RegisterConsumers(const Config& config, Queue* queue, const Clock* clock,
       for (const auto& n : downstream) n();
     });
   }
+  if (config.kafka.enabled()) {
+    ASSIGN_OR_RETURN(c->kafka_producer, NewRdKafkaProducer(config.kafka));
+    for (std::string_view stream : {kRawStream, kDownsampledStream}) {
+      if (!Contains(config.kafka.streams, stream)) continue;
+      if (stream == kDownsampledStream && !config.downsample.enabled) continue;
+      if (stream == kRawStream && config.kafka.topic_map.empty()) {
+        LOG_WARN("kafka") << "EDGELINE_KAFKA_TOPIC_MAP is empty: raw points are not mirrored";
+        continue;
+      }
+      ASSIGN_OR_RETURN(TopicRouter router, TopicRouterForStream(stream, config.kafka, config.downsample.bucket));
+      std::string name = "kafka-" + std::string(stream);
+      auto mirror = std::make_unique<KafkaMirror>(name, std::string(stream), queue, c->kafka_producer.get(), clock,
+                                                  std::move(router), KafkaMirrorOptionsFromConfig(config.kafka));
+      RETURN_IF_ERROR(mirror->Start());
+      LOG_INFO("agent") << "sink " << name << ": stream " << stream << " -> Kafka "
+                        << c->kafka_producer->Description();
+      KafkaMirror* m = mirror.get();
+      (stream == kRawStream ? c->notify_raw : c->notify_downsampled).push_back([m] { m->Notify(); });
+      c->kafka_mirrors.push_back(std::move(mirror));
+    }
+    if (c->downsampler) {
+      auto downstream = c->notify_downsampled;
+      c->downsampler->SetOnOutput([downstream] {
+        for (const auto& n : downstream) n();
+      });
+    }
+  }
   c->notify_all = c->notify_raw;
   c->notify_all.insert(c->notify_all.end(), c->notify_downsampled.begin(), c->notify_downsampled.end());
   if (c->notify_raw.empty() && !c->downsampler) {
@@ -161,6 +197,10 @@ void StartConsumers(Consumers* c) {
   if (c->alarms) {
     AlarmPublisher* a = c->alarms.get();
     c->threads.emplace_back([a](std::stop_token stop) { a->Run(stop); });
+  }
+  for (auto& mirror : c->kafka_mirrors) {
+    KafkaMirror* m = mirror.get();
+    c->threads.emplace_back([m](std::stop_token stop) { m->Run(stop); });
   }
 }
 

@@ -644,3 +644,46 @@ TEST(MaskSecrets, NoSecretsLeavesTextAlone) {
 
 }  // namespace
 }  // namespace edgeline
+
+// --- Kafka -----------------------------------------------------------------------------------
+
+namespace edgeline {
+namespace {
+
+TEST(KafkaConfigParse, SeedTopicsPropertiesAndSecrets) {
+  ConfigParseResult r = ParseConfig({{"EDGELINE_INFLUX_API", "v1"},
+                                     {"EDGELINE_KAFKA_BROKERS", "127.0.0.1:9092"},
+                                     {"EDGELINE_KAFKA_TOPIC_MAP", "generators:emergency_generator/.*, gen1:x/y"},
+                                     {"EDGELINE_KAFKA_PROP_LINGER_MS", "20"},
+                                     {"EDGELINE_KAFKA_PROP_SSL_KEY_PASSWORD", "hunter2-secret"},
+                                     {"EDGELINE_KAFKA_SASL_PASSWORD", "sasl-secret-1"}});
+  ASSERT_TRUE(r.ok()) << r.problems[0].variable << ": " << r.problems[0].message;
+  const KafkaConfig& k = r.config.kafka;
+  EXPECT_TRUE(k.enabled());
+  EXPECT_EQ(k.topic_map, (std::vector<KafkaTopicRoute>{{"generators", "emergency_generator/.*"}, {"gen1", "x/y"}}));
+  EXPECT_EQ(k.topic_prefix, "EG");
+  EXPECT_EQ(k.format, KafkaFormat::kJson);
+  EXPECT_EQ(k.properties, (std::vector<std::pair<std::string, std::string>>{{"linger.ms", "20"},
+                                                                          {"ssl.key.password", "hunter2-secret"}}));
+  EXPECT_EQ(MaskSecrets("a hunter2-secret b sasl-secret-1", r.config), "a ******** b ********");
+  std::string shown = RenderEffectiveConfig({{"EDGELINE_KAFKA_SASL_PASSWORD", "sasl-secret-1"}}, false);
+  EXPECT_EQ(shown.find("sasl-secret-1"), std::string::npos);
+  EXPECT_FALSE(ParseConfig({{"EDGELINE_INFLUX_API", "v1"}}).config.kafka.enabled());
+}
+
+TEST(KafkaConfigParse, BadRoutesAndStreamsAreAllReported) {
+  ConfigParseResult r = ParseConfig({{"EDGELINE_INFLUX_API", "v1"},
+                                     {"EDGELINE_KAFKA_TOPIC_MAP", "noregex,t:([unclosed"},
+                                     {"EDGELINE_KAFKA_STREAMS", "raw,cooked"},
+                                     {"EDGELINE_INFLUX_STREAMS", "everything"},
+                                     {"EDGELINE_KAFKA_FORMAT", "avro"}});
+  std::multiset<std::string> vars;
+  for (const auto& p : r.problems) vars.insert(p.variable);
+  EXPECT_EQ(vars.count("EDGELINE_KAFKA_TOPIC_MAP"), 2u);
+  EXPECT_EQ(vars.count("EDGELINE_KAFKA_STREAMS"), 1u);
+  EXPECT_EQ(vars.count("EDGELINE_INFLUX_STREAMS"), 1u);
+  EXPECT_EQ(vars.count("EDGELINE_KAFKA_FORMAT"), 1u);
+}
+
+}  // namespace
+}  // namespace edgeline

@@ -47,7 +47,7 @@ class FakeProducer final : public Producer {
   }
   int Poll(int) override { return 0; }
   Status Flush(int) override { return Status::Ok(); }
-  std::string LastError() const override { return last_error; }
+  Status LastError() const override { return last_error; }
   std::string Description() const override { return "fake"; }
 
   // Reports every outstanding record whose value satisfies `pred`; returns how many.
@@ -75,7 +75,7 @@ class FakeProducer final : public Producer {
   int fail_next_n = 0;   // fail this many Produce calls ...
   int pass_first_n = 0;  // ... after letting this many through
   Status fail_status = Status::ResourceExhausted("_QUEUE_FULL: Local: Queue full");
-  std::string last_error;
+  Status last_error;
 };
 
 const Status kTimedOut = Status::Unavailable("_MSG_TIMED_OUT: Local: Message timed out");
@@ -208,7 +208,7 @@ TEST_F(KafkaMirrorTest, CursorMovesOnlyOverTheDeliveredPrefixWhateverTheReportOr
   EXPECT_EQ(producer_.all.size(), 6u);  // nothing sent twice
 }
 
-TEST_F(KafkaMirrorTest, FailedDeliveryResendsEverythingAfterTheCursorOnceOldRecordsAreReported) {
+TEST_F(KafkaMirrorTest, FailedDeliveryResendsTheBatchItHitOnceEveryReportIsIn) {
   KafkaMirror& mirror = RawMirror();
   const int64_t s1 = AppendGen1(2);
   AppendGen1(2);
@@ -231,22 +231,21 @@ TEST_F(KafkaMirrorTest, FailedDeliveryResendsEverythingAfterTheCursorOnceOldReco
   EXPECT_EQ(sink.consecutive_failures, 1);
   EXPECT_GT(sink.next_retry_ns, clock_.WallNowNs());
 
-  // Past the backoff, but three records of the failed attempt are still out: wait for them,
-  // so librdkafka never holds more than the bound.
+  // Past the backoff, but three records are still out: wait for them, so no batch is ever out
+  // twice at once and librdkafka never holds more than the bound.
   clock_.AdvanceNs(options_.retry_max_ns);
   mirror.Step();
   EXPECT_EQ(producer_.all.size(), 6u);
   EXPECT_EQ(mirror.in_flight(), 3);
 
-  // They succeed after all: too late, and batch 2 is still incomplete, so the cursor stays.
+  // They succeed: batch 3 is done, but the cursor waits for batch 2, which goes again.
   EXPECT_EQ(producer_.DeliverAll(), 3);
   mirror.Step();
   EXPECT_EQ(Cursor(), s1);
-  ASSERT_EQ(producer_.all.size(), 10u);  // batches 2 and 3 again
-  std::multiset<std::string> resent;
-  for (size_t i = 6; i < 10; ++i) resent.insert(producer_.all[i].value);
-  EXPECT_EQ(resent, (std::multiset<std::string>{Line("generator1", 3), Line("generator1", 4),
-                                                Line("generator1", 5), Line("generator1", 6)}));
+  EXPECT_EQ(Sink("kafka-raw").state, "offline");
+  ASSERT_EQ(producer_.all.size(), 8u);
+  EXPECT_EQ(producer_.all[6].value, Line("generator1", 3));
+  EXPECT_EQ(producer_.all[7].value, Line("generator1", 4));  // the whole batch, delivered or not
   producer_.DeliverAll();
   mirror.Step();
   EXPECT_EQ(Cursor(), s3);
@@ -256,6 +255,24 @@ TEST_F(KafkaMirrorTest, FailedDeliveryResendsEverythingAfterTheCursorOnceOldReco
   EXPECT_EQ(sink.state, "ok");
   EXPECT_EQ(sink.consecutive_failures, 0);
   EXPECT_EQ(sink.last_error, "");
+  EXPECT_EQ(sink.sent_points, 6);
+}
+
+TEST_F(KafkaMirrorTest, ProgressWhileRecoveringKeepsTheFailureInStatus) {
+  KafkaMirror& mirror = RawMirror();
+  const int64_t s1 = AppendGen1(1);
+  AppendGen1(1);
+  mirror.Step();
+  producer_.DeliverValue(Line("generator1", 2), kTimedOut);  // batch 2 fails, batch 1 still out
+  mirror.Step();
+  EXPECT_EQ(Sink("kafka-raw").state, "offline");
+  producer_.DeliverValue(Line("generator1", 1));
+  mirror.Step();
+  SinkStatus sink = Sink("kafka-raw");
+  EXPECT_EQ(sink.cursor_seq, s1);
+  EXPECT_EQ(sink.state, "offline");
+  EXPECT_NE(sink.last_error.find("_MSG_TIMED_OUT"), std::string::npos);
+  EXPECT_EQ(sink.consecutive_failures, 1);
 }
 
 TEST_F(KafkaMirrorTest, BackoffGrowsWhileDeliveriesKeepFailing) {
@@ -455,7 +472,7 @@ TEST_F(KafkaMirrorTest, RecordsOutWithNoReportShowOfflineUntilDelivered) {
   KafkaMirror& mirror = RawMirror();
   const int64_t seq = AppendGen1(2);
   mirror.Step();
-  producer_.last_error = "_ALL_BROKERS_DOWN: 3/3 brokers are down";
+  producer_.last_error = Status::Unavailable("_ALL_BROKERS_DOWN: 3/3 brokers are down");
   clock_.AdvanceNs(options_.stall_ns / 2);
   mirror.Step();
   EXPECT_EQ(Sink("kafka-raw").state, "");  // not yet: a slow answer is not an outage
@@ -466,11 +483,23 @@ TEST_F(KafkaMirrorTest, RecordsOutWithNoReportShowOfflineUntilDelivered) {
   EXPECT_EQ(sink.state, "offline");
   EXPECT_EQ(sink.last_error, "_ALL_BROKERS_DOWN: 3/3 brokers are down");
   EXPECT_EQ(producer_.all.size(), 2u);  // librdkafka retries them itself; nothing re-produced
-  producer_.last_error.clear();
+  producer_.last_error = Status::Ok();
   producer_.DeliverAll();
   mirror.Step();
   EXPECT_EQ(Cursor(), seq);
   EXPECT_EQ(Sink("kafka-raw").state, "ok");
+}
+
+TEST_F(KafkaMirrorTest, RefusedCredentialsWithRecordsOutShowAuthFailed) {
+  KafkaMirror& mirror = RawMirror();
+  AppendGen1(1);
+  mirror.Step();
+  producer_.last_error = Status::PermissionDenied("_AUTHENTICATION: SASL authentication error: Authentication failed");
+  clock_.AdvanceNs(options_.stall_ns);
+  mirror.Step();
+  EXPECT_EQ(mirror.state(), "auth-failed");
+  EXPECT_EQ(Sink("kafka-raw").state, "auth-failed");
+  EXPECT_EQ(Sink("kafka-raw").last_error, "_AUTHENTICATION: SASL authentication error: Authentication failed");
 }
 
 TEST_F(KafkaMirrorTest, TwoMirrorsShareOneProducerAndEachGetsItsOwnReports) {
