@@ -322,23 +322,13 @@ class SqliteQueue final : public Queue {
   Status Ack(const std::string& sink, int64_t seq, const SinkAttempt& attempt,
              const std::vector<DeadLetter>& dead_letters) override {
     std::lock_guard lock(mu_);
-    auto it = consumers_.find(sink);
-    if (it == consumers_.end()) return Status::FailedPrecondition("consumer not registered: " + sink);
-    ASSIGN_OR_RETURN(int64_t cursor, CursorLocked(sink));
-    if (seq < cursor) {
-      return Status::FailedPrecondition("cursor of " + sink + " would move back from " +
-                                        std::to_string(cursor) + " to " + std::to_string(seq));
-    }
+    ASSIGN_OR_RETURN(std::string stream, StreamForAdvanceLocked(sink, seq));
     RETURN_IF_ERROR(Begin());
     const int64_t now = clock_->WallNowNs();
     Status st = [&]() -> Status {
-      Stmt up(db_, "UPDATE cursor SET seq=?, updated_ns=? WHERE sink=?");
-      RETURN_IF_ERROR(up.prepared());
-      up.Bind(1, seq).Bind(2, now).Bind(3, sink);
-      RETURN_IF_ERROR(up.Run());
-      RETURN_IF_ERROR(RecordAttemptLocked(sink, attempt, now, /*success=*/true));
+      RETURN_IF_ERROR(AdvanceLocked(sink, seq, attempt, now));
       RETURN_IF_ERROR(InsertDeadLettersLocked(dead_letters, now));
-      return CollectGarbageLocked(it->second);
+      return CollectGarbageLocked(stream);
     }();
     if (!st.ok()) {
       Rollback();
@@ -355,24 +345,14 @@ class SqliteQueue final : public Queue {
   Status AckWithOutput(const std::string& sink, int64_t seq, const SinkAttempt& attempt,
                        const std::vector<BatchInput>& outputs, std::string_view state) override {
     std::lock_guard lock(mu_);
-    auto it = consumers_.find(sink);
-    if (it == consumers_.end()) return Status::FailedPrecondition("consumer not registered: " + sink);
-    ASSIGN_OR_RETURN(int64_t cursor, CursorLocked(sink));
-    if (seq < cursor) {
-      return Status::FailedPrecondition("cursor of " + sink + " would move back from " +
-                                        std::to_string(cursor) + " to " + std::to_string(seq));
-    }
+    ASSIGN_OR_RETURN(std::string stream, StreamForAdvanceLocked(sink, seq));
     ASSIGN_OR_RETURN(std::vector<Encoded> encoded, EncodeLocked(outputs));
     RETURN_IF_ERROR(Begin());
     const int64_t now = clock_->WallNowNs();
     Status st = [&]() -> Status {
-      Stmt up(db_, "UPDATE cursor SET seq=?, updated_ns=? WHERE sink=?");
-      RETURN_IF_ERROR(up.prepared());
-      up.Bind(1, seq).Bind(2, now).Bind(3, sink);
-      RETURN_IF_ERROR(up.Run());
-      RETURN_IF_ERROR(RecordAttemptLocked(sink, attempt, now, /*success=*/true));
+      RETURN_IF_ERROR(AdvanceLocked(sink, seq, attempt, now));
       // GC first: what this consumer just passed may be what makes room for its output.
-      RETURN_IF_ERROR(CollectGarbageLocked(it->second));
+      RETURN_IF_ERROR(CollectGarbageLocked(stream));
       RETURN_IF_ERROR(MakeRoomLocked(encoded));
       RETURN_IF_ERROR(InsertLocked(outputs, encoded, now).status());
       Stmt save(db_,
@@ -663,6 +643,27 @@ class SqliteQueue final : public Queue {
       seqs[i] = sqlite3_last_insert_rowid(db_);
     }
     return seqs;
+  }
+
+  // The stream of a registered consumer whose cursor may move to `seq` (never backwards).
+  Result<std::string> StreamForAdvanceLocked(const std::string& sink, int64_t seq) {
+    auto it = consumers_.find(sink);
+    if (it == consumers_.end()) return Status::FailedPrecondition("consumer not registered: " + sink);
+    ASSIGN_OR_RETURN(int64_t cursor, CursorLocked(sink));
+    if (seq < cursor) {
+      return Status::FailedPrecondition("cursor of " + sink + " would move back from " +
+                                        std::to_string(cursor) + " to " + std::to_string(seq));
+    }
+    return it->second;
+  }
+
+  // Inside a transaction: the cursor and the successful attempt.
+  Status AdvanceLocked(const std::string& sink, int64_t seq, const SinkAttempt& attempt, int64_t now) {
+    Stmt up(db_, "UPDATE cursor SET seq=?, updated_ns=? WHERE sink=?");
+    RETURN_IF_ERROR(up.prepared());
+    up.Bind(1, seq).Bind(2, now).Bind(3, sink);
+    RETURN_IF_ERROR(up.Run());
+    return RecordAttemptLocked(sink, attempt, now, /*success=*/true);
   }
 
   bool HasTable(const char* name) {

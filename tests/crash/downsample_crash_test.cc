@@ -21,15 +21,6 @@ using testing::WaitFor;
 constexpr int kTrials = 24;
 constexpr uint32_t kSeed = 1124;
 
-std::string IntegrityOf(const std::string& path) {
-  QueueOpenOptions o;
-  o.config.path = path;
-  auto q = OpenSqliteQueue(o);
-  if (!q.ok()) return q.status().ToString();
-  auto r = (*q)->IntegrityCheck();
-  return r.ok() ? *r : r.status().ToString();
-}
-
 TEST(DownsampleCrash, SeedOutputIsExactAcrossRandomKills) {
   testing::Mosquitto mosquitto;
   testing::Influxd influxd;
@@ -65,7 +56,7 @@ TEST(DownsampleCrash, SeedOutputIsExactAcrossRandomKills) {
   for (int trial = 0; trial < kTrials; ++trial) {
     std::this_thread::sleep_for(std::chrono::milliseconds(kill_after_ms(rng)));  // the random kill moment
     agent->Kill();
-    ASSERT_EQ(IntegrityOf(queue_path), "ok") << "after kill #" << trial;
+    ASSERT_EQ(testing::QueueIntegrity(queue_path), "ok") << "after kill #" << trial;
     agent = start_agent();
   }
   publisher.join();
@@ -87,7 +78,7 @@ TEST(DownsampleCrash, SeedOutputIsExactAcrossRandomKills) {
   // Every row is produced exactly once by the engine, whatever MQTT redelivered.
   EXPECT_EQ(d["points_out"].get<int64_t>(), 45);
   EXPECT_EQ(agent->Terminate(), 0);
-  EXPECT_EQ(IntegrityOf(queue_path), "ok");
+  EXPECT_EQ(testing::QueueIntegrity(queue_path), "ok");
 }
 
 }  // namespace

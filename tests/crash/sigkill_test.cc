@@ -22,15 +22,6 @@ using testing::WaitFor;
 constexpr int kTrials = 20;
 constexpr uint32_t kSeed = 20261124;
 
-std::string IntegrityOf(const std::string& path) {
-  QueueOpenOptions o;
-  o.config.path = path;
-  auto q = OpenSqliteQueue(o);
-  if (!q.ok()) return q.status().ToString();
-  auto r = (*q)->IntegrityCheck();
-  return r.ok() ? *r : r.status().ToString();
-}
-
 TEST(SigkillTest, EveryAcknowledgedMessageReachesInfluxdAcrossRandomKills) {
   testing::Mosquitto mosquitto;
   testing::Influxd influxd;
@@ -74,7 +65,7 @@ TEST(SigkillTest, EveryAcknowledgedMessageReachesInfluxdAcrossRandomKills) {
   for (int trial = 0; trial < kTrials; ++trial) {
     std::this_thread::sleep_for(std::chrono::milliseconds(kill_after_ms(rng)));  // the random kill moment
     agent->Kill();
-    std::string integrity = IntegrityOf(queue_path);
+    std::string integrity = testing::QueueIntegrity(queue_path);
     ASSERT_EQ(integrity, "ok") << "after kill #" << trial;
     agent = start_agent();
   }
@@ -94,7 +85,7 @@ TEST(SigkillTest, EveryAcknowledgedMessageReachesInfluxdAcrossRandomKills) {
   EXPECT_GE(points, distinct);
 
   EXPECT_EQ(agent->Terminate(), 0);
-  EXPECT_EQ(IntegrityOf(queue_path), "ok");
+  EXPECT_EQ(testing::QueueIntegrity(queue_path), "ok");
 }
 
 }  // namespace

@@ -21,6 +21,8 @@
 
 #include <mqtt/async_client.h>
 
+#include "storage/queue.h"
+
 #ifndef EDGELINE_FIXTURES_DIR
 #error "EDGELINE_FIXTURES_DIR must be defined by the build"
 #endif
@@ -340,6 +342,15 @@ std::map<std::string, std::string> AgentEnv(const Mosquitto& mqtt, const Influxd
       {"EDGELINE_RETRY_MAX", "1s"},
       {"EDGELINE_LOG_LEVEL", "info"},
   };
+}
+
+std::string QueueIntegrity(const std::string& path) {
+  QueueOpenOptions o;
+  o.config.path = path;
+  auto q = OpenSqliteQueue(o);
+  if (!q.ok()) return q.status().ToString();
+  auto r = (*q)->IntegrityCheck();
+  return r.ok() ? *r : r.status().ToString();
 }
 
 std::vector<std::string> ReadFixtureLines(const std::string& name) {

@@ -109,6 +109,9 @@ CommandResult RunCommand(std::vector<std::string> argv, std::map<std::string, st
 std::map<std::string, std::string> AgentEnv(const Mosquitto& mqtt, const Influxd& influx,
                                             const std::string& queue_path, const std::string& database);
 
+// PRAGMA integrity_check of a queue file ("ok" when healthy), opened as the agent would.
+std::string QueueIntegrity(const std::string& path);
+
 // Reads a fixture file under tests/fixtures.
 std::vector<std::string> ReadFixtureLines(const std::string& name);
 
