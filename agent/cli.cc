@@ -34,6 +34,10 @@ Commands:
                           and exits 2 if the configuration is invalid
   dlq list [--sink S] [--limit N] [--json]
                           dead-lettered payloads and lines with their reasons
+  dlq replay [--sink S]   send rejected entries again, once the cause is fixed (the
+                          running agent picks them up)
+  dlq purge (--sink S | --all)
+                          delete dead letters
   version                 print the version
   help                    this text
 
@@ -137,9 +141,48 @@ int CmdStatus(const std::map<std::string, std::string>& env, const std::vector<s
   }
 }
 
+// `dlq replay` and `dlq purge` write a flag or delete rows; SQLite's own locking lets them do so
+// while the agent runs. The agent's sinks pick marked entries up within a second or so.
+int CmdDlqChange(const std::map<std::string, std::string>& env, const std::vector<std::string>& rest) {
+  const std::string& action = rest[0];
+  const std::string sink = FlagValue(rest, "--sink", "");
+  if (action == "purge" && sink.empty() && !HasFlag(rest, "--all")) {
+    std::fprintf(stderr, "edgeline dlq purge: give --sink S, or --all to delete every dead letter\n");
+    return kExitUsage;
+  }
+  QueueOpenOptions options = ReadOnlyQueueOptions(env);
+  options.read_only = false;
+  if (::access(options.config.path.c_str(), F_OK) != 0) {
+    std::fprintf(stderr, "edgeline dlq: no queue file at %s\n", options.config.path.c_str());
+    return kExitRuntime;
+  }
+  auto queue = OpenSqliteQueue(options);
+  if (!queue.ok()) {
+    std::fprintf(stderr, "edgeline dlq: %s\n", queue.status().ToString().c_str());
+    return kExitRuntime;
+  }
+  Result<int64_t> n = action == "replay" ? (*queue)->RequestReplay(sink) : (*queue)->PurgeDeadLetters(sink);
+  if (!n.ok()) {
+    std::fprintf(stderr, "edgeline dlq %s: %s\n", action.c_str(), n.status().ToString().c_str());
+    return kExitRuntime;
+  }
+  const std::string whose = sink.empty() ? "every sink" : "sink " + sink;
+  if (action == "replay") {
+    std::printf("%lld dead letters of %s marked for replay; the running agent sends them again "
+                "(rejected ones come back with a new reason)\n", static_cast<long long>(*n), whose.c_str());
+  } else {
+    std::printf("%lld dead letters of %s deleted\n", static_cast<long long>(*n), whose.c_str());
+  }
+  return kExitOk;
+}
+
 int CmdDlq(const std::map<std::string, std::string>& env, const std::vector<std::string>& rest) {
+  if (!rest.empty() && (rest[0] == "replay" || rest[0] == "purge")) return CmdDlqChange(env, rest);
   if (rest.empty() || rest[0] != "list") {
-    std::fprintf(stderr, "usage: edgeline dlq list [--sink S] [--limit N] [--json]\n");
+    std::fprintf(stderr,
+                 "usage: edgeline dlq list [--sink S] [--limit N] [--json]\n"
+                 "       edgeline dlq replay [--sink S]\n"
+                 "       edgeline dlq purge (--sink S | --all)\n");
     return kExitUsage;
   }
   auto queue = OpenSqliteQueue(ReadOnlyQueueOptions(env));

@@ -81,6 +81,7 @@ Result<std::unique_ptr<InfluxSink>> MakeInfluxSink(const Config& config, const s
   options.batch_points = config.influx.batch_points;
   options.retry_min_ns = config.influx.retry_min_ns;
   options.retry_max_ns = config.influx.retry_max_ns;
+  options.max_bytes_per_sec = config.influx.max_bytes_per_sec;
   sink->replicator = std::make_unique<Replicator>(name, std::string(stream), queue, sink->writer.get(),
                                                   clock, options);
   RETURN_IF_ERROR(sink->replicator->Start());
@@ -204,6 +205,22 @@ void StartConsumers(Consumers* c) {
   }
 }
 
+// `edgeline dlq replay` on ingest dead letters: the payloads go through mapping and the group
+// commit again (a payload still bad becomes a new dead letter there). At-least-once: a crash
+// between the commit and FinishReplay replays it once more.
+void ReplayIngestDeadLetters(Queue* queue, GroupCommitter* committer) {
+  auto requested = queue->ReplayRequested("ingest", 100);
+  if (!requested.ok() || requested->empty()) return;
+  std::vector<int64_t> done;
+  for (const DeadLetter& d : *requested) {
+    if (!committer->Submit(d.topic, d.payload, d.created_ns).ok()) break;  // committer stopping or failing: later
+    done.push_back(d.id);
+  }
+  Status settled = queue->FinishReplay(done, {});
+  LOG_INFO("agent") << "replayed " << done.size() << " ingest dead letters"
+                    << (settled.ok() ? "" : " (not recorded: " + settled.ToString() + ")");
+}
+
 void WriteAgentState(Queue* queue, const Clock* clock, const GroupCommitter& committer,
                      const MqttIngest& mqtt, bool running) {
   const auto& c = committer.counters();
@@ -302,6 +319,7 @@ int RunDaemon(const Config& config) {
     int64_t last_limits = clock->SteadyNowNs();
     do {
       WriteAgentState(queue.get(), clock, committer, mqtt, true);
+      ReplayIngestDeadLetters(queue.get(), &committer);
       if (clock->SteadyNowNs() - last_limits >= kLimitsEveryNs) {
         last_limits = clock->SteadyNowNs();
         auto dropped = queue->EnforceLimits();

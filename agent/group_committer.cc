@@ -16,10 +16,11 @@ GroupCommitter::GroupCommitter(Queue* queue, const Mapper* mapper, const Clock* 
 
 GroupCommitter::~GroupCommitter() { Stop(); }
 
-Status GroupCommitter::Submit(std::string_view topic, std::string_view payload) {
+Status GroupCommitter::Submit(std::string_view topic, std::string_view payload, int64_t receive_ns) {
   auto item = std::make_shared<Item>();
   item->topic = std::string(topic);
-  const int64_t receive_ns = clock_->WallNowNs();  // assigned once: a replay rewrites the same point
+  // Assigned once, so a replay rewrites the same point; a dead letter replayed keeps its own.
+  if (receive_ns == 0) receive_ns = clock_->WallNowNs();
   counters_.messages++;
   counters_.last_message_ns = receive_ns;
   if (static_cast<int64_t>(payload.size()) > options_.max_payload_bytes) {

@@ -50,7 +50,7 @@ class GroupCommitter {
   // Maps and durably stores one message (its points, or its dead letter when rejected).
   // Returns OK once committed. Returns Unavailable only if the committer is stopped before the
   // message could be committed: the caller must then NOT acknowledge it.
-  Status Submit(std::string_view topic, std::string_view payload);
+  Status Submit(std::string_view topic, std::string_view payload, int64_t receive_ns = 0);
 
   // How many producers can be blocked in Submit at most (MQTT connections): when all of them
   // are waiting no further message can arrive, so the writer commits without lingering.

@@ -142,6 +142,10 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
         {"skipped_points", s.skipped_points},
         {"consecutive_failures", s.consecutive_failures},
         {"next_retry_ns", s.next_retry_ns},
+        {"retry_after_s", s.retry_after_ns / 1e9},
+        {"batch_points", s.batch_points},
+        {"drain_rate", s.drain_rate},
+        {"eta_s", s.pending_points > 0 && s.drain_rate > 0 ? s.pending_points / s.drain_rate : (s.pending_points > 0 ? -1.0 : 0.0)},
         {"cursor_seq", s.cursor_seq},
     });
     if (s.consecutive_failures > 0) {
@@ -237,6 +241,10 @@ std::string RenderStatusText(const nlohmann::json& r) {
       out << "; oldest pending " << FormatAge(s["oldest_pending_age_s"].get<double>()) << ", "
           << FormatBytes(s["pending_bytes"].get<int64_t>());
     }
+    if (s["pending_points"].get<int64_t>() > 0 && s.value("eta_s", -1.0) > 0) {
+      out << "; draining " << static_cast<int64_t>(s["drain_rate"].get<double>()) << " points/s, empty in "
+          << FormatAge(s["eta_s"].get<double>());
+    }
     if (s.value("skipped_points", int64_t{0}) > 0) {
       out << "; " << s["skipped_points"].get<int64_t>() << " skipped (not routed)";
     }
@@ -245,7 +253,9 @@ std::string RenderStatusText(const nlohmann::json& r) {
     if (!err.empty()) out << "    last error: " << err << "\n";
     if (s["next_retry_ns"].get<int64_t>() > now) {
       out << "    retry in " << FormatAge((s["next_retry_ns"].get<int64_t>() - now) / 1e9) << " (failure #"
-          << s["consecutive_failures"].get<int>() << ")\n";
+          << s["consecutive_failures"].get<int>();
+      if (s.value("retry_after_s", 0.0) > 0) out << ", server's Retry-After " << FormatAge(s["retry_after_s"].get<double>());
+      out << ")\n";
     }
   }
   if (r["sinks"].empty()) out << "(no sinks registered yet)\n";

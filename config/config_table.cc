@@ -191,6 +191,17 @@ std::vector<Variable> BuildTable() {
       {.name = "EDGELINE_INFLUX_RP", .group = G::kInflux, .type = T::kString,
        .default_text = "", .doc = "Retention policy (v1). Empty = the database's default.",
        .field = [](Config& c) -> FieldPtr { return &c.influx.retention_policy; }},
+      {.name = "EDGELINE_INFLUX_CREATE_DB", .group = G::kInflux, .type = T::kBool,
+       .default_text = "false",
+       .doc = "v1: when the server answers 404 (database not found), create the database "
+              "(`CREATE DATABASE`, needs admin rights) and write again. Otherwise the sink waits in "
+              "state `not-found`, keeping the data.",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.create_database; }},
+      {.name = "EDGELINE_INFLUX_MAX_BYTES_PER_SEC", .group = G::kInflux, .type = T::kSize,
+       .default_text = "0", .min = 0,
+       .doc = "Bandwidth cap for each InfluxDB sink, in request body bytes (after gzip) per "
+              "second, averaged over requests. 0 = no cap. For metered links.",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.max_bytes_per_sec; }},
       {.name = "EDGELINE_INFLUX_USERNAME", .group = G::kInflux, .type = T::kString,
        .default_text = "", .doc = "User name (v1, optional).",
        .field = [](Config& c) -> FieldPtr { return &c.influx.username; }},

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <ctime>
 
+#include "common/log.h"
 #include "replication/gzip.h"
 
 namespace edgeline {
@@ -125,6 +126,7 @@ InfluxWriter::InfluxWriter(const InfluxConfig& config, HttpTransport* transport,
 
   std::string base = config_.url;
   while (!base.empty() && base.back() == '/') base.pop_back();
+  base_url_ = base;
   switch (config_.api) {
     case InfluxApi::kV1:
       url_ = base + "/write?db=" + UrlEncode(target_.bucket_or_db);
@@ -222,6 +224,7 @@ InfluxWriter::SliceResult InfluxWriter::WriteSlice(const std::vector<std::string
     return SliceResult::kAbort;
   }
   ++outcome->requests;
+  outcome->bytes_sent += static_cast<int64_t>(request.body.size());
   Result<HttpResponse> response = transport_->Send(request);
   if (!response.ok()) {
     outcome->kind = WriteOutcomeKind::kUnavailable;
@@ -233,8 +236,13 @@ InfluxWriter::SliceResult InfluxWriter::WriteSlice(const std::vector<std::string
   if (outcome->requests == 1) outcome->http_status = status;
   if (IsSuccess(status)) {
     outcome->accepted += static_cast<int64_t>(end - begin);
+    if (saw_413_) outcome->lines_fitting_413 = std::max<int64_t>(outcome->lines_fitting_413, end - begin);
     return SliceResult::kDone;
   }
+  if (status == 404 && config_.api == InfluxApi::kV1 && config_.create_database && !outcome->created_database) {
+    if (CreateDatabase(outcome)) return WriteSlice(lines, begin, end, outcome);
+  }
+  if (status == 413) saw_413_ = true;
   if (IsLineRejection(status) || status == 413) {
     if (end - begin == 1) {
       std::string reason = status == 413 ? "line too large for the server (HTTP 413)"
@@ -264,8 +272,38 @@ InfluxWriter::SliceResult InfluxWriter::WriteSlice(const std::vector<std::string
   return SliceResult::kAbort;
 }
 
+bool InfluxWriter::CreateDatabase(WriteOutcome* outcome) {
+  outcome->created_database = true;  // one try per Write, whatever the answer
+  HttpRequest request;
+  request.method = "POST";
+  request.url = base_url_ + "/query";
+  request.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+  if (!config_.username.empty()) {
+    request.headers.emplace_back("Authorization", "Basic " + Base64(config_.username + ":" + config_.password));
+  }
+  std::string name = target_.bucket_or_db;
+  std::string quoted;
+  for (char c : name) {
+    if (c == '"' || c == '\\') quoted += '\\';
+    quoted += c;
+  }
+  request.body = "q=" + UrlEncode("CREATE DATABASE \"" + quoted + "\"");
+  ++outcome->requests;
+  Result<HttpResponse> response = transport_->Send(request);
+  const bool created = response.ok() && IsSuccess(response->status);
+  if (created) {
+    LOG_INFO("replication") << "created database " << target_.bucket_or_db << " (EDGELINE_INFLUX_CREATE_DB=true)";
+  } else {
+    LOG_WARN("replication") << "could not create database " << target_.bucket_or_db << ": "
+                            << Sanitize(response.ok() ? "HTTP " + std::to_string(response->status)
+                                                      : response.status().message());
+  }
+  return created;
+}
+
 WriteOutcome InfluxWriter::Write(const std::vector<std::string_view>& lines) {
   WriteOutcome outcome;
+  saw_413_ = false;
   if (lines.empty()) return outcome;
   if (WriteSlice(lines, 0, lines.size(), &outcome) == SliceResult::kAbort) {
     outcome.accepted = 0;

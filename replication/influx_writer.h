@@ -46,6 +46,9 @@ struct WriteOutcome {
   std::vector<RejectedLine> rejected;  // kOk only
   int64_t retry_after_ns = 0;    // kRetryLater: from Retry-After, 0 when absent
   int requests = 0;              // HTTP requests made (bisection costs O(log n) per bad line)
+  int64_t bytes_sent = 0;        // request body bytes as sent (after gzip), for bandwidth caps
+  int64_t lines_fitting_413 = 0; // after a 413: the most lines one accepted request held (0 = no 413)
+  bool created_database = false; // v1 with EDGELINE_INFLUX_CREATE_DB: a 404 made us create it
 };
 
 class InfluxWriter {
@@ -76,12 +79,16 @@ class InfluxWriter {
   HttpRequest BuildRequest(const std::vector<std::string_view>& lines, size_t begin, size_t end,
                            Status* status) const;
   std::string Sanitize(std::string_view text) const;
+  // v1: POST /query CREATE DATABASE for the target; true when the server said yes.
+  bool CreateDatabase(WriteOutcome* outcome);
 
   InfluxConfig config_;
   HttpTransport* transport_;
   const Clock* clock_;
   InfluxTarget target_;
   std::string url_;  // write endpoint incl. query string, built once
+  std::string base_url_;
+  bool saw_413_ = false;  // within the current Write
 };
 
 // Helpers exposed for tests.

@@ -23,7 +23,8 @@ Replicator::Replicator(std::string name, std::string stream, Queue* queue, Influ
       writer_(writer),
       clock_(clock),
       options_(std::move(options)),
-      backoff_(options_.retry_min_ns, options_.retry_max_ns, options_.random) {}
+      backoff_(options_.retry_min_ns, options_.retry_max_ns, options_.random),
+      batch_points_(options_.batch_points) {}
 
 Status Replicator::Start() {
   if (registered_) return Status::Ok();
@@ -44,7 +45,8 @@ void Replicator::SetState(const std::string& state, const std::string& detail) {
   state_ = state;
 }
 
-int64_t Replicator::Fail(const std::string& state, int code, const std::string& error, int64_t delay_ns) {
+int64_t Replicator::Fail(const std::string& state, int code, const std::string& error, int64_t delay_ns,
+                         int64_t retry_after_ns) {
   delay_ns = std::max(delay_ns, kMinFailureDelayNs);
   SetState(state, error);
   SinkAttempt attempt;
@@ -53,6 +55,8 @@ int64_t Replicator::Fail(const std::string& state, int code, const std::string& 
   attempt.last_error = error;
   attempt.consecutive_failures = consecutive_failures_;
   attempt.next_retry_ns = clock_->WallNowNs() + delay_ns;
+  attempt.retry_after_ns = retry_after_ns;
+  attempt.batch_points = batch_points_;
   Status recorded = queue_->RecordAttempt(name_, attempt);
   if (!recorded.ok()) {
     LOG_DEBUG(kLog) << "sink " << name_ << ": could not record attempt: " << recorded.ToString();
@@ -60,22 +64,90 @@ int64_t Replicator::Fail(const std::string& state, int code, const std::string& 
   return delay_ns;
 }
 
+int64_t Replicator::QueueError(const Status& status) {
+  ++consecutive_failures_;
+  SetState("queue-error", status.ToString());
+  return std::max(backoff_.DelayNs(consecutive_failures_ - 1), kMinFailureDelayNs);
+}
+
+std::vector<DeadLetter> Replicator::DeadLettersOf(std::vector<RejectedLine> rejected) const {
+  std::vector<DeadLetter> dead_letters;
+  dead_letters.reserve(rejected.size());
+  for (RejectedLine& r : rejected) {
+    DeadLetter dl;
+    dl.sink = name_;
+    dl.kind = DeadLetterKind::kRejected;
+    dl.reason = std::move(r.reason);
+    dl.payload = std::move(r.line);
+    dl.created_ns = clock_->WallNowNs();
+    dead_letters.push_back(std::move(dl));
+  }
+  return dead_letters;
+}
+
+void Replicator::Account(const WriteOutcome& outcome) {
+  const int64_t now = clock_->SteadyNowNs();
+  if (options_.max_bytes_per_sec > 0 && outcome.bytes_sent > 0) {
+    // Virtual-time pacing: each request pushes the next one back by its size at the capped rate.
+    const int64_t cost_ns = static_cast<int64_t>(static_cast<double>(outcome.bytes_sent) * 1e9 /
+                                                 static_cast<double>(options_.max_bytes_per_sec));
+    send_allowed_steady_ns_ = std::max(send_allowed_steady_ns_, now) + cost_ns;
+  }
+  if (outcome.lines_fitting_413 > 0 && outcome.lines_fitting_413 < batch_points_) {
+    LOG_WARN(kLog) << "sink " << name_ << ": the server refused large requests (413); sending at most "
+                   << outcome.lines_fitting_413 << " points per request from now on";
+    batch_points_ = outcome.lines_fitting_413;
+  }
+  if (outcome.kind != WriteOutcomeKind::kOk) return;
+  if (rate_window_start_ns_ == 0) rate_window_start_ns_ = now;
+  rate_window_points_ += outcome.accepted;
+  if (now - rate_window_start_ns_ >= 5 * kNsPerSec) {
+    drain_rate_ = static_cast<double>(rate_window_points_) * 1e9 / static_cast<double>(now - rate_window_start_ns_);
+    rate_window_start_ns_ = now;
+    rate_window_points_ = 0;
+  }
+}
+
+int64_t Replicator::Replay(std::vector<DeadLetter> dead_letters) {
+  std::vector<std::string_view> lines;
+  std::vector<int64_t> ids;
+  for (const DeadLetter& d : dead_letters) {
+    lines.emplace_back(d.payload);
+    ids.push_back(d.id);
+  }
+  WriteOutcome outcome = writer_->Write(lines);
+  Account(outcome);
+  if (outcome.kind != WriteOutcomeKind::kOk) return FailWrite(outcome);
+  std::vector<DeadLetter> again = DeadLettersOf(std::move(outcome.rejected));
+  Status settled = queue_->FinishReplay(ids, again);
+  if (!settled.ok()) return QueueError(settled);
+  LOG_INFO(kLog) << "sink " << name_ << ": replayed " << ids.size() << " dead letters: " << outcome.accepted
+                 << " written, " << again.size() << " rejected again";
+  SinkAttempt attempt;
+  attempt.state = "ok";
+  attempt.last_code = outcome.http_status;
+  attempt.sent_points = outcome.accepted;
+  attempt.batch_points = batch_points_;
+  (void)queue_->RecordAttempt(name_, attempt);
+  consecutive_failures_ = 0;
+  SetState("ok", "");
+  return 0;
+}
+
 int64_t Replicator::Step() {
   if (!registered_) {
     Status status = Start();
-    if (!status.ok()) {
-      ++consecutive_failures_;
-      SetState("queue-error", status.ToString());
-      return std::max(backoff_.DelayNs(consecutive_failures_ - 1), kMinFailureDelayNs);
-    }
+    if (!status.ok()) return QueueError(status);
   }
+  const int64_t pace_ns = send_allowed_steady_ns_ - clock_->SteadyNowNs();
+  if (pace_ns > 0) return pace_ns;  // EDGELINE_INFLUX_MAX_BYTES_PER_SEC
 
-  Result<std::vector<Batch>> batches = queue_->Read(name_, options_.batch_points);
-  if (!batches.ok()) {
-    ++consecutive_failures_;
-    SetState("queue-error", batches.status().ToString());
-    return std::max(backoff_.DelayNs(consecutive_failures_ - 1), kMinFailureDelayNs);
-  }
+  // Dead letters the user asked to replay go first: they are few and someone is waiting.
+  Result<std::vector<DeadLetter>> replay = queue_->ReplayRequested(name_, batch_points_);
+  if (replay.ok() && !replay->empty()) return Replay(std::move(replay).value());
+
+  Result<std::vector<Batch>> batches = queue_->Read(name_, batch_points_);
+  if (!batches.ok()) return QueueError(batches.status());
   if (batches->empty()) return options_.idle_ns;
 
   std::vector<std::string_view> lines;
@@ -84,40 +156,30 @@ int64_t Replicator::Step() {
   }
   const int64_t last_seq = batches->back().seq;
   WriteOutcome outcome = writer_->Write(lines);
+  Account(outcome);
+  if (outcome.kind != WriteOutcomeKind::kOk) return FailWrite(outcome);
 
-  if (outcome.kind == WriteOutcomeKind::kOk) {
-    std::vector<DeadLetter> dead_letters;
-    dead_letters.reserve(outcome.rejected.size());
-    for (RejectedLine& rejected : outcome.rejected) {
-      DeadLetter dl;
-      dl.sink = name_;
-      dl.kind = DeadLetterKind::kRejected;
-      dl.reason = std::move(rejected.reason);
-      dl.payload = std::move(rejected.line);
-      dl.created_ns = clock_->WallNowNs();
-      dead_letters.push_back(std::move(dl));
-    }
-    SinkAttempt attempt;
-    attempt.state = "ok";
-    attempt.last_code = outcome.http_status;
-    attempt.last_error = outcome.error;
-    attempt.sent_points = outcome.accepted;
-    Status acked = queue_->Ack(name_, last_seq, attempt, dead_letters);
-    if (!acked.ok()) {
-      // The points are in InfluxDB but the cursor did not move: they will be re-sent, which
-      // InfluxDB deduplicates.
-      ++consecutive_failures_;
-      SetState("queue-error", acked.ToString());
-      return std::max(backoff_.DelayNs(consecutive_failures_ - 1), kMinFailureDelayNs);
-    }
-    if (!dead_letters.empty()) {
-      LOG_WARN(kLog) << "sink " << name_ << ": to the dead-letter queue: " << outcome.error;
-    }
-    consecutive_failures_ = 0;
-    SetState("ok", "");
-    return 0;  // more may be pending; an empty Read will say idle
+  std::vector<DeadLetter> dead_letters = DeadLettersOf(std::move(outcome.rejected));
+  SinkAttempt attempt;
+  attempt.state = "ok";
+  attempt.last_code = outcome.http_status;
+  attempt.last_error = outcome.error;
+  attempt.sent_points = outcome.accepted;
+  attempt.batch_points = batch_points_;
+  attempt.drain_rate = drain_rate_;
+  Status acked = queue_->Ack(name_, last_seq, attempt, dead_letters);
+  // On failure the points are in InfluxDB but the cursor did not move: they will be re-sent,
+  // which InfluxDB deduplicates.
+  if (!acked.ok()) return QueueError(acked);
+  if (!dead_letters.empty()) {
+    LOG_WARN(kLog) << "sink " << name_ << ": to the dead-letter queue: " << outcome.error;
   }
+  consecutive_failures_ = 0;
+  SetState("ok", "");
+  return std::max<int64_t>(0, send_allowed_steady_ns_ - clock_->SteadyNowNs());  // 0: more may be pending
+}
 
+int64_t Replicator::FailWrite(const WriteOutcome& outcome) {
   ++consecutive_failures_;
   const int64_t backoff = backoff_.DelayNs(consecutive_failures_ - 1);
   switch (outcome.kind) {
@@ -126,8 +188,11 @@ int64_t Replicator::Step() {
     case WriteOutcomeKind::kNotFound:
       return Fail("not-found", outcome.http_status, outcome.error, std::max(options_.slow_retry_ns, backoff));
     case WriteOutcomeKind::kRetryLater:
-      return Fail("throttled", outcome.http_status, outcome.error,
-                  outcome.retry_after_ns > 0 ? std::min(outcome.retry_after_ns, options_.retry_max_ns) : backoff);
+      if (outcome.retry_after_ns > 0) {
+        const int64_t wait = std::min(outcome.retry_after_ns, options_.retry_max_ns);
+        return Fail("throttled", outcome.http_status, outcome.error, wait, wait);
+      }
+      return Fail("throttled", outcome.http_status, outcome.error, backoff);
     case WriteOutcomeKind::kUnavailable:
     case WriteOutcomeKind::kOk:
       break;

@@ -24,6 +24,7 @@ struct ReplicatorOptions {
   int64_t retry_max_ns = 300'000'000'000;  // backoff cap; also caps a server's Retry-After
   int64_t idle_ns = 1'000'000'000;       // wait when nothing is pending (Notify wakes earlier)
   int64_t slow_retry_ns = 60'000'000'000;  // minimum wait after 401/403/404 (config problem)
+  int64_t max_bytes_per_sec = 0;         // bandwidth cap on request bodies (0 = none)
   std::function<double()> random;        // backoff jitter in [0, 1); empty = random_device seed
 };
 
@@ -51,11 +52,20 @@ class Replicator {
   // For tests and logs. REQUIRES: called from the Step thread.
   const std::string& name() const { return name_; }
   const std::string& state() const { return state_; }
+  int64_t batch_points() const { return batch_points_; }
   int consecutive_failures() const { return consecutive_failures_; }
 
  private:
-  int64_t Fail(const std::string& state, int code, const std::string& error, int64_t delay_ns);
+  int64_t Fail(const std::string& state, int code, const std::string& error, int64_t delay_ns,
+               int64_t retry_after_ns = 0);
+  int64_t FailWrite(const WriteOutcome& outcome);
+  int64_t QueueError(const Status& status);
   void SetState(const std::string& state, const std::string& detail);
+  // Re-sends dead letters that `edgeline dlq replay` marked; returns the Step delay.
+  int64_t Replay(std::vector<DeadLetter> dead_letters);
+  std::vector<DeadLetter> DeadLettersOf(std::vector<RejectedLine> rejected) const;
+  // After a request: the bandwidth cap's pacing and the drain rate.
+  void Account(const WriteOutcome& outcome);
 
   std::string name_;
   std::string stream_;
@@ -68,6 +78,11 @@ class Replicator {
   bool registered_ = false;
   std::string state_ = "starting";
   int consecutive_failures_ = 0;
+  int64_t batch_points_;               // shrinks after a 413 and stays so (the server's limit)
+  int64_t send_allowed_steady_ns_ = 0;  // bandwidth cap: no request before this
+  int64_t rate_window_start_ns_ = 0;   // drain rate over windows of a few seconds
+  int64_t rate_window_points_ = 0;
+  double drain_rate_ = -1;             // last measured points/s (-1 = none yet)
 
   std::mutex mu_;
   std::condition_variable_any cv_;

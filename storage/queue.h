@@ -75,6 +75,9 @@ struct SinkAttempt {
   int64_t skipped_points = 0;      // points this sink deliberately does not send (added)
   int consecutive_failures = 0;
   int64_t next_retry_ns = 0;       // wall time of the next try, 0 when not waiting
+  int64_t retry_after_ns = 0;      // the server's Retry-After honoured by this wait (0 = none)
+  int64_t batch_points = 0;        // points per request now (smaller after a 413); 0 = n/a
+  double drain_rate = -1;          // points/s recently delivered; < 0 = unchanged
 };
 
 struct SinkStatus {
@@ -92,6 +95,9 @@ struct SinkStatus {
   int64_t skipped_points = 0;      // deliberately not sent (e.g. no Kafka topic matches)
   int consecutive_failures = 0;
   int64_t next_retry_ns = 0;
+  int64_t retry_after_ns = 0;
+  int64_t batch_points = 0;
+  double drain_rate = 0;           // points/s recently delivered
   int64_t pending_points = 0;
   int64_t pending_bytes = 0;       // compressed bytes on disk
   int64_t oldest_pending_ns = 0;   // created_ns of the oldest pending batch, 0 when none
@@ -152,6 +158,16 @@ class Queue {
   virtual Result<std::vector<SinkStatus>> SinkStatuses() = 0;
   virtual Result<QueueStats> Stats() = 0;
   virtual Result<std::vector<DeadLetter>> DeadLetters(const std::string& sink, int64_t limit) = 0;
+
+  // Dead-letter tools (`edgeline dlq replay|purge`). RequestReplay marks the rejected dead
+  // letters of `sink` ("" = every sink) for another try; the owner of each sink picks them up
+  // with ReplayRequested and settles them with FinishReplay: the given ids are deleted and
+  // `rejected_again` inserted, in one transaction. Purge deletes dead letters for good.
+  // Each returns the number of entries affected.
+  virtual Result<int64_t> RequestReplay(const std::string& sink) = 0;
+  virtual Result<int64_t> PurgeDeadLetters(const std::string& sink) = 0;
+  virtual Result<std::vector<DeadLetter>> ReplayRequested(const std::string& sink, int64_t limit) = 0;
+  virtual Status FinishReplay(const std::vector<int64_t>& ids, const std::vector<DeadLetter>& rejected_again) = 0;
 
   // Small key/value agent state (mqtt_connected, last_message_ns, heartbeat_ns, pid, ...).
   virtual Status SetAgentState(const std::vector<std::pair<std::string, std::string>>& kv) = 0;

@@ -23,7 +23,8 @@
 namespace edgeline {
 namespace {
 
-constexpr int kSchemaVersion = 2;  // 2: batch.sources, sink_status.skipped_points, consumer_state
+constexpr int kSchemaVersion = 2;  // 2: batch.sources, sink_status.skipped_points, consumer_state,
+                                    //    dead_letter.replay_requested
 // Dead letters are diagnostics, outside EDGELINE_QUEUE_MAX_BYTES; these two bound them
 // (10,000 x 64 KiB = 640 MiB at worst, typically far less).
 constexpr int64_t kMaxDeadLetters = 10000;           // oldest beyond this are deleted
@@ -59,7 +60,10 @@ CREATE TABLE IF NOT EXISTS sink_status(
   dropped_points INTEGER NOT NULL DEFAULT 0,
   consecutive_failures INTEGER NOT NULL DEFAULT 0,
   next_retry_ns INTEGER NOT NULL DEFAULT 0,
-  skipped_points INTEGER NOT NULL DEFAULT 0);
+  skipped_points INTEGER NOT NULL DEFAULT 0,
+  retry_after_ns INTEGER NOT NULL DEFAULT 0,
+  batch_points INTEGER NOT NULL DEFAULT 0,
+  drain_rate REAL NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS dead_letter(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   sink TEXT NOT NULL,
@@ -67,7 +71,8 @@ CREATE TABLE IF NOT EXISTS dead_letter(
   reason TEXT NOT NULL,
   topic TEXT NOT NULL,
   payload BLOB NOT NULL,
-  created_ns INTEGER NOT NULL);
+  created_ns INTEGER NOT NULL,
+  replay_requested INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS dead_letter_sink ON dead_letter(sink, id);
 CREATE TABLE IF NOT EXISTS agent_state(key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ns INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS consumer_state(sink TEXT PRIMARY KEY, state BLOB NOT NULL, updated_ns INTEGER NOT NULL);
@@ -77,6 +82,10 @@ CREATE TABLE IF NOT EXISTS consumer_state(sink TEXT PRIMARY KEY, state BLOB NOT 
 constexpr std::pair<const char*, const char*> kAddedColumns[] = {
     {"batch", "sources BLOB"},
     {"sink_status", "skipped_points INTEGER NOT NULL DEFAULT 0"},
+    {"dead_letter", "replay_requested INTEGER NOT NULL DEFAULT 0"},
+    {"sink_status", "retry_after_ns INTEGER NOT NULL DEFAULT 0"},
+    {"sink_status", "batch_points INTEGER NOT NULL DEFAULT 0"},
+    {"sink_status", "drain_rate REAL NOT NULL DEFAULT 0"},
 };
 
 const char* KindName(DeadLetterKind kind) {
@@ -109,6 +118,10 @@ class Stmt {
     sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
+  Stmt& BindReal(int i, double v) {
+    sqlite3_bind_double(stmt_, i, v);
+    return *this;
+  }
   Stmt& BindBlob(int i, std::string_view v) {
     sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
@@ -127,6 +140,7 @@ class Stmt {
     return st;
   }
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double Real(int col) const { return sqlite3_column_double(stmt_, col); }
   std::string Text(int col) const {
     const void* p = sqlite3_column_blob(stmt_, col);
     int n = sqlite3_column_bytes(stmt_, col);
@@ -413,7 +427,8 @@ class SqliteQueue final : public Queue {
            " (SELECT COALESCE(SUM(points),0) FROM batch b WHERE b.stream=c.stream AND b.seq>c.seq),"
            " (SELECT COALESCE(SUM(length(body)),0) FROM batch b WHERE b.stream=c.stream AND b.seq>c.seq),"
            " (SELECT COALESCE(MIN(created_ns),0) FROM batch b WHERE b.stream=c.stream AND b.seq>c.seq),"
-           " COALESCE(s.skipped_points,0)"
+           " COALESCE(s.skipped_points,0), COALESCE(s.retry_after_ns,0), COALESCE(s.batch_points,0),"
+           " COALESCE(s.drain_rate,0)"
            " FROM cursor c LEFT JOIN sink_status s ON s.sink=c.sink ORDER BY c.sink");
     RETURN_IF_ERROR(q.prepared());
     std::vector<SinkStatus> out;
@@ -437,6 +452,9 @@ class SqliteQueue final : public Queue {
       s.pending_bytes = q.Int(14);
       s.oldest_pending_ns = q.Int(15);
       s.skipped_points = q.Int(16);
+      s.retry_after_ns = q.Int(17);
+      s.batch_points = q.Int(18);
+      s.drain_rate = q.Real(19);
       out.push_back(std::move(s));
     }
     RETURN_IF_ERROR(st);
@@ -474,29 +492,52 @@ class SqliteQueue final : public Queue {
 
   Result<std::vector<DeadLetter>> DeadLetters(const std::string& sink, int64_t limit) override {
     std::lock_guard lock(mu_);
-    Stmt q(db_,
-           sink.empty()
-               ? "SELECT id, sink, kind, reason, topic, payload, created_ns FROM dead_letter"
-                 " WHERE ?1 = '' ORDER BY id DESC LIMIT ?2"
-               : "SELECT id, sink, kind, reason, topic, payload, created_ns FROM dead_letter"
-                 " WHERE sink = ?1 ORDER BY id DESC LIMIT ?2");
-    RETURN_IF_ERROR(q.prepared());
-    q.Bind(1, sink).Bind(2, limit);
-    std::vector<DeadLetter> out;
-    Status st;
-    while (q.Step(&st)) {
-      DeadLetter d;
-      d.id = q.Int(0);
-      d.sink = q.Text(1);
-      d.kind = q.Text(2) == "partial" ? DeadLetterKind::kPartial : DeadLetterKind::kRejected;
-      d.reason = q.Text(3);
-      d.topic = q.Text(4);
-      d.payload = q.Text(5);
-      d.created_ns = q.Int(6);
-      out.push_back(std::move(d));
+    return SelectDeadLettersLocked("WHERE ?1='' OR sink=?1 ORDER BY id DESC LIMIT ?2", sink, limit);
+  }
+
+  Result<int64_t> RequestReplay(const std::string& sink) override {
+    std::lock_guard lock(mu_);
+    Stmt up(db_,
+            "UPDATE dead_letter SET replay_requested=1 WHERE kind='rejected' AND replay_requested=0"
+            " AND (?1='' OR sink=?1)");
+    RETURN_IF_ERROR(up.prepared());
+    up.Bind(1, sink);
+    RETURN_IF_ERROR(up.Run());
+    return static_cast<int64_t>(sqlite3_changes(db_));
+  }
+
+  Result<int64_t> PurgeDeadLetters(const std::string& sink) override {
+    std::lock_guard lock(mu_);
+    Stmt del(db_, "DELETE FROM dead_letter WHERE ?1='' OR sink=?1");
+    RETURN_IF_ERROR(del.prepared());
+    del.Bind(1, sink);
+    RETURN_IF_ERROR(del.Run());
+    return static_cast<int64_t>(sqlite3_changes(db_));
+  }
+
+  Result<std::vector<DeadLetter>> ReplayRequested(const std::string& sink, int64_t limit) override {
+    std::lock_guard lock(mu_);
+    return SelectDeadLettersLocked("WHERE sink=?1 AND replay_requested=1 ORDER BY id LIMIT ?2", sink, limit);
+  }
+
+  Status FinishReplay(const std::vector<int64_t>& ids, const std::vector<DeadLetter>& rejected_again) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Begin());
+    Status st = [&]() -> Status {
+      Stmt del(db_, "DELETE FROM dead_letter WHERE id=?");
+      RETURN_IF_ERROR(del.prepared());
+      for (int64_t id : ids) {
+        del.Reset();
+        del.Bind(1, id);
+        RETURN_IF_ERROR(del.Run());
+      }
+      return InsertDeadLettersLocked(rejected_again, clock_->WallNowNs());
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
     }
-    RETURN_IF_ERROR(st);
-    return out;
+    return Commit();
   }
 
   Status SetAgentState(const std::vector<std::pair<std::string, std::string>>& kv) override {
@@ -666,6 +707,30 @@ class SqliteQueue final : public Queue {
     return RecordAttemptLocked(sink, attempt, now, /*success=*/true);
   }
 
+  // `where` binds ?1 = sink and ?2 = limit.
+  Result<std::vector<DeadLetter>> SelectDeadLettersLocked(const std::string& where, const std::string& sink,
+                                                          int64_t limit) {
+    const std::string sql = "SELECT id, sink, kind, reason, topic, payload, created_ns FROM dead_letter " + where;
+    Stmt q(db_, sql.c_str());
+    RETURN_IF_ERROR(q.prepared());
+    q.Bind(1, sink).Bind(2, limit);
+    std::vector<DeadLetter> out;
+    Status st;
+    while (q.Step(&st)) {
+      DeadLetter d;
+      d.id = q.Int(0);
+      d.sink = q.Text(1);
+      d.kind = q.Text(2) == "partial" ? DeadLetterKind::kPartial : DeadLetterKind::kRejected;
+      d.reason = q.Text(3);
+      d.topic = q.Text(4);
+      d.payload = q.Text(5);
+      d.created_ns = q.Int(6);
+      out.push_back(std::move(d));
+    }
+    RETURN_IF_ERROR(st);
+    return out;
+  }
+
   bool HasTable(const char* name) {
     Stmt q(db_, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?");
     if (!q.prepared().ok()) return false;
@@ -716,12 +781,13 @@ class SqliteQueue final : public Queue {
   Status RecordAttemptLocked(const std::string& sink, const SinkAttempt& a, int64_t now, bool success) {
     Stmt up(db_,
             "INSERT INTO sink_status(sink, state, last_code, last_error, last_attempt_ns, last_success_ns,"
-            " sent_points, consecutive_failures, next_retry_ns, skipped_points)"
-            " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
+            " sent_points, consecutive_failures, next_retry_ns, skipped_points, retry_after_ns,"
+            " batch_points, drain_rate) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,MAX(?13,0))"
             " ON CONFLICT(sink) DO UPDATE SET state=?2, last_code=?3, last_error=?4, last_attempt_ns=?5,"
             " last_success_ns=CASE WHEN ?6>0 THEN ?6 ELSE last_success_ns END,"
             " sent_points=sent_points+?7, consecutive_failures=?8, next_retry_ns=?9,"
-            " skipped_points=skipped_points+?10");
+            " skipped_points=skipped_points+?10, retry_after_ns=?11, batch_points=?12,"
+            " drain_rate=CASE WHEN ?13>=0 THEN ?13 ELSE drain_rate END");
     RETURN_IF_ERROR(up.prepared());
     up.Bind(1, sink)
         .Bind(2, a.state)
@@ -732,7 +798,10 @@ class SqliteQueue final : public Queue {
         .Bind(7, a.sent_points)
         .Bind(8, static_cast<int64_t>(a.consecutive_failures))
         .Bind(9, a.next_retry_ns)
-        .Bind(10, a.skipped_points);
+        .Bind(10, a.skipped_points)
+        .Bind(11, a.retry_after_ns)
+        .Bind(12, a.batch_points)
+        .BindReal(13, a.drain_rate);
     return up.Run();
   }
 

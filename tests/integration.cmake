@@ -14,3 +14,7 @@ add_dependencies(downsample_e2e_test edgeline)
 edgeline_add_test(NAME downsample_crash_test LABEL crash TIMEOUT 400
   SOURCES crash/downsample_crash_test.cc LIBS edgeline_test_support edgeline_common edgeline_storage)
 add_dependencies(downsample_crash_test edgeline)
+
+edgeline_add_test(NAME dlq_test LABEL integration TIMEOUT 200
+  SOURCES integration/dlq_test.cc LIBS edgeline_test_support edgeline_common)
+add_dependencies(dlq_test edgeline)

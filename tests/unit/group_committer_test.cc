@@ -107,6 +107,14 @@ class FlakyQueue final : public Queue {
     return inner_->AckWithOutput(sink, seq, attempt, outputs, state);
   }
   Result<std::string> ConsumerState(const std::string& sink) override { return inner_->ConsumerState(sink); }
+  Result<int64_t> RequestReplay(const std::string& sink) override { return inner_->RequestReplay(sink); }
+  Result<int64_t> PurgeDeadLetters(const std::string& sink) override { return inner_->PurgeDeadLetters(sink); }
+  Result<std::vector<DeadLetter>> ReplayRequested(const std::string& sink, int64_t limit) override {
+    return inner_->ReplayRequested(sink, limit);
+  }
+  Status FinishReplay(const std::vector<int64_t>& ids, const std::vector<DeadLetter>& again) override {
+    return inner_->FinishReplay(ids, again);
+  }
   Result<int64_t> EnforceLimits() override { return inner_->EnforceLimits(); }
   Result<std::vector<SinkStatus>> SinkStatuses() override { return inner_->SinkStatuses(); }
   Result<QueueStats> Stats() override { return inner_->Stats(); }

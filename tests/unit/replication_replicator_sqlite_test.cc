@@ -2,6 +2,7 @@
 // the cursor, sink status and dead letters a sink leaves behind are what `edgeline status` reads.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
@@ -26,14 +27,18 @@ class StatusScriptTransport final : public HttpTransport {
       r.status = 400;
       r.body = R"({"error":"partial write: field type conflict dropped=1"})";
     }
+    if (max_lines > 0 && std::count(request.body.begin(), request.body.end(), '\n') > max_lines) r.status = 413;
     if (!script.empty()) {
       r.status = script.front();
       script.pop_front();
+      if (!retry_after.empty()) r.headers.emplace_back("retry-after", retry_after);
     }
     return r;
   }
   std::string bad_line;
   std::deque<int> script;
+  std::string retry_after;  // sent with scripted answers
+  int64_t max_lines = 0;    // bodies with more lines get 413
   int requests = 0;
 };
 
@@ -55,7 +60,9 @@ class ReplicatorSqliteTest : public ::testing::Test {
     config_.database = "kafka";
     config_.gzip = false;  // the fake server looks for the bad line in the body
     writer_ = std::make_unique<InfluxWriter>(config_, &transport_, &clock_);
-    ReplicatorOptions ro;
+    MakeReplicator(ReplicatorOptions{});
+  }
+  void MakeReplicator(ReplicatorOptions ro) {
     ro.random = Backoff::SeededRandom(3);
     replicator_ = std::make_unique<Replicator>("influx", std::string(kRawStream), queue_.get(),
                                                writer_.get(), &clock_, ro);
@@ -131,6 +138,80 @@ TEST_F(ReplicatorSqliteTest, OfflineKeepsDataAndRecordsAttempt) {
   EXPECT_EQ(s.consecutive_failures, 0);
   EXPECT_EQ(s.sent_points, 1);
   EXPECT_EQ(s.last_success_ns, clock_.WallNowNs());
+}
+
+TEST_F(ReplicatorSqliteTest, ReplayedDeadLettersAreSentAgainAndSettled) {
+  transport_.bad_line = "m v=\"s\" 3";
+  Append({"m v=1 1", transport_.bad_line, "m v=\"t\" 4"});
+  EXPECT_EQ(replicator_->Step(), 0);
+  transport_.bad_line = "m v=\"t\" 4";  // the cause of one is fixed, the other still refused
+  // Not replayed until asked for.
+  EXPECT_EQ(replicator_->Step(), 1'000'000'000);
+  ASSERT_EQ(queue_->DeadLetters("influx", 10)->size(), 1u);
+  transport_.bad_line = "m v=\"s\" 3";
+  ASSERT_EQ(*queue_->RequestReplay("influx"), 1);
+  transport_.bad_line = "";  // fixed
+  const int before = transport_.requests;
+  EXPECT_EQ(replicator_->Step(), 0);
+  EXPECT_EQ(transport_.requests, before + 1);
+  EXPECT_TRUE(queue_->DeadLetters("influx", 10)->empty());
+  EXPECT_EQ(Status().sent_points, 3);
+  // A line rejected again becomes a fresh dead letter, not marked for replay.
+  Append({"m v=\"u\" 5"});
+  transport_.bad_line = "m v=\"u\" 5";
+  EXPECT_EQ(replicator_->Step(), 0);
+  ASSERT_EQ(*queue_->RequestReplay(""), 1);
+  EXPECT_EQ(replicator_->Step(), 0);
+  auto again = queue_->DeadLetters("influx", 10);
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ(*queue_->RequestReplay("nobody"), 0);
+  EXPECT_EQ(replicator_->Step(), 1'000'000'000);  // nothing left to replay
+}
+
+TEST_F(ReplicatorSqliteTest, A413ShrinksTheBatchSizeForGood) {
+  transport_.max_lines = 30;
+  std::vector<std::string> lines;
+  for (int i = 0; i < 100; ++i) lines.push_back("m v=" + std::to_string(i) + " " + std::to_string(i + 1));
+  Append(lines);
+  EXPECT_EQ(replicator_->Step(), 0);
+  EXPECT_EQ(Status().sent_points, 100);
+  EXPECT_EQ(replicator_->batch_points(), 25);  // 100 -> 50 -> 25 fits
+  EXPECT_EQ(Status().batch_points, 25);
+  // Later reads take 25 points at most: no more 413 round trips.
+  Append(std::vector<std::string>(lines.begin(), lines.begin() + 20));
+  Append(std::vector<std::string>(lines.begin() + 20, lines.begin() + 40));
+  const int before = transport_.requests;
+  EXPECT_EQ(replicator_->Step(), 0);
+  EXPECT_EQ(transport_.requests, before + 1);  // one batch of 20 (two would exceed 25)
+}
+
+TEST_F(ReplicatorSqliteTest, BandwidthCapPacesRequests) {
+  ReplicatorOptions ro;
+  ro.batch_points = 1;
+  ro.max_bytes_per_sec = 1000;
+  MakeReplicator(ro);
+  Append({"m v=1 1"});
+  Append({"m v=2 2"});
+  EXPECT_EQ(replicator_->Step(), 8'000'000);  // "m v=1 1\n" is 8 bytes: 8 ms at 1000 B/s
+  EXPECT_EQ(transport_.requests, 1);
+  clock_.AdvanceNs(5'000'000);
+  EXPECT_EQ(replicator_->Step(), 3'000'000);  // not yet: no request
+  EXPECT_EQ(transport_.requests, 1);
+  clock_.AdvanceNs(3'000'000);
+  EXPECT_EQ(replicator_->Step(), 8'000'000);
+  EXPECT_EQ(transport_.requests, 2);
+  EXPECT_EQ(Status().pending_points, 0);
+}
+
+TEST_F(ReplicatorSqliteTest, RetryAfterIsObeyedAndShownInStatus) {
+  Append({"m v=1 1"});
+  transport_.script = {503};
+  transport_.retry_after = "120";
+  EXPECT_EQ(replicator_->Step(), 120'000'000'000);
+  SinkStatus s = Status();
+  EXPECT_EQ(s.state, "throttled");
+  EXPECT_EQ(s.retry_after_ns, 120'000'000'000);
+  EXPECT_EQ(s.next_retry_ns, clock_.WallNowNs() + 120'000'000'000);
 }
 
 }  // namespace

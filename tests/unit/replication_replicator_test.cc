@@ -80,6 +80,12 @@ class FakeQueue final : public Queue {
     return Status::Internal("not used by the replicator");
   }
   Result<std::string> ConsumerState(const std::string&) override { return std::string(); }
+  Result<int64_t> RequestReplay(const std::string&) override { return int64_t{0}; }
+  Result<int64_t> PurgeDeadLetters(const std::string&) override { return int64_t{0}; }
+  Result<std::vector<DeadLetter>> ReplayRequested(const std::string&, int64_t) override {
+    return std::vector<DeadLetter>{};
+  }
+  Status FinishReplay(const std::vector<int64_t>&, const std::vector<DeadLetter>&) override { return Status::Ok(); }
   Result<int64_t> EnforceLimits() override { return int64_t{0}; }
   Result<std::vector<SinkStatus>> SinkStatuses() override { return std::vector<SinkStatus>{}; }
   Result<QueueStats> Stats() override { return QueueStats{}; }
