@@ -82,6 +82,7 @@ Result<std::unique_ptr<InfluxSink>> MakeInfluxSink(const Config& config, const s
   options.retry_min_ns = config.influx.retry_min_ns;
   options.retry_max_ns = config.influx.retry_max_ns;
   options.max_bytes_per_sec = config.influx.max_bytes_per_sec;
+  options.newest_first = config.influx.replay_order == "newest-first";
   sink->replicator = std::make_unique<Replicator>(name, std::string(stream), queue, sink->writer.get(),
                                                   clock, options);
   RETURN_IF_ERROR(sink->replicator->Start());

@@ -77,6 +77,7 @@ struct InfluxConfig {
   std::string retention_policy;                      // EDGELINE_INFLUX_RP (v1)
   bool create_database = false;                      // EDGELINE_INFLUX_CREATE_DB (v1)
   int64_t max_bytes_per_sec = 0;                     // EDGELINE_INFLUX_MAX_BYTES_PER_SEC (0 = no cap)
+  std::string replay_order = "oldest-first";         // EDGELINE_REPLAY_ORDER oldest-first|newest-first
   std::string username;                              // EDGELINE_INFLUX_USERNAME (v1)
   std::string password;                              // EDGELINE_INFLUX_PASSWORD (secret; v1)
   int batch_points = 5000;                           // EDGELINE_INFLUX_BATCH_POINTS

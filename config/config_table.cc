@@ -202,6 +202,12 @@ std::vector<Variable> BuildTable() {
        .doc = "Bandwidth cap for each InfluxDB sink, in request body bytes (after gzip) per "
               "second, averaged over requests. 0 = no cap. For metered links.",
        .field = [](Config& c) -> FieldPtr { return &c.influx.max_bytes_per_sec; }},
+      {.name = "EDGELINE_REPLAY_ORDER", .group = G::kInflux, .type = T::kEnum,
+       .default_text = "oldest-first", .allowed = {"oldest-first", "newest-first"},
+       .doc = "Order in which the InfluxDB sinks send a backlog. `newest-first` makes dashboards "
+              "current at once after an outage while the backlog fills in behind; points are "
+              "still all delivered, and the queue frees a batch once every sink has it.",
+       .field = [](Config& c) -> FieldPtr { return &c.influx.replay_order; }},
       {.name = "EDGELINE_INFLUX_USERNAME", .group = G::kInflux, .type = T::kString,
        .default_text = "", .doc = "User name (v1, optional).",
        .field = [](Config& c) -> FieldPtr { return &c.influx.username; }},

@@ -146,7 +146,8 @@ int64_t Replicator::Step() {
   Result<std::vector<DeadLetter>> replay = queue_->ReplayRequested(name_, batch_points_);
   if (replay.ok() && !replay->empty()) return Replay(std::move(replay).value());
 
-  Result<std::vector<Batch>> batches = queue_->Read(name_, batch_points_);
+  Result<std::vector<Batch>> batches =
+      options_.newest_first ? queue_->ReadNewest(name_, batch_points_) : queue_->Read(name_, batch_points_);
   if (!batches.ok()) return QueueError(batches.status());
   if (batches->empty()) return options_.idle_ns;
 
@@ -154,7 +155,6 @@ int64_t Replicator::Step() {
   for (const Batch& batch : *batches) {
     for (const std::string& line : batch.lines) lines.emplace_back(line);
   }
-  const int64_t last_seq = batches->back().seq;
   WriteOutcome outcome = writer_->Write(lines);
   Account(outcome);
   if (outcome.kind != WriteOutcomeKind::kOk) return FailWrite(outcome);
@@ -167,7 +167,14 @@ int64_t Replicator::Step() {
   attempt.sent_points = outcome.accepted;
   attempt.batch_points = batch_points_;
   attempt.drain_rate = drain_rate_;
-  Status acked = queue_->Ack(name_, last_seq, attempt, dead_letters);
+  Status acked;
+  if (options_.newest_first) {
+    std::vector<int64_t> seqs;
+    for (const Batch& batch : *batches) seqs.push_back(batch.seq);
+    acked = queue_->AckBatches(name_, seqs, attempt, dead_letters);
+  } else {
+    acked = queue_->Ack(name_, batches->back().seq, attempt, dead_letters);
+  }
   // On failure the points are in InfluxDB but the cursor did not move: they will be re-sent,
   // which InfluxDB deduplicates.
   if (!acked.ok()) return QueueError(acked);

@@ -25,6 +25,7 @@ struct ReplicatorOptions {
   int64_t idle_ns = 1'000'000'000;       // wait when nothing is pending (Notify wakes earlier)
   int64_t slow_retry_ns = 60'000'000'000;  // minimum wait after 401/403/404 (config problem)
   int64_t max_bytes_per_sec = 0;         // bandwidth cap on request bodies (0 = none)
+  bool newest_first = false;             // EDGELINE_REPLAY_ORDER=newest-first
   std::function<double()> random;        // backoff jitter in [0, 1); empty = random_device seed
 };
 

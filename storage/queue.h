@@ -134,6 +134,17 @@ class Queue {
   // would exceed max_points (but always at least one batch if any is pending).
   virtual Result<std::vector<Batch>> Read(const std::string& sink, int64_t max_points) = 0;
 
+  // The newest pending batches first (for EDGELINE_REPLAY_ORDER=newest-first: after an outage
+  // the dashboard is current at once while the backlog fills in behind). Same limits as Read.
+  virtual Result<std::vector<Batch>> ReadNewest(const std::string& sink, int64_t max_points) = 0;
+
+  // Acknowledges batches out of order (those ReadNewest returned), with the attempt and dead
+  // letters, in one transaction. The cursor moves to the end of the contiguous acknowledged
+  // prefix, so GC and other sinks see the same rules as with Ack; until then the batches are
+  // remembered as done for this sink (Read and ReadNewest skip them, status does not count them).
+  virtual Status AckBatches(const std::string& sink, const std::vector<int64_t>& seqs,
+                            const SinkAttempt& attempt, const std::vector<DeadLetter>& dead_letters) = 0;
+
   // Advances the cursor to `seq` (must be >= the current one) and records the attempt, in one
   // transaction, together with any dead letters (lines the sink isolated). Then GCs.
   virtual Status Ack(const std::string& sink, int64_t seq, const SinkAttempt& attempt,

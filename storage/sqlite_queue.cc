@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS dead_letter(
   replay_requested INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS dead_letter_sink ON dead_letter(sink, id);
 CREATE TABLE IF NOT EXISTS agent_state(key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS acked_batch(sink TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(sink, seq));
 CREATE TABLE IF NOT EXISTS consumer_state(sink TEXT PRIMARY KEY, state BLOB NOT NULL, updated_ns INTEGER NOT NULL);
 )sql";
 
@@ -298,39 +299,57 @@ class SqliteQueue final : public Queue {
 
   Result<std::vector<Batch>> Read(const std::string& sink, int64_t max_points) override {
     std::lock_guard lock(mu_);
+    return ReadLocked(sink, max_points, /*newest_first=*/false);
+  }
+
+  Result<std::vector<Batch>> ReadNewest(const std::string& sink, int64_t max_points) override {
+    std::lock_guard lock(mu_);
+    return ReadLocked(sink, max_points, /*newest_first=*/true);
+  }
+
+  Status AckBatches(const std::string& sink, const std::vector<int64_t>& seqs, const SinkAttempt& attempt,
+                    const std::vector<DeadLetter>& dead_letters) override {
+    std::lock_guard lock(mu_);
     auto it = consumers_.find(sink);
     if (it == consumers_.end()) return Status::FailedPrecondition("consumer not registered: " + sink);
+    const std::string stream = it->second;
     ASSIGN_OR_RETURN(int64_t cursor, CursorLocked(sink));
-    Stmt q(db_,
-           "SELECT seq, stream, created_ns, min_ts, max_ts, points, raw_bytes, codec, body, sources FROM batch"
-           " WHERE stream=? AND seq>? ORDER BY seq LIMIT 10000");
-    RETURN_IF_ERROR(q.prepared());
-    q.Bind(1, it->second).Bind(2, cursor);
-    std::vector<Batch> out;
-    int64_t points = 0;
-    Status st;
-    while (q.Step(&st)) {
-      int64_t n = q.Int(5);
-      if (!out.empty() && points + n > max_points) break;
-      Batch b;
-      b.seq = q.Int(0);
-      b.stream = q.Text(1);
-      b.created_ns = q.Int(2);
-      b.min_ts_ns = q.Int(3);
-      b.max_ts_ns = q.Int(4);
-      ASSIGN_OR_RETURN(std::string raw, Decompress(dctx_, q.Text(7), q.Text(8), q.Int(6)));
-      ASSIGN_OR_RETURN(b.lines, SplitLines(raw));
-      std::string sources = q.Text(9);
-      if (!sources.empty()) {
-        ASSIGN_OR_RETURN(std::string text, DecompressFrame(sources));
-        ASSIGN_OR_RETURN(b.sources, DecodeSources(text));
+    RETURN_IF_ERROR(Begin());
+    const int64_t now = clock_->WallNowNs();
+    Status st = [&]() -> Status {
+      Stmt mark(db_, "INSERT OR IGNORE INTO acked_batch(sink, seq) VALUES(?,?)");
+      RETURN_IF_ERROR(mark.prepared());
+      for (int64_t seq : seqs) {
+        if (seq <= cursor) continue;
+        mark.Reset();
+        mark.Bind(1, sink).Bind(2, seq);
+        RETURN_IF_ERROR(mark.Run());
       }
-      points += n;
-      out.push_back(std::move(b));
-      if (points >= max_points) break;
+      // The new cursor: just before the oldest batch still pending for this sink, or the newest
+      // acknowledged one when nothing is pending.
+      Stmt next(db_,
+                "SELECT COALESCE((SELECT MIN(seq) - 1 FROM batch b WHERE b.stream=?1 AND b.seq>?3"
+                " AND NOT EXISTS (SELECT 1 FROM acked_batch a WHERE a.sink=?2 AND a.seq=b.seq)),"
+                " (SELECT MAX(seq) FROM acked_batch WHERE sink=?2), ?3)");
+      RETURN_IF_ERROR(next.prepared());
+      next.Bind(1, stream).Bind(2, sink).Bind(3, cursor);
+      Status q;
+      int64_t advanced = cursor;
+      if (next.Step(&q)) advanced = std::max(cursor, next.Int(0));
+      RETURN_IF_ERROR(q);
+      RETURN_IF_ERROR(AdvanceLocked(sink, advanced, attempt, now));
+      Stmt forget(db_, "DELETE FROM acked_batch WHERE sink=? AND seq<=?");
+      RETURN_IF_ERROR(forget.prepared());
+      forget.Bind(1, sink).Bind(2, advanced);
+      RETURN_IF_ERROR(forget.Run());
+      RETURN_IF_ERROR(InsertDeadLettersLocked(dead_letters, now));
+      return CollectGarbageLocked(stream);
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
     }
-    RETURN_IF_ERROR(st);
-    return out;
+    return Commit();
   }
 
   Status Ack(const std::string& sink, int64_t seq, const SinkAttempt& attempt,
@@ -418,18 +437,25 @@ class SqliteQueue final : public Queue {
 
   Result<std::vector<SinkStatus>> SinkStatuses() override {
     std::lock_guard lock(mu_);
-    Stmt q(db_,
+    // Pending = after the cursor and not acknowledged out of order. A file from before
+    // acked_batch existed (read-only status of a not yet upgraded file) has none of those.
+    const std::string pending =
+        std::string(" AND b.stream=c.stream AND b.seq>c.seq") +
+        (HasTable("acked_batch") ? " AND NOT EXISTS (SELECT 1 FROM acked_batch a WHERE a.sink=c.sink AND a.seq=b.seq)"
+                                 : "");
+    const std::string sql =
            "SELECT c.sink, c.stream, c.seq, COALESCE(s.state,''), COALESCE(s.last_code,0),"
            " COALESCE(s.last_error,''), COALESCE(s.last_attempt_ns,0), COALESCE(s.last_success_ns,0),"
            " COALESCE(s.sent_points,0), COALESCE(s.dropped_points,0), COALESCE(s.consecutive_failures,0),"
            " COALESCE(s.next_retry_ns,0),"
            " (SELECT COUNT(*) FROM dead_letter d WHERE d.sink=c.sink),"
-           " (SELECT COALESCE(SUM(points),0) FROM batch b WHERE b.stream=c.stream AND b.seq>c.seq),"
-           " (SELECT COALESCE(SUM(length(body)),0) FROM batch b WHERE b.stream=c.stream AND b.seq>c.seq),"
-           " (SELECT COALESCE(MIN(created_ns),0) FROM batch b WHERE b.stream=c.stream AND b.seq>c.seq),"
+           " (SELECT COALESCE(SUM(points),0) FROM batch b WHERE 1" + pending + "),"
+           " (SELECT COALESCE(SUM(length(body)),0) FROM batch b WHERE 1" + pending + "),"
+           " (SELECT COALESCE(MIN(created_ns),0) FROM batch b WHERE 1" + pending + "),"
            " COALESCE(s.skipped_points,0), COALESCE(s.retry_after_ns,0), COALESCE(s.batch_points,0),"
            " COALESCE(s.drain_rate,0)"
-           " FROM cursor c LEFT JOIN sink_status s ON s.sink=c.sink ORDER BY c.sink");
+           " FROM cursor c LEFT JOIN sink_status s ON s.sink=c.sink ORDER BY c.sink";
+    Stmt q(db_, sql.c_str());
     RETURN_IF_ERROR(q.prepared());
     std::vector<SinkStatus> out;
     Status st;
@@ -686,6 +712,46 @@ class SqliteQueue final : public Queue {
     return seqs;
   }
 
+  Result<std::vector<Batch>> ReadLocked(const std::string& sink, int64_t max_points, bool newest_first) {
+    auto it = consumers_.find(sink);
+    if (it == consumers_.end()) return Status::FailedPrecondition("consumer not registered: " + sink);
+    ASSIGN_OR_RETURN(int64_t cursor, CursorLocked(sink));
+    // Batches this sink acknowledged out of order (newest-first) are skipped.
+    const std::string sql =
+        std::string("SELECT seq, stream, created_ns, min_ts, max_ts, points, raw_bytes, codec, body, sources FROM batch b"
+                    " WHERE stream=?1 AND seq>?2"
+                    " AND NOT EXISTS (SELECT 1 FROM acked_batch a WHERE a.sink=?3 AND a.seq=b.seq) ORDER BY seq") +
+        (newest_first ? " DESC" : "") + " LIMIT 10000";
+    Stmt q(db_, sql.c_str());
+    RETURN_IF_ERROR(q.prepared());
+    q.Bind(1, it->second).Bind(2, cursor).Bind(3, sink);
+    std::vector<Batch> out;
+    int64_t points = 0;
+    Status st;
+    while (q.Step(&st)) {
+      int64_t n = q.Int(5);
+      if (!out.empty() && points + n > max_points) break;
+      Batch b;
+      b.seq = q.Int(0);
+      b.stream = q.Text(1);
+      b.created_ns = q.Int(2);
+      b.min_ts_ns = q.Int(3);
+      b.max_ts_ns = q.Int(4);
+      ASSIGN_OR_RETURN(std::string raw, Decompress(dctx_, q.Text(7), q.Text(8), q.Int(6)));
+      ASSIGN_OR_RETURN(b.lines, SplitLines(raw));
+      std::string sources = q.Text(9);
+      if (!sources.empty()) {
+        ASSIGN_OR_RETURN(std::string text, DecompressFrame(sources));
+        ASSIGN_OR_RETURN(b.sources, DecodeSources(text));
+      }
+      points += n;
+      out.push_back(std::move(b));
+      if (points >= max_points) break;
+    }
+    RETURN_IF_ERROR(st);
+    return out;
+  }
+
   // The stream of a registered consumer whose cursor may move to `seq` (never backwards).
   Result<std::string> StreamForAdvanceLocked(const std::string& sink, int64_t seq) {
     auto it = consumers_.find(sink);
@@ -858,8 +924,9 @@ class SqliteQueue final : public Queue {
   // counts its points as dropped.
   Status DropBatchLocked(int64_t seq, const std::string& stream, int64_t points, int64_t bytes) {
     Stmt count(db_,
-               "UPDATE sink_status SET dropped_points = dropped_points + ?"
-               " WHERE sink IN (SELECT sink FROM cursor WHERE stream=? AND seq<?)");
+               "UPDATE sink_status SET dropped_points = dropped_points + ?1"
+               " WHERE sink IN (SELECT sink FROM cursor WHERE stream=?2 AND seq<?3)"
+               " AND sink NOT IN (SELECT sink FROM acked_batch WHERE seq=?3)");
     RETURN_IF_ERROR(count.prepared());
     count.Bind(1, points).Bind(2, stream).Bind(3, seq);
     RETURN_IF_ERROR(count.Run());

@@ -107,6 +107,13 @@ class FlakyQueue final : public Queue {
     return inner_->AckWithOutput(sink, seq, attempt, outputs, state);
   }
   Result<std::string> ConsumerState(const std::string& sink) override { return inner_->ConsumerState(sink); }
+  Result<std::vector<Batch>> ReadNewest(const std::string& sink, int64_t max_points) override {
+    return inner_->ReadNewest(sink, max_points);
+  }
+  Status AckBatches(const std::string& sink, const std::vector<int64_t>& seqs, const SinkAttempt& attempt,
+                    const std::vector<DeadLetter>& dead_letters) override {
+    return inner_->AckBatches(sink, seqs, attempt, dead_letters);
+  }
   Result<int64_t> RequestReplay(const std::string& sink) override { return inner_->RequestReplay(sink); }
   Result<int64_t> PurgeDeadLetters(const std::string& sink) override { return inner_->PurgeDeadLetters(sink); }
   Result<std::vector<DeadLetter>> ReplayRequested(const std::string& sink, int64_t limit) override {

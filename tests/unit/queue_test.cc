@@ -323,6 +323,46 @@ TEST_F(QueueTest, SkippedPointsAccumulateInSinkStatus) {
   EXPECT_EQ((*statuses)[0].sent_points, 2);
 }
 
+TEST_F(QueueTest, NewestFirstReadsAndOutOfOrderAcksKeepCursorAndGcRight) {
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("influx", "raw").ok());
+  ASSERT_TRUE(q->RegisterConsumer("kafka-raw", "raw").ok());
+  auto seqs = q->Append({Lines(0, 2), Lines(2, 2), Lines(4, 2), Lines(6, 2)}, {});
+  ASSERT_TRUE(seqs.ok());
+  auto newest = q->ReadNewest("influx", 3);
+  ASSERT_TRUE(newest.ok());
+  ASSERT_EQ(newest->size(), 1u);  // 2 points; two batches would exceed 3
+  EXPECT_EQ((*newest)[0].seq, (*seqs)[3]);
+  ASSERT_TRUE(q->AckBatches("influx", {(*seqs)[3]}, Ok(2), {}).ok());
+  auto status = [&] {
+    auto statuses = q->SinkStatuses();  // kept: ranging over *SinkStatuses() would dangle
+    for (const auto& s : *statuses) {
+      if (s.sink == "influx") return s;
+    }
+    return SinkStatus{};
+  };
+  EXPECT_EQ(status().cursor_seq, 0);       // the oldest three are still pending
+  EXPECT_EQ(status().pending_points, 6);   // the acknowledged newest one does not count
+  // Both orders skip what was acknowledged out of order.
+  auto oldest = q->Read("influx", 100);
+  ASSERT_EQ(oldest->size(), 3u);
+  EXPECT_EQ(oldest->back().seq, (*seqs)[2]);
+  auto next = q->ReadNewest("influx", 4);
+  ASSERT_EQ(next->size(), 2u);
+  EXPECT_EQ((*next)[0].seq, (*seqs)[2]);
+  EXPECT_EQ((*next)[1].seq, (*seqs)[1]);
+  ASSERT_TRUE(q->AckBatches("influx", {(*seqs)[2], (*seqs)[1]}, Ok(4), {}).ok());
+  EXPECT_EQ(status().cursor_seq, 0);  // seq 1 still pending
+  ASSERT_TRUE(q->AckBatches("influx", {(*seqs)[0]}, Ok(2), {}).ok());
+  EXPECT_EQ(status().cursor_seq, (*seqs)[3]);  // contiguous again: the cursor jumps to the end
+  EXPECT_EQ(status().pending_points, 0);
+  EXPECT_EQ(status().sent_points, 8);
+  EXPECT_EQ(q->Stats()->batches, 4);  // kafka-raw has none of them yet
+  ASSERT_TRUE(q->Ack("kafka-raw", (*seqs)[3], Ok(8), {}).ok());
+  EXPECT_EQ(q->Stats()->batches, 0);
+  EXPECT_TRUE(q->ReadNewest("influx", 10)->empty());
+}
+
 TEST_F(QueueTest, StatePersistsAcrossReopenAndReadOnlyOpenSeesIt) {
   {
     auto q = Open();

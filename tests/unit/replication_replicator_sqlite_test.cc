@@ -214,5 +214,29 @@ TEST_F(ReplicatorSqliteTest, RetryAfterIsObeyedAndShownInStatus) {
   EXPECT_EQ(s.next_retry_ns, clock_.WallNowNs() + 120'000'000'000);
 }
 
+TEST_F(ReplicatorSqliteTest, NewestFirstSendsTheNewestBacklogFirstAndLosesNothing) {
+  ReplicatorOptions ro;
+  ro.batch_points = 1;
+  ro.newest_first = true;
+  MakeReplicator(ro);
+  Append({"m v=1 1"});
+  Append({"m v=2 2"});
+  transport_.script = {503};  // an outage: the backlog builds up
+  EXPECT_GT(replicator_->Step(), 0);
+  Append({"m v=3 3"});
+  std::vector<std::string> order;
+  for (int i = 0; i < 3; ++i) {
+    auto before = queue_->ReadNewest("influx", 1);
+    ASSERT_FALSE(before->empty());
+    order.push_back(before->front().lines[0]);
+    EXPECT_EQ(replicator_->Step(), 0);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"m v=3 3", "m v=2 2", "m v=1 1"}));
+  SinkStatus s = Status();
+  EXPECT_EQ(s.cursor_seq, 3);
+  EXPECT_EQ(s.pending_points, 0);
+  EXPECT_EQ(s.sent_points, 3);
+}
+
 }  // namespace
 }  // namespace edgeline

@@ -80,6 +80,13 @@ class FakeQueue final : public Queue {
     return Status::Internal("not used by the replicator");
   }
   Result<std::string> ConsumerState(const std::string&) override { return std::string(); }
+  Result<std::vector<Batch>> ReadNewest(const std::string&, int64_t) override {
+    return Status::Internal("not used in these tests");
+  }
+  Status AckBatches(const std::string&, const std::vector<int64_t>&, const SinkAttempt&,
+                    const std::vector<DeadLetter>&) override {
+    return Status::Internal("not used in these tests");
+  }
   Result<int64_t> RequestReplay(const std::string&) override { return int64_t{0}; }
   Result<int64_t> PurgeDeadLetters(const std::string&) override { return int64_t{0}; }
   Result<std::vector<DeadLetter>> ReplayRequested(const std::string&, int64_t) override {
