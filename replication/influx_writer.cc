@@ -51,6 +51,24 @@ std::string TruncateUtf8(std::string_view text, size_t max) {
 bool IsSuccess(int status) { return status >= 200 && status < 300; }
 bool IsLineRejection(int status) { return status == 400 || status == 422; }
 
+// InfluxDB's 400s about the request rather than a line (v1, v2 and v3 wordings). Bisecting
+// those would repeat the same 400 on every slice and dead-letter every line.
+bool IsRequestLevelError(std::string_view message) {
+  static constexpr std::string_view kPhrases[] = {
+      "gzip", "content-encoding", "content encoding", "precision", "request body", "unsupported media",
+      "invalid header", "org and bucket", "database is required", "missing required parameter"};
+  // The server quotes the offending line ('...'); words inside it say nothing about the request.
+  std::string lower(message);
+  const size_t open = lower.find('\'');
+  const size_t close = lower.rfind('\'');
+  if (open != std::string::npos && close > open) lower.erase(open, close - open + 1);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (std::string_view p : kPhrases) {
+    if (lower.find(p) != std::string::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string_view WriteOutcomeKindName(WriteOutcomeKind kind) {
@@ -60,6 +78,7 @@ std::string_view WriteOutcomeKindName(WriteOutcomeKind kind) {
     case WriteOutcomeKind::kNotFound: return "not-found";
     case WriteOutcomeKind::kRetryLater: return "throttled";
     case WriteOutcomeKind::kUnavailable: return "offline";
+    case WriteOutcomeKind::kBadRequest: return "bad-request";
   }
   return "unknown";
 }
@@ -243,10 +262,16 @@ InfluxWriter::SliceResult InfluxWriter::WriteSlice(const std::vector<std::string
     if (CreateDatabase(outcome)) return WriteSlice(lines, begin, end, outcome);
   }
   if (status == 413) saw_413_ = true;
+  const std::string server_message = InfluxErrorMessage(response->body);
+  if (status == 400 && outcome->requests == 1 && IsRequestLevelError(server_message)) {
+    outcome->kind = WriteOutcomeKind::kBadRequest;
+    outcome->http_status = status;
+    outcome->error = Sanitize("HTTP 400 about the request, not a line: " + server_message);
+    return SliceResult::kAbort;
+  }
   if (IsLineRejection(status) || status == 413) {
     if (end - begin == 1) {
-      std::string reason = status == 413 ? "line too large for the server (HTTP 413)"
-                                         : InfluxErrorMessage(response->body);
+      std::string reason = status == 413 ? "line too large for the server (HTTP 413)" : server_message;
       if (reason.empty()) reason = "HTTP " + std::to_string(status);
       outcome->rejected.push_back({std::string(lines[begin]), Sanitize(reason)});
       return SliceResult::kDone;
@@ -257,7 +282,7 @@ InfluxWriter::SliceResult InfluxWriter::WriteSlice(const std::vector<std::string
   }
 
   outcome->http_status = status;
-  std::string message = InfluxErrorMessage(response->body);
+  const std::string& message = server_message;
   outcome->error = Sanitize("HTTP " + std::to_string(status) + (message.empty() ? "" : ": " + message));
   if (status == 401 || status == 403) {
     outcome->kind = WriteOutcomeKind::kAuthFailed;

@@ -28,6 +28,8 @@ enum class WriteOutcomeKind {
   kNotFound,     // 404: bucket/database missing: keep the data, retry slowly
   kRetryLater,   // 429/503: wait retry_after_ns (0 = not given: use backoff)
   kUnavailable,  // other 5xx, transport error (refused, timeout, reset): backoff
+  kBadRequest,   // a 400 about the request itself (encoding, precision), not a line: keep the
+                 // data, retry slowly; bisecting would dead-letter every line for nothing
 };
 
 std::string_view WriteOutcomeKindName(WriteOutcomeKind kind);

@@ -194,6 +194,8 @@ int64_t Replicator::FailWrite(const WriteOutcome& outcome) {
       return Fail("auth-failed", outcome.http_status, outcome.error, std::max(options_.slow_retry_ns, backoff));
     case WriteOutcomeKind::kNotFound:
       return Fail("not-found", outcome.http_status, outcome.error, std::max(options_.slow_retry_ns, backoff));
+    case WriteOutcomeKind::kBadRequest:
+      return Fail("bad-request", outcome.http_status, outcome.error, std::max(options_.slow_retry_ns, backoff));
     case WriteOutcomeKind::kRetryLater:
       if (outcome.retry_after_ns > 0) {
         const int64_t wait = std::min(outcome.retry_after_ns, options_.retry_max_ns);

@@ -459,3 +459,66 @@ TEST(HttpResponseTest, HeaderIsCaseInsensitive) {
 
 }  // namespace
 }  // namespace edgeline
+
+namespace edgeline {
+namespace {
+
+class RequestLevelTest : public ::testing::Test {
+ protected:
+  FakeClock clock_;
+  FakeTransport transport_;
+};
+
+TEST_F(RequestLevelTest, A400AboutTheRequestKeepsEveryLineInsteadOfBisecting) {
+  InfluxWriter writer(V2Config(), &transport_, &clock_);
+  auto lines = MakeLines(64);
+  transport_.handler = [](const HttpRequest&, const std::vector<std::string>&) -> Result<HttpResponse> {
+    return MakeResponse(400, R"({"code":"invalid","message":"gzip: invalid header"})");
+  };
+  WriteOutcome out = writer.Write(Views(lines));
+  EXPECT_EQ(out.kind, WriteOutcomeKind::kBadRequest);
+  EXPECT_EQ(out.requests, 1);
+  EXPECT_TRUE(out.rejected.empty());
+  EXPECT_NE(out.error.find("gzip: invalid header"), std::string::npos);
+}
+
+TEST_F(RequestLevelTest, WordsInsideTheQuotedLineDoNotMakeItRequestLevel) {
+  InfluxWriter writer(V2Config(), &transport_, &clock_);
+  std::vector<std::string> lines = {"m,precision=gzip v=1 1", "m v=2 2"};
+  transport_.handler = RejectLines({lines[0]}, 400,
+                                   R"({"code":"invalid","message":"unable to parse 'm,precision=gzip v=1 1': bad timestamp"})");
+  WriteOutcome out = writer.Write(Views(lines));
+  EXPECT_EQ(out.kind, WriteOutcomeKind::kOk);
+  ASSERT_EQ(out.rejected.size(), 1u);
+  EXPECT_EQ(out.accepted, 1);
+}
+
+TEST_F(RequestLevelTest, V1CreatesTheMissingDatabaseOnceWhenAllowed) {
+  InfluxConfig c;
+  c.api = InfluxApi::kV1;
+  c.url = "http://influx.local:8086";
+  c.database = "new \"db\"";
+  c.create_database = true;
+  InfluxWriter writer(c, &transport_, &clock_);
+  bool created = false;
+  transport_.handler = [&](const HttpRequest& r, const std::vector<std::string>&) -> Result<HttpResponse> {
+    if (r.url.find("/query") != std::string::npos) {
+      created = true;
+      return MakeResponse(200, R"({"results":[{}]})");
+    }
+    return MakeResponse(created ? 204 : 404, created ? "" : R"({"error":"database not found"})");
+  };
+  WriteOutcome out = writer.Write(Views(MakeLines(3)));
+  EXPECT_EQ(out.kind, WriteOutcomeKind::kOk);
+  EXPECT_TRUE(out.created_database);
+  ASSERT_EQ(transport_.requests.size(), 3u);  // write 404, CREATE DATABASE, write 204
+  EXPECT_EQ(transport_.requests[1].body, "q=CREATE%20DATABASE%20%22new%20%5C%22db%5C%22%22");
+  // Without the option a 404 stays not-found.
+  c.create_database = false;
+  created = false;
+  InfluxWriter plain(c, &transport_, &clock_);
+  EXPECT_EQ(plain.Write(Views(MakeLines(1))).kind, WriteOutcomeKind::kNotFound);
+}
+
+}  // namespace
+}  // namespace edgeline
