@@ -29,7 +29,7 @@ Commands:
   status [--json] [--watch [SECONDS]]
                           per-sink backlog, lag, last status and error; works with the
                           agent stopped. Exit 0 healthy, 3 degraded.
-  config [--json|--markdown]
+  config [--json|--markdown|--env-example]
                           effective configuration (secrets masked); lists every problem
                           and exits 2 if the configuration is invalid
   dlq list [--sink S] [--limit N] [--json]
@@ -92,6 +92,10 @@ int CmdRun(const std::map<std::string, std::string>& env) {
 int CmdConfig(const std::map<std::string, std::string>& env, const std::vector<std::string>& rest) {
   if (HasFlag(rest, "--markdown")) {
     std::cout << RenderConfigurationMarkdown();
+    return kExitOk;
+  }
+  if (HasFlag(rest, "--env-example")) {
+    std::cout << RenderEnvExample();
     return kExitOk;
   }
   ConfigParseResult parsed = ParseConfig(env);

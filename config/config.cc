@@ -883,6 +883,38 @@ std::string RenderConfigurationMarkdown() {
   return out;
 }
 
+std::string RenderEnvExample() {
+  std::string out =
+      "# edgeline configuration (systemd EnvironmentFile). Uncomment and set what you need;\n"
+      "# every variable is listed at its default. Full reference: docs/CONFIGURATION.md.\n"
+      "# This file holds secrets (tokens, passwords): keep it mode 0600.\n";
+  Config defaults;
+  for (Group group : {Group::kQueue, Group::kMqtt, Group::kMapping, Group::kInflux, Group::kDownsample,
+                      Group::kKafka, Group::kGeneral}) {
+    out += "\n# ---- " + std::string(config_internal::GroupTitle(group)) + "\n";
+    for (const Variable& var : Variables()) {
+      if (var.group != group) continue;
+      // Wrapped at about 96 columns, one comment line per chunk of words.
+      std::string line = "#";
+      for (std::string_view rest = var.doc; !rest.empty();) {
+        size_t space = rest.find(' ');
+        std::string_view word = rest.substr(0, space);
+        if (line.size() + word.size() + 1 > 96) {
+          out += line + "\n";
+          line = "#";
+        }
+        line += " ";
+        line += word;
+        rest = space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
+      }
+      out += line + "\n";
+      std::string value = var.default_doc.empty() ? config_internal::Show(var, defaults) : "";
+      out += "#" + std::string(var.name) + "=" + value + "\n";
+    }
+  }
+  return out;
+}
+
 std::string MaskSecrets(std::string_view text, const Config& config) {
   // Show() only reads; the table's accessor is non-const so one pointer type serves both ways.
   Config& readable = const_cast<Config&>(config);

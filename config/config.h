@@ -216,6 +216,10 @@ std::string RenderEffectiveConfig(const std::map<std::string, std::string>& env,
 // docs/CONFIGURATION.md, generated from the same table.
 std::string RenderConfigurationMarkdown();
 
+// A systemd EnvironmentFile with every variable commented out at its default, each with its
+// description (`edgeline config --env-example`, installed as /etc/edgeline/edgeline.env).
+std::string RenderEnvExample();
+
 // Durations "500ms", "10s", "1m", "24h", "7d"; "0" alone means zero.
 Result<int64_t> ParseDurationNs(std::string_view text);
 // Sizes "512", "64KiB", "64MiB", "1GiB", "10MB" (SI) -> bytes.
