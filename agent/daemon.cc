@@ -19,6 +19,7 @@
 
 #include "agent/alarm_publisher.h"
 #include "agent/group_committer.h"
+#include "agent/http_api.h"
 #include "agent/mapping.h"
 #include "agent/mqtt_ingest.h"
 #include "common/log.h"
@@ -313,6 +314,28 @@ int RunDaemon(const Config& config) {
     });
   }
   StartConsumers(&consumers);
+  std::unique_ptr<HttpApi> http;
+  if (config.http.enabled()) {
+    HttpApiOptions options;
+    options.listen = config.http.listen;
+    options.token = config.http.token;
+    options.max_body_bytes = config.http.max_body_bytes;
+    AgentProbe probe;
+    probe.mqtt_sessions = [&mqtt] { return mqtt.sessions(); };
+    probe.mqtt_connected = [&mqtt] { return mqtt.connected_sessions(); };
+    probe.ingest = &committer.counters();
+    http = std::make_unique<HttpApi>(options, queue.get(), &committer, clock, probe);
+    Status listening = http->Start();
+    if (!listening.ok()) {
+      // MQTT ingest does not depend on it: keep running, say so loudly.
+      LOG_ERROR("http") << listening.message() << " (EDGELINE_HTTP_LISTEN): /health, /metrics and the write "
+                        << "endpoints are off";
+      http.reset();
+    } else if (config.http.token.empty() && config.http.listen.rfind("127.", 0) != 0 &&
+               config.http.listen.rfind("localhost:", 0) != 0 && config.http.listen.rfind("[::1]:", 0) != 0) {
+      LOG_WARN("http") << "listening beyond loopback without EDGELINE_HTTP_TOKEN: anyone who reaches it can write";
+    }
+  }
   mqtt.Start();
   LOG_INFO("agent") << "edgeline running (pid " << ::getpid() << ")";
 
@@ -349,6 +372,7 @@ int RunDaemon(const Config& config) {
   // MQTT first: callbacks blocked in Submit complete while the committer still runs, so every
   // acknowledged message is committed and nothing uncommitted is acknowledged.
   mqtt.Stop();
+  if (http) http->Stop();  // writes in flight finish their commit first
   committer.Stop();
   housekeeping.request_stop();
   housekeeping.join();

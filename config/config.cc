@@ -631,6 +631,14 @@ ConfigParseResult ParseConfig(const std::map<std::string, std::string>& env) {
   }
   CheckCrossField(result.config, &problems);
   CheckStreams("EDGELINE_INFLUX_STREAMS", result.config.influx.streams, &problems);
+  if (result.config.http.enabled() && problems.AllValid({"EDGELINE_HTTP_LISTEN"})) {
+    const std::string& listen = result.config.http.listen;
+    size_t colon = listen.rfind(':');
+    bool port_ok = colon != std::string::npos && colon > 0 && colon + 1 < listen.size() &&
+                   std::all_of(listen.begin() + colon + 1, listen.end(), IsDigit) && listen.size() - colon - 1 <= 5 &&
+                   std::stoi(listen.substr(colon + 1)) <= 65535;
+    if (!port_ok) problems.Add("EDGELINE_HTTP_LISTEN", "expected host:port (e.g. 127.0.0.1:8087) or off");
+  }
   ResolveDownsample(env, &result.config, &problems);
   ResolveKafka(env, &result.config, &problems);
   MqttConfig& mqtt = result.config.mqtt;
@@ -867,7 +875,7 @@ std::string RenderConfigurationMarkdown() {
       "`EDGELINE_KAFKA_PROP_<name>` with `.` written as `_` (e.g. `EDGELINE_KAFKA_PROP_LINGER_MS=20`\n"
       "sets `linger.ms`); their values are treated as secrets.\n";
   for (Group group : {Group::kQueue, Group::kMqtt, Group::kMapping, Group::kInflux, Group::kDownsample,
-                      Group::kKafka, Group::kGeneral}) {
+                      Group::kKafka, Group::kHttp, Group::kGeneral}) {
     out += "\n## " + std::string(config_internal::GroupTitle(group)) + "\n\n";
     out += "| Variable | Type | Default | Allowed | Description |\n";
     out += "|---|---|---|---|---|\n";
@@ -890,7 +898,7 @@ std::string RenderEnvExample() {
       "# This file holds secrets (tokens, passwords): keep it mode 0600.\n";
   Config defaults;
   for (Group group : {Group::kQueue, Group::kMqtt, Group::kMapping, Group::kInflux, Group::kDownsample,
-                      Group::kKafka, Group::kGeneral}) {
+                      Group::kKafka, Group::kHttp, Group::kGeneral}) {
     out += "\n# ---- " + std::string(config_internal::GroupTitle(group)) + "\n";
     for (const Variable& var : Variables()) {
       if (var.group != group) continue;

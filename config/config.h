@@ -172,6 +172,15 @@ struct KafkaConfig {
   friend bool operator==(const KafkaConfig&, const KafkaConfig&) = default;
 };
 
+struct HttpConfig {
+  std::string listen = "127.0.0.1:8087";             // EDGELINE_HTTP_LISTEN host:port, or "off"
+  std::string token;                                 // EDGELINE_HTTP_TOKEN (secret; empty = no auth)
+  int64_t max_body_bytes = 10LL << 20;               // EDGELINE_HTTP_MAX_BODY (size)
+
+  bool enabled() const { return listen != "off"; }
+  friend bool operator==(const HttpConfig&, const HttpConfig&) = default;
+};
+
 struct Config {
   QueueConfig queue;
   MqttConfig mqtt;
@@ -179,6 +188,7 @@ struct Config {
   InfluxConfig influx;
   DownsampleConfig downsample;
   KafkaConfig kafka;
+  HttpConfig http;
   LogLevel log_level = LogLevel::kInfo;              // EDGELINE_LOG_LEVEL debug|info|warn|error
 
   friend bool operator==(const Config&, const Config&) = default;

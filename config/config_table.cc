@@ -368,6 +368,23 @@ std::vector<Variable> BuildTable() {
        .doc = "Most records in flight (produced, not yet acknowledged) per stream.",
        .field = [](Config& c) -> FieldPtr { return &c.kafka.batch_points; }},
 
+      // Local HTTP endpoint
+      {.name = "EDGELINE_HTTP_LISTEN", .group = G::kHttp, .type = T::kString,
+       .default_text = "127.0.0.1:8087", .min = 1,
+       .doc = "Address of the local endpoint (`/health`, `/metrics`, `/api/v2/write`, `/write`), "
+              "`host:port`, or `off`. Loopback by default: set `EDGELINE_HTTP_TOKEN` before "
+              "listening on other interfaces.",
+       .field = [](Config& c) -> FieldPtr { return &c.http.listen; }},
+      {.name = "EDGELINE_HTTP_TOKEN", .group = G::kHttp, .type = T::kString,
+       .default_text = "", .secret = true,
+       .doc = "When set, writes need it: `Authorization: Token <t>` (v2 and v1), or as the v1 "
+              "password (`p=` or Basic auth), as InfluxDB clients send it.",
+       .field = [](Config& c) -> FieldPtr { return &c.http.token; }},
+      {.name = "EDGELINE_HTTP_MAX_BODY", .group = G::kHttp, .type = T::kSize,
+       .default_text = "10MiB", .min = 1024, .max = 1LL << 30,
+       .doc = "Largest write body accepted (after gzip decoding); larger gets 413.",
+       .field = [](Config& c) -> FieldPtr { return &c.http.max_body_bytes; }},
+
       // General
       {.name = "EDGELINE_LOG_LEVEL", .group = G::kGeneral, .type = T::kEnum,
        .default_text = "info", .allowed = {"debug", "info", "warn", "error"},
@@ -449,6 +466,7 @@ std::string_view GroupTitle(Group group) {
     case Group::kInflux: return "InfluxDB";
     case Group::kDownsample: return "Downsampling and alarms";
     case Group::kKafka: return "Kafka mirror";
+    case Group::kHttp: return "Local HTTP endpoint";
     case Group::kGeneral: return "General";
   }
   return "?";

@@ -15,7 +15,7 @@
 
 namespace edgeline::config_internal {
 
-enum class Group { kQueue, kMqtt, kMapping, kInflux, kDownsample, kKafka, kGeneral };
+enum class Group { kQueue, kMqtt, kMapping, kInflux, kDownsample, kKafka, kHttp, kGeneral };
 enum class VarType { kString, kBool, kInt, kDuration, kSize, kEnum, kList };
 
 // Points at the Config member a row writes. Enums are stored by their index in `allowed`, so an

@@ -18,3 +18,7 @@ add_dependencies(downsample_crash_test edgeline)
 edgeline_add_test(NAME dlq_test LABEL integration TIMEOUT 200
   SOURCES integration/dlq_test.cc LIBS edgeline_test_support edgeline_common)
 add_dependencies(dlq_test edgeline)
+
+edgeline_add_test(NAME http_api_test LABEL integration TIMEOUT 200
+  SOURCES integration/http_api_test.cc LIBS edgeline_test_support edgeline_common)
+add_dependencies(http_api_test edgeline)

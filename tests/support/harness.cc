@@ -341,6 +341,7 @@ std::map<std::string, std::string> AgentEnv(const Mosquitto& mqtt, const Influxd
       {"EDGELINE_RETRY_MIN", "100ms"},
       {"EDGELINE_RETRY_MAX", "1s"},
       {"EDGELINE_LOG_LEVEL", "info"},
+      {"EDGELINE_HTTP_LISTEN", "127.0.0.1:0"},  // any free port: parallel agents must not collide
   };
 }
 

@@ -1,0 +1,365 @@
+#include "agent/http_api.h"
+
+#include <httplib.h>
+
+#include <charconv>
+#include <cstdio>
+#include <sstream>
+
+#include "common/line_protocol.h"
+#include "common/log.h"
+
+namespace edgeline {
+namespace {
+
+// ns per unit of a precision parameter (v1 and v2 spellings); 0 = unknown.
+int64_t PrecisionNs(std::string_view p) {
+  if (p.empty() || p == "ns" || p == "n") return 1;
+  if (p == "us" || p == "u") return 1'000;
+  if (p == "ms") return 1'000'000;
+  if (p == "s") return 1'000'000'000;
+  if (p == "m") return 60'000'000'000;
+  if (p == "h") return 3'600'000'000'000;
+  return 0;
+}
+
+std::string ErrorBody(std::string_view code, std::string_view message) {
+  return nlohmann::json({{"code", code}, {"message", message}}).dump();
+}
+
+// Escapes a Prometheus label value.
+std::string Label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+// Prometheus text exposition: each family's HELP and TYPE once, before its samples.
+class MetricsText {
+ public:
+  void Family(std::string_view name, std::string_view type, std::string_view help) {
+    out_ << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+  }
+  void Sample(std::string_view name, double value, std::string_view labels = "") {
+    out_ << name;
+    if (!labels.empty()) out_ << "{" << labels << "}";
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.17g", value);
+    out_ << " " << buf << "\n";
+  }
+  void One(std::string_view name, std::string_view type, std::string_view help, double value) {
+    Family(name, type, help);
+    Sample(name, value);
+  }
+  std::string str() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+};
+
+std::string Base64Decode(std::string_view in) {
+  std::string out;
+  int bits = 0;
+  uint32_t acc = 0;
+  for (char c : in) {
+    int v;
+    if (c >= 'A' && c <= 'Z') v = c - 'A';
+    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') v = c - '0' + 52;
+    else if (c == '+') v = 62;
+    else if (c == '/') v = 63;
+    else break;  // '=' padding or junk
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+bool TokenMatches(const httplib::Request& req, const std::string& token, bool v1) {
+  if (token.empty()) return true;
+  std::string auth = req.get_header_value("Authorization");
+  if (auth == "Token " + token || auth == "Bearer " + token) return true;
+  if (!v1) return false;
+  // 1.x clients send the token as the password: u/p parameters or Basic auth.
+  if (req.has_param("p") && req.get_param_value("p") == token) return true;
+  if (auth.rfind("Basic ", 0) == 0) {
+    std::string decoded = Base64Decode(std::string_view(auth).substr(6));
+    size_t colon = decoded.find(':');
+    return colon != std::string::npos && decoded.substr(colon + 1) == token;
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<std::pair<std::string, int>> ParseListenAddress(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Status::InvalidArgument("expected host:port, e.g. 127.0.0.1:8087");
+  }
+  int port = 0;
+  auto [ptr, ec] = std::from_chars(listen.data() + colon + 1, listen.data() + listen.size(), port);
+  if (ec != std::errc() || ptr != listen.data() + listen.size() || port < 0 || port > 65535) {
+    return Status::InvalidArgument("port must be 0..65535");
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return std::make_pair(host, port);
+}
+
+HttpApi::HttpApi(HttpApiOptions options, Queue* queue, GroupCommitter* committer, const Clock* clock,
+                 AgentProbe probe)
+    : options_(std::move(options)), queue_(queue), committer_(committer), clock_(clock), probe_(std::move(probe)) {}
+
+HttpApi::~HttpApi() { Stop(); }
+
+void HttpApi::Count(const std::string& path, int status) {
+  std::lock_guard lock(mu_);
+  ++requests_[{path, status}];
+}
+
+HttpApi::WriteResult HttpApi::Write(const std::string& topic, std::string_view body, std::string_view precision) {
+  const int64_t scale = PrecisionNs(precision);
+  if (scale == 0) return {400, ErrorBody("invalid", "invalid precision \"" + std::string(precision) + "\"")};
+  std::vector<std::string> good;
+  std::string first_error;
+  int64_t bad = 0;
+  size_t start = 0;
+  while (start <= body.size()) {
+    size_t nl = body.find('\n', start);
+    std::string_view line = body.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
+    start = nl == std::string_view::npos ? body.size() + 1 : nl + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty() || line.front() == '#') continue;
+    Result<Point> point = ParseLine(line);
+    if (point.ok() && scale != 1 && point->timestamp_ns) {
+      int64_t ns = 0;
+      if (__builtin_mul_overflow(*point->timestamp_ns, scale, &ns)) {
+        point = Status::InvalidArgument("timestamp out of range at precision " + std::string(precision));
+      } else {
+        point->timestamp_ns = ns;
+      }
+    }
+    if (!point.ok()) {
+      if (bad++ == 0) first_error = "unable to parse '" + std::string(line.substr(0, 200)) + "': " + point.status().message();
+      continue;
+    }
+    good.push_back(scale == 1 ? std::string(line) : FormatPoint(*point));
+  }
+  // Committed before answering, in chunks the committer accepts as one message each.
+  for (size_t i = 0; i < good.size(); i += static_cast<size_t>(options_.max_lines_per_commit)) {
+    std::string chunk;
+    const size_t end = std::min(good.size(), i + static_cast<size_t>(options_.max_lines_per_commit));
+    for (size_t j = i; j < end; ++j) {
+      chunk += good[j];
+      chunk += '\n';
+    }
+    Status st = committer_->Submit(topic, chunk);
+    if (!st.ok()) {
+      return {503, ErrorBody("unavailable", "points could not be committed: " + st.message())};
+    }
+    points_written_ += static_cast<int64_t>(end - i);
+  }
+  if (bad > 0) {
+    return {400, ErrorBody("invalid", "partial write: " + first_error + " dropped=" + std::to_string(bad))};
+  }
+  return {};
+}
+
+std::pair<int, nlohmann::json> HttpApi::Health() {
+  using nlohmann::json;
+  json sinks = json::object();
+  bool sinks_ok = true;
+  auto statuses = queue_->SinkStatuses();
+  if (statuses.ok()) {
+    for (const SinkStatus& s : *statuses) {
+      sinks[s.sink] = {{"state", s.state.empty() ? "new" : s.state}, {"pending_points", s.pending_points},
+                       {"consecutive_failures", s.consecutive_failures}};
+      if (s.consecutive_failures > 0) sinks_ok = false;
+    }
+  }
+  auto stats = queue_->Stats();
+  const bool commit_failing = probe_.ingest && probe_.ingest->commit_failing.load();
+  const bool writable = stats.ok() && statuses.ok() && !commit_failing;
+  const int sessions = probe_.mqtt_sessions ? probe_.mqtt_sessions() : 0;
+  const int connected = probe_.mqtt_connected ? probe_.mqtt_connected() : 0;
+  json queue = {{"writable", writable}};
+  if (stats.ok()) {
+    queue["points"] = stats->points;
+    queue["bytes"] = stats->bytes;
+  } else {
+    queue["error"] = stats.status().ToString();
+  }
+  const bool mqtt_ok = sessions > 0 && connected == sessions;
+  json body = {{"status", !writable ? "failing" : (mqtt_ok && sinks_ok) ? "ok" : "degraded"},
+               {"queue", queue},
+               {"mqtt", {{"sessions", sessions}, {"connected", connected}}},
+               {"sinks", sinks}};
+  return {writable ? 200 : 503, body};
+}
+
+std::string HttpApi::Metrics() {
+  MetricsText m;
+  const int sessions = probe_.mqtt_sessions ? probe_.mqtt_sessions() : 0;
+  const int connected = probe_.mqtt_connected ? probe_.mqtt_connected() : 0;
+  m.One("edgeline_mqtt_sessions", "gauge", "MQTT sessions configured.", sessions);
+  m.One("edgeline_mqtt_sessions_connected", "gauge", "MQTT sessions connected.", connected);
+  if (probe_.ingest) {
+    const IngestCounters& c = *probe_.ingest;
+    m.One("edgeline_ingest_messages_total", "counter", "Messages received (MQTT and HTTP) in this run.",
+          static_cast<double>(c.messages.load()));
+    m.One("edgeline_ingest_committed_points_total", "counter", "Points committed to the queue in this run.",
+          static_cast<double>(c.committed_points.load()));
+    m.One("edgeline_ingest_rejected_total", "counter", "Payloads or lines dead-lettered at ingest in this run.",
+          static_cast<double>(c.rejected.load()));
+    m.One("edgeline_ingest_commits_total", "counter", "Group commits in this run.", static_cast<double>(c.commits.load()));
+    m.One("edgeline_ingest_commit_failures_total", "counter", "Failed commit attempts in this run.",
+          static_cast<double>(c.commit_failures.load()));
+    m.One("edgeline_ingest_commit_failing", "gauge", "1 while commits to the queue fail.",
+          c.commit_failing.load() ? 1 : 0);
+  }
+  auto stats = queue_->Stats();
+  if (stats.ok()) {
+    m.One("edgeline_queue_points", "gauge", "Points held in the queue.", static_cast<double>(stats->points));
+    m.One("edgeline_queue_batches", "gauge", "Batches held in the queue.", static_cast<double>(stats->batches));
+    m.One("edgeline_queue_bytes", "gauge", "Compressed bytes held in the queue.", static_cast<double>(stats->bytes));
+    m.One("edgeline_queue_dropped_points_total", "counter", "Points removed by the queue's size/age bounds.",
+          static_cast<double>(stats->dropped_points_total));
+    m.One("edgeline_dead_letters", "gauge", "Entries in the dead-letter table.", static_cast<double>(stats->dead_letters));
+  }
+  auto sinks = queue_->SinkStatuses();
+  if (sinks.ok()) {
+    const int64_t now = clock_->WallNowNs();
+    struct Family {
+      const char* name;
+      const char* type;
+      const char* help;
+      std::function<double(const SinkStatus&)> value;
+    };
+    const Family families[] = {
+        {"edgeline_sink_sent_points_total", "counter", "Points delivered by the sink.",
+         [](const SinkStatus& s) { return static_cast<double>(s.sent_points); }},
+        {"edgeline_sink_dropped_points_total", "counter", "Points lost to the queue's bounds before the sink had them.",
+         [](const SinkStatus& s) { return static_cast<double>(s.dropped_points); }},
+        {"edgeline_sink_dead_lettered", "gauge", "Lines the sink isolated as rejected.",
+         [](const SinkStatus& s) { return static_cast<double>(s.dead_lettered); }},
+        {"edgeline_sink_pending_points", "gauge", "Points not yet delivered by the sink.",
+         [](const SinkStatus& s) { return static_cast<double>(s.pending_points); }},
+        {"edgeline_sink_oldest_pending_age_seconds", "gauge", "Age of the oldest batch the sink has not delivered.",
+         [now](const SinkStatus& s) { return s.oldest_pending_ns > 0 ? (now - s.oldest_pending_ns) / 1e9 : 0.0; }},
+        {"edgeline_sink_consecutive_failures", "gauge", "Failed attempts since the last success.",
+         [](const SinkStatus& s) { return static_cast<double>(s.consecutive_failures); }},
+        {"edgeline_sink_last_status_code", "gauge", "Last HTTP status of the sink (0 = none or not HTTP).",
+         [](const SinkStatus& s) { return static_cast<double>(s.last_code); }},
+        {"edgeline_sink_up", "gauge", "1 when the sink's last attempt succeeded.",
+         [](const SinkStatus& s) { return s.state == "ok" ? 1.0 : 0.0; }},
+    };
+    for (const Family& f : families) {
+      m.Family(f.name, f.type, f.help);
+      for (const SinkStatus& s : *sinks) {
+        m.Sample(f.name, f.value(s), "sink=\"" + Label(s.sink) + "\",stream=\"" + Label(s.stream) + "\"");
+      }
+    }
+  }
+  m.One("edgeline_http_points_written_total", "counter", "Points committed through the HTTP write endpoints.",
+        static_cast<double>(points_written_.load()));
+  m.Family("edgeline_http_requests_total", "counter", "Requests to this endpoint by path and status code.");
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, count] : requests_) {
+      m.Sample("edgeline_http_requests_total", static_cast<double>(count),
+               "path=\"" + Label(key.first) + "\",code=\"" + std::to_string(key.second) + "\"");
+    }
+  }
+  return m.str();
+}
+
+Status HttpApi::Start() {
+  ASSIGN_OR_RETURN(auto address, ParseListenAddress(options_.listen));
+  server_ = std::make_unique<httplib::Server>();
+  httplib::Server& s = *server_;
+  s.set_payload_max_length(static_cast<size_t>(options_.max_body_bytes));
+  s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    auto [status, body] = Health();
+    res.status = status;
+    res.set_content(body.dump(), "application/json");
+    Count("/health", status);
+  });
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(Metrics(), "text/plain; version=0.0.4; charset=utf-8");
+    Count("/metrics", 200);
+  });
+  // A content reader, not a plain handler: httplib would parse a body sent as
+  // application/x-www-form-urlencoded (curl's default) as a form and refuse it above 8 KiB.
+  // InfluxDB ignores the content type; so do we. gzip is decoded by the reader.
+  auto write = [this](bool v1) {
+    return [this, v1](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+      const std::string path = v1 ? "/write" : "/api/v2/write";
+      std::string body;
+      bool too_large = false;
+      const bool read = reader([&](const char* data, size_t length) {
+        if (body.size() + length > static_cast<size_t>(options_.max_body_bytes)) {
+          too_large = true;
+          return false;
+        }
+        body.append(data, length);
+        return true;
+      });
+      WriteResult r;
+      const std::string target = req.get_param_value(v1 ? "db" : "bucket");
+      // httplib refuses a declared length over the limit before reading (and sets 413 itself).
+      if (too_large || (!read && res.status == 413)) {
+        r = {413, ErrorBody("request too large", "body exceeds EDGELINE_HTTP_MAX_BODY")};
+      } else if (!read) {
+        r = {400, ErrorBody("invalid", "the request body could not be read (bad gzip?)")};
+      } else if (!TokenMatches(req, options_.token, v1)) {
+        r = {401, ErrorBody("unauthorized", "unauthorized access")};
+      } else if (target.empty()) {
+        r = {400, ErrorBody("invalid", v1 ? "database is required" : "bucket is required")};
+      } else {
+        r = Write("http/" + target, body, req.get_param_value("precision"));
+      }
+      res.status = r.status;
+      if (!r.body.empty()) res.set_content(r.body, "application/json");
+      Count(path, r.status);
+    };
+  };
+  s.Post("/api/v2/write", write(false));
+  s.Post("/write", write(true));
+  s.Get("/ping", [this](const httplib::Request&, httplib::Response& res) {
+    res.status = 204;
+    Count("/ping", 204);
+  });
+  // httplib answers 413 itself above set_payload_max_length; count those too.
+  s.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (res.status == 413) Count(req.path, 413);
+  });
+  port_ = address.second == 0 ? s.bind_to_any_port(address.first) : (s.bind_to_port(address.first, address.second) ? address.second : -1);
+  if (port_ <= 0) {
+    server_.reset();
+    return Status::Unavailable("cannot listen on " + options_.listen);
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  LOG_INFO("http") << "listening on " << address.first << ":" << port_
+                   << (options_.token.empty() ? " (no token: writes are open to local clients)" : "");
+  return Status::Ok();
+}
+
+void HttpApi::Stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+  server_.reset();
+}
+
+}  // namespace edgeline

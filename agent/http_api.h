@@ -1,0 +1,90 @@
+// HttpApi: the agent's local HTTP endpoint (cpp-httplib from Debian: one header-style library
+// with a thread pool and gzip request decoding, and no framework to carry). Bound to loopback by
+// default (EDGELINE_HTTP_LISTEN):
+//   GET  /health          200 + JSON of component states; 503 when the queue cannot be written
+//   GET  /metrics         Prometheus text format (docs/METRICS.md)
+//   POST /api/v2/write    line protocol like InfluxDB 2 (org, bucket, precision, Token auth)
+//   POST /write           line protocol like InfluxDB 1.x (db, precision, u/p or Token auth)
+// Writes answer 204 only after the points are committed to the queue (the group commit), so a
+// client that got 204 can forget its data; a line that does not parse gets InfluxDB's 400
+// "partial write" answer while the others are committed.
+// Borrows the queue, committer and clock; the state getters are called from server threads.
+// Start/Stop from one control thread.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/group_committer.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "storage/queue.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace edgeline {
+
+struct HttpApiOptions {
+  std::string listen = "127.0.0.1:8087";  // host:port
+  std::string token;                      // empty = no auth
+  int64_t max_body_bytes = 10 << 20;      // decoded body; larger -> 413
+  int64_t max_lines_per_commit = 5000;    // a body is committed in chunks of this many lines
+};
+
+// What /health and /metrics need from the rest of the agent, read on request.
+struct AgentProbe {
+  std::function<int()> mqtt_sessions;
+  std::function<int()> mqtt_connected;
+  const IngestCounters* ingest = nullptr;
+};
+
+class HttpApi {
+ public:
+  HttpApi(HttpApiOptions options, Queue* queue, GroupCommitter* committer, const Clock* clock,
+          AgentProbe probe);
+  ~HttpApi();  // Stop()
+
+  // Binds and starts serving on its own thread. Fails when the address cannot be bound.
+  Status Start();
+  void Stop();
+  int port() const { return port_; }
+
+  // The pieces, public for tests. Prometheus text and the health JSON (+ HTTP status).
+  std::string Metrics();
+  std::pair<int, nlohmann::json> Health();
+
+ private:
+  struct WriteResult {
+    int status = 204;
+    std::string body;  // InfluxDB-style JSON error, empty on 204
+  };
+  WriteResult Write(const std::string& topic, std::string_view body, std::string_view precision);
+  void Count(const std::string& path, int status);
+
+  HttpApiOptions options_;
+  Queue* queue_;
+  GroupCommitter* committer_;
+  const Clock* clock_;
+  AgentProbe probe_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+
+  std::mutex mu_;
+  std::map<std::pair<std::string, int>, int64_t> requests_;  // (path, status) -> count; mu_
+  std::atomic<int64_t> points_written_{0};
+};
+
+// "127.0.0.1:8087" -> host, port. InvalidArgument when malformed.
+Result<std::pair<std::string, int>> ParseListenAddress(const std::string& listen);
+
+}  // namespace edgeline
