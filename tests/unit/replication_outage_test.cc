@@ -110,7 +110,7 @@ class OutageTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  void Make(uint64_t seed) {
+  void Make(uint64_t seed, bool newest_first = false) {
     writer_ = std::make_unique<InfluxWriter>(config_, &transport_, &clock_);
     ReplicatorOptions options;
     options.batch_points = 5000;
@@ -118,6 +118,7 @@ class OutageTest : public ::testing::Test {
     options.retry_max_ns = kRetryMaxNs;
     options.idle_ns = kNsPerSec;
     options.random = Backoff::SeededRandom(seed);
+    options.newest_first = newest_first;
     replicator_ = std::make_unique<Replicator>("influx", std::string(kRawStream), queue_.get(), writer_.get(),
                                                &clock_, options);
     ASSERT_TRUE(replicator_->Start().ok());
@@ -197,11 +198,13 @@ int64_t JitterCeilingNs(int attempt) {
 struct OutageCase {
   Failure failure;
   uint64_t seed;
+  bool newest_first = false;  // EDGELINE_REPLAY_ORDER
 };
 
 class OneHourOutageTest : public OutageTest, public ::testing::WithParamInterface<OutageCase> {};
 
-// A 1-hour outage with 1000 new points every minute, then 10 more minutes of live data.
+// A 1-hour outage with 1000 new points every minute, then 10 more minutes of live data; in
+// both replay orders (EDGELINE_REPLAY_ORDER), whose cursor and GC must end up the same.
 //
 // Bound on the requests made while InfluxDB is down (RETRY_MIN 1 s, RETRY_MAX 300 s, full
 // jitter: retry n waits uniform[0, min(300 s, 2^n s))):
@@ -213,7 +216,7 @@ class OneHourOutageTest : public OutageTest, public ::testing::WithParamInterfac
 //   more than 5 sd above; a hot loop would make thousands.
 TEST_P(OneHourOutageTest, LosesNothingAndMakesFewRequests) {
   const OutageCase c = GetParam();
-  Make(c.seed);
+  Make(c.seed, c.newest_first);
   constexpr int kPointsPerMinute = 1000;
   constexpr int kMinutes = 70;
   const int64_t outage_end = kNsPerHour;
@@ -241,6 +244,8 @@ TEST_P(OneHourOutageTest, LosesNothingAndMakesFewRequests) {
   int64_t max_failure_delay = 0;
   int64_t drained_at = -1;
   int64_t backlog_drained_at = -1;
+  std::vector<std::string> first_delivery;  // the lines of the first request that worked
+  std::string oldest_pending, newest_pending;  // just before it
   for (int guard = 0; guard < 100000; ++guard) {
     const int64_t now = clock_.SteadyNowNs();
     const int64_t cursor = Sink().cursor_seq;
@@ -251,7 +256,15 @@ TEST_P(OneHourOutageTest, LosesNothingAndMakesFewRequests) {
     }
     ASSERT_LT(now, 3 * kNsPerHour) << "not drained in fake time";
     if (now < outage_end) ++steps_in_outage;
+    const size_t delivered_before = transport_.delivered.size();
+    const std::string newest = appended_.back();
     const int64_t delay = replicator_->Step();
+    if (first_delivery.empty() && transport_.delivered.size() > delivered_before) {
+      first_delivery.assign(transport_.delivered.begin() + static_cast<std::ptrdiff_t>(delivered_before),
+                            transport_.delivered.end());
+      oldest_pending = appended_.front();
+      newest_pending = newest;
+    }
     if (now < outage_end) {
       ASSERT_GE(delay, kFailureFloorNs);
       ASSERT_LE(delay, kRetryMaxNs);  // the cap
@@ -273,10 +286,11 @@ TEST_P(OneHourOutageTest, LosesNothingAndMakesFewRequests) {
   const std::vector<std::string> lost = Lost();
   const std::set<std::string> unique(transport_.delivered.begin(), transport_.delivered.end());
   std::printf(
-      "outage[%s seed=%llu]: appended=%zu delivered=%zu lost=%zu duplicates=%zu requests_during_1h_outage=%d "
+      "outage[%s%s seed=%llu]: appended=%zu delivered=%zu lost=%zu duplicates=%zu requests_during_1h_outage=%d "
       "steps_during_outage=%d max_retry_wait=%.1fs first_success_after_recovery=%.1fs backlog_drained=+%.1fs "
       "total_requests=%zu\n",
-      FailureName(c.failure).c_str(), static_cast<unsigned long long>(c.seed), appended_.size(),
+      FailureName(c.failure).c_str(), c.newest_first ? " newest-first" : "",
+      static_cast<unsigned long long>(c.seed), appended_.size(),
       transport_.delivered.size(), lost.size(), transport_.delivered.size() - unique.size(), outage_requests,
       steps_in_outage, static_cast<double>(max_failure_delay) / kNsPerSec,
       static_cast<double>(first_success - outage_end) / kNsPerSec,
@@ -304,6 +318,14 @@ TEST_P(OneHourOutageTest, LosesNothingAndMakesFewRequests) {
   EXPECT_EQ(at_outage_end.cursor_seq, 0);
   EXPECT_EQ(at_outage_end.pending_points, 61 * kPointsPerMinute);  // minutes 0..60 (60 lands at the hour)
   EXPECT_EQ(at_outage_end.dropped_points, 0);
+  EXPECT_EQ(at_outage_end.retry_after_ns, 0);  // no Retry-After was given: the backoff decided
+
+  // Replay order after the outage: the first request carries the oldest backlog, or with
+  // newest-first the newest point, so dashboards are current at once.
+  ASSERT_FALSE(first_delivery.empty());
+  const std::string& expected_first = c.newest_first ? newest_pending : oldest_pending;
+  EXPECT_NE(std::find(first_delivery.begin(), first_delivery.end(), expected_first), first_delivery.end())
+      << expected_first;
 
   // Cursor at the end, status clean.
   const SinkStatus end = Sink();
@@ -322,11 +344,14 @@ TEST_P(OneHourOutageTest, LosesNothingAndMakesFewRequests) {
 INSTANTIATE_TEST_SUITE_P(Seeds, OneHourOutageTest,
                          ::testing::Values(OutageCase{Failure::kRefused, 1}, OutageCase{Failure::kRefused, 2},
                                            OutageCase{Failure::kRefused, 3}, OutageCase{Failure::k503, 1},
-                                           OutageCase{Failure::k503, 4}, OutageCase{Failure::k503, 5}),
+                                           OutageCase{Failure::k503, 4}, OutageCase{Failure::k503, 5},
+                                           OutageCase{Failure::kRefused, 1, true},
+                                           OutageCase{Failure::k503, 4, true}),
                          [](const ::testing::TestParamInfo<OutageCase>& info) {
                            return (info.param.failure == Failure::kRefused ? std::string("Refused")
                                                                            : std::string("Status503")) +
-                                  "Seed" + std::to_string(info.param.seed);
+                                  "Seed" + std::to_string(info.param.seed) +
+                                  (info.param.newest_first ? "NewestFirst" : "");
                          });
 
 TEST_F(OutageTest, BackoffGrowsWithinFullJitterBoundsUpToTheCap) {
@@ -395,6 +420,7 @@ TEST_P(RetryAfterTest, Status503RetryAfter120WaitsExactly120Seconds) {
   EXPECT_EQ(s.state, "throttled");
   EXPECT_EQ(s.last_code, 503);
   EXPECT_EQ(s.next_retry_ns, clock_.WallNowNs() + 120 * kNsPerSec);
+  EXPECT_EQ(s.retry_after_ns, 120 * kNsPerSec);  // status says the server's wait is honoured
 
   // Drive in 1 s steps: a point arrives each second; Step runs only when its wait is over.
   int64_t due = t0 + delay;
