@@ -3,13 +3,17 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
 #include <functional>
+#include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <memory>
@@ -34,6 +38,26 @@
 
 namespace edgeline {
 namespace {
+
+// systemd's notify protocol (Type=notify, sd_notify(3)): one datagram to $NOTIFY_SOCKET. Spoken
+// directly rather than through libsystemd so every build works under the shipped unit; a no-op
+// outside systemd.
+void NotifySystemd(const std::string& state) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (path == nullptr || (path[0] != '/' && path[0] != '@') || std::strlen(path) >= sizeof(sockaddr_un::sun_path)) {
+    return;
+  }
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const size_t len = std::strlen(path);
+  std::memcpy(addr.sun_path, path, len);
+  if (path[0] == '@') addr.sun_path[0] = '\0';  // abstract namespace
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  (void)::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr),
+                 static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len));
+  ::close(fd);
+}
 
 constexpr int64_t kHeartbeatNs = 1'000'000'000;
 constexpr int64_t kLimitsEveryNs = 10'000'000'000;
@@ -338,11 +362,14 @@ int RunDaemon(const Config& config) {
   }
   mqtt.Start();
   LOG_INFO("agent") << "edgeline running (pid " << ::getpid() << ")";
+  NotifySystemd("READY=1\nSTATUS=running");
 
   std::jthread housekeeping([&](std::stop_token stop) {
     int64_t last_limits = clock->SteadyNowNs();
     do {
       WriteAgentState(queue.get(), clock, committer, mqtt, true);
+      // The watchdog is fed while the queue takes commits: a wedged disk gets us restarted.
+      if (!committer.counters().commit_failing.load()) NotifySystemd("WATCHDOG=1");
       ReplayIngestDeadLetters(queue.get(), &committer);
       if (clock->SteadyNowNs() - last_limits >= kLimitsEveryNs) {
         last_limits = clock->SteadyNowNs();
@@ -357,6 +384,7 @@ int RunDaemon(const Config& config) {
   int sig = 0;
   sigwait(&signals, &sig);
   LOG_INFO("agent") << "signal " << sig << ": shutting down";
+  NotifySystemd("STOPPING=1");
 
   // A message callback blocked on a commit that cannot happen (disk full, queue full under
   // backpressure) holds Paho's global lock, and a graceful MQTT stop would wait for it forever.

@@ -6,7 +6,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3 libcurl4-openssl-dev curl
   libpaho-mqttpp-dev libpaho-mqtt-dev nlohmann-json3-dev libzstd-dev zlib1g-dev
   googletest libgtest-dev
-  librdkafka-dev kcat libcpp-httplib-dev libsystemd-dev
+  librdkafka-dev kcat libcpp-httplib-dev
   mosquitto mosquitto-clients influxdb influxdb-client
 )
 missing=()

@@ -22,3 +22,7 @@ add_dependencies(dlq_test edgeline)
 edgeline_add_test(NAME http_api_test LABEL integration TIMEOUT 200
   SOURCES integration/http_api_test.cc LIBS edgeline_test_support edgeline_common)
 add_dependencies(http_api_test edgeline)
+
+edgeline_add_test(NAME systemd_notify_test LABEL integration TIMEOUT 60
+  SOURCES integration/systemd_notify_test.cc LIBS edgeline_test_support edgeline_common)
+add_dependencies(systemd_notify_test edgeline)
