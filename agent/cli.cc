@@ -125,6 +125,8 @@ int CmdStatus(const std::map<std::string, std::string>& env, const std::vector<s
   } catch (...) {
   }
   const QueueOpenOptions options = ReadOnlyQueueOptions(env);
+  std::map<std::string, std::vector<int64_t>> backlog;  // --watch: pending points per refresh
+  constexpr size_t kHistory = 40;                       // fits 80 columns with its label
   while (true) {
     auto queue = OpenSqliteQueue(options);
     if (!queue.ok()) {
@@ -138,7 +140,12 @@ int CmdStatus(const std::map<std::string, std::string>& env, const std::vector<s
       return kExitRuntime;
     }
     if (watch && !json && ::isatty(STDOUT_FILENO)) std::cout << "\033[H\033[2J";
-    std::cout << (json ? report->dump(2) + "\n" : RenderStatusText(*report));
+    for (const auto& s : (*report)["sinks"]) {
+      auto& h = backlog[s["name"].get<std::string>()];
+      h.push_back(s["pending_points"].get<int64_t>());
+      if (h.size() > kHistory) h.erase(h.begin());
+    }
+    std::cout << (json ? report->dump(2) + "\n" : RenderStatusText(*report, watch ? &backlog : nullptr));
     std::cout.flush();
     if (!watch) return (*report)["healthy"].get<bool>() ? kStatusHealthy : kStatusDegraded;
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(interval * 1000)));

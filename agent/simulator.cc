@@ -38,10 +38,9 @@ Credentials come from EDGELINE_MQTT_USERNAME / EDGELINE_MQTT_PASSWORD.
 namespace {
 
 constexpr int kMaxGenerators = 1000;
-// Bounded pipelining for --rate max: enough to keep the broker busy, small enough that the
-// summary's ack count means something and memory stays flat.
+// Bounded pipelining per client for --rate max. Paho refuses a publish (MQTTASYNC_MAX_BUFFERED_MESSAGES)
+// once 100 (its default) are queued but unsent, so stay below that.
 constexpr int64_t kMaxInFlightPerGenerator = 64;
-constexpr int64_t kMaxInFlightTotal = 1024;
 constexpr auto kConnectTimeout = std::chrono::seconds(10);
 constexpr int64_t kDrainTimeoutNs = 10 * kNsPerSec;
 constexpr int64_t kPublishErrorPauseNs = 100 * kNsPerMs;
@@ -272,18 +271,20 @@ class Simulator {
  private:
   class Listener final : public mqtt::iaction_listener {
    public:
-    explicit Listener(Simulator* sim) : sim_(sim) {}
-    void on_success(const mqtt::token&) override { sim_->OnDone(true); }
-    void on_failure(const mqtt::token&) override { sim_->OnDone(false); }
+    Listener(Simulator* sim, size_t generator) : sim_(sim), generator_(generator) {}
+    void on_success(const mqtt::token&) override { sim_->OnDone(generator_, true); }
+    void on_failure(const mqtt::token&) override { sim_->OnDone(generator_, false); }
 
    private:
     Simulator* sim_;
+    size_t generator_;
   };
 
-  void OnDone(bool ok) {
+  void OnDone(size_t generator, bool ok) {
     {
       std::lock_guard lock(mu_);
-      --in_flight_;
+      --in_flight_[generator];
+      --total_in_flight_;
       ++(ok ? acked_ : failed_);
     }
     cv_.notify_all();
@@ -304,11 +305,12 @@ class Simulator {
   const SimulatorOptions& options_;
   std::mutex mu_;
   std::condition_variable_any cv_;
-  int64_t in_flight_ = 0;  // guarded by mu_
+  std::vector<int64_t> in_flight_;  // per generator, guarded by mu_
+  int64_t total_in_flight_ = 0;     // guarded by mu_
   int64_t acked_ = 0;      // guarded by mu_
   int64_t failed_ = 0;     // guarded by mu_
   int64_t published_ = 0;  // publish thread only
-  Listener listener_{this};
+  std::vector<std::unique_ptr<Listener>> listeners_;  // one per generator
   std::vector<GeneratorModel> models_;
   std::vector<std::string> topics_;
   // Last member: destroyed first, so no Paho callback outlives the state it touches.
@@ -350,8 +352,6 @@ void Simulator::PublishLoop(std::stop_token stop, uint32_t seed) {
   const int64_t start = Now();
   const int64_t deadline =
       options_.duration_ns > 0 ? start + options_.duration_ns : std::numeric_limits<int64_t>::max();
-  const int64_t max_in_flight =
-      std::min(kMaxInFlightTotal, kMaxInFlightPerGenerator * static_cast<int64_t>(models_.size()));
   PublishSchedule schedule(options_, start, seed);
   auto never = [] { return false; };
   while (!stop.stop_requested()) {
@@ -363,19 +363,21 @@ void Simulator::PublishLoop(std::stop_token stop, uint32_t seed) {
       break;
     }
     if (slot.due_ns > Now()) WaitUntil(lock, stop, slot.due_ns, never);
-    if (!WaitUntil(lock, stop, deadline, [&] { return in_flight_ < max_in_flight; })) break;
-    ++in_flight_;
+    const size_t g = static_cast<size_t>(slot.generator);
+    if (!WaitUntil(lock, stop, deadline, [&] { return in_flight_[g] < kMaxInFlightPerGenerator; })) break;
+    ++in_flight_[g];
+    ++total_in_flight_;
     lock.unlock();
 
-    const std::string payload = GeneratorPayload(models_[slot.generator].Next());
+    const std::string payload = GeneratorPayload(models_[g].Next());
     ++published_;
     try {
-      clients_[slot.generator]->publish(topics_[slot.generator], payload.data(), payload.size(),
-                                        options_.qos, false, nullptr, listener_);
+      clients_[g]->publish(topics_[g], payload.data(), payload.size(), options_.qos, false, nullptr,
+                           *listeners_[g]);
     } catch (const mqtt::exception& e) {
       // Typically "disconnected" while Paho reconnects: count it, pause instead of spinning.
-      OnDone(false);
-      LOG_WARN("simulate") << models_[slot.generator].id() << ": publish failed: " << e.what();
+      OnDone(g, false);
+      LOG_WARN("simulate") << models_[g].id() << ": publish failed: " << e.what();
       std::unique_lock pause(mu_);
       WaitUntil(pause, stop, std::min(deadline, Now() + kPublishErrorPauseNs), never);
     }
@@ -404,6 +406,8 @@ int Simulator::Run(std::stop_token stop) {
   const uint32_t seed = options_.seed != 0 ? options_.seed : std::random_device{}();
   for (int g = 0; g < options_.generators; ++g) {
     models_.emplace_back(g, seed);
+    listeners_.push_back(std::make_unique<Listener>(this, static_cast<size_t>(g)));
+    in_flight_.push_back(0);
     topics_.push_back(GeneratorTopic(options_.topic_prefix, models_.back().id()));
   }
   if (Status st = Connect(); !st.ok()) {
@@ -429,8 +433,8 @@ int Simulator::Run(std::stop_token stop) {
   int64_t unacknowledged = 0;
   {
     std::unique_lock lock(mu_);
-    WaitUntil(lock, std::stop_token(), Now() + kDrainTimeoutNs, [this] { return in_flight_ == 0; });
-    unacknowledged = in_flight_;
+    WaitUntil(lock, std::stop_token(), Now() + kDrainTimeoutNs, [this] { return total_in_flight_ == 0; });
+    unacknowledged = total_in_flight_;
   }
   const double seconds = static_cast<double>(Now() - start) / 1e9;
   Disconnect();

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
@@ -187,7 +188,19 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
   return report;
 }
 
-std::string RenderStatusText(const nlohmann::json& r) {
+std::string Sparkline(const std::vector<int64_t>& values) {
+  static const char* kLevels[] = {"\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588"};
+  int64_t max = 0;
+  for (int64_t v : values) max = std::max(max, v);
+  std::string out;
+  for (int64_t v : values) {
+    int level = max > 0 ? static_cast<int>((v * 7 + max - 1) / max) : 0;  // any backlog shows above the floor
+    out += kLevels[std::clamp(level, 0, 7)];
+  }
+  return out;
+}
+
+std::string RenderStatusText(const nlohmann::json& r, const std::map<std::string, std::vector<int64_t>>* backlog_history) {
   std::ostringstream out;
   const int64_t now = r["time_ns"].get<int64_t>();
   const auto& a = r["agent"];
@@ -249,6 +262,13 @@ std::string RenderStatusText(const nlohmann::json& r) {
       out << "; " << s["skipped_points"].get<int64_t>() << " skipped (not routed)";
     }
     out << "\n";
+    if (backlog_history) {
+      auto h = backlog_history->find(s["name"].get<std::string>());
+      if (h != backlog_history->end() && h->second.size() > 1) {
+        int64_t peak = *std::max_element(h->second.begin(), h->second.end());
+        out << "    backlog " << Sparkline(h->second) << " peak " << peak << "\n";
+      }
+    }
     std::string err = s["last_error"].get<std::string>();
     if (!err.empty()) out << "    last error: " << err << "\n";
     if (s["next_retry_ns"].get<int64_t>() > now) {

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "storage/queue.h"
@@ -18,6 +20,12 @@ inline constexpr int kStatusDegraded = 3;
 // `stale_after_ns`: an agent whose heartbeat is older than this is reported as not running.
 Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, const Clock& clock,
                                          int64_t stale_after_ns = 5'000'000'000);
-std::string RenderStatusText(const nlohmann::json& report);
+// `backlog_history` (for `status --watch`): per sink, its pending points at each refresh, oldest
+// first; drawn as a sparkline under the sink.
+std::string RenderStatusText(const nlohmann::json& report,
+                             const std::map<std::string, std::vector<int64_t>>* backlog_history = nullptr);
+
+// Eight-level sparkline of `values` (UTF-8 block characters), scaled to their maximum.
+std::string Sparkline(const std::vector<int64_t>& values);
 
 }  // namespace edgeline

@@ -380,3 +380,15 @@ TEST_F(StatusReportTest, ReadOnlyOpenOfMissingFileFails) {
 
 }  // namespace
 }  // namespace edgeline
+
+namespace edgeline {
+namespace {
+
+TEST(Sparkline, ScalesToTheMaximumAndShowsAnyBacklog) {
+  EXPECT_EQ(Sparkline({0, 1, 50, 100}), "\u2581\u2582\u2585\u2588");
+  EXPECT_EQ(Sparkline({0, 0}), "\u2581\u2581");
+  EXPECT_EQ(Sparkline({}), "");
+}
+
+}  // namespace
+}  // namespace edgeline
