@@ -1,16 +1,20 @@
 #include "agent/cli.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "agent/daemon.h"
+#include "agent/simulator.h"
 #include "agent/status_report.h"
 #include "config/config.h"
 #include "storage/queue.h"
@@ -38,6 +42,7 @@ Commands:
                           running agent picks them up)
   dlq purge (--sink S | --all)
                           delete dead letters
+  simulate [OPTIONS]      the seed's emergency generators on MQTT (simulate --help)
   version                 print the version
   help                    this text
 
@@ -154,6 +159,35 @@ int CmdStatus(const std::map<std::string, std::string>& env, const std::vector<s
 
 // `dlq replay` and `dlq purge` write a flag or delete rows; SQLite's own locking lets them do so
 // while the agent runs. The agent's sinks pick marked entries up within a second or so.
+int CmdSimulate(const std::map<std::string, std::string>& env, const std::vector<std::string>& rest) {
+  if (HasFlag(rest, "--help")) {
+    std::cout << kSimulatorUsage;
+    return kExitOk;
+  }
+  auto options = ParseSimulatorArgs(rest, env);
+  if (!options.ok()) {
+    std::fprintf(stderr, "edgeline simulate: %s\n\n%s", options.status().message().c_str(), kSimulatorUsage);
+    return kExitUsage;
+  }
+  // Signals are taken by a waiter thread; blocked before Paho starts its threads so they
+  // inherit the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::stop_source stop;
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    stop.request_stop();
+  });
+  const int rc = RunSimulator(*options, stop.get_token());
+  if (!stop.stop_requested()) pthread_kill(waiter.native_handle(), SIGTERM);  // wake the waiter
+  waiter.join();
+  return rc;
+}
+
 int CmdDlqChange(const std::map<std::string, std::string>& env, const std::vector<std::string>& rest) {
   const std::string& action = rest[0];
   const std::string sink = FlagValue(rest, "--sink", "");
@@ -269,6 +303,7 @@ int RunCli(int argc, char** argv) {
   if (args.command == "config") return CmdConfig(*env, args.rest);
   if (args.command == "status") return CmdStatus(*env, args.rest);
   if (args.command == "dlq") return CmdDlq(*env, args.rest);
+  if (args.command == "simulate") return CmdSimulate(*env, args.rest);
   std::fprintf(stderr, "edgeline: unknown command '%s'\n\n%s", args.command.c_str(), kUsage);
   return kExitUsage;
 }

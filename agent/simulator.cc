@@ -3,6 +3,7 @@
 #include <mqtt/async_client.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -40,7 +41,7 @@ namespace {
 constexpr int kMaxGenerators = 1000;
 // Bounded pipelining per client for --rate max. Paho refuses a publish (MQTTASYNC_MAX_BUFFERED_MESSAGES)
 // once 100 (its default) are queued but unsent, so stay below that.
-constexpr int64_t kMaxInFlightPerGenerator = 64;
+constexpr int64_t kMaxInFlightPerGenerator = 32;
 constexpr auto kConnectTimeout = std::chrono::seconds(10);
 constexpr int64_t kDrainTimeoutNs = 10 * kNsPerSec;
 constexpr int64_t kPublishErrorPauseNs = 100 * kNsPerMs;
@@ -322,7 +323,7 @@ Status Simulator::Connect() {
   opts.set_clean_session(true);
   opts.set_keep_alive_interval(std::chrono::seconds(30));
   opts.set_connect_timeout(kConnectTimeout);
-  opts.set_automatic_reconnect(std::chrono::seconds(1), std::chrono::seconds(30));
+  opts.set_automatic_reconnect(std::chrono::seconds(1), std::chrono::seconds(10));
   if (!options_.username.empty()) {
     opts.set_user_name(options_.username);
     opts.set_password(options_.password);
@@ -335,6 +336,14 @@ Status Simulator::Connect() {
   try {
     for (const auto& model : models_) {
       clients_.push_back(std::make_unique<mqtt::async_client>(url, "edgeline-sim-" + model.id()));
+      auto lost = std::make_shared<std::atomic<bool>>(false);
+      clients_.back()->set_connection_lost_handler([id = model.id(), lost](const std::string&) {
+        lost->store(true);
+        LOG_WARN("simulate") << id << " lost its connection; reconnecting";
+      });
+      clients_.back()->set_connected_handler([id = model.id(), lost](const std::string&) {
+        if (lost->exchange(false)) LOG_INFO("simulate") << id << " reconnected";
+      });
       tokens.push_back(clients_.back()->connect(opts));
     }
     for (size_t i = 0; i < tokens.size(); ++i) {
@@ -354,6 +363,7 @@ void Simulator::PublishLoop(std::stop_token stop, uint32_t seed) {
       options_.duration_ns > 0 ? start + options_.duration_ns : std::numeric_limits<int64_t>::max();
   PublishSchedule schedule(options_, start, seed);
   auto never = [] { return false; };
+  std::vector<bool> failing(models_.size(), false);
   while (!stop.stop_requested()) {
     if (options_.count > 0 && published_ >= options_.count) break;
     const PublishSchedule::Slot slot = schedule.Next();
@@ -363,6 +373,7 @@ void Simulator::PublishLoop(std::stop_token stop, uint32_t seed) {
       break;
     }
     if (slot.due_ns > Now()) WaitUntil(lock, stop, slot.due_ns, never);
+    if (stop.stop_requested()) break;
     const size_t g = static_cast<size_t>(slot.generator);
     if (!WaitUntil(lock, stop, deadline, [&] { return in_flight_[g] < kMaxInFlightPerGenerator; })) break;
     ++in_flight_[g];
@@ -374,12 +385,17 @@ void Simulator::PublishLoop(std::stop_token stop, uint32_t seed) {
     try {
       clients_[g]->publish(topics_[g], payload.data(), payload.size(), options_.qos, false, nullptr,
                            *listeners_[g]);
+      failing[g] = false;
     } catch (const mqtt::exception& e) {
-      // Typically "disconnected" while Paho reconnects: count it, pause instead of spinning.
+      // Typically "disconnected" while Paho reconnects: count it, log once per outage, and with
+      // --rate max pause rather than spin (other modes are paced by the schedule).
       OnDone(g, false);
-      LOG_WARN("simulate") << models_[g].id() << ": publish failed: " << e.what();
-      std::unique_lock pause(mu_);
-      WaitUntil(pause, stop, std::min(deadline, Now() + kPublishErrorPauseNs), never);
+      if (!failing[g]) LOG_WARN("simulate") << models_[g].id() << ": publish failed: " << e.what();
+      failing[g] = true;
+      if (options_.rate == kRateMax) {
+        std::unique_lock pause(mu_);
+        WaitUntil(pause, stop, std::min(deadline, Now() + kPublishErrorPauseNs), never);
+      }
     }
   }
 }
@@ -403,6 +419,10 @@ void Simulator::Disconnect() {
 }
 
 int Simulator::Run(std::stop_token stop) {
+  if (options_.generators < 1 || options_.qos < 0 || options_.qos > 2) {
+    LOG_ERROR("simulate") << "invalid options: generators must be >= 1 and qos 0..2";
+    return 2;
+  }
   const uint32_t seed = options_.seed != 0 ? options_.seed : std::random_device{}();
   for (int g = 0; g < options_.generators; ++g) {
     models_.emplace_back(g, seed);

@@ -45,7 +45,7 @@ Result<SimulatorOptions> ParseSimulatorArgs(const std::vector<std::string>& args
 
 // Connects every generator, publishes until count/duration/stop, waits (bounded) for the
 // outstanding acks, disconnects, prints a one-line summary on stdout. Returns the exit code:
-// 0 all acknowledged, 1 connect failure or any failed/unacknowledged message.
+// 0 all acknowledged, 1 connect failure or any failed/unacknowledged message, 2 invalid options.
 int RunSimulator(const SimulatorOptions& options, std::stop_token stop);
 
 // One generator's reading, as the seed publishes it (integers as in tests/fixtures).

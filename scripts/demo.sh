@@ -1,24 +1,45 @@
 #!/usr/bin/env bash
-# edgeline demo in one command: builds, starts a local mosquitto and influxd on loopback
-# (data under ./.demo), runs a small emergency-generator publisher and the agent, shows
-# `edgeline status` while data flows, stops influxd for a while to show the backlog being kept
-# and drained, queries influxd to show the points arrived, then stops everything it started.
-# Ctrl-C safe. DEMO_SECONDS (default 40) sets how long generators publish.
-# (The ops issue replaces the bash publisher with `edgeline simulate` and adds downsampling.)
+# edgeline demo in one command: installs what is missing, builds, starts a local mosquitto and
+# influxd on loopback (data under ./.demo), runs `edgeline simulate` (the seed's emergency
+# generators) and the agent with the seed's configuration (raw to database `kafka`, downsampled
+# with alarms to `kafka_downsampled`), shows live status, stops influxd for a while to show the
+# backlog being kept and drained, then checks that the points arrived and stops everything it
+# started. Ctrl-C safe.
+#
+#   scripts/demo.sh [--duration SECONDS] [--ci] [--binary PATH] [--dir DIR]
+#     --duration  how long the generators publish (default 40, or $DEMO_SECONDS)
+#     --ci        non-interactive: no live view; exit 1 unless raw and downsampled points arrived
+#     --binary    use this edgeline binary (skips installing dependencies and building)
+#     --dir       where data and logs go (default ./.demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DEMO=$ROOT/.demo
 DEMO_SECONDS=${DEMO_SECONDS:-40}
+CI_MODE=0
+EDGELINE=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DEMO_SECONDS=$2; shift 2 ;;
+    --ci) CI_MODE=1; shift ;;
+    --binary) EDGELINE=$2; shift 2 ;;
+    --dir) DEMO=$2; shift 2 ;;
+    *) echo "usage: scripts/demo.sh [--duration SECONDS] [--ci] [--binary PATH] [--dir DIR]" >&2; exit 2 ;;
+  esac
+done
+[ -t 1 ] || CI_MODE=1  # no terminal to watch
 
-scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j2 --target edgeline >/dev/null
-EDGELINE=$ROOT/build/agent/edgeline
+if [ -z "$EDGELINE" ]; then
+  scripts/install-deps.sh
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build -j2 --target edgeline >/dev/null
+  EDGELINE=$ROOT/build/agent/edgeline
+fi
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pick_port() { local p=$1; while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
 
+case "$DEMO" in /|"$HOME"|"$ROOT") echo "refusing to use $DEMO as the demo directory" >&2; exit 2 ;; esac
 rm -rf "$DEMO"
 mkdir -p "$DEMO"/{influxd/meta,influxd/data,influxd/wal}
 MQTT_PORT=$(pick_port 18830)
@@ -76,34 +97,26 @@ export EDGELINE_DOWNSAMPLE_PRESET=seed
 export EDGELINE_DOWNSAMPLE_EVERY=10s
 export EDGELINE_DOWNSAMPLE_LATENESS=2s
 export EDGELINE_ALARM_TOPIC=edgeline/alarms
+export EDGELINE_HTTP_LISTEN=127.0.0.1:$(pick_port 18087)
 "$EDGELINE" run >"$DEMO/agent.log" 2>&1 &
 PIDS+=($!)
 
-# Emergency generators, as the seed's simulator publishes them (flat JSON, no timestamp).
-publish_generators() {
-  local lat=(40.68066 34.05223 41.87811) lon=(-73.47429 -118.24368 -87.6298) fuel=(900 950 700)
-  local end=$((SECONDS + DEMO_SECONDS))
-  while [ $SECONDS -lt $end ]; do
-    for i in 0 1 2; do
-      local load=$((RANDOM % 100)) id="generator$((i + 1))"
-      fuel[$i]=$((fuel[i] - load / 10)); [ "${fuel[$i]}" -lt 100 ] && fuel[$i]=1000
-      mosquitto_pub -p "$MQTT_PORT" -q 1 -t "emergency_generator/$id" -m \
-        "{\"generatorID\": \"$id\", \"lat\": ${lat[$i]}, \"lon\": ${lon[$i]}, \"temperature\": $((150 + load)), \"power\": $((load * 26)), \"load\": $load, \"fuel\": ${fuel[$i]}}"
-    done
-    sleep 1
-  done
-}
-publish_generators &
+# The seed's emergency generators: three MQTT clients, a reading every 1-2 s each.
+"$EDGELINE" simulate --generators 3 --interval 1s-2s --duration "${DEMO_SECONDS}s" >"$DEMO/simulate.log" 2>&1 &
 PUBLISHER=$!
 PIDS+=($PUBLISHER)
 
 show() { echo; echo "---- $1"; "$EDGELINE" status || true; }
-sleep 5; show "running"
+watch_for() {  # live view with backlog sparklines when there is a terminal
+  if [ "$CI_MODE" = 1 ]; then sleep "$1"; show "$2"; return; fi
+  timeout "$1" "$EDGELINE" status --watch 1 || true
+}
+sleep 3; show "running"
 echo; echo "---- stopping influxd for 10s: the agent keeps everything in its queue"
 kill "$INFLUXD_PID"; wait "$INFLUXD_PID" 2>/dev/null || true
-sleep 10; show "influxd down"
+watch_for 10 "influxd down: the backlog is kept"
 start_influxd
-sleep 5; show "influxd back: backlog drained"
+watch_for 8 "influxd back: backlog drained"
 wait "$PUBLISHER" 2>/dev/null || true
 sleep 3; show "done publishing"
 echo
@@ -117,3 +130,22 @@ curl -s -G "http://127.0.0.1:$HTTP_PORT/query" --data-urlencode "db=kafka_downsa
 echo
 echo "---- retained alarm state on MQTT (edgeline/alarms/#):"
 mosquitto_sub -p "$MQTT_PORT" -t 'edgeline/alarms/#' -v -W 2 2>/dev/null || true
+echo
+echo "---- /health and a few /metrics of the agent ($EDGELINE_HTTP_LISTEN):"
+curl -s "http://$EDGELINE_HTTP_LISTEN/health"; echo
+curl -s "http://$EDGELINE_HTTP_LISTEN/metrics" | grep -E '^edgeline_(ingest_committed_points_total|sink_sent_points_total|queue_points)[ {]' || true
+echo
+echo "---- $(tail -1 "$DEMO/simulate.log")"
+
+count() {
+  curl -s -G "http://127.0.0.1:$HTTP_PORT/query" --data-urlencode "db=$1" --data-urlencode "q=SELECT count(fuel) FROM genData" |
+    sed -n 's/.*"values":\[\["[^"]*",\([0-9]*\)\]\].*/\1/p'
+}
+RAW=$(count kafka); DOWN=$(count kafka_downsampled)
+echo "---- check: ${RAW:-0} raw points and ${DOWN:-0} downsampled rows in influxd"
+if [ "${RAW:-0}" -gt 0 ] && [ "${DOWN:-0}" -gt 0 ]; then
+  echo "demo OK"
+else
+  echo "demo FAILED: see $DEMO/agent.log" >&2
+  exit 1
+fi
