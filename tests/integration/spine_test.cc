@@ -354,6 +354,8 @@ TEST_F(SpineTest, BackpressureLeavesMessagesAtTheBrokerUntilThereIsRoom) {
   env_["EDGELINE_QUEUE_MAX_BYTES"] = "64KiB";
   env_["EDGELINE_QUEUE_FULL_POLICY"] = "backpressure";
   env_["EDGELINE_INFLUX_URL"] = "http://127.0.0.1:" + std::to_string(testing::FreePort());  // nobody listens
+  env_["EDGELINE_HTTP_LISTEN"] = "127.0.0.1:" + std::to_string(testing::FreePort());
+  const std::string health_url = "http://" + env_["EDGELINE_HTTP_LISTEN"] + "/health";
   Subscriber sub(mosquitto_->url(), "watch-" + name_, status_topic_);
   StartAgent();
   WaitOnline(sub);
@@ -372,6 +374,10 @@ TEST_F(SpineTest, BackpressureLeavesMessagesAtTheBrokerUntilThereIsRoom) {
     return !report.is_discarded() && report["agent"]["commit_failing"] == true;
   }, 30s)) << agent_->Log();
   EXPECT_FALSE(report["healthy"].get<bool>());
+  // /health says the queue cannot be written: 503, status failing.
+  auto health = testing::RunCommand({"curl", "-s", "-w", "\n%{http_code}", health_url}, {});
+  EXPECT_NE(health.output.find("\n503"), std::string::npos) << health.output;
+  EXPECT_NE(health.output.find("\"failing\""), std::string::npos) << health.output;
   EXPECT_LE(report["queue"]["bytes"].get<int64_t>(), 64 * 1024);
   EXPECT_EQ(report["queue"]["dropped_points_total"], 0);
   const int64_t stored = report["queue"]["points"].get<int64_t>();
