@@ -206,18 +206,27 @@ int CmdDlqChange(const std::map<std::string, std::string>& env, const std::vecto
     std::fprintf(stderr, "edgeline dlq: %s\n", queue.status().ToString().c_str());
     return kExitRuntime;
   }
-  Result<int64_t> n = action == "replay" ? (*queue)->RequestReplay(sink) : (*queue)->PurgeDeadLetters(sink);
-  if (!n.ok()) {
-    std::fprintf(stderr, "edgeline dlq %s: %s\n", action.c_str(), n.status().ToString().c_str());
-    return kExitRuntime;
-  }
   const std::string whose = sink.empty() ? "every sink" : "sink " + sink;
   if (action == "replay") {
+    auto marks = (*queue)->RequestReplay(sink);
+    if (!marks.ok()) {
+      std::fprintf(stderr, "edgeline dlq replay: %s\n", marks.status().ToString().c_str());
+      return kExitRuntime;
+    }
     std::printf("%lld dead letters of %s marked for replay; the running agent sends them again "
-                "(rejected ones come back with a new reason)\n", static_cast<long long>(*n), whose.c_str());
-  } else {
-    std::printf("%lld dead letters of %s deleted\n", static_cast<long long>(*n), whose.c_str());
+                "(rejected ones come back with a new reason)\n", static_cast<long long>(marks->marked), whose.c_str());
+    if (marks->unreplayable > 0) {
+      std::printf("%lld left as they are: only part of their payload was kept, or their sink (Kafka) does not "
+                  "replay\n", static_cast<long long>(marks->unreplayable));
+    }
+    return kExitOk;
   }
+  auto n = (*queue)->PurgeDeadLetters(sink);
+  if (!n.ok()) {
+    std::fprintf(stderr, "edgeline dlq purge: %s\n", n.status().ToString().c_str());
+    return kExitRuntime;
+  }
+  std::printf("%lld dead letters of %s deleted\n", static_cast<long long>(*n), whose.c_str());
   return kExitOk;
 }
 

@@ -167,7 +167,14 @@ Status RegisterConsumers(const Config& config, Queue* queue, const Clock* clock,
       AlarmPublisher* a = c->alarms.get();
       c->notify_downsampled.push_back([a] { a->Notify(); });
     }
-    c->downsampler = std::make_unique<DownsampleTask>(config.downsample, queue, clock);
+    DownsampleTaskOptions task_options;
+    const bool kafka_reads_it = config.kafka.enabled() && Contains(config.kafka.streams, kDownsampledStream);
+    task_options.write_rows = c->influx_downsampled != nullptr || kafka_reads_it;
+    if (!task_options.write_rows) {
+      LOG_WARN("downsample") << "no sink reads the downsampled stream (EDGELINE_INFLUX_STREAMS, EDGELINE_KAFKA_STREAMS): "
+                                "rows are not stored; alarms still work";
+    }
+    c->downsampler = std::make_unique<DownsampleTask>(config.downsample, queue, clock, task_options);
     RETURN_IF_ERROR(c->downsampler->Start());
     DownsampleTask* d = c->downsampler.get();
     auto downstream = c->notify_downsampled;
@@ -337,6 +344,9 @@ int RunDaemon(const Config& config) {
       for (const auto& n : notify) n();
     });
   }
+  // MQTT first: its sessions must exist before the alarm publisher or /health look at them.
+  // Messages may arrive at once; their commits wake sinks that start just below.
+  mqtt.Start();
   StartConsumers(&consumers);
   std::unique_ptr<HttpApi> http;
   if (config.http.enabled()) {
@@ -360,7 +370,6 @@ int RunDaemon(const Config& config) {
       LOG_WARN("http") << "listening beyond loopback without EDGELINE_HTTP_TOKEN: anyone who reaches it can write";
     }
   }
-  mqtt.Start();
   LOG_INFO("agent") << "edgeline running (pid " << ::getpid() << ")";
   NotifySystemd("READY=1\nSTATUS=running");
 

@@ -184,6 +184,7 @@ std::pair<int, nlohmann::json> HttpApi::Health() {
   auto statuses = queue_->SinkStatuses();
   if (statuses.ok()) {
     for (const SinkStatus& s : *statuses) {
+      if (!s.registered) continue;  // a sink of an earlier configuration: not part of this agent
       sinks[s.sink] = {{"state", s.state.empty() ? "new" : s.state}, {"pending_points", s.pending_points},
                        {"consecutive_failures", s.consecutive_failures}};
       if (s.consecutive_failures > 0) sinks_ok = false;
@@ -268,6 +269,7 @@ std::string HttpApi::Metrics() {
     for (const Family& f : families) {
       m.Family(f.name, f.type, f.help);
       for (const SinkStatus& s : *sinks) {
+        if (!s.registered) continue;
         m.Sample(f.name, f.value(s), "sink=\"" + Label(s.sink) + "\",stream=\"" + Label(s.stream) + "\"");
       }
     }

@@ -93,7 +93,7 @@ Status DownsampleTask::Reload() {
 
 Status DownsampleTask::Commit(int64_t seq, int64_t points_consumed, const DownsampleOutput& out) {
   std::vector<BatchInput> outputs;
-  if (!out.points.empty()) {
+  if (!out.points.empty() && options_.write_rows) {
     BatchInput rows;
     rows.stream = std::string(kDownsampledStream);
     rows.min_ts_ns = INT64_MAX;

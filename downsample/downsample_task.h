@@ -28,6 +28,9 @@ struct DownsampleTaskOptions {
   int64_t batch_points = 20000;           // raw points per step (per transaction, one state write)
   int64_t idle_ns = 1'000'000'000;        // wait between steps when there is no backlog
   int64_t retry_ns = 1'000'000'000;       // wait after a failed commit
+  // False when no sink reads stream "downsampled" (InfluxDB and Kafka both leave it out): rows
+  // are then not written, since nothing would ever collect them. Windows, alarms and state go on.
+  bool write_rows = true;
 };
 
 // One alarm change as stored on stream "alarms": a JSON object with the MQTT topic and payload.

@@ -1,6 +1,7 @@
 #include "kafka/kafka_mirror.h"
 
 #include <algorithm>
+#include <climits>
 #include <chrono>
 #include <cstdint>
 #include <string_view>
@@ -299,6 +300,25 @@ int64_t KafkaMirror::Step() {
     ++consecutive_failures_;
     return Fail("queue-error", batches.status().ToString(), backoff_.DelayNs(consecutive_failures_ - 1));
   }
+  {
+    // A failed batch the queue no longer has (dropped by its size/age bounds during the outage)
+    // can never be re-produced: count it as done, or the cursor would wait for it forever. The
+    // Read window starts at the cursor, so a pending seq up to its last batch that it did not
+    // return is gone (the queue counts the drop).
+    std::lock_guard<std::mutex> lock(mu_);
+    const int64_t window_end = batches->empty() ? INT64_MAX : batches->back().seq;
+    for (PendingBatch& b : pending_) {
+      if (!b.failed || b.remaining > 0 || b.seq > window_end) continue;
+      const bool present = std::any_of(batches->begin(), batches->end(), [&](const Batch& x) { return x.seq == b.seq; });
+      if (present) continue;
+      LOG_WARN(kLog) << "sink " << name_ << ": batch " << b.seq << " was dropped by the queue's bounds before it "
+                     << "reached Kafka";
+      b.failed = false;
+      b.sent = 0;
+      b.skipped = 0;
+      b.dead_letters.clear();
+    }
+  }
   const bool was_recovering = recovering_;
   recovering_ = false;
   bool produced_any = false;
@@ -308,8 +328,9 @@ int64_t KafkaMirror::Step() {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = std::lower_bound(pending_.begin(), pending_.end(), batch.seq,
                                  [](const PendingBatch& b, int64_t s) { return b.seq < s; });
-      again = it != pending_.end() && it->seq == batch.seq && it->failed;
-      if (!again) continue;  // out, delivered, or (after a Reset) not ours to judge: never twice
+      // Only once every report of its previous attempt is in: a batch is never out twice.
+      again = it != pending_.end() && it->seq == batch.seq && it->failed && it->remaining == 0;
+      if (!again) continue;  // out, delivered, or (after a Reset) not ours to judge
     }
     produced_any = true;
     Status produced = ProduceBatch(batch, again);

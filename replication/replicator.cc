@@ -155,9 +155,25 @@ int64_t Replicator::Step() {
   for (const Batch& batch : *batches) {
     for (const std::string& line : batch.lines) lines.emplace_back(line);
   }
-  WriteOutcome outcome = writer_->Write(lines);
-  Account(outcome);
-  if (outcome.kind != WriteOutcomeKind::kOk) return FailWrite(outcome);
+  // In requests of at most batch_points_ lines: a batch can hold more (one group commit), and
+  // after a 413 the smaller size must hold for every request, not only for reads.
+  WriteOutcome outcome;
+  const size_t chunk = static_cast<size_t>(batch_points_);  // fixed for this read (a 413 shrinks the next)
+  for (size_t begin = 0; begin < lines.size(); begin += chunk) {
+    const size_t end = std::min(lines.size(), begin + chunk);
+    WriteOutcome part = writer_->Write(std::vector<std::string_view>(lines.begin() + begin, lines.begin() + end));
+    Account(part);
+    // A failure retries the whole read later; what was written deduplicates in InfluxDB.
+    if (part.kind != WriteOutcomeKind::kOk) return FailWrite(part);
+    if (begin == 0) {
+      outcome.http_status = part.http_status;
+      outcome.error = part.error;
+    } else if (outcome.error.empty()) {
+      outcome.error = part.error;
+    }
+    outcome.accepted += part.accepted;
+    for (RejectedLine& r : part.rejected) outcome.rejected.push_back(std::move(r));
+  }
 
   std::vector<DeadLetter> dead_letters = DeadLettersOf(std::move(outcome.rejected));
   SinkAttempt attempt;

@@ -98,6 +98,8 @@ struct SinkStatus {
   int64_t retry_after_ns = 0;
   int64_t batch_points = 0;
   double drain_rate = 0;           // points/s recently delivered
+  bool registered = false;         // a consumer in this process's run (false read-only / for
+                                   // sinks of an earlier configuration)
   int64_t pending_points = 0;
   int64_t pending_bytes = 0;       // compressed bytes on disk
   int64_t oldest_pending_ns = 0;   // created_ns of the oldest pending batch, 0 when none
@@ -171,11 +173,17 @@ class Queue {
   virtual Result<std::vector<DeadLetter>> DeadLetters(const std::string& sink, int64_t limit) = 0;
 
   // Dead-letter tools (`edgeline dlq replay|purge`). RequestReplay marks the rejected dead
-  // letters of `sink` ("" = every sink) for another try; the owner of each sink picks them up
+  // letters of `sink` ("" = every sink) for another try, except those that cannot be replayed
+  // faithfully: payloads stored truncated, and sinks that do not replay (only "ingest" and the
+  // InfluxDB sinks do); `unreplayable` counts those left alone. the owner of each sink picks them up
   // with ReplayRequested and settles them with FinishReplay: the given ids are deleted and
   // `rejected_again` inserted, in one transaction. Purge deletes dead letters for good.
   // Each returns the number of entries affected.
-  virtual Result<int64_t> RequestReplay(const std::string& sink) = 0;
+  struct ReplayMarks {
+    int64_t marked = 0;
+    int64_t unreplayable = 0;
+  };
+  virtual Result<ReplayMarks> RequestReplay(const std::string& sink) = 0;
   virtual Result<int64_t> PurgeDeadLetters(const std::string& sink) = 0;
   virtual Result<std::vector<DeadLetter>> ReplayRequested(const std::string& sink, int64_t limit) = 0;
   virtual Status FinishReplay(const std::vector<int64_t>& ids, const std::vector<DeadLetter>& rejected_again) = 0;

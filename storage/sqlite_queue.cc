@@ -481,6 +481,7 @@ class SqliteQueue final : public Queue {
       s.retry_after_ns = q.Int(17);
       s.batch_points = q.Int(18);
       s.drain_rate = q.Real(19);
+      s.registered = consumers_.count(s.sink) > 0;
       out.push_back(std::move(s));
     }
     RETURN_IF_ERROR(st);
@@ -521,15 +522,30 @@ class SqliteQueue final : public Queue {
     return SelectDeadLettersLocked("WHERE ?1='' OR sink=?1 ORDER BY id DESC LIMIT ?2", sink, limit);
   }
 
-  Result<int64_t> RequestReplay(const std::string& sink) override {
+  Result<ReplayMarks> RequestReplay(const std::string& sink) override {
     std::lock_guard lock(mu_);
-    Stmt up(db_,
-            "UPDATE dead_letter SET replay_requested=1 WHERE kind='rejected' AND replay_requested=0"
-            " AND (?1='' OR sink=?1)");
+    // What a replay cannot send whole: truncated payloads (kMaxDeadLetterPayload, or ingest's
+    // oversize prefix), and sinks without replay support (Kafka).
+    static constexpr const char* kReplayable =
+        "(sink='ingest' OR sink LIKE 'influx%') AND reason NOT LIKE '%[payload truncated to %'"
+        " AND reason NOT LIKE 'payload of % bytes exceeds %'";
+    ReplayMarks marks;
+    const std::string mark = std::string("UPDATE dead_letter SET replay_requested=1 WHERE kind='rejected'"
+                                         " AND replay_requested=0 AND (?1='' OR sink=?1) AND ") + kReplayable;
+    Stmt up(db_, mark.c_str());
     RETURN_IF_ERROR(up.prepared());
     up.Bind(1, sink);
     RETURN_IF_ERROR(up.Run());
-    return static_cast<int64_t>(sqlite3_changes(db_));
+    marks.marked = sqlite3_changes(db_);
+    const std::string left = std::string("SELECT COUNT(*) FROM dead_letter WHERE kind='rejected'"
+                                         " AND replay_requested=0 AND (?1='' OR sink=?1) AND NOT (") + kReplayable + ")";
+    Stmt q(db_, left.c_str());
+    RETURN_IF_ERROR(q.prepared());
+    q.Bind(1, sink);
+    Status st;
+    if (q.Step(&st)) marks.unreplayable = q.Int(0);
+    RETURN_IF_ERROR(st);
+    return marks;
   }
 
   Result<int64_t> PurgeDeadLetters(const std::string& sink) override {

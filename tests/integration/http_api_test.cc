@@ -74,7 +74,12 @@ class HttpApiTest : public ::testing::Test {
     env_["EDGELINE_HTTP_MAX_BODY"] = "64KiB";
     agent_ = std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env_,
                                                 dir_ + "/agent.log");
-    ASSERT_TRUE(WaitFor([&] { return Curl({Url("/health")}).code == 200; }, 20s)) << agent_->Log();
+    // Up, and its MQTT session connected (the metrics test counts on it).
+    ASSERT_TRUE(WaitFor([&] {
+      CurlResult h = Curl({Url("/health")});
+      auto j = nlohmann::json::parse(h.body, nullptr, false);
+      return h.code == 200 && !j.is_discarded() && j["mqtt"]["connected"] == 1;
+    }, 20s)) << agent_->Log();
   }
   std::string Url(const std::string& path) { return "http://127.0.0.1:" + std::to_string(port_) + path; }
 

@@ -406,6 +406,24 @@ TEST_F(DownsampleTaskTest, RawBatchesAreReleasedOnlyAfterTheDownsamplerHasThem) 
   EXPECT_EQ(task.engine().open_windows(), 1);
 }
 
+TEST_F(DownsampleTaskTest, WithoutAReaderOfTheDownsampledStreamNoRowsPileUp) {
+  auto queue = Open("orphan.db");
+  DownsampleTaskOptions options;
+  options.write_rows = false;
+  DownsampleTask task(SeedConfig({{"EDGELINE_ALARM_TOPIC", "edgeline/alarms"}}), queue.get(), &clock_, options);
+  ASSERT_TRUE(queue->RegisterConsumer("alarm-reader", std::string(kAlarmStream)).ok());
+  ASSERT_TRUE(task.Start().ok());
+  BatchInput b;
+  b.lines = ReadLines("generators_raw.lp");
+  ASSERT_TRUE(queue->Append({b}, {}).ok());
+  task.Step();
+  EXPECT_EQ(task.engine().counters().points_out, 42);  // windows still close (the last 3 stay open)
+  auto stats = queue->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->batches, 1);  // the alarm changes only: no downsampled batch nobody would collect
+  EXPECT_FALSE(queue->Read("alarm-reader", 100)->empty());
+}
+
 TEST(AlarmTopic, TemplateOrSuffix) {
   AlarmChange c;
   c.output = "alarm";

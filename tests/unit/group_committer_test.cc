@@ -114,7 +114,7 @@ class FlakyQueue final : public Queue {
                     const std::vector<DeadLetter>& dead_letters) override {
     return inner_->AckBatches(sink, seqs, attempt, dead_letters);
   }
-  Result<int64_t> RequestReplay(const std::string& sink) override { return inner_->RequestReplay(sink); }
+  Result<ReplayMarks> RequestReplay(const std::string& sink) override { return inner_->RequestReplay(sink); }
   Result<int64_t> PurgeDeadLetters(const std::string& sink) override { return inner_->PurgeDeadLetters(sink); }
   Result<std::vector<DeadLetter>> ReplayRequested(const std::string& sink, int64_t limit) override {
     return inner_->ReplayRequested(sink, limit);

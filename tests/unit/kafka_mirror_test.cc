@@ -555,5 +555,97 @@ TEST(KafkaMirrorOptionsTest, FromConfig) {
   EXPECT_EQ(options.retry_max_ns, 50);
 }
 
+// Queue decorator: runs a hook right after Ack (to interleave a delivery report mid-Step).
+class HookQueue final : public Queue {
+ public:
+  explicit HookQueue(Queue* q) : q_(q) {}
+  std::function<void()> after_ack;
+  Result<std::vector<int64_t>> Append(const std::vector<BatchInput>& b, const std::vector<DeadLetter>& d) override { return q_->Append(b, d); }
+  Status RegisterConsumer(const std::string& s, const std::string& st) override { return q_->RegisterConsumer(s, st); }
+  Result<std::vector<Batch>> Read(const std::string& s, int64_t m) override { return q_->Read(s, m); }
+  Result<std::vector<Batch>> ReadNewest(const std::string& s, int64_t m) override { return q_->ReadNewest(s, m); }
+  Status AckBatches(const std::string& s, const std::vector<int64_t>& q, const SinkAttempt& a, const std::vector<DeadLetter>& d) override { return q_->AckBatches(s, q, a, d); }
+  Status Ack(const std::string& s, int64_t seq, const SinkAttempt& a, const std::vector<DeadLetter>& d) override {
+    Status st = q_->Ack(s, seq, a, d);
+    if (after_ack) { auto f = after_ack; after_ack = nullptr; f(); }
+    return st;
+  }
+  Status AckWithOutput(const std::string& s, int64_t seq, const SinkAttempt& a, const std::vector<BatchInput>& o, std::string_view st) override { return q_->AckWithOutput(s, seq, a, o, st); }
+  Result<std::string> ConsumerState(const std::string& s) override { return q_->ConsumerState(s); }
+  Status RecordAttempt(const std::string& s, const SinkAttempt& a) override { return q_->RecordAttempt(s, a); }
+  Result<int64_t> EnforceLimits() override { return q_->EnforceLimits(); }
+  Result<std::vector<SinkStatus>> SinkStatuses() override { return q_->SinkStatuses(); }
+  Result<QueueStats> Stats() override { return q_->Stats(); }
+  Result<std::vector<DeadLetter>> DeadLetters(const std::string& s, int64_t l) override { return q_->DeadLetters(s, l); }
+  Result<ReplayMarks> RequestReplay(const std::string& s) override { return q_->RequestReplay(s); }
+  Result<int64_t> PurgeDeadLetters(const std::string& s) override { return q_->PurgeDeadLetters(s); }
+  Result<std::vector<DeadLetter>> ReplayRequested(const std::string& s, int64_t l) override { return q_->ReplayRequested(s, l); }
+  Status FinishReplay(const std::vector<int64_t>& i, const std::vector<DeadLetter>& r) override { return q_->FinishReplay(i, r); }
+  Status SetAgentState(const std::vector<std::pair<std::string, std::string>>& kv) override { return q_->SetAgentState(kv); }
+  Result<std::vector<std::pair<std::string, std::string>>> AgentState() override { return q_->AgentState(); }
+  Result<std::string> IntegrityCheck() override { return q_->IntegrityCheck(); }
+ private:
+  Queue* q_;
+};
+
+// Regression (review): a failed batch that the queue's age bound drops during the outage must
+// not hold the cursor back forever.
+TEST_F(KafkaMirrorTest, FailedBatchDroppedByTheQueueBoundsDoesNotWedgeTheCursor) {
+  KafkaMirror& mirror = RawMirror();
+  AppendGen1(2);
+  mirror.Step();
+  ASSERT_EQ(producer_.all.size(), 2u);
+  producer_.DeliverIf([](const FakeProducer::Record&) { return true; }, kTimedOut);
+  mirror.Step();  // takes the failure: offline, backoff
+  clock_.AdvanceNs(8LL * 24 * 3600 * kNsPerSec);  // past EDGELINE_QUEUE_MAX_AGE (7d)
+  auto dropped = queue_->EnforceLimits();
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_EQ(*dropped, 2);
+  const int64_t s2 = AppendGen1(2);
+  for (int i = 0; i < 20 && Cursor() != s2; ++i) {
+    clock_.AdvanceNs(2 * kNsPerSec);
+    mirror.Step();
+    producer_.DeliverAll();
+  }
+  EXPECT_EQ(Cursor(), s2);
+  EXPECT_EQ(mirror.state(), "ok");
+}
+
+// Regression (review): a failure report that arrives while Step acknowledges an earlier batch
+// must not make that Step re-produce the failed batch while another of its records is out.
+TEST_F(KafkaMirrorTest, FailedBatchIsNotProducedAgainWhileARecordIsStillOut) {
+  HookQueue hook(queue_.get());
+  Result<TopicRouter> router = TopicRouter::FromRoutes({{"EGgen1", "emergency_generator/generator1"}});
+  ASSERT_TRUE(router.ok());
+  KafkaMirror mirror("kafka-raw", std::string(kRawStream), &hook, &producer_, &clock_, std::move(router).value(),
+                     options_);
+  ASSERT_TRUE(mirror.Start().ok());
+  AppendGen1(1);
+  const int64_t s2 = AppendRaw({Line("generator1", 100), Line("generator1", 101)}, {kGen1, kGen1});
+  mirror.Step();
+  ASSERT_EQ(producer_.all.size(), 3u);
+  producer_.DeliverValue(Line("generator1", 1));  // s1 delivered
+  hook.after_ack = [&] { producer_.DeliverValue(Line("generator1", 100), kTimedOut); };  // mid-Step
+  mirror.Step();
+  EXPECT_EQ(producer_.all.size(), 3u);  // not produced again: record 101 is still out
+  producer_.DeliverValue(Line("generator1", 101));
+  // The retry sends s2 whole once its reports are all in; failing that too keeps the cursor.
+  for (int i = 0; i < 5; ++i) {
+    clock_.AdvanceNs(70 * kNsPerSec);
+    mirror.Step();
+    producer_.DeliverIf([](const FakeProducer::Record&) { return true; }, kTimedOut);
+  }
+  EXPECT_LT(Cursor(), s2);
+  for (int i = 0; i < 5 && Cursor() != s2; ++i) {
+    clock_.AdvanceNs(70 * kNsPerSec);
+    mirror.Step();
+    producer_.DeliverAll();
+    mirror.Step();
+  }
+  EXPECT_EQ(Cursor(), s2);
+  EXPECT_NE(std::find(producer_.delivered.begin(), producer_.delivered.end(), Line("generator1", 100)),
+            producer_.delivered.end());
+}
+
 }  // namespace
 }  // namespace edgeline

@@ -363,6 +363,30 @@ TEST_F(QueueTest, NewestFirstReadsAndOutOfOrderAcksKeepCursorAndGcRight) {
   EXPECT_TRUE(q->ReadNewest("influx", 10)->empty());
 }
 
+TEST_F(QueueTest, ReplayLeavesTruncatedPayloadsAndNonReplayingSinksAlone) {
+  auto q = Open();
+  auto dl = [](std::string sink, std::string reason, std::string payload) {
+    DeadLetter d;
+    d.sink = std::move(sink);
+    d.reason = std::move(reason);
+    d.payload = std::move(payload);
+    return d;
+  };
+  ASSERT_TRUE(q->Append({}, {dl("influx", "type conflict", "m v=1 1"),
+                             dl("influx", "type conflict", std::string(70 * 1024, 'x')),  // stored truncated
+                             dl("ingest", "payload of 2000000 bytes exceeds EDGELINE_MQTT_MAX_PAYLOAD (1048576)", "{"),
+                             dl("ingest", "malformed JSON", "{"),
+                             dl("kafka-raw", "too large", "m v=2 2")})
+                  .ok());
+  auto marks = q->RequestReplay("");
+  ASSERT_TRUE(marks.ok());
+  EXPECT_EQ(marks->marked, 2);
+  EXPECT_EQ(marks->unreplayable, 3);
+  EXPECT_EQ(q->ReplayRequested("influx", 10)->size(), 1u);
+  EXPECT_EQ(q->ReplayRequested("ingest", 10)->front().reason, "malformed JSON");
+  EXPECT_TRUE(q->ReplayRequested("kafka-raw", 10)->empty());
+}
+
 TEST_F(QueueTest, StatePersistsAcrossReopenAndReadOnlyOpenSeesIt) {
   {
     auto q = Open();

@@ -149,7 +149,7 @@ TEST_F(ReplicatorSqliteTest, ReplayedDeadLettersAreSentAgainAndSettled) {
   EXPECT_EQ(replicator_->Step(), 1'000'000'000);
   ASSERT_EQ(queue_->DeadLetters("influx", 10)->size(), 1u);
   transport_.bad_line = "m v=\"s\" 3";
-  ASSERT_EQ(*queue_->RequestReplay("influx"), 1);
+  ASSERT_EQ(queue_->RequestReplay("influx")->marked, 1);
   transport_.bad_line = "";  // fixed
   const int before = transport_.requests;
   EXPECT_EQ(replicator_->Step(), 0);
@@ -160,11 +160,11 @@ TEST_F(ReplicatorSqliteTest, ReplayedDeadLettersAreSentAgainAndSettled) {
   Append({"m v=\"u\" 5"});
   transport_.bad_line = "m v=\"u\" 5";
   EXPECT_EQ(replicator_->Step(), 0);
-  ASSERT_EQ(*queue_->RequestReplay(""), 1);
+  ASSERT_EQ(queue_->RequestReplay("")->marked, 1);
   EXPECT_EQ(replicator_->Step(), 0);
   auto again = queue_->DeadLetters("influx", 10);
   ASSERT_EQ(again->size(), 1u);
-  EXPECT_EQ(*queue_->RequestReplay("nobody"), 0);
+  EXPECT_EQ(queue_->RequestReplay("nobody")->marked, 0);
   EXPECT_EQ(replicator_->Step(), 1'000'000'000);  // nothing left to replay
 }
 
@@ -183,6 +183,13 @@ TEST_F(ReplicatorSqliteTest, A413ShrinksTheBatchSizeForGood) {
   const int before = transport_.requests;
   EXPECT_EQ(replicator_->Step(), 0);
   EXPECT_EQ(transport_.requests, before + 1);  // one batch of 20 (two would exceed 25)
+  // A single batch larger than the learned size goes out in requests of that size, no 413.
+  EXPECT_EQ(replicator_->Step(), 0);  // the second 20-point batch
+  Append(lines);
+  const int more = transport_.requests;
+  EXPECT_EQ(replicator_->Step(), 0);
+  EXPECT_EQ(transport_.requests, more + 4);  // 100 points in 4 requests of 25
+  EXPECT_EQ(Status().pending_points, 0);
 }
 
 TEST_F(ReplicatorSqliteTest, BandwidthCapPacesRequests) {

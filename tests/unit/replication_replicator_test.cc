@@ -87,7 +87,7 @@ class FakeQueue final : public Queue {
                     const std::vector<DeadLetter>&) override {
     return Status::Internal("not used in these tests");
   }
-  Result<int64_t> RequestReplay(const std::string&) override { return int64_t{0}; }
+  Result<ReplayMarks> RequestReplay(const std::string&) override { return ReplayMarks{}; }
   Result<int64_t> PurgeDeadLetters(const std::string&) override { return int64_t{0}; }
   Result<std::vector<DeadLetter>> ReplayRequested(const std::string&, int64_t) override {
     return std::vector<DeadLetter>{};
