@@ -70,22 +70,12 @@ int64_t AlarmPublisher::Step() {
   return 0;
 }
 
-void AlarmPublisher::Notify() {
-  std::lock_guard lock(mu_);
-  notified_ = true;
-  cv_.notify_all();
-}
+void AlarmPublisher::Notify() { wakeup_.Notify(); }
 
 void AlarmPublisher::Run(std::stop_token stop) {
-  std::unique_lock<std::mutex> lock(mu_);
   while (!stop.stop_requested()) {
-    notified_ = false;
-    lock.unlock();
     const int64_t delay_ns = Step();
-    const bool failing = consecutive_failures_ > 0;
-    lock.lock();
-    if (delay_ns <= 0) continue;
-    cv_.wait_for(lock, stop, std::chrono::nanoseconds(delay_ns), [&] { return notified_ && !failing; });
+    wakeup_.Wait(stop, delay_ns, /*interruptible=*/consecutive_failures_ == 0);
   }
 }
 

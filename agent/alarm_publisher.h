@@ -5,14 +5,13 @@
 // Borrows queue, publisher and clock. Step()/Run() on one thread; Notify() from any thread.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <stop_token>
 #include <string>
 
 #include "agent/message_publisher.h"
 #include "common/clock.h"
+#include "common/wakeup.h"
 #include "storage/queue.h"
 
 namespace edgeline {
@@ -45,9 +44,7 @@ class AlarmPublisher {
   bool started_ = false;
   int consecutive_failures_ = 0;
 
-  std::mutex mu_;
-  std::condition_variable_any cv_;
-  bool notified_ = false;  // guarded by mu_
+  Wakeup wakeup_;
 };
 
 }  // namespace edgeline

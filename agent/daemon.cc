@@ -27,6 +27,7 @@
 #include "agent/mapping.h"
 #include "agent/mqtt_ingest.h"
 #include "common/log.h"
+#include "common/wakeup.h"
 #include "downsample/downsample_task.h"
 #include "kafka/kafka_mirror.h"
 #include "kafka/producer.h"
@@ -65,10 +66,7 @@ constexpr int64_t kShutdownDeadlineNs = 15'000'000'000;
 
 // Sleeps up to `ns`, waking early when a stop is requested. Returns true if it was.
 bool SleepUnlessStopped(std::stop_token stop, int64_t ns) {
-  std::mutex m;
-  std::condition_variable_any cv;
-  std::unique_lock lock(m);
-  cv.wait_for(lock, stop, std::chrono::nanoseconds(ns), [] { return false; });
+  Wakeup().Wait(stop, ns, /*interruptible=*/false);
   return stop.stop_requested();
 }
 

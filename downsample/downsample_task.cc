@@ -1,11 +1,10 @@
 #include "downsample/downsample_task.h"
 
 #include <climits>
-#include <condition_variable>
-#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
+#include "common/wakeup.h"
 
 namespace edgeline {
 namespace {
@@ -187,13 +186,8 @@ int64_t DownsampleTask::Step() {
 }
 
 void DownsampleTask::Run(std::stop_token stop) {
-  std::mutex mu;
-  std::condition_variable_any cv;
-  std::unique_lock lock(mu);
-  while (!stop.stop_requested()) {
-    const int64_t delay_ns = Step();
-    if (delay_ns > 0) cv.wait_for(lock, stop, std::chrono::nanoseconds(delay_ns), [] { return false; });
-  }
+  Wakeup wait;  // never notified: live data is taken once per idle_ns (see Step)
+  while (!stop.stop_requested()) wait.Wait(stop, Step(), /*interruptible=*/false);
 }
 
 }  // namespace edgeline

@@ -225,25 +225,12 @@ int64_t Replicator::FailWrite(const WriteOutcome& outcome) {
   return Fail("offline", outcome.http_status, outcome.error, backoff);
 }
 
-void Replicator::Notify() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    notified_ = true;
-  }
-  cv_.notify_all();
-}
+void Replicator::Notify() { wakeup_.Notify(); }
 
 void Replicator::Run(std::stop_token stop) {
-  std::unique_lock<std::mutex> lock(mu_);
   while (!stop.stop_requested()) {
-    notified_ = false;  // a Notify arriving during Step stays set and shortens the next idle wait
-    lock.unlock();
     const int64_t delay_ns = Step();
-    const bool failing = consecutive_failures_ > 0;
-    lock.lock();
-    if (delay_ns <= 0) continue;
-    cv_.wait_for(lock, stop, std::chrono::nanoseconds(delay_ns),
-                 [&] { return notified_ && !failing; });
+    wakeup_.Wait(stop, delay_ns, /*interruptible=*/consecutive_failures_ == 0);
   }
 }
 

@@ -4,14 +4,13 @@
 // from any thread.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <stop_token>
 #include <string>
 
 #include "common/clock.h"
+#include "common/wakeup.h"
 #include "replication/backoff.h"
 #include "replication/influx_writer.h"
 #include "storage/queue.h"
@@ -85,9 +84,7 @@ class Replicator {
   int64_t rate_window_points_ = 0;
   double drain_rate_ = -1;             // last measured points/s (-1 = none yet)
 
-  std::mutex mu_;
-  std::condition_variable_any cv_;
-  bool notified_ = false;  // guarded by mu_
+  Wakeup wakeup_;
 };
 
 }  // namespace edgeline

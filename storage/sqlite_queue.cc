@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -263,20 +264,14 @@ class SqliteQueue final : public Queue {
     // Compress before the transaction: it is the CPU-heavy part.
     ASSIGN_OR_RETURN(std::vector<Encoded> encoded, EncodeLocked(batches));
     std::vector<int64_t> seqs;
-    RETURN_IF_ERROR(Begin());
-    Status st = [&]() -> Status {
+    RETURN_IF_ERROR(TransactionLocked([&]() -> Status {
       // Max age is enforced by EnforceLimits (the agent calls it every few seconds), not here:
       // this is the per-message hot path.
       const int64_t now = clock_->WallNowNs();
       RETURN_IF_ERROR(MakeRoomLocked(encoded));
       ASSIGN_OR_RETURN(seqs, InsertLocked(batches, encoded, now));
       return InsertDeadLettersLocked(dead_letters, now);
-    }();
-    if (!st.ok()) {
-      Rollback();
-      return st;
-    }
-    RETURN_IF_ERROR(Commit());
+    }));
     total_bytes_ += IncomingBytes(encoded);
     return seqs;
   }
@@ -314,9 +309,8 @@ class SqliteQueue final : public Queue {
     if (it == consumers_.end()) return Status::FailedPrecondition("consumer not registered: " + sink);
     const std::string stream = it->second;
     ASSIGN_OR_RETURN(int64_t cursor, CursorLocked(sink));
-    RETURN_IF_ERROR(Begin());
     const int64_t now = clock_->WallNowNs();
-    Status st = [&]() -> Status {
+    return TransactionLocked([&]() -> Status {
       Stmt mark(db_, "INSERT OR IGNORE INTO acked_batch(sink, seq) VALUES(?,?)");
       RETURN_IF_ERROR(mark.prepared());
       for (int64_t seq : seqs) {
@@ -344,30 +338,19 @@ class SqliteQueue final : public Queue {
       RETURN_IF_ERROR(forget.Run());
       RETURN_IF_ERROR(InsertDeadLettersLocked(dead_letters, now));
       return CollectGarbageLocked(stream);
-    }();
-    if (!st.ok()) {
-      Rollback();
-      return st;
-    }
-    return Commit();
+    });
   }
 
   Status Ack(const std::string& sink, int64_t seq, const SinkAttempt& attempt,
              const std::vector<DeadLetter>& dead_letters) override {
     std::lock_guard lock(mu_);
     ASSIGN_OR_RETURN(std::string stream, StreamForAdvanceLocked(sink, seq));
-    RETURN_IF_ERROR(Begin());
     const int64_t now = clock_->WallNowNs();
-    Status st = [&]() -> Status {
+    return TransactionLocked([&]() -> Status {
       RETURN_IF_ERROR(AdvanceLocked(sink, seq, attempt, now));
       RETURN_IF_ERROR(InsertDeadLettersLocked(dead_letters, now));
       return CollectGarbageLocked(stream);
-    }();
-    if (!st.ok()) {
-      Rollback();
-      return st;
-    }
-    return Commit();
+    });
   }
 
   Status RecordAttempt(const std::string& sink, const SinkAttempt& attempt) override {
@@ -380,9 +363,8 @@ class SqliteQueue final : public Queue {
     std::lock_guard lock(mu_);
     ASSIGN_OR_RETURN(std::string stream, StreamForAdvanceLocked(sink, seq));
     ASSIGN_OR_RETURN(std::vector<Encoded> encoded, EncodeLocked(outputs));
-    RETURN_IF_ERROR(Begin());
     const int64_t now = clock_->WallNowNs();
-    Status st = [&]() -> Status {
+    RETURN_IF_ERROR(TransactionLocked([&]() -> Status {
       RETURN_IF_ERROR(AdvanceLocked(sink, seq, attempt, now));
       // GC first: what this consumer just passed may be what makes room for its output.
       RETURN_IF_ERROR(CollectGarbageLocked(stream));
@@ -394,12 +376,7 @@ class SqliteQueue final : public Queue {
       RETURN_IF_ERROR(save.prepared());
       save.Bind(1, sink).BindBlob(2, state).Bind(3, now);
       return save.Run();
-    }();
-    if (!st.ok()) {
-      Rollback();
-      return st;
-    }
-    RETURN_IF_ERROR(Commit());
+    }));
     total_bytes_ += IncomingBytes(encoded);
     return Status::Ok();
   }
@@ -419,19 +396,13 @@ class SqliteQueue final : public Queue {
   Result<int64_t> EnforceLimits() override {
     std::lock_guard lock(mu_);
     dropped_total_in_call_ = 0;
-    RETURN_IF_ERROR(Begin());
     const int64_t over_bytes = options_.config.full_policy == QueueFullPolicy::kDropOldest
                                    ? total_bytes_ - options_.config.max_bytes
                                    : 0;
     const int64_t created_before = options_.config.max_age_ns > 0
                                        ? clock_->WallNowNs() - options_.config.max_age_ns
                                        : INT64_MIN;
-    Status st = DropOldestLocked(over_bytes, created_before);
-    if (!st.ok()) {
-      Rollback();
-      return st;
-    }
-    RETURN_IF_ERROR(Commit());
+    RETURN_IF_ERROR(TransactionLocked([&] { return DropOldestLocked(over_bytes, created_before); }));
     return dropped_total_in_call_;
   }
 
@@ -564,8 +535,7 @@ class SqliteQueue final : public Queue {
 
   Status FinishReplay(const std::vector<int64_t>& ids, const std::vector<DeadLetter>& rejected_again) override {
     std::lock_guard lock(mu_);
-    RETURN_IF_ERROR(Begin());
-    Status st = [&]() -> Status {
+    return TransactionLocked([&]() -> Status {
       Stmt del(db_, "DELETE FROM dead_letter WHERE id=?");
       RETURN_IF_ERROR(del.prepared());
       for (int64_t id : ids) {
@@ -574,18 +544,12 @@ class SqliteQueue final : public Queue {
         RETURN_IF_ERROR(del.Run());
       }
       return InsertDeadLettersLocked(rejected_again, clock_->WallNowNs());
-    }();
-    if (!st.ok()) {
-      Rollback();
-      return st;
-    }
-    return Commit();
+    });
   }
 
   Status SetAgentState(const std::vector<std::pair<std::string, std::string>>& kv) override {
     std::lock_guard lock(mu_);
-    RETURN_IF_ERROR(Begin());
-    Status st = [&]() -> Status {
+    return TransactionLocked([&]() -> Status {
       Stmt up(db_,
               "INSERT INTO agent_state(key, value, updated_ns) VALUES(?,?,?)"
               " ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_ns=excluded.updated_ns");
@@ -596,12 +560,7 @@ class SqliteQueue final : public Queue {
         RETURN_IF_ERROR(up.Run());
       }
       return Status::Ok();
-    }();
-    if (!st.ok()) {
-      Rollback();
-      return st;
-    }
-    return Commit();
+    });
   }
 
   Result<std::vector<std::pair<std::string, std::string>>> AgentState() override {
@@ -819,6 +778,18 @@ class SqliteQueue final : public Queue {
     q.Bind(1, std::string_view(name));
     Status st;
     return q.Step(&st);
+  }
+
+  // Runs `body` as one BEGIN IMMEDIATE ... COMMIT, rolled back on any error: every mutation is
+  // all or nothing, also under SIGKILL.
+  Status TransactionLocked(const std::function<Status()>& body) {
+    RETURN_IF_ERROR(Begin());
+    Status st = body();
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    return Commit();
   }
 
   Status Begin() { return Exec(db_, "BEGIN IMMEDIATE"); }
