@@ -252,7 +252,8 @@ void ReplayIngestDeadLetters(Queue* queue, GroupCommitter* committer) {
                     << (settled.ok() ? "" : " (not recorded: " + settled.ToString() + ")");
 }
 
-void WriteAgentState(Queue* queue, const Clock* clock, const GroupCommitter& committer,
+// Returns whether the state could be written (the watchdog's liveness signal).
+bool WriteAgentState(Queue* queue, const Clock* clock, const GroupCommitter& committer,
                      const MqttIngest& mqtt, bool running) {
   const auto& c = committer.counters();
   std::vector<std::pair<std::string, std::string>> kv = {
@@ -273,6 +274,7 @@ void WriteAgentState(Queue* queue, const Clock* clock, const GroupCommitter& com
   };
   Status st = queue->SetAgentState(kv);
   if (!st.ok()) LOG_WARN("agent") << "cannot record agent state: " << st.ToString();
+  return st.ok();
 }
 
 }  // namespace
@@ -374,9 +376,10 @@ int RunDaemon(const Config& config) {
   std::jthread housekeeping([&](std::stop_token stop) {
     int64_t last_limits = clock->SteadyNowNs();
     do {
-      WriteAgentState(queue.get(), clock, committer, mqtt, true);
-      // The watchdog is fed while the queue takes commits: a wedged disk gets us restarted.
-      if (!committer.counters().commit_failing.load()) NotifySystemd("WATCHDOG=1");
+      // The watchdog is fed while this loop can write to the queue file: a wedged disk (or a
+      // hung process) gets the agent restarted. A full queue under backpressure is not a reason:
+      // its small state write still succeeds.
+      if (WriteAgentState(queue.get(), clock, committer, mqtt, true)) NotifySystemd("WATCHDOG=1");
       ReplayIngestDeadLetters(queue.get(), &committer);
       if (clock->SteadyNowNs() - last_limits >= kLimitsEveryNs) {
         last_limits = clock->SteadyNowNs();
