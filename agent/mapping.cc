@@ -151,7 +151,7 @@ bool ReadDigits(std::string_view s, size_t* pos, size_t n, int64_t* out) {
 // RFC 3339: 2025-11-24T16:00:00.123456789Z or with +hh:mm / -hh:mm; 't'/'z'/' ' accepted.
 std::optional<int64_t> ParseRfc3339Ns(std::string_view s) {
   size_t p = 0;
-  int64_t year, month, day, hour, minute, second;
+  int64_t year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
   auto expect = [&](char c) {
     if (p >= s.size() || s[p] != c) return false;
     ++p;

@@ -7,6 +7,7 @@ PACKAGES=(
   libpaho-mqttpp-dev libpaho-mqtt-dev nlohmann-json3-dev libzstd-dev zlib1g-dev
   googletest libgtest-dev
   librdkafka-dev kcat libcpp-httplib-dev
+  jq bc
   mosquitto mosquitto-clients influxdb influxdb-client
 )
 missing=()
