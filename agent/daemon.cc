@@ -254,9 +254,10 @@ void ReplayIngestDeadLetters(Queue* queue, GroupCommitter* committer) {
 
 // Returns whether the state could be written (the watchdog's liveness signal).
 bool WriteAgentState(Queue* queue, const Clock* clock, const GroupCommitter& committer,
-                     const MqttIngest& mqtt, bool running) {
+                     const MqttIngest& mqtt, bool running, int64_t started_ns) {
   const auto& c = committer.counters();
   std::vector<std::pair<std::string, std::string>> kv = {
+      {"started_ns", std::to_string(started_ns)},
       {"pid", std::to_string(::getpid())},
       {"running", running ? "1" : "0"},
       {"heartbeat_ns", std::to_string(clock->WallNowNs())},
@@ -323,6 +324,8 @@ int RunDaemon(const Config& config) {
     }
   }
 
+  // Sinks registered before this are from an earlier configuration (status shows them inactive).
+  const int64_t started_ns = clock->WallNowNs();
   Mapper mapper(config.mapping);
   GroupCommitter committer(queue.get(), &mapper, clock, CommitterOptions(config));
   // Paho runs every MQTT session of the process on one receive thread, so at most one MQTT
@@ -379,7 +382,7 @@ int RunDaemon(const Config& config) {
       // The watchdog is fed while this loop can write to the queue file: a wedged disk (or a
       // hung process) gets the agent restarted. A full queue under backpressure is not a reason:
       // its small state write still succeeds.
-      if (WriteAgentState(queue.get(), clock, committer, mqtt, true)) NotifySystemd("WATCHDOG=1");
+      if (WriteAgentState(queue.get(), clock, committer, mqtt, true, started_ns)) NotifySystemd("WATCHDOG=1");
       ReplayIngestDeadLetters(queue.get(), &committer);
       if (clock->SteadyNowNs() - last_limits >= kLimitsEveryNs) {
         last_limits = clock->SteadyNowNs();
@@ -415,7 +418,7 @@ int RunDaemon(const Config& config) {
   housekeeping.request_stop();
   housekeeping.join();
   consumers.StopAll();
-  WriteAgentState(queue.get(), clock, committer, mqtt, false);
+  WriteAgentState(queue.get(), clock, committer, mqtt, false, started_ns);
   shutdown_deadline.request_stop();
   LOG_INFO("agent") << "stopped";
   return 0;

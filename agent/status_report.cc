@@ -121,14 +121,18 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
   else if (connected < sessions) problems.push_back("MQTT: " + std::to_string(sessions - connected) + " of " +
                                                    std::to_string(sessions) + " sessions disconnected");
 
+  // A sink not registered by the agent's latest start belongs to an earlier configuration: shown
+  // as inactive, not counted as a problem (its data is no longer held for it).
+  const int64_t started = ToInt(state, "started_ns");
   json sink_list = json::array();
   for (const auto& s : sinks) {
+    const bool inactive = started > 0 && s.registered_ns > 0 && s.registered_ns < started;
     double oldest_age = s.oldest_pending_ns > 0 ? (now - s.oldest_pending_ns) / 1e9 : 0.0;
     double lag = s.pending_points > 0 ? (s.last_success_ns > 0 ? (now - s.last_success_ns) / 1e9 : oldest_age) : 0.0;
     sink_list.push_back({
         {"name", s.sink},
         {"stream", s.stream},
-        {"state", s.state.empty() ? "new" : s.state},
+        {"state", inactive ? "inactive" : s.state.empty() ? "new" : s.state},
         {"pending_points", s.pending_points},
         {"pending_bytes", s.pending_bytes},
         {"oldest_pending_age_s", oldest_age},
@@ -149,6 +153,7 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
         {"eta_s", s.pending_points > 0 && s.drain_rate > 0 ? s.pending_points / s.drain_rate : (s.pending_points > 0 ? -1.0 : 0.0)},
         {"cursor_seq", s.cursor_seq},
     });
+    if (inactive) continue;
     if (s.consecutive_failures > 0) {
       problems.push_back("sink " + s.sink + " is failing (" + (s.state.empty() ? "error" : s.state) + ")");
     }

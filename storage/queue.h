@@ -100,6 +100,7 @@ struct SinkStatus {
   double drain_rate = 0;           // points/s recently delivered
   bool registered = false;         // a consumer in this process's run (false read-only / for
                                    // sinks of an earlier configuration)
+  int64_t registered_ns = 0;       // wall time of its latest RegisterConsumer (any process)
   int64_t pending_points = 0;
   int64_t pending_bytes = 0;       // compressed bytes on disk
   int64_t oldest_pending_ns = 0;   // created_ns of the oldest pending batch, 0 when none

@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS cursor(
   sink TEXT PRIMARY KEY,
   stream TEXT NOT NULL,
   seq INTEGER NOT NULL,
-  updated_ns INTEGER NOT NULL);
+  updated_ns INTEGER NOT NULL,
+  registered_ns INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS sink_status(
   sink TEXT PRIMARY KEY,
   state TEXT NOT NULL DEFAULT '',
@@ -88,6 +89,7 @@ constexpr std::pair<const char*, const char*> kAddedColumns[] = {
     {"sink_status", "retry_after_ns INTEGER NOT NULL DEFAULT 0"},
     {"sink_status", "batch_points INTEGER NOT NULL DEFAULT 0"},
     {"sink_status", "drain_rate REAL NOT NULL DEFAULT 0"},
+    {"cursor", "registered_ns INTEGER NOT NULL DEFAULT 0"},
 };
 
 const char* KindName(DeadLetterKind kind) {
@@ -279,8 +281,8 @@ class SqliteQueue final : public Queue {
   Status RegisterConsumer(const std::string& sink, const std::string& stream) override {
     std::lock_guard lock(mu_);
     Stmt ins(db_,
-             "INSERT INTO cursor(sink, stream, seq, updated_ns) VALUES(?,?,0,?)"
-             " ON CONFLICT(sink) DO UPDATE SET stream=excluded.stream");
+             "INSERT INTO cursor(sink, stream, seq, updated_ns, registered_ns) VALUES(?1,?2,0,?3,?3)"
+             " ON CONFLICT(sink) DO UPDATE SET stream=excluded.stream, registered_ns=excluded.registered_ns");
     RETURN_IF_ERROR(ins.prepared());
     ins.Bind(1, sink).Bind(2, stream).Bind(3, clock_->WallNowNs());
     RETURN_IF_ERROR(ins.Run());
@@ -410,6 +412,7 @@ class SqliteQueue final : public Queue {
     std::lock_guard lock(mu_);
     // Pending = after the cursor and not acknowledged out of order. A file from before
     // acked_batch existed (read-only status of a not yet upgraded file) has none of those.
+    const bool has_registered = HasColumn("cursor", "registered_ns");
     const std::string pending =
         std::string(" AND b.stream=c.stream AND b.seq>c.seq") +
         (HasTable("acked_batch") ? " AND NOT EXISTS (SELECT 1 FROM acked_batch a WHERE a.sink=c.sink AND a.seq=b.seq)"
@@ -424,7 +427,7 @@ class SqliteQueue final : public Queue {
            " (SELECT COALESCE(SUM(length(body)),0) FROM batch b WHERE 1" + pending + "),"
            " (SELECT COALESCE(MIN(created_ns),0) FROM batch b WHERE 1" + pending + "),"
            " COALESCE(s.skipped_points,0), COALESCE(s.retry_after_ns,0), COALESCE(s.batch_points,0),"
-           " COALESCE(s.drain_rate,0)"
+           " COALESCE(s.drain_rate,0), " + std::string(has_registered ? "c.registered_ns" : "0") +
            " FROM cursor c LEFT JOIN sink_status s ON s.sink=c.sink ORDER BY c.sink";
     Stmt q(db_, sql.c_str());
     RETURN_IF_ERROR(q.prepared());
@@ -453,6 +456,7 @@ class SqliteQueue final : public Queue {
       s.batch_points = q.Int(18);
       s.drain_rate = q.Real(19);
       s.registered = consumers_.count(s.sink) > 0;
+      s.registered_ns = q.Int(20);
       out.push_back(std::move(s));
     }
     RETURN_IF_ERROR(st);
@@ -770,6 +774,14 @@ class SqliteQueue final : public Queue {
     }
     RETURN_IF_ERROR(st);
     return out;
+  }
+
+  bool HasColumn(const char* table, const char* column) {
+    const std::string probe = std::string("SELECT ") + column + " FROM " + table + " LIMIT 0";
+    sqlite3_stmt* stmt = nullptr;
+    const bool ok = sqlite3_prepare_v2(db_, probe.c_str(), -1, &stmt, nullptr) == SQLITE_OK;
+    sqlite3_finalize(stmt);
+    return ok;
   }
 
   bool HasTable(const char* name) {

@@ -392,3 +392,31 @@ TEST(Sparkline, ScalesToTheMaximumAndShowsAnyBacklog) {
 
 }  // namespace
 }  // namespace edgeline
+
+namespace edgeline {
+namespace {
+
+class InactiveSinkTest : public StatusReportTest {};
+
+TEST_F(InactiveSinkTest, SinkOfAnEarlierConfigurationIsInactiveNotAProblem) {
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("kafka-raw", "raw").ok());
+  SinkAttempt failing;
+  failing.state = "offline";
+  failing.consecutive_failures = 7;
+  ASSERT_TRUE(q->RecordAttempt("kafka-raw", failing).ok());
+  clock_.AdvanceNs(60'000'000'000);  // later, the agent restarts without Kafka
+  ASSERT_TRUE(q->RegisterConsumer("influx", "raw").ok());
+  WriteLiveAgentState(q.get());
+  ASSERT_TRUE(q->SetAgentState({{"started_ns", std::to_string(clock_.WallNowNs())}}).ok());
+  json r = Report(q.get());
+  std::map<std::string, std::string> states;
+  for (const auto& s : r["sinks"]) states[s["name"]] = s["state"];
+  EXPECT_EQ(states["kafka-raw"], "inactive");
+  EXPECT_EQ(states["influx"], "new");
+  EXPECT_FALSE(HasProblem(r, "kafka-raw")) << r["problems"].dump();
+  EXPECT_TRUE(r["healthy"].get<bool>()) << r["problems"].dump();
+}
+
+}  // namespace
+}  // namespace edgeline
