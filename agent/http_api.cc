@@ -2,7 +2,6 @@
 
 #include <httplib.h>
 
-#include <charconv>
 #include <cstdio>
 #include <sstream>
 
@@ -102,21 +101,6 @@ bool TokenMatches(const httplib::Request& req, const std::string& token, bool v1
 }
 
 }  // namespace
-
-Result<std::pair<std::string, int>> ParseListenAddress(const std::string& listen) {
-  size_t colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    return Status::InvalidArgument("expected host:port, e.g. 127.0.0.1:8087");
-  }
-  int port = 0;
-  auto [ptr, ec] = std::from_chars(listen.data() + colon + 1, listen.data() + listen.size(), port);
-  if (ec != std::errc() || ptr != listen.data() + listen.size() || port < 0 || port > 65535) {
-    return Status::InvalidArgument("port must be 0..65535");
-  }
-  std::string host = listen.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  return std::make_pair(host, port);
-}
 
 HttpApi::HttpApi(HttpApiOptions options, Queue* queue, GroupCommitter* committer, const Clock* clock,
                  AgentProbe probe)

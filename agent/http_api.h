@@ -84,7 +84,4 @@ class HttpApi {
   std::atomic<int64_t> points_written_{0};
 };
 
-// "127.0.0.1:8087" -> host, port. InvalidArgument when malformed.
-Result<std::pair<std::string, int>> ParseListenAddress(const std::string& listen);
-
 }  // namespace edgeline

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -581,6 +582,21 @@ Result<int64_t> ParseDurationNs(std::string_view text) {
   return total;
 }
 
+Result<std::pair<std::string, int>> ParseListenAddress(std::string_view listen) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    return Status::InvalidArgument("expected host:port, e.g. 127.0.0.1:8087");
+  }
+  int port = 0;
+  auto [ptr, ec] = std::from_chars(listen.data() + colon + 1, listen.data() + listen.size(), port);
+  if (ec != std::errc() || ptr != listen.data() + listen.size() || port < 0 || port > 65535) {
+    return Status::InvalidArgument("port must be 0..65535");
+  }
+  std::string_view host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return std::make_pair(std::string(host), port);
+}
+
 Result<int64_t> ParseSizeBytes(std::string_view text) {
   std::string_view t = Trim(text);
   if (t.empty()) return BadSize(text, "empty");
@@ -631,13 +647,9 @@ ConfigParseResult ParseConfig(const std::map<std::string, std::string>& env) {
   }
   CheckCrossField(result.config, &problems);
   CheckStreams("EDGELINE_INFLUX_STREAMS", result.config.influx.streams, &problems);
-  if (result.config.http.enabled() && problems.AllValid({"EDGELINE_HTTP_LISTEN"})) {
-    const std::string& listen = result.config.http.listen;
-    size_t colon = listen.rfind(':');
-    bool port_ok = colon != std::string::npos && colon > 0 && colon + 1 < listen.size() &&
-                   std::all_of(listen.begin() + colon + 1, listen.end(), IsDigit) && listen.size() - colon - 1 <= 5 &&
-                   std::stoi(listen.substr(colon + 1)) <= 65535;
-    if (!port_ok) problems.Add("EDGELINE_HTTP_LISTEN", "expected host:port (e.g. 127.0.0.1:8087) or off");
+  if (result.config.http.enabled() && problems.AllValid({"EDGELINE_HTTP_LISTEN"}) &&
+      !ParseListenAddress(result.config.http.listen).ok()) {
+    problems.Add("EDGELINE_HTTP_LISTEN", "expected host:port (e.g. 127.0.0.1:8087) or off");
   }
   ResolveDownsample(env, &result.config, &problems);
   ResolveKafka(env, &result.config, &problems);

@@ -232,6 +232,8 @@ std::string RenderEnvExample();
 
 // Durations "500ms", "10s", "1m", "24h", "7d"; "0" alone means zero.
 Result<int64_t> ParseDurationNs(std::string_view text);
+// "127.0.0.1:8087" or "[::1]:8087" -> host, port (0..65535). InvalidArgument when malformed.
+Result<std::pair<std::string, int>> ParseListenAddress(std::string_view listen);
 // Sizes "512", "64KiB", "64MiB", "1GiB", "10MB" (SI) -> bytes.
 Result<int64_t> ParseSizeBytes(std::string_view text);
 

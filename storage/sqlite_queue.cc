@@ -242,6 +242,15 @@ Result<std::vector<SourceRun>> DecodeSources(std::string_view text) {
   return runs;
 }
 
+// Whether `table` has `column` (a file from an older schema version may not).
+bool HasColumn(sqlite3* db, std::string_view table, std::string_view column) {
+  const std::string probe = "SELECT " + std::string(column) + " FROM " + std::string(table) + " LIMIT 0";
+  sqlite3_stmt* stmt = nullptr;
+  const bool ok = sqlite3_prepare_v2(db, probe.c_str(), -1, &stmt, nullptr) == SQLITE_OK;
+  sqlite3_finalize(stmt);
+  return ok;
+}
+
 class SqliteQueue final : public Queue {
  public:
   SqliteQueue(sqlite3* db, QueueOpenOptions options, std::string recovered_from)
@@ -412,7 +421,7 @@ class SqliteQueue final : public Queue {
     std::lock_guard lock(mu_);
     // Pending = after the cursor and not acknowledged out of order. A file from before
     // acked_batch existed (read-only status of a not yet upgraded file) has none of those.
-    const bool has_registered = HasColumn("cursor", "registered_ns");
+    const bool has_registered = HasColumn(db_, "cursor", "registered_ns");
     const std::string pending =
         std::string(" AND b.stream=c.stream AND b.seq>c.seq") +
         (HasTable("acked_batch") ? " AND NOT EXISTS (SELECT 1 FROM acked_batch a WHERE a.sink=c.sink AND a.seq=b.seq)"
@@ -776,14 +785,6 @@ class SqliteQueue final : public Queue {
     return out;
   }
 
-  bool HasColumn(const char* table, const char* column) {
-    const std::string probe = std::string("SELECT ") + column + " FROM " + table + " LIMIT 0";
-    sqlite3_stmt* stmt = nullptr;
-    const bool ok = sqlite3_prepare_v2(db_, probe.c_str(), -1, &stmt, nullptr) == SQLITE_OK;
-    sqlite3_finalize(stmt);
-    return ok;
-  }
-
   bool HasTable(const char* name) {
     Stmt q(db_, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?");
     if (!q.prepared().ok()) return false;
@@ -1020,14 +1021,7 @@ Status Configure(sqlite3* db, const QueueConfig& config) {
                                                            : "PRAGMA synchronous=NORMAL"));
   RETURN_IF_ERROR(Exec(db, kSchema));
   for (auto [table, column] : kAddedColumns) {
-    std::string name(column, std::strchr(column, ' '));
-    std::string probe = "SELECT " + name + " FROM " + table + " LIMIT 0";
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, probe.c_str(), -1, &stmt, nullptr) == SQLITE_OK) {
-      sqlite3_finalize(stmt);
-      continue;
-    }
-    sqlite3_finalize(stmt);
+    if (HasColumn(db, table, std::string_view(column, std::strchr(column, ' ') - column))) continue;
     std::string alter = "ALTER TABLE " + std::string(table) + " ADD COLUMN " + column;
     RETURN_IF_ERROR(Exec(db, alter.c_str()));
   }

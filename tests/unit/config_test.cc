@@ -687,3 +687,24 @@ TEST(KafkaConfigParse, BadRoutesAndStreamsAreAllReported) {
 
 }  // namespace
 }  // namespace edgeline
+
+namespace edgeline {
+namespace {
+
+TEST(HttpListen, HostPortOrOff) {
+  for (const char* bad : {"127.0.0.1", ":8087", "127.0.0.1:99999", "127.0.0.1:http", "127.0.0.1:", "h:-1"}) {
+    ConfigParseResult r = ParseConfig({{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_HTTP_LISTEN", bad}});
+    ASSERT_EQ(r.problems.size(), 1u) << bad;
+    EXPECT_EQ(r.problems[0].variable, "EDGELINE_HTTP_LISTEN") << bad;
+  }
+  for (const char* good : {"127.0.0.1:0", "0.0.0.0:8087", "[::1]:8087", "off"}) {
+    EXPECT_TRUE(ParseConfig({{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_HTTP_LISTEN", good}}).ok()) << good;
+  }
+  auto v6 = ParseListenAddress("[::1]:8087");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->first, "::1");
+  EXPECT_EQ(v6->second, 8087);
+}
+
+}  // namespace
+}  // namespace edgeline
