@@ -2,6 +2,7 @@
 // agent (the built binary) computes the seed's Flux task locally and replicates the rows to a
 // second influxd 1.6 database; alarm changes are published back to mosquitto, retained.
 #include <map>
+#include <memory>
 
 #include "gtest/gtest.h"
 #include "tests/integration/downsample_support.h"
@@ -12,28 +13,47 @@ namespace {
 using namespace std::chrono_literals;
 using testing::WaitFor;
 
-TEST(DownsampleEndToEnd, FixtureArrivesInTheDownsampledDatabaseWithAlarmsOnMqtt) {
+// Real mosquitto and influxd (databases "raw" and "downsampled"); the agent with the seed task.
+class DownsampleEndToEnd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    influxd.Query("CREATE DATABASE raw");
+    influxd.Query("CREATE DATABASE downsampled");
+    dir_ = testing::MakeTempDir("edgeline-downsample");
+    env = testing::DownsampleAgentEnv(mosquitto, influxd, dir_ + "/queue.db", "raw", "downsampled");
+  }
+  // Starts the agent with `env`, waits until it is online, publishes the trace and the closing
+  // messages.
+  void RunAgentOnTheTrace() {
+    agent = std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env,
+                                               dir_ + "/agent.log");
+    ASSERT_TRUE(WaitFor([&] { return status_.Last("edgeline/edgeline-test/status") == "online"; }, 20s))
+        << agent->Log();
+    testing::Publisher publisher(mosquitto.url(), "fixture-publisher");
+    publisher.PublishAll(testing::TimestampedFixture());
+    publisher.PublishAll(testing::ClosingMessages());
+  }
+
   testing::Mosquitto mosquitto;
   testing::Influxd influxd;
-  influxd.Query("CREATE DATABASE raw");
-  influxd.Query("CREATE DATABASE downsampled");
-  const std::string dir = testing::MakeTempDir("edgeline-downsample");
-  auto env = testing::DownsampleAgentEnv(mosquitto, influxd, dir + "/queue.db", "raw", "downsampled");
+  std::map<std::string, std::string> env;
+  std::unique_ptr<testing::Process> agent;
+
+ private:
+  std::string dir_;
+  testing::Subscriber status_{mosquitto.url(), "status-watch", "edgeline/edgeline-test/status"};
+};
+
+TEST_F(DownsampleEndToEnd, FixtureArrivesInTheDownsampledDatabaseWithAlarmsOnMqtt) {
   env["EDGELINE_ALARM_TOPIC"] = "site/alarms";
   testing::Subscriber alarms(mosquitto.url(), "alarm-watch", "site/alarms/#");
-  testing::Subscriber status(mosquitto.url(), "status-watch", "edgeline/edgeline-test/status");
-  testing::Process agent({EDGELINE_BINARY, "run"}, env, dir + "/agent.log");
-  ASSERT_TRUE(WaitFor([&] { return status.Last("edgeline/edgeline-test/status") == "online"; }, 20s)) << agent.Log();
-
-  testing::Publisher publisher(mosquitto.url(), "fixture-publisher");
-  publisher.PublishAll(testing::TimestampedFixture());
-  publisher.PublishAll(testing::ClosingMessages());
+  ASSERT_NO_FATAL_FAILURE(RunAgentOnTheTrace());
 
   const std::vector<std::string> expected = testing::ExpectedDownsampled();
   ASSERT_EQ(expected.size(), 45u);
   bool arrived = WaitFor([&] { return testing::DownsampledInInflux(influxd, "downsampled").size() >= 45; },
                          60s, 200ms);
-  EXPECT_TRUE(arrived) << agent.Log();
+  EXPECT_TRUE(arrived) << agent->Log();
   EXPECT_EQ(testing::DownsampledInInflux(influxd, "downsampled"), expected);
   // The raw stream went to its own database, all 399 points (plus the closing ones).
   EXPECT_TRUE(WaitFor([&] { return influxd.QueryCount("SELECT count(fuel) FROM genData", "raw") == 402; }, 30s));
@@ -71,31 +91,20 @@ TEST(DownsampleEndToEnd, FixtureArrivesInTheDownsampledDatabaseWithAlarmsOnMqtt)
   std::set<std::string> sinks;
   for (const auto& s : json["sinks"]) sinks.insert(s["name"].get<std::string>());
   EXPECT_EQ(sinks, (std::set<std::string>{"downsampler", "influx", "influx-downsampled", "mqtt-alarms"}));
-  EXPECT_EQ(agent.Terminate(), 0);
+  EXPECT_EQ(agent->Terminate(), 0);
 }
 
-TEST(DownsampleEndToEnd, MeteredLinkReplicatesOnlyTheDownsampledStream) {
-  testing::Mosquitto mosquitto;
-  testing::Influxd influxd;
-  influxd.Query("CREATE DATABASE raw");
-  influxd.Query("CREATE DATABASE downsampled");
-  const std::string dir = testing::MakeTempDir("edgeline-metered");
-  auto env = testing::DownsampleAgentEnv(mosquitto, influxd, dir + "/queue.db", "raw", "downsampled");
+TEST_F(DownsampleEndToEnd, MeteredLinkReplicatesOnlyTheDownsampledStream) {
   env["EDGELINE_INFLUX_STREAMS"] = "downsampled";
-  testing::Subscriber status(mosquitto.url(), "status-watch", "edgeline/edgeline-test/status");
-  testing::Process agent({EDGELINE_BINARY, "run"}, env, dir + "/agent.log");
-  ASSERT_TRUE(WaitFor([&] { return status.Last("edgeline/edgeline-test/status") == "online"; }, 20s)) << agent.Log();
-  testing::Publisher publisher(mosquitto.url(), "fixture-publisher");
-  publisher.PublishAll(testing::TimestampedFixture());
-  publisher.PublishAll(testing::ClosingMessages());
+  ASSERT_NO_FATAL_FAILURE(RunAgentOnTheTrace());
   EXPECT_TRUE(WaitFor([&] { return testing::DownsampledInInflux(influxd, "downsampled").size() >= 45; }, 60s, 200ms))
-      << agent.Log();
+      << agent->Log();
   EXPECT_EQ(testing::DownsampledInInflux(influxd, "downsampled"), testing::ExpectedDownsampled());
   EXPECT_LE(influxd.QueryCount("SELECT count(fuel) FROM genData", "raw"), 0);  // nothing raw sent
   // Raw batches are not kept for a sink that does not exist: the downsampler was their only reader.
   auto report = nlohmann::json::parse(testing::RunCommand({EDGELINE_BINARY, "status", "--json"}, env).output);
   EXPECT_EQ(report["queue"]["points"].get<int64_t>(), 0) << report.dump(2);
-  EXPECT_EQ(agent.Terminate(), 0);
+  EXPECT_EQ(agent->Terminate(), 0);
 }
 
 }  // namespace
