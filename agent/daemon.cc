@@ -63,6 +63,8 @@ void NotifySystemd(const std::string& state) {
 constexpr int64_t kHeartbeatNs = 1'000'000'000;
 constexpr int64_t kLimitsEveryNs = 10'000'000'000;
 constexpr int64_t kShutdownDeadlineNs = 15'000'000'000;
+// EX_TEMPFAIL; the systemd unit restarts the agent (Restart=always).
+constexpr int kExitQueueCorrupt = 75;
 
 // Sleeps up to `ns`, waking early when a stop is requested. Returns true if it was.
 bool SleepUnlessStopped(std::stop_token stop, int64_t ns) {
@@ -252,8 +254,8 @@ void ReplayIngestDeadLetters(Queue* queue, GroupCommitter* committer) {
                     << (settled.ok() ? "" : " (not recorded: " + settled.ToString() + ")");
 }
 
-// Returns whether the state could be written (the watchdog's liveness signal).
-bool WriteAgentState(Queue* queue, const Clock* clock, const GroupCommitter& committer,
+// The state write is also the watchdog's liveness signal.
+Status WriteAgentState(Queue* queue, const Clock* clock, const GroupCommitter& committer,
                      const MqttIngest& mqtt, bool running, int64_t started_ns) {
   const auto& c = committer.counters();
   std::vector<std::pair<std::string, std::string>> kv = {
@@ -272,10 +274,11 @@ bool WriteAgentState(Queue* queue, const Clock* clock, const GroupCommitter& com
       {"ingest_partial", std::to_string(c.partial.load())},
       {"commit_failures", std::to_string(c.commit_failures.load())},
       {"commit_failing", c.commit_failing.load() ? "1" : "0"},
+      {"commit_problem", CommitProblem(c)},
   };
   Status st = queue->SetAgentState(kv);
   if (!st.ok()) LOG_WARN("agent") << "cannot record agent state: " << st.ToString();
-  return st.ok();
+  return st;
 }
 
 }  // namespace
@@ -335,6 +338,7 @@ int RunDaemon(const Config& config) {
   MqttIngest mqtt(config.mqtt, [&committer](std::string_view topic, std::string_view payload) {
     return committer.Submit(topic, payload);
   });
+  std::atomic<bool> state_write_failing{false};
   Consumers consumers;
   Status registered = RegisterConsumers(config, queue.get(), clock, &mqtt, &consumers);
   if (!registered.ok()) {
@@ -361,6 +365,7 @@ int RunDaemon(const Config& config) {
     probe.mqtt_sessions = [&mqtt] { return mqtt.sessions(); };
     probe.mqtt_connected = [&mqtt] { return mqtt.connected_sessions(); };
     probe.ingest = &committer.counters();
+    probe.state_write_failing = [&state_write_failing] { return state_write_failing.load(); };
     http = std::make_unique<HttpApi>(options, queue.get(), &committer, clock, probe);
     Status listening = http->Start();
     if (!listening.ok()) {
@@ -382,7 +387,16 @@ int RunDaemon(const Config& config) {
       // The watchdog is fed while this loop can write to the queue file: a wedged disk (or a
       // hung process) gets the agent restarted. A full queue under backpressure is not a reason:
       // its small state write still succeeds.
-      if (WriteAgentState(queue.get(), clock, committer, mqtt, true, started_ns)) NotifySystemd("WATCHDOG=1");
+      Status state = WriteAgentState(queue.get(), clock, committer, mqtt, true, started_ns);
+      state_write_failing = !state.ok();
+      if (state.ok()) NotifySystemd("WATCHDOG=1");
+      // A damaged queue file does not heal by retrying. Ending like a crash hands it to the
+      // start-up check, which moves it aside (kept) and starts a fresh queue; the broker still
+      // holds every message that was not acknowledged.
+      if (state.code() == StatusCode::kCorruption || CommitProblem(committer.counters()) == "corrupt") {
+        LOG_ERROR("agent") << "the queue file is corrupt; exiting so that the restart moves it aside";
+        std::_Exit(kExitQueueCorrupt);
+      }
       ReplayIngestDeadLetters(queue.get(), &committer);
       if (clock->SteadyNowNs() - last_limits >= kLimitsEveryNs) {
         last_limits = clock->SteadyNowNs();
@@ -418,7 +432,7 @@ int RunDaemon(const Config& config) {
   housekeeping.request_stop();
   housekeeping.join();
   consumers.StopAll();
-  WriteAgentState(queue.get(), clock, committer, mqtt, false, started_ns);
+  (void)WriteAgentState(queue.get(), clock, committer, mqtt, false, started_ns);
   shutdown_deadline.request_stop();
   LOG_INFO("agent") << "stopped";
   return 0;

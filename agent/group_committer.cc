@@ -63,6 +63,7 @@ Status GroupCommitter::Submit(std::string_view topic, std::string_view payload, 
     lock.lock();
     if (st.ok()) break;
     counters_.commit_failures++;
+    counters_.commit_error = static_cast<int>(st.code());
     // Once per failure streak, then every 30 s: this loop runs every retry_delay.
     const int64_t now = clock_->SteadyNowNs();
     if (!counters_.commit_failing.exchange(true) || now - last_failure_log_ns_ >= kFailureLogEveryNs) {
@@ -91,6 +92,18 @@ Status GroupCommitter::Submit(std::string_view topic, std::string_view payload, 
   lock.unlock();
   if (st.ok() && on_commit_) on_commit_();
   return st;
+}
+
+std::string CommitProblem(const IngestCounters& counters) {
+  if (!counters.commit_failing.load()) return "";
+  switch (static_cast<StatusCode>(counters.commit_error.load())) {
+    case StatusCode::kResourceExhausted:
+      return "queue-full";
+    case StatusCode::kCorruption:
+      return "corrupt";
+    default:
+      return "disk-error";
+  }
 }
 
 void GroupCommitter::Stop() {

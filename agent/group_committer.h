@@ -39,8 +39,14 @@ struct IngestCounters {
   std::atomic<int64_t> commits{0};         // transactions
   std::atomic<int64_t> commit_failures{0};
   std::atomic<bool> commit_failing{false};  // the latest commit attempt failed
+  std::atomic<int> commit_error{0};         // StatusCode of the latest failed attempt
   std::atomic<int64_t> last_message_ns{0};
 };
+
+// What a failing commit means for an operator: "disk-error" (I/O error, disk full), "corrupt"
+// (the queue file is damaged: a restart moves it aside), "queue-full" (backpressure at the
+// queue's own bound), or "" while commits succeed.
+std::string CommitProblem(const IngestCounters& counters);
 
 class GroupCommitter {
  public:

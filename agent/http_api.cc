@@ -175,8 +175,9 @@ std::pair<int, nlohmann::json> HttpApi::Health() {
     }
   }
   auto stats = queue_->Stats();
-  const bool commit_failing = probe_.ingest && probe_.ingest->commit_failing.load();
-  const bool writable = stats.ok() && statuses.ok() && !commit_failing;
+  std::string disk_problem = probe_.ingest ? CommitProblem(*probe_.ingest) : "";
+  if (disk_problem.empty() && probe_.state_write_failing && probe_.state_write_failing()) disk_problem = "disk-error";
+  const bool writable = stats.ok() && statuses.ok() && disk_problem.empty();
   const int sessions = probe_.mqtt_sessions ? probe_.mqtt_sessions() : 0;
   const int connected = probe_.mqtt_connected ? probe_.mqtt_connected() : 0;
   json queue = {{"writable", writable}};
@@ -187,7 +188,9 @@ std::pair<int, nlohmann::json> HttpApi::Health() {
     queue["error"] = stats.status().ToString();
   }
   const bool mqtt_ok = sessions > 0 && connected == sessions;
-  json body = {{"status", !writable ? "failing" : (mqtt_ok && sinks_ok) ? "ok" : "degraded"},
+  if (!disk_problem.empty()) queue["problem"] = disk_problem;
+  json body = {{"status", !writable ? (disk_problem.empty() ? "failing" : disk_problem)
+                                    : (mqtt_ok && sinks_ok) ? "ok" : "degraded"},
                {"queue", queue},
                {"mqtt", {{"sessions", sessions}, {"connected", connected}}},
                {"sinks", sinks}};

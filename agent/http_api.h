@@ -45,6 +45,9 @@ struct AgentProbe {
   std::function<int()> mqtt_sessions;
   std::function<int()> mqtt_connected;
   const IngestCounters* ingest = nullptr;
+  // True while the agent cannot write its own state to the queue file (a disk that fails
+  // even when no message arrives).
+  std::function<bool()> state_write_failing;
 };
 
 class HttpApi {

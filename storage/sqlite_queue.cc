@@ -154,7 +154,8 @@ class Stmt {
     std::string msg = std::string("sqlite: ") + sqlite3_errmsg(db_);
     int primary = rc & 0xff;
     if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) return Status::Corruption(msg);
-    if (primary == SQLITE_FULL) return Status::ResourceExhausted(msg);
+    // A full disk is a disk error (ResourceExhausted means the queue's own bound).
+    if (primary == SQLITE_FULL) return Status::IoError("disk full: " + msg);
     return Status::IoError(msg);
   }
 
@@ -172,7 +173,7 @@ Status Exec(sqlite3* db, const char* sql) {
   sqlite3_free(err);
   int primary = rc & 0xff;
   if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) return Status::Corruption(msg);
-  if (primary == SQLITE_FULL) return Status::ResourceExhausted(msg);
+  if (primary == SQLITE_FULL) return Status::IoError("disk full: " + msg);
   return Status::IoError(msg);
 }
 
