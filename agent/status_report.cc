@@ -97,10 +97,19 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
   const int64_t pid = ToInt(state, "pid");
   bool alive = pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
   bool running = ToInt(state, "running") == 1 && heartbeat > 0 && now - heartbeat < stale_after_ns && alive;
+  // Alive but silent: the agent writes its state every second, so it cannot write the file.
+  const bool not_updating = !running && alive && ToInt(state, "running") == 1;
+  std::string commit_problem = running && state.count("commit_problem") ? state["commit_problem"] : "";
+  if (running && commit_problem.empty() && ToInt(state, "commit_failing") == 1) commit_problem = "disk-error";
+  const std::string agent_state = not_updating                ? "disk-error"
+                                  : !running                  ? "stopped"
+                                  : !commit_problem.empty()   ? commit_problem
+                                                              : "running";
   const int64_t sessions = ToInt(state, "mqtt_sessions");
   const int64_t connected = running ? ToInt(state, "mqtt_sessions_connected") : 0;
   report["agent"] = {
       {"running", running},
+      {"state", agent_state},
       {"pid", pid},
       {"heartbeat_ns", heartbeat},
       {"mqtt_connected", running && sessions > 0 && connected == sessions},
@@ -113,10 +122,21 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
       {"commit_failing", running && ToInt(state, "commit_failing") == 1},
       {"commit_failures", ToInt(state, "commit_failures")},
   };
-  if (running && ToInt(state, "commit_failing") == 1) {
-    problems.push_back("ingest: commits to the queue are failing; messages are held unacknowledged at the broker");
+  if (commit_problem == "queue-full") {
+    problems.push_back("queue-full: the queue is at EDGELINE_QUEUE_MAX_BYTES under backpressure; messages are held "
+                       "unacknowledged at the broker");
+  } else if (commit_problem == "corrupt") {
+    problems.push_back("corrupt: the queue file is damaged; the agent restarts and moves it aside");
+  } else if (!commit_problem.empty()) {
+    problems.push_back("disk-error: commits to the queue are failing (I/O error or disk full); messages are held "
+                       "unacknowledged at the broker");
   }
-  if (!running) problems.push_back("agent is not running");
+  if (not_updating) {
+    problems.push_back("disk-error: agent pid " + std::to_string(pid) + " is alive but has not recorded its state for " +
+                       FormatAge((now - heartbeat) / 1e9) + ": it cannot write the queue file (or is hung)");
+  } else if (!running) {
+    problems.push_back("agent is not running");
+  }
   else if (sessions <= 0) problems.push_back("MQTT: no session (the client could not be created)");
   else if (connected < sessions) problems.push_back("MQTT: " + std::to_string(sessions - connected) + " of " +
                                                    std::to_string(sessions) + " sessions disconnected");
@@ -185,6 +205,7 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
           {"points_out", c.points_out},
           {"windows_closed", c.windows_closed},
           {"alarm_changes", c.alarm_changes},
+          {"clock_rewinds", c.clock_rewinds},
       };
     }
   }
@@ -210,8 +231,13 @@ std::string RenderStatusText(const nlohmann::json& r, const std::map<std::string
   const int64_t now = r["time_ns"].get<int64_t>();
   const auto& a = r["agent"];
   out << "edgeline status  (" << FormatTime(now) << ")\n";
+  const std::string agent_state = a.value("state", "");
   if (a["running"].get<bool>()) {
-    out << "agent:  running, pid " << a["pid"].get<int64_t>() << "\n";
+    out << "agent:  running, pid " << a["pid"].get<int64_t>()
+        << (agent_state != "running" && !agent_state.empty() ? ", " + agent_state : "") << "\n";
+  } else if (agent_state == "disk-error") {
+    out << "agent:  disk-error, pid " << a["pid"].get<int64_t>() << " alive, last state written "
+        << FormatTime(a["heartbeat_ns"].get<int64_t>()) << "\n";
   } else {
     int64_t hb = a["heartbeat_ns"].get<int64_t>();
     out << "agent:  NOT running" << (hb > 0 ? " (last seen " + FormatTime(hb) + ")" : "") << "\n";
@@ -235,7 +261,9 @@ std::string RenderStatusText(const nlohmann::json& r, const std::map<std::string
     out << "downsample: " << (closed > 0 ? "windows closed through " + FormatTime(closed) : std::string("no window closed yet"))
         << ", " << d["open_windows"].get<int64_t>() << " open; " << d["points_in"].get<int64_t>() << " points in, "
         << d["points_out"].get<int64_t>() << " rows out, " << d["points_late"].get<int64_t>() << " late, "
-        << d["alarm_changes"].get<int64_t>() << " alarm changes\n";
+        << d["alarm_changes"].get<int64_t>() << " alarm changes";
+    if (d.value("clock_rewinds", 0) > 0) out << ", " << d["clock_rewinds"].get<int64_t>() << " clock steps back";
+    out << "\n";
   }
   out << "\n";
   // Fits 80 columns: the sink names are at most 18 characters ("influx-downsampled").

@@ -134,6 +134,12 @@ int64_t DownsampleTask::Step() {
     LOG_WARN("downsample") << "cannot read the raw stream: " << last_error_;
     return options_.retry_ns;
   }
+  // Read after the raw stream, so a wall-clock step that stamped any of these points is seen.
+  if (const int64_t step = engine_->ObserveWallClock(clock_->WallNowNs(), clock_->SteadyNowNs()); step > 0) {
+    LOG_WARN("downsample") << "the wall clock went back " << step / kNsPerMs
+                           << " ms: event time restarts at the first point stamped after the step";
+  }
+  const int64_t rewinds_before = engine_->counters().clock_rewinds;
   DownsampleOutput out;
   int64_t seq = cursor_seq_;
   int64_t consumed = 0;
@@ -174,6 +180,10 @@ int64_t DownsampleTask::Step() {
   }
   last_error_.clear();
   cursor_seq_ = seq;
+  if (engine_->counters().clock_rewinds > rewinds_before) {
+    LOG_WARN("downsample") << "event time restarted after the clock step; newest point "
+                           << engine_->max_event_ns() << ", windows closed through " << engine_->closed_until_ns();
+  }
   if ((!out.points.empty() || !out.alarms.empty()) && on_output_) on_output_();
   if (!out.points.empty()) {
     LOG_DEBUG("downsample") << out.points.size() << " rows from closed windows, "

@@ -101,7 +101,8 @@ double DoubleFromJson(const json& j) { return j.is_null() ? HUGE_VAL : j.get<dou
 json CountersToJson(const DownsampleCounters& c) {
   return {{"points_in", c.points_in},         {"points_late", c.points_late},
           {"points_filtered", c.points_filtered}, {"points_out", c.points_out},
-          {"windows_closed", c.windows_closed}, {"alarm_changes", c.alarm_changes}};
+          {"windows_closed", c.windows_closed}, {"alarm_changes", c.alarm_changes},
+          {"clock_rewinds", c.clock_rewinds}};
 }
 
 DownsampleCounters CountersFromJson(const json& j) {
@@ -112,6 +113,7 @@ DownsampleCounters CountersFromJson(const json& j) {
   c.points_out = j.value("points_out", int64_t{0});
   c.windows_closed = j.value("windows_closed", int64_t{0});
   c.alarm_changes = j.value("alarm_changes", int64_t{0});
+  c.clock_rewinds = j.value("clock_rewinds", int64_t{0});
   return c;
 }
 
@@ -161,8 +163,16 @@ void Downsampler::Add(const Point& point, DownsampleOutput* out) {
   }
   const int64_t ts = point.timestamp_ns.value_or(0);
   if (ts < closed_until_ns_) {
-    ++counters_.points_late;
-    return;
+    if (ts < clock_step_from_ns_) {
+      ++counters_.points_late;
+      return;
+    }
+    // The first point stamped after a wall-clock step back: event time restarts here.
+    const int64_t watermark = ts >= INT64_MIN + config_.lateness_ns ? ts - config_.lateness_ns : INT64_MIN;
+    closed_until_ns_ = watermark == INT64_MIN ? INT64_MIN : FloorTo(watermark, config_.every_ns);
+    max_event_ns_ = ts;
+    clock_step_from_ns_ = INT64_MAX;
+    ++counters_.clock_rewinds;
   }
   std::vector<std::pair<std::string, std::string>> tags;
   std::string key = GroupKey(point, &tags);
@@ -209,6 +219,29 @@ void Downsampler::Add(const Point& point, DownsampleOutput* out) {
     int64_t watermark = ts >= INT64_MIN + config_.lateness_ns ? ts - config_.lateness_ns : INT64_MIN;
     AdvanceWatermark(watermark, out);
   }
+}
+
+int64_t Downsampler::ObserveWallClock(int64_t wall_ns, int64_t steady_ns) {
+  int64_t step = 0;
+  if (last_steady_ns_ != 0) {
+    const int64_t elapsed = steady_ns - last_steady_ns_;
+    step = last_wall_ns_ + elapsed - wall_ns;
+    // Anything stamped after the step was stamped at or after its instant, which on the new
+    // wall clock is no earlier than now minus the steady time since the previous reading.
+    // A step shorter than a window (or the lateness) costs at most that much of late points;
+    // restarting event time for it would more likely put points into a window already emitted.
+    if (step > std::max(config_.lateness_ns, config_.every_ns)) {
+      ExpectClockStepBack(wall_ns - elapsed);
+    } else {
+      step = 0;
+    }
+  }
+  last_wall_ns_ = wall_ns;
+  last_steady_ns_ = steady_ns;
+  if (step == 0 && expecting_clock_step() && wall_ns - config_.lateness_ns >= closed_until_ns_) {
+    clock_step_from_ns_ = INT64_MAX;  // points stamped now are not late: nothing to restart
+  }
+  return step;
 }
 
 void Downsampler::AdvanceWatermark(int64_t watermark_ns, DownsampleOutput* out) {
@@ -330,6 +363,7 @@ std::string Downsampler::SaveState() const {
                 {"every_ns", config_.every_ns},
                 {"closed_until_ns", closed_until_ns_},
                 {"max_event_ns", max_event_ns_},
+                {"clock_step_from_ns", clock_step_from_ns_},
                 {"open_windows", open_windows()},
                 {"counters", CountersToJson(counters_)},
                 {"alarm_levels", alarm_levels_},
@@ -374,6 +408,7 @@ Status Downsampler::RestoreState(std::string_view text) {
     }
     closed_until_ns_ = state.at("closed_until_ns").get<int64_t>();
     max_event_ns_ = state.at("max_event_ns").get<int64_t>();
+    clock_step_from_ns_ = state.value("clock_step_from_ns", int64_t{INT64_MAX});
     counters_ = CountersFromJson(state.at("counters"));
     alarm_levels_ = state.at("alarm_levels").get<std::map<std::string, std::string>>();
     windows_ = std::move(windows);

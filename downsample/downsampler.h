@@ -5,9 +5,13 @@
 // a point older than the closed boundary is late (counted, left out). Its whole state
 // (open windows, closed boundary, alarm levels, counters) round-trips through SaveState /
 // RestoreState, which the task stores in the same transaction as the output.
+// Receive-time stamps come from the wall clock, which can be stepped back; the task announces a
+// detected step (ExpectClockStepBack) and event time restarts at the first point stamped after
+// it instead of every point being late until the clock catches up again.
 // Not thread-safe: one owner.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -45,6 +49,7 @@ struct DownsampleCounters {
   int64_t points_out = 0;        // output rows
   int64_t windows_closed = 0;    // distinct window intervals emitted
   int64_t alarm_changes = 0;
+  int64_t clock_rewinds = 0;     // event time restarted after a wall-clock step back
 };
 
 class Downsampler {
@@ -57,6 +62,24 @@ class Downsampler {
   // Moves the watermark to `watermark_ns` if later (event time advanced by something other
   // than a point, e.g. idle time), closing what it passes.
   void AdvanceWatermark(int64_t watermark_ns, DownsampleOutput* out);
+
+  // The wall clock that stamps points was stepped back; every point stamped after the step has a
+  // timestamp >= `stamped_from_ns`. The first such point that would be late restarts event time
+  // at its timestamp: the closed boundary moves back to where it puts it, so it and the points
+  // after it are windowed. Windows still open ahead of it stay open until event time reaches
+  // them again. The price: a window interval already emitted that the new points fall into gets
+  // a second row (other points, other timestamp) instead of a whole step's worth of points
+  // dropped as late. Points older than `stamped_from_ns` stay late. Saved with the state;
+  // INT64_MAX clears it.
+  void ExpectClockStepBack(int64_t stamped_from_ns) { clock_step_from_ns_ = stamped_from_ns; }
+  bool expecting_clock_step() const { return clock_step_from_ns_ != INT64_MAX; }
+
+  // The task's clock reading, taken after each read of the raw stream: a wall clock that went
+  // back more than max(lateness, window) against the steady clock since the previous reading calls
+  // ExpectClockStepBack; returns that step (ns) or 0. An expectation no point needed (the step
+  // made nothing late) is dropped once the wall clock is past the closed boundary again. The
+  // readings are not state: a restart begins without one.
+  int64_t ObserveWallClock(int64_t wall_ns, int64_t steady_ns);
 
   std::string SaveState() const;
   Status RestoreState(std::string_view state);
@@ -95,6 +118,8 @@ class Downsampler {
   Windows windows_;
   int64_t closed_until_ns_;
   int64_t max_event_ns_;
+  int64_t clock_step_from_ns_ = INT64_MAX;  // see ExpectClockStepBack
+  int64_t last_wall_ns_ = 0, last_steady_ns_ = 0;  // previous ObserveWallClock; steady 0 = none
   std::map<std::string, std::string> alarm_levels_;  // group key + '\n' + output -> last value
   DownsampleCounters counters_;
 };

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages edgeline needs to build, test and run the demo, if missing.
+# Installs the Debian packages edgeline needs to build, test and run the demo, if missing
+# (faketime: the clock-jump test; openssl: test certificates for the TLS tests).
 set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git
@@ -8,6 +9,7 @@ PACKAGES=(
   googletest libgtest-dev
   librdkafka-dev kcat libcpp-httplib-dev
   jq bc
+  faketime openssl
   mosquitto mosquitto-clients influxdb influxdb-client
 )
 missing=()

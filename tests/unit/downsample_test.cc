@@ -293,6 +293,72 @@ TEST(Downsampler, StateRoundTripContinuesExactly) {
   EXPECT_EQ(broken.RestoreState("{not json").code(), StatusCode::kCorruption);
 }
 
+// Regression (issue 8, clock jumps): receive times come from the wall clock; after it went back
+// (NTP correcting a clock that ran an hour ahead), every point was late until the clock caught
+// up again, so an hour had no downsampled rows and no alarms.
+TEST(Downsampler, PointsStampedAfterAWallClockStepBackAreWindowedNotLate) {
+  Downsampler d(SeedConfig({{"EDGELINE_DOWNSAMPLE_LATENESS", "5s"}}));
+  DownsampleOutput out;
+  for (int m : {60, 61, 62}) d.Add(P("g1", m * kMin + 10 * kSec, 900), &out);
+  ASSERT_EQ(out.points.size(), 2u);  // windows 60m and 61m
+  d.Add(P("g1", 2 * kMin + 10 * kSec, 900), &out);  // before any step is known: late
+  EXPECT_EQ(d.counters().points_late, 1);
+
+  d.ExpectClockStepBack(2 * kMin + 15 * kSec);  // everything stamped after the step is >= this
+  d.Add(P("g1", 2 * kMin + 10 * kSec, 900), &out);  // older than the step: still late
+  EXPECT_EQ(d.counters().points_late, 2);
+  d.Add(P("g1", 2 * kMin + 20 * kSec, 450), &out);  // the first point after the step
+  EXPECT_EQ(d.counters().points_late, 2);
+  EXPECT_EQ(d.counters().clock_rewinds, 1);
+  EXPECT_FALSE(d.expecting_clock_step());
+  EXPECT_EQ(d.closed_until_ns(), 2 * kMin);
+  d.Add(P("g1", 1 * kMin + 50 * kSec, 900), &out);  // before the restarted boundary: late
+  EXPECT_EQ(d.counters().points_late, 3);
+  d.Add(P("g1", 3 * kMin + 10 * kSec, 800), &out);  // closes window 2m on the new time line
+  ASSERT_EQ(out.points.size(), 3u);
+  EXPECT_EQ(out.points[2].timestamp_ns, 2 * kMin + 20 * kSec);
+  EXPECT_EQ(d.open_windows(), 2);  // 3m, and 62m from before the step, still open
+  // Event time reaching the old time line again closes 62m once, with both time lines' points.
+  d.Add(P("g1", 62 * kMin + 30 * kSec, 700), &out);
+  d.Add(P("g1", 63 * kMin + 10 * kSec, 600), &out);
+  ASSERT_EQ(out.points.size(), 5u);
+  EXPECT_EQ(out.points[4].timestamp_ns, 62 * kMin + 30 * kSec);
+  EXPECT_EQ(d.counters().points_out, 5);
+}
+
+TEST(Downsampler, AnExpectedClockStepSurvivesSaveAndRestore) {
+  Downsampler first(SeedConfig());
+  DownsampleOutput out;
+  first.Add(P("g1", 60 * kMin, 900), &out);
+  first.Add(P("g1", 62 * kMin, 900), &out);
+  first.ExpectClockStepBack(2 * kMin);
+  Downsampler second(SeedConfig());
+  ASSERT_TRUE(second.RestoreState(first.SaveState()).ok());
+  EXPECT_TRUE(second.expecting_clock_step());
+  second.Add(P("g1", 2 * kMin + 5 * kSec, 900), &out);
+  EXPECT_EQ(second.counters().points_late, 0);
+  EXPECT_EQ(second.counters().clock_rewinds, 1);
+  auto summary = SummarizeDownsampleState(second.SaveState());
+  ASSERT_TRUE(summary.ok());
+  EXPECT_EQ(summary->counters.clock_rewinds, 1);
+}
+
+TEST(Downsampler, ObserveWallClockSeesOnlyStepsBackLongerThanAWindow) {
+  Downsampler d(SeedConfig());  // 1 min windows, lateness 10 s
+  DownsampleOutput out;
+  d.Add(P("g1", 100 * kMin, 900), &out);
+  EXPECT_EQ(d.ObserveWallClock(100 * kMin, 5 * kSec), 0);            // first reading
+  EXPECT_EQ(d.ObserveWallClock(100 * kMin + 1 * kSec, 6 * kSec), 0);  // in step
+  EXPECT_EQ(d.ObserveWallClock(100 * kMin + 90 * kSec, 7 * kSec), 0);  // forward: not a step back
+  EXPECT_EQ(d.ObserveWallClock(100 * kMin + 31 * kSec, 8 * kSec), 0);  // 60 s back: not longer than a window
+  EXPECT_FALSE(d.expecting_clock_step());
+  EXPECT_EQ(d.ObserveWallClock(40 * kMin + 32 * kSec, 9 * kSec), 60 * kMin);
+  EXPECT_TRUE(d.expecting_clock_step());
+  // No point came and the clock is past the closed boundary again: nothing left to restart.
+  EXPECT_EQ(d.ObserveWallClock(100 * kMin + 30 * kSec, 10 * kSec), 0);
+  EXPECT_FALSE(d.expecting_clock_step());
+}
+
 class DownsampleTaskTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -422,6 +488,55 @@ TEST_F(DownsampleTaskTest, WithoutAReaderOfTheDownsampledStreamNoRowsPileUp) {
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->batches, 1);  // the alarm changes only: no downsampled batch nobody would collect
   EXPECT_FALSE(queue->Read("alarm-reader", 100)->empty());
+}
+
+// Regression (issue 8, clock jumps), through the task with a FakeClock: the wall clock steps back
+// an hour, comes back (a forward step), steps forward an hour and comes back again, while points
+// are stamped with it. Before the fix the two hours after the steps back were all late.
+TEST_F(DownsampleTaskTest, WallClockStepsBackLoseNoPointToLatenessAndWriteNoSeriesTimeTwice) {
+  auto queue = Open("clock.db");
+  ASSERT_TRUE(queue->RegisterConsumer("reader", std::string(kDownsampledStream)).ok());
+  DownsampleTask task(SeedConfig(), queue.get(), &clock_);
+  ASSERT_TRUE(task.Start().ok());
+  int64_t points = 0;
+  auto run = [&](int seconds) {  // one point a second, stamped with the wall clock; a step each 10 s
+    for (int i = 0; i < seconds; ++i) {
+      BatchInput b;
+      b.lines = {FormatPoint(P("g1", clock_.WallNowNs(), 400 + i % 300))};
+      ASSERT_TRUE(queue->Append({b}, {}).ok());
+      ++points;
+      clock_.AdvanceNs(kSec);
+      if (i % 10 == 9) task.Step();
+    }
+  };
+  const int64_t hour = 3600 * kSec;
+  run(180);
+  clock_.SetWallNs(clock_.WallNowNs() - hour);
+  run(180);
+  clock_.SetWallNs(clock_.WallNowNs() + hour);
+  run(180);
+  clock_.SetWallNs(clock_.WallNowNs() + hour);
+  run(180);
+  clock_.SetWallNs(clock_.WallNowNs() - hour);
+  run(180);
+  task.Step();
+  const DownsampleCounters& c = task.engine().counters();
+  EXPECT_EQ(c.points_in + c.points_late, points);
+  EXPECT_EQ(c.points_late, 0);
+  EXPECT_EQ(c.clock_rewinds, 2);
+  // Each of the five 3-minute stretches closed its windows; the last one's newest stays open.
+  EXPECT_GE(c.points_out, 5 * 2);
+  std::set<int64_t> times;
+  auto rows = queue->Read("reader", 1'000'000);
+  ASSERT_TRUE(rows.ok());
+  int64_t n = 0;
+  for (const Batch& b : *rows) {
+    for (const auto& line : b.lines) {
+      ++n;
+      EXPECT_TRUE(times.insert(*ParseLine(line)->timestamp_ns).second) << "series+time written twice: " << line;
+    }
+  }
+  EXPECT_EQ(n, c.points_out);
 }
 
 TEST(AlarmTopic, TemplateOrSuffix) {
