@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -85,17 +86,28 @@ std::string Base64Decode(std::string_view in) {
   return out;
 }
 
+// Compares without an early exit, so response timing does not reveal how much of a guess matched.
+bool SecretEquals(std::string_view given, std::string_view secret) {
+  unsigned char diff = given.size() == secret.size() ? 0 : 1;
+  for (size_t i = 0; i < given.size(); ++i) {
+    diff |= static_cast<unsigned char>(given[i] ^ secret[i % std::max<size_t>(1, secret.size())]);
+  }
+  return diff == 0;
+}
+
 bool TokenMatches(const httplib::Request& req, const std::string& token, bool v1) {
   if (token.empty()) return true;
   std::string auth = req.get_header_value("Authorization");
-  if (auth == "Token " + token || auth == "Bearer " + token) return true;
+  for (std::string_view scheme : {"Token ", "Bearer "}) {
+    if (auth.rfind(scheme, 0) == 0 && SecretEquals(std::string_view(auth).substr(scheme.size()), token)) return true;
+  }
   if (!v1) return false;
   // 1.x clients send the token as the password: u/p parameters or Basic auth.
-  if (req.has_param("p") && req.get_param_value("p") == token) return true;
+  if (req.has_param("p") && SecretEquals(req.get_param_value("p"), token)) return true;
   if (auth.rfind("Basic ", 0) == 0) {
     std::string decoded = Base64Decode(std::string_view(auth).substr(6));
     size_t colon = decoded.find(':');
-    return colon != std::string::npos && decoded.substr(colon + 1) == token;
+    return colon != std::string::npos && SecretEquals(std::string_view(decoded).substr(colon + 1), token);
   }
   return false;
 }

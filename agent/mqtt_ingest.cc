@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <utility>
 
 #include "common/log.h"
 
@@ -19,7 +20,67 @@ std::string SessionClientId(const MqttConfig& config, size_t index) {
   return config.client_id + "-" + std::to_string(index);
 }
 
-mqtt::connect_options BuildConnectOptions(const MqttConfig& config, bool with_will) {
+// OpenSSL's reason for the last failed TLS handshake. Paho's own error says only "TCP/TLS connect
+// failure"; its TLS error callback gets OpenSSL's line. Shared with the callback, which Paho
+// keeps (and may call from its thread) as long as the client keeps the connect options.
+struct TlsErrorSlot {
+  std::mutex mu;
+  std::string reason;
+  std::string Take() {
+    std::lock_guard lock(mu);
+    return std::exchange(reason, std::string());
+  }
+};
+
+// "<thread>:error:<code>:SSL routines:<function>:<reason>:<file>:<line>:" -> "<reason>".
+std::string OpenSslReason(const std::string& line) {
+  size_t start = 0;
+  for (int field = 0; field < 5; ++field) {
+    start = line.find(':', start);
+    if (start == std::string::npos) return line;
+    ++start;
+  }
+  const size_t end = line.find(':', start);
+  return line.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+// Paho's messages for refused connections are bare codes ("MQTT error [5]: CONNACK return
+// code"); an operator needs to know which setting to fix.
+std::string DescribeConnectFailure(const mqtt::exception& e, bool tls, const std::string& tls_reason) {
+  switch (e.get_return_code()) {  // MQTT 3.1.1 CONNACK return codes
+    case 1: return "broker refused the connection: unacceptable protocol version (CONNACK 1)";
+    case 2:
+      return "broker refused the connection: client identifier rejected (CONNACK 2); "
+             "check EDGELINE_MQTT_CLIENT_ID";
+    case 3: return "broker refused the connection: server unavailable (CONNACK 3)";
+    case 4:
+      return "broker refused the connection: bad user name or password (CONNACK 4); "
+             "check EDGELINE_MQTT_USERNAME and EDGELINE_MQTT_PASSWORD";
+    case 5:
+      return "broker refused the connection: not authorized (CONNACK 5); "
+             "check EDGELINE_MQTT_USERNAME and EDGELINE_MQTT_PASSWORD";
+    default: break;
+  }
+  if (!tls_reason.empty()) {
+    return "TLS handshake failed: " + tls_reason +
+           " (check EDGELINE_MQTT_CA_FILE, EDGELINE_MQTT_CERT_FILE, EDGELINE_MQTT_KEY_FILE)";
+  }
+  if (tls && e.get_return_code() == -1) {
+    // No OpenSSL reason: Paho 1.3 checks the host name after the handshake without giving one,
+    // and a broker refusing our client certificate just closes the connection.
+    return std::string(e.what()) +
+           " (TLS: is the broker reachable, does its certificate name the host in EDGELINE_MQTT_URL, "
+           "does it require a client certificate (EDGELINE_MQTT_CERT_FILE, EDGELINE_MQTT_KEY_FILE)?)";
+  }
+  return e.what();
+}
+
+bool IsTlsUrl(const std::string& url) {
+  return url.rfind("ssl://", 0) == 0 || url.rfind("mqtts://", 0) == 0 || url.rfind("wss://", 0) == 0;
+}
+
+mqtt::connect_options BuildConnectOptions(const MqttConfig& config, bool with_will,
+                                          const std::shared_ptr<TlsErrorSlot>& tls_error) {
   mqtt::connect_options opts;
   opts.set_clean_session(false);  // persistent session: the broker holds QoS 1 messages while we are down
   opts.set_keep_alive_interval(std::chrono::seconds(std::max<int64_t>(1, config.keepalive_ns / 1'000'000'000)));
@@ -34,14 +95,17 @@ mqtt::connect_options BuildConnectOptions(const MqttConfig& config, bool with_wi
   if (with_will) {
     opts.set_will(mqtt::will_options(config.status_topic, std::string(kOffline), 1, true));
   }
-  const std::string& url = config.url;
-  if (url.rfind("ssl://", 0) == 0 || url.rfind("mqtts://", 0) == 0 || url.rfind("wss://", 0) == 0) {
+  if (IsTlsUrl(config.url)) {
     mqtt::ssl_options ssl;
     if (!config.ca_file.empty()) ssl.set_trust_store(config.ca_file);
     if (!config.cert_file.empty()) ssl.set_key_store(config.cert_file);
     if (!config.key_file.empty()) ssl.set_private_key(config.key_file);
     ssl.set_enable_server_cert_auth(!config.tls_skip_verify);
     ssl.set_verify(!config.tls_skip_verify);
+    ssl.set_error_handler([tls_error](const std::string& line) {
+      std::lock_guard lock(tls_error->mu);
+      tls_error->reason = OpenSslReason(line);
+    });
     opts.set_ssl(ssl);
   }
   return opts;
@@ -135,13 +199,15 @@ void MqttIngest::ConnectLoop() {
   // Paho reconnects by itself only after a first successful connect; until then we retry.
   for (size_t i = 0; i < clients_.size(); ++i) {
     int64_t delay_ns = config_.reconnect_min_ns;
+    auto tls_error = std::make_shared<TlsErrorSlot>();
     while (!stopping_) {
       try {
-        auto opts = BuildConnectOptions(config_, i == 0);
+        auto opts = BuildConnectOptions(config_, i == 0, tls_error);
         clients_[i]->connect(opts)->wait();
         break;
       } catch (const mqtt::exception& e) {
-        std::string error = std::string("connect to ") + config_.url + " failed: " + e.what();
+        std::string error = "connect to " + config_.url + " failed: " +
+                            DescribeConnectFailure(e, IsTlsUrl(config_.url), tls_error->Take());
         SetLastError(error);
         LOG_WARN("mqtt") << "session " << i << ": " << error << "; retrying";
       }
