@@ -152,15 +152,33 @@ TEST_F(StatusReportTest, PendingDataShowsAgeAndLag) {
   EXPECT_TRUE(r["healthy"].get<bool>()) << r.dump(2);  // pending alone is not a problem
 }
 
-TEST_F(StatusReportTest, StaleHeartbeatMeansNotRunning) {
+TEST_F(StatusReportTest, StaleHeartbeatOfALiveProcessIsADiskError) {
+  // The agent writes its state every second; alive but silent means it cannot write the file.
   auto q = Open();
   WriteLiveAgentState(q.get());
   clock_.AdvanceNs(6 * kNsPerSec);  // default stale_after is 5 s
   json r = Report(q.get());
   EXPECT_FALSE(r["agent"]["running"].get<bool>());
+  EXPECT_EQ(r["agent"]["state"].get<std::string>(), "disk-error");
   EXPECT_FALSE(r["agent"]["mqtt_connected"].get<bool>());
   EXPECT_EQ(r["agent"]["mqtt_sessions_connected"].get<int64_t>(), 0);
   EXPECT_FALSE(r["healthy"].get<bool>());
+  EXPECT_TRUE(HasProblem(r, "cannot write the queue file")) << r.dump(2);
+  EXPECT_FALSE(HasProblem(r, "agent is not running")) << r.dump(2);
+  EXPECT_NE(RenderStatusText(r).find("disk-error"), std::string::npos);
+}
+
+TEST_F(StatusReportTest, StaleHeartbeatOfAGoneProcessMeansNotRunning) {
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
+  auto q = Open();
+  WriteLiveAgentState(q.get(), child);
+  clock_.AdvanceNs(6 * kNsPerSec);
+  json r = Report(q.get());
+  EXPECT_EQ(r["agent"]["state"].get<std::string>(), "stopped");
   EXPECT_TRUE(HasProblem(r, "agent is not running")) << r.dump(2);
 }
 
@@ -226,6 +244,11 @@ TEST_F(StatusReportTest, FailingCommitsAreDegraded) {
   EXPECT_TRUE(r["agent"]["commit_failing"].get<bool>());
   EXPECT_EQ(r["agent"]["commit_failures"], 7);
   EXPECT_TRUE(HasProblem(r, "commits to the queue are failing")) << r.dump(2);
+  EXPECT_EQ(r["agent"]["state"].get<std::string>(), "disk-error");
+  ASSERT_TRUE(q->SetAgentState({{"commit_problem", "queue-full"}}).ok());
+  r = Report(q.get());
+  EXPECT_EQ(r["agent"]["state"].get<std::string>(), "queue-full");
+  EXPECT_TRUE(HasProblem(r, "EDGELINE_QUEUE_MAX_BYTES")) << r.dump(2);
 }
 
 TEST_F(StatusReportTest, FailingSinkIsDegraded) {
