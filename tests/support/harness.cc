@@ -81,10 +81,14 @@ size_t CollectBody(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
-// Returns the HTTP status (0 on transport failure); body in *body.
-int HttpCall(const std::string& url, const std::string& post_fields, std::string* body) {
+// Returns the HTTP status (0 on transport failure); body in *body. `ca_file` and `userpwd`
+// ("user:password", Basic) serve the security tests' HTTPS and auth-enabled influxd.
+int HttpCall(const std::string& url, const std::string& post_fields, std::string* body,
+             const std::string& ca_file = "", const std::string& userpwd = "") {
   CURL* curl = curl_easy_init();
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  if (!ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file.c_str());
+  if (!userpwd.empty()) curl_easy_setopt(curl, CURLOPT_USERPWD, userpwd.c_str());
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, CollectBody);
@@ -180,10 +184,15 @@ std::string Process::Log() const {
   return ss.str();
 }
 
-Mosquitto::Mosquitto() : dir_(MakeTempDir("edgeline-mosquitto")), port_(FreePort()) {
+Mosquitto::Mosquitto() : Mosquitto(MosquittoOptions{}) {}
+
+Mosquitto::Mosquitto(const MosquittoOptions& options)
+    : dir_(MakeTempDir("edgeline-mosquitto")), port_(FreePort()), scheme_(options.scheme) {
   std::string conf = dir_ + "/mosquitto.conf";
-  WriteFile(conf, "listener " + std::to_string(port_) + " 127.0.0.1\n"
-                  "allow_anonymous true\n"
+  const bool sets_anonymous = options.global_config.find("allow_anonymous") != std::string::npos;
+  WriteFile(conf, "listener " + std::to_string(port_) + " 127.0.0.1\n" + options.listener_config +
+                  "\n" + options.global_config + "\n" +
+                  (sets_anonymous ? "" : "allow_anonymous true\n") +
                   "persistence false\n"
                   "max_queued_messages 1000000\n"
                   "max_inflight_messages 100\n"
@@ -196,7 +205,18 @@ Mosquitto::Mosquitto() : dir_(MakeTempDir("edgeline-mosquitto")), port_(FreePort
   }
 }
 
-Influxd::Influxd() : dir_(MakeTempDir("edgeline-influxd")), http_port_(FreePort()), rpc_port_(FreePort()) {
+Influxd::Influxd() : Influxd(InfluxdOptions{}) {}
+
+Influxd::Influxd(InfluxdOptions options)
+    : options_(std::move(options)),
+      dir_(MakeTempDir("edgeline-influxd")),
+      http_port_(FreePort()),
+      rpc_port_(FreePort()) {
+  std::string https;
+  if (!options_.https_certificate.empty()) {
+    https = "  https-enabled = true\n  https-certificate = \"" + options_.https_certificate +
+            "\"\n  https-private-key = \"" + options_.https_private_key + "\"\n";
+  }
   WriteFile(dir_ + "/influxd.conf",
             "reporting-disabled = true\n"
             "bind-address = \"127.0.0.1:" + std::to_string(rpc_port_) + "\"\n"
@@ -204,7 +224,7 @@ Influxd::Influxd() : dir_(MakeTempDir("edgeline-influxd")), http_port_(FreePort(
             "[data]\n  dir = \"" + dir_ + "/data\"\n  wal-dir = \"" + dir_ + "/wal\"\n"
             "  query-log-enabled = false\n"
             "[http]\n  bind-address = \"127.0.0.1:" + std::to_string(http_port_) + "\"\n"
-            "  log-enabled = false\n"
+            "  log-enabled = false\n" + https + options_.http_config + "\n"
             "[monitor]\n  store-enabled = false\n"
             "[continuous_queries]\n  enabled = false\n");
   Start();
@@ -216,10 +236,15 @@ void Influxd::Start() {
   bool up = WaitFor(
       [&] {
         std::string body;
-        return HttpCall(url() + "/ping", "", &body) == 204;
+        return HttpCall(url() + "/ping", "", &body, options_.ca_file) == 204;
       },
       std::chrono::seconds(30));
   if (!up) throw std::runtime_error("influxd did not start: " + process_->Log());
+}
+
+void Influxd::SetQueryCredentials(std::string username, std::string password) {
+  options_.username = std::move(username);
+  options_.password = std::move(password);
 }
 
 void Influxd::Stop() {
@@ -231,7 +256,8 @@ nlohmann::json Influxd::Query(const std::string& q, const std::string& db) const
   std::string body;
   std::string fields = "q=" + UrlEncode(q) + "&epoch=ns";
   if (!db.empty()) fields += "&db=" + UrlEncode(db);
-  int code = HttpCall(url() + "/query", fields, &body);
+  const std::string userpwd = options_.username.empty() ? "" : options_.username + ":" + options_.password;
+  int code = HttpCall(url() + "/query", fields, &body, options_.ca_file, userpwd);
   if (code != 200) return nlohmann::json{{"error", "HTTP " + std::to_string(code) + ": " + body}};
   return nlohmann::json::parse(body, nullptr, false);
 }

@@ -42,30 +42,57 @@ class Process {
   std::string log_path_;
 };
 
+// Added for the security tests (session 3): TLS and authentication variants of the servers.
+// Default-constructed options give exactly the plain servers the other tests use.
+struct MosquittoOptions {
+  std::string listener_config;  // lines right after `listener` (cafile, certfile, keyfile...)
+  std::string global_config;    // e.g. password_file; anonymous clients stay allowed unless this
+                                // sets allow_anonymous itself
+  std::string scheme = "tcp";   // of url(): "ssl" or "mqtts" for a TLS listener
+};
+
+struct InfluxdOptions {
+  std::string https_certificate;  // both set: the HTTP API is HTTPS only
+  std::string https_private_key;
+  std::string ca_file;            // trusted by the harness's own calls (readiness, Query)
+  std::string http_config;        // extra [http] lines, e.g. auth-enabled = true
+  std::string username;           // Basic auth for Query, once an admin user exists
+  std::string password;
+};
+
 class Mosquitto {
  public:
   Mosquitto();
-  std::string url() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  explicit Mosquitto(const MosquittoOptions& options);  // security tests
+  std::string url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
   int port() const { return port_; }
 
  private:
   std::string dir_;
   int port_;
+  std::string scheme_ = "tcp";
   std::unique_ptr<Process> process_;
 };
 
 class Influxd {
  public:
   Influxd();
+  explicit Influxd(InfluxdOptions options);  // security tests
+  // Credentials for Query from now on (after creating the admin user of an auth-enabled server).
+  void SetQueryCredentials(std::string username, std::string password);
   void Stop();   // SIGTERM (data kept)
   void Start();  // same dirs, same port
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(http_port_); }
+  std::string url() const {
+    return (options_.https_certificate.empty() ? "http" : "https") + std::string("://127.0.0.1:") +
+           std::to_string(http_port_);
+  }
   // Runs an InfluxQL statement (POST /query); returns the parsed JSON body.
   nlohmann::json Query(const std::string& q, const std::string& db = "") const;
   // First value of the first series of a single-value query, or -1 when there is none.
   int64_t QueryCount(const std::string& q, const std::string& db) const;
 
  private:
+  InfluxdOptions options_;
   std::string dir_;
   int http_port_;
   int rpc_port_;
