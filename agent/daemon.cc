@@ -318,14 +318,8 @@ int RunDaemon(const Config& config) {
     return 1;
   }
   std::unique_ptr<Queue> queue = std::move(opened).value();
-  auto stats = queue->Stats();
-  if (stats.ok()) {
-    LOG_INFO("agent") << "queue " << config.queue.path << ": " << stats->points << " points pending in "
-                      << stats->batches << " batches";
-    if (!stats->recovered_from.empty()) {
-      LOG_WARN("agent") << "queue was corrupt and moved aside to " << stats->recovered_from;
-    }
-  }
+  // No Stats() here: it counts the whole file, which with a large backlog delays the first write.
+  LOG_INFO("agent") << "queue " << config.queue.path << " open";
 
   // Sinks registered before this are from an earlier configuration (status shows them inactive).
   const int64_t started_ns = clock->WallNowNs();
@@ -393,7 +387,8 @@ int RunDaemon(const Config& config) {
       // A damaged queue file does not heal by retrying. Ending like a crash hands it to the
       // start-up check, which moves it aside (kept) and starts a fresh queue; the broker still
       // holds every message that was not acknowledged.
-      if (state.code() == StatusCode::kCorruption || CommitProblem(committer.counters()) == "corrupt") {
+      if (state.code() == StatusCode::kCorruption || CommitProblem(committer.counters()) == "corrupt" ||
+          queue->StartupCheck(/*wait=*/false).code() == StatusCode::kCorruption) {
         LOG_ERROR("agent") << "the queue file is corrupt; exiting so that the restart moves it aside";
         std::_Exit(kExitQueueCorrupt);
       }

@@ -195,17 +195,30 @@ class Queue {
 
   // PRAGMA integrity_check; "ok" when healthy.
   virtual Result<std::string> IntegrityCheck() = 0;
+
+  // The start-up check of a large file runs in the background (see QueueOpenOptions). Returns
+  // Corruption once it has failed (the owner should then end the process: the next open moves
+  // the file aside), OK when it passed or is still running. `wait` blocks until it is done.
+  virtual Status StartupCheck(bool wait) {
+    (void)wait;
+    return Status::Ok();
+  }
 };
 
 struct QueueOpenOptions {
   QueueConfig config;
   bool read_only = false;  // for `edgeline status`: never creates, never writes
   const Clock* clock = nullptr;  // defaults to SystemClock
+  // Files up to this size are checked (PRAGMA quick_check) before Open returns. A larger file is
+  // checked in the background, together with the byte count the size bound needs, so a restart
+  // with a large backlog replicates at once: both scans read the whole file.
+  int64_t sync_check_max_bytes = 64 << 20;
 };
 
 // Opens (creating if needed, mode 0600) the SQLite queue. On a failed quick_check the file is
 // renamed to <path>.corrupt-<unix-time> (kept), a new one is created, and Stats().recovered_from
-// says so.
+// says so. A failed background check leaves <path>.check-failed behind, so the next open checks
+// before it returns and moves the file aside.
 Result<std::unique_ptr<Queue>> OpenSqliteQueue(const QueueOpenOptions& options);
 
 }  // namespace edgeline

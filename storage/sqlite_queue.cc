@@ -17,6 +17,8 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
+#include <condition_variable>
 
 #include "common/log.h"
 #include "storage/queue.h"
@@ -252,6 +254,10 @@ bool HasColumn(sqlite3* db, std::string_view table, std::string_view column) {
   return ok;
 }
 
+Status CheckDb(sqlite3* db);
+Result<sqlite3*> OpenDb(const std::string& path, bool read_only);
+std::string CheckFailedMarker(const std::string& path) { return path + ".check-failed"; }
+
 class SqliteQueue final : public Queue {
  public:
   SqliteQueue(sqlite3* db, QueueOpenOptions options, std::string recovered_from)
@@ -259,15 +265,41 @@ class SqliteQueue final : public Queue {
     clock_ = options_.clock ? options_.clock : &SystemClock::Instance();
   }
   ~SqliteQueue() override {
+    {
+      std::lock_guard lock(check_mu_);
+      if (check_db_) sqlite3_interrupt(check_db_);
+    }
+    if (check_thread_.joinable()) check_thread_.join();
     insert_batch_.reset();  // finalize before closing the connection
     ZSTD_freeCCtx(cctx_);
     ZSTD_freeDCtx(dctx_);
     sqlite3_close_v2(db_);
   }
 
-  Status Init() {
+  Status Init(bool check_in_background) {
     if (options_.read_only) return Status::Ok();
-    return RecomputeBytesLocked();
+    if (!check_in_background) return RecomputeBytesLocked();
+    // The background scans read a snapshot taken now, before any change of ours: what they
+    // count plus the changes made since (total_bytes_ counts them from 0) is the exact total.
+    ASSIGN_OR_RETURN(sqlite3 * check_db, OpenDb(options_.config.path, /*read_only=*/true));
+    Status st = Exec(check_db, "BEGIN");
+    if (st.ok()) st = Exec(check_db, "SELECT COUNT(*) FROM meta");  // a read starts the snapshot
+    if (!st.ok()) {
+      sqlite3_close_v2(check_db);
+      return st;
+    }
+    check_db_ = check_db;
+    bytes_known_ = false;
+    total_bytes_ = 0;
+    check_running_ = true;
+    check_thread_ = std::thread([this] { RunStartupCheck(); });
+    return Status::Ok();
+  }
+
+  Status StartupCheck(bool wait) override {
+    std::unique_lock lock(check_mu_);
+    if (wait) check_cv_.wait(lock, [&] { return !check_running_; });
+    return check_result_;
   }
 
   Result<std::vector<int64_t>> Append(const std::vector<BatchInput>& batches,
@@ -408,7 +440,7 @@ class SqliteQueue final : public Queue {
   Result<int64_t> EnforceLimits() override {
     std::lock_guard lock(mu_);
     dropped_total_in_call_ = 0;
-    const int64_t over_bytes = options_.config.full_policy == QueueFullPolicy::kDropOldest
+    const int64_t over_bytes = options_.config.full_policy == QueueFullPolicy::kDropOldest && bytes_known_
                                    ? total_bytes_ - options_.config.max_bytes
                                    : 0;
     const int64_t created_before = options_.config.max_age_ns > 0
@@ -665,7 +697,8 @@ class SqliteQueue final : public Queue {
   // Applies the size bound for `encoded` about to be inserted (inside a transaction).
   Status MakeRoomLocked(const std::vector<Encoded>& encoded) {
     const int64_t incoming = IncomingBytes(encoded);
-    if (total_bytes_ + incoming <= options_.config.max_bytes) return Status::Ok();
+    // Until the start-up count is done the size bound cannot be applied (the age bound can).
+    if (!bytes_known_ || total_bytes_ + incoming <= options_.config.max_bytes) return Status::Ok();
     if (options_.config.full_policy == QueueFullPolicy::kBackpressure) {
       return Status::ResourceExhausted("queue full (" + std::to_string(total_bytes_) + " of " +
                                        std::to_string(options_.config.max_bytes) + " bytes)");
@@ -797,24 +830,17 @@ class SqliteQueue final : public Queue {
   // Runs `body` as one BEGIN IMMEDIATE ... COMMIT, rolled back on any error: every mutation is
   // all or nothing, also under SIGKILL.
   Status TransactionLocked(const std::function<Status()>& body) {
-    RETURN_IF_ERROR(Begin());
+    // Deletes inside the body adjust total_bytes_ as they go; a rollback restores it (no rescan,
+    // which would read the whole file on every failed commit of a full or failing disk).
+    const int64_t bytes_before = total_bytes_;
+    RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE"));
     Status st = body();
+    if (st.ok()) st = Exec(db_, "COMMIT");
     if (!st.ok()) {
-      Rollback();
-      return st;
+      if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
+      total_bytes_ = bytes_before;
     }
-    return Commit();
-  }
-
-  Status Begin() { return Exec(db_, "BEGIN IMMEDIATE"); }
-  Status Commit() {
-    Status st = Exec(db_, "COMMIT");
-    if (!st.ok()) Rollback();
     return st;
-  }
-  void Rollback() {
-    if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
-    (void)RecomputeBytesLocked();
   }
 
   Status RecomputeBytesLocked() {
@@ -974,6 +1000,52 @@ class SqliteQueue final : public Queue {
     }
   }
 
+  // Background start-up check of a large file: byte count, then quick_check, on check_db_'s
+  // snapshot. A failure leaves a marker so the next open checks first and moves the file aside.
+  void RunStartupCheck() {
+    const int64_t started = clock_->SteadyNowNs();
+    sqlite3* db = check_db_;  // only this thread uses it; check_mu_ guards the pointer for interrupt
+    int64_t bytes = 0;
+    int64_t batches = 0;
+    Status st;
+    {
+      Stmt sum(db, "SELECT COALESCE(SUM(length(body)),0), COUNT(*) FROM batch");
+      st = sum.prepared();
+      if (st.ok() && sum.Step(&st)) {
+        bytes = sum.Int(0);
+        batches = sum.Int(1);
+      }
+    }
+    if (st.ok()) st = CheckDb(db);
+    (void)Exec(db, "COMMIT");
+    {
+      std::lock_guard lock(check_mu_);
+      check_db_ = nullptr;
+    }
+    sqlite3_close_v2(db);
+    const double seconds = static_cast<double>(clock_->SteadyNowNs() - started) / kNsPerSec;
+    if (st.ok()) {
+      {
+        std::lock_guard lock(mu_);
+        total_bytes_ += bytes;
+        bytes_known_ = true;
+      }
+      LOG_INFO("queue") << "start-up check passed in " << seconds << " s: " << batches << " batches, " << bytes
+                        << " bytes";
+    } else if (st.code() == StatusCode::kCorruption) {
+      LOG_ERROR("queue") << "start-up check failed: " << st.message() << "; the next start moves the file aside";
+      int fd = ::open(CheckFailedMarker(options_.config.path).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+      if (fd >= 0) ::close(fd);
+    } else {
+      LOG_WARN("queue") << "start-up check did not finish: " << st.ToString();
+      st = Status::Ok();  // interrupted by shutdown, or an I/O error the writer will meet too
+    }
+    std::lock_guard lock(check_mu_);
+    check_result_ = st;
+    check_running_ = false;
+    check_cv_.notify_all();
+  }
+
   std::mutex mu_;
   sqlite3* db_;
   QueueOpenOptions options_;
@@ -981,7 +1053,14 @@ class SqliteQueue final : public Queue {
   std::string recovered_from_;
   std::map<std::string, std::string> consumers_;  // sink -> stream, registered this run
   int64_t total_bytes_ = 0;
+  bool bytes_known_ = true;  // false until the background start-up count is added in
   int64_t dropped_total_in_call_ = 0;
+  std::mutex check_mu_;
+  std::condition_variable check_cv_;
+  sqlite3* check_db_ = nullptr;  // guarded by check_mu_ (for sqlite3_interrupt)
+  bool check_running_ = false;   // guarded by check_mu_
+  Status check_result_;          // guarded by check_mu_
+  std::thread check_thread_;
   // Reused across calls: creating a zstd context per batch costs more than compressing one line.
   ZSTD_CCtx* cctx_ = ZSTD_createCCtx();
   ZSTD_DCtx* dctx_ = ZSTD_createDCtx();
@@ -1051,10 +1130,20 @@ Result<std::unique_ptr<Queue>> OpenSqliteQueue(const QueueOpenOptions& options) 
   ::fchmod(fd, 0600);
   ::close(fd);
 
+  // A large file is checked in the background (Init), unless its last check failed.
+  const std::string marker = CheckFailedMarker(path);
+  const bool check_failed_before = ::access(marker.c_str(), F_OK) == 0;
+  int64_t file_bytes = 0;
+  for (const char* suffix : {"", "-wal"}) {
+    struct stat st {};
+    if (::stat((path + suffix).c_str(), &st) == 0) file_bytes += st.st_size;
+  }
+  const bool check_in_background = !check_failed_before && file_bytes > options.sync_check_max_bytes;
+
   std::string recovered_from;
   for (int attempt = 0; attempt < 2; ++attempt) {
     ASSIGN_OR_RETURN(sqlite3 * db, OpenDb(path, false));
-    Status st = CheckDb(db);
+    Status st = check_in_background && attempt == 0 ? Status::Ok() : CheckDb(db);
     if (st.ok()) st = Configure(db, options.config);
     if (st.ok()) {
       if (!recovered_from.empty()) {
@@ -1065,8 +1154,9 @@ Result<std::unique_ptr<Queue>> OpenSqliteQueue(const QueueOpenOptions& options) 
           (void)ins.Run();
         }
       }
+      if (check_failed_before) ::unlink(marker.c_str());  // checked now, before returning
       auto q = std::make_unique<SqliteQueue>(db, options, recovered_from);
-      RETURN_IF_ERROR(q->Init());
+      RETURN_IF_ERROR(q->Init(check_in_background && attempt == 0));
       return std::unique_ptr<Queue>(std::move(q));
     }
     sqlite3_close_v2(db);

@@ -223,6 +223,61 @@ TEST_F(DamagedFileTest, GarbageHeaderIsMovedAside) {
   ExpectMovedAsideAndFresh(size);
 }
 
+// A large file is checked after Open returns (a restart must not read gigabytes before the first
+// write). Damage found then leaves a marker: the next open checks first and moves the file aside.
+TEST_F(DamagedFileTest, DamageInALargeFileIsFoundInTheBackgroundAndMovedAsideNextStart) {
+  Fill(40);
+  const auto size = std::filesystem::file_size(options_.config.path);
+  {
+    std::fstream f(options_.config.path, std::ios::in | std::ios::out | std::ios::binary);
+    std::string garbage(2 * 4096, '\x5a');
+    f.seekp(3 * 4096);
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  options_.sync_check_max_bytes = 0;  // every file counts as large
+  {
+    auto q = Open();
+    ASSERT_NE(q, nullptr);
+    EXPECT_TRUE(q->Stats().ok() ? q->Stats()->recovered_from.empty() : true);
+    EXPECT_EQ(q->StartupCheck(/*wait=*/true).code(), StatusCode::kCorruption);
+    EXPECT_TRUE(std::filesystem::exists(options_.config.path + ".check-failed"));
+  }
+  ExpectMovedAsideAndFresh(size);
+  EXPECT_FALSE(std::filesystem::exists(options_.config.path + ".check-failed"));
+}
+
+// The size bound after a background count is as exact as after a count at open: appends made
+// while the count runs are neither lost nor counted twice.
+TEST_F(DamagedFileTest, BackgroundCountKeepsTheSizeBoundExact) {
+  Fill(40);
+  int64_t stored = 0;
+  {
+    auto q = Open();
+    stored = q->Stats()->bytes;
+  }
+  std::filesystem::copy_file(options_.config.path, (dir_ / "copy.db").string());
+  auto fits = [&](const std::string& path, int64_t sync_check_max_bytes) {
+    QueueOpenOptions o = options_;
+    o.config.path = path;
+    o.config.full_policy = QueueFullPolicy::kBackpressure;
+    o.config.max_bytes = stored + 3000;
+    o.sync_check_max_bytes = sync_check_max_bytes;
+    auto q = OpenSqliteQueue(o);
+    EXPECT_TRUE(q.ok());
+    EXPECT_TRUE((*q)->RegisterConsumer("a", "raw").ok());
+    int n = 0;
+    EXPECT_TRUE((*q)->Append({Lines(100000, 5)}, {}).ok());  // likely while the count runs
+    EXPECT_TRUE((*q)->StartupCheck(/*wait=*/true).ok());
+    while (n < 1000 && (*q)->Append({Lines(200000 + n * 5, 5)}, {}).ok()) ++n;
+    return n;
+  };
+  const int at_open = fits((dir_ / "copy.db").string(), 1LL << 40);
+  const int in_background = fits(options_.config.path, 0);
+  EXPECT_GT(at_open, 0);
+  EXPECT_LT(at_open, 1000);
+  EXPECT_EQ(in_background, at_open);
+}
+
 // Power loss tears the WAL at any byte. Whatever the offset, the queue opens and holds a prefix
 // of the committed appends, each batch whole: never a gap, never half a batch, never a crash.
 TEST_F(StorageFaultTest, WalTornAtRandomOffsetsLeavesACommittedPrefix) {
