@@ -81,10 +81,7 @@ Status DownsampleTask::Reload() {
   engine_ = std::make_unique<Downsampler>(config_);
   ASSIGN_OR_RETURN(std::string state, queue_->ConsumerState(std::string(kDownsamplerSink)));
   if (!state.empty()) RETURN_IF_ERROR(engine_->RestoreState(state));
-  ASSIGN_OR_RETURN(std::vector<SinkStatus> sinks, queue_->SinkStatuses());
-  for (const SinkStatus& s : sinks) {
-    if (s.sink == kDownsamplerSink) cursor_seq_ = s.cursor_seq;
-  }
+  ASSIGN_OR_RETURN(cursor_seq_, queue_->CursorOf(std::string(kDownsamplerSink)));
   // Idle time is counted from now: time spent stopped is not event time that passed.
   newest_seen_steady_ns_ = clock_->SteadyNowNs();
   return Status::Ok();

@@ -169,8 +169,17 @@ class Queue {
   // Applies max-age (and max-bytes) now; Append/Ack call it too. Returns points dropped.
   virtual Result<int64_t> EnforceLimits() = 0;
 
+  // SinkStatuses and Stats count pending points and bytes: they read the whole file.
   virtual Result<std::vector<SinkStatus>> SinkStatuses() = 0;
   virtual Result<QueueStats> Stats() = 0;
+  // One sink's cursor (0 when it has none yet), without counting anything.
+  virtual Result<int64_t> CursorOf(const std::string& sink) {
+    ASSIGN_OR_RETURN(std::vector<SinkStatus> sinks, SinkStatuses());
+    for (const SinkStatus& s : sinks) {
+      if (s.sink == sink) return s.cursor_seq;
+    }
+    return int64_t{0};
+  }
   virtual Result<std::vector<DeadLetter>> DeadLetters(const std::string& sink, int64_t limit) = 0;
 
   // Dead-letter tools (`edgeline dlq replay|purge`). RequestReplay marks the rejected dead

@@ -296,6 +296,13 @@ class SqliteQueue final : public Queue {
     return Status::Ok();
   }
 
+  Result<int64_t> CursorOf(const std::string& sink) override {
+    std::lock_guard lock(mu_);
+    auto cursor = CursorLocked(sink);
+    if (!cursor.ok() && cursor.status().code() == StatusCode::kNotFound) return int64_t{0};
+    return cursor;
+  }
+
   Status StartupCheck(bool wait) override {
     std::unique_lock lock(check_mu_);
     if (wait) check_cv_.wait(lock, [&] { return !check_running_; });
