@@ -390,6 +390,7 @@ int RunDaemon(const Config& config) {
       if (state.code() == StatusCode::kCorruption || CommitProblem(committer.counters()) == "corrupt" ||
           queue->StartupCheck(/*wait=*/false).code() == StatusCode::kCorruption) {
         LOG_ERROR("agent") << "the queue file is corrupt; exiting so that the restart moves it aside";
+        MarkQueueForCheck(config.queue.path);
         std::_Exit(kExitQueueCorrupt);
       }
       ReplayIngestDeadLetters(queue.get(), &committer);

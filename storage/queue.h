@@ -230,4 +230,8 @@ struct QueueOpenOptions {
 // before it returns and moves the file aside.
 Result<std::unique_ptr<Queue>> OpenSqliteQueue(const QueueOpenOptions& options);
 
+// Leaves the marker that makes the next OpenSqliteQueue check the file before it returns (and
+// move it aside if damaged), for an owner that met SQLITE_CORRUPT at run time.
+void MarkQueueForCheck(const std::string& queue_path);
+
 }  // namespace edgeline

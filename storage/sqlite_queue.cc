@@ -1041,8 +1041,7 @@ class SqliteQueue final : public Queue {
                         << " bytes";
     } else if (st.code() == StatusCode::kCorruption) {
       LOG_ERROR("queue") << "start-up check failed: " << st.message() << "; the next start moves the file aside";
-      int fd = ::open(CheckFailedMarker(options_.config.path).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-      if (fd >= 0) ::close(fd);
+      MarkQueueForCheck(options_.config.path);
     } else {
       LOG_WARN("queue") << "start-up check did not finish: " << st.ToString();
       st = Status::Ok();  // interrupted by shutdown, or an I/O error the writer will meet too
@@ -1120,6 +1119,11 @@ Status Configure(sqlite3* db, const QueueConfig& config) {
 }
 
 }  // namespace
+
+void MarkQueueForCheck(const std::string& queue_path) {
+  int fd = ::open(CheckFailedMarker(queue_path).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0) ::close(fd);
+}
 
 Result<std::unique_ptr<Queue>> OpenSqliteQueue(const QueueOpenOptions& options) {
   const std::string& path = options.config.path;
