@@ -77,6 +77,14 @@ class DiskFaultTest : public ::testing::Test {
     agent_ = std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env,
                                                 dir_ + "/agent.log");
     ASSERT_TRUE(WaitFor([&] { return GetHealth(http_port_).code != 0; }, 20s)) << agent_->Log();
+    if (!subscribed_) {
+      // "online" follows the SUBSCRIBE on the same connection: from then on the persistent
+      // session holds every message, whether the agent runs or not.
+      testing::Subscriber watch(mosquitto_.url(), "diskfault-watch", "edgeline/edgeline-test/status");
+      ASSERT_TRUE(WaitFor([&] { return watch.Last("edgeline/edgeline-test/status") == "online"; }, 20s))
+          << agent_->Log();
+      subscribed_ = true;
+    }
   }
 
   int64_t Distinct() { return influxd_.QueryCount("SELECT count(distinct(seq)) FROM genData", db_); }
@@ -92,6 +100,7 @@ class DiskFaultTest : public ::testing::Test {
   int http_port_ = 0;
   std::map<std::string, std::string> env_;
   std::unique_ptr<testing::Process> agent_;
+  bool subscribed_ = false;
 };
 
 TEST_F(DiskFaultTest, AgentHoldsMessagesUnacknowledgedWhileTheDiskFailsAndLosesNone) {
@@ -139,6 +148,31 @@ TEST_F(DiskFaultTest, AgentHoldsMessagesUnacknowledgedWhileTheDiskFailsAndLosesN
               faults, static_cast<long long>(Distinct()), static_cast<long long>(points),
               static_cast<long long>(points - Distinct()));
   EXPECT_GT(faults, 3);
+  EXPECT_EQ(testing::QueueIntegrity(queue_path_), "ok");
+}
+
+// A queue file damaged while the agent was down: the agent starts anyway, on a fresh queue, the
+// damaged file is kept beside it, and `edgeline status` says so.
+TEST_F(DiskFaultTest, CorruptQueueFileIsMovedAsideAtStartAndStatusSaysSo) {
+  testing::Publisher pub(mosquitto_.url(), "corrupt-publisher");
+  StartAgent(false);
+  pub.PublishAll(Messages(0, 200));
+  ASSERT_TRUE(AllArrive(200)) << agent_->Log();
+  ASSERT_EQ(agent_->Terminate(), 0);
+  {
+    std::fstream f(queue_path_, std::ios::in | std::ios::out | std::ios::binary);
+    std::string garbage(2 * 4096, '\x5a');
+    f.seekp(2 * 4096);
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  StartAgent(false);
+  pub.PublishAll(Messages(200, 50));
+  ASSERT_TRUE(AllArrive(250)) << agent_->Log();
+  nlohmann::json status = StatusJson(queue_path_);
+  const std::string aside = status["queue"].value("recovered_from", "");
+  ASSERT_FALSE(aside.empty()) << status.dump(2);
+  EXPECT_TRUE(std::filesystem::exists(aside));
+  EXPECT_NE(status["problems"].dump().find("moved aside"), std::string::npos) << status.dump(2);
   EXPECT_EQ(testing::QueueIntegrity(queue_path_), "ok");
 }
 
