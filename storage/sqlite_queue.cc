@@ -214,8 +214,8 @@ Result<std::string> Decompress(ZSTD_DCtx* dctx, std::string_view codec, std::str
   return out;
 }
 
-// Sources are stored as "lines\ttopic\n" runs, zstd-compressed (topics repeat, so they shrink
-// to a few bytes a run).
+// Sources are stored as "lines\ttopic\n" runs, zstd-compressed from kMinCompressBytes on
+// (topics repeat, so they shrink to a few bytes a run).
 std::string EncodeSources(const std::vector<SourceRun>& runs) {
   std::string out;
   for (const auto& r : runs) {
@@ -225,6 +225,15 @@ std::string EncodeSources(const std::vector<SourceRun>& runs) {
     out += '\n';
   }
   return out;
+}
+
+// Below this, bodies and sources are stored without a zstd frame.
+constexpr size_t kMinCompressBytes = 256;
+
+// zstd frames start with 28 B5 2F FD. Sources text starts with a digit (the run's line count).
+bool IsZstdFrame(std::string_view blob) {
+  return blob.size() >= 4 && static_cast<unsigned char>(blob[0]) == 0x28 && static_cast<unsigned char>(blob[1]) == 0xB5 &&
+         static_cast<unsigned char>(blob[2]) == 0x2F && static_cast<unsigned char>(blob[3]) == 0xFD;
 }
 
 Result<std::vector<SourceRun>> DecodeSources(std::string_view text) {
@@ -662,7 +671,9 @@ class SqliteQueue final : public Queue {
       if (in.lines.empty()) continue;
       std::string raw = JoinLines(in.lines);
       encoded[i].raw_bytes = static_cast<int64_t>(raw.size());
-      std::string z = CompressFrame(raw);
+      // A frame costs more CPU than it saves below a few lines (one 120-byte point compresses
+      // to about its own size): a lone MQTT message is stored as it is.
+      std::string z = raw.size() >= kMinCompressBytes ? CompressFrame(raw) : std::string();
       if (!z.empty() && z.size() < raw.size()) {
         encoded[i].body = std::move(z);
         encoded[i].codec = "zstd";
@@ -677,8 +688,13 @@ class SqliteQueue final : public Queue {
           return Status::InvalidArgument("batch sources cover " + std::to_string(covered) + " of " +
                                          std::to_string(in.lines.size()) + " lines");
         }
-        encoded[i].sources = CompressFrame(EncodeSources(in.sources));
-        if (encoded[i].sources.empty()) return Status::Internal("zstd cannot compress batch sources");
+        std::string text = EncodeSources(in.sources);
+        if (text.size() < kMinCompressBytes) {
+          encoded[i].sources = std::move(text);  // plain text: never starts with zstd's magic
+        } else {
+          encoded[i].sources = CompressFrame(text);
+          if (encoded[i].sources.empty()) return Status::Internal("zstd cannot compress batch sources");
+        }
       }
     }
     return encoded;
@@ -770,7 +786,12 @@ class SqliteQueue final : public Queue {
       ASSIGN_OR_RETURN(b.lines, SplitLines(raw));
       std::string sources = q.Text(9);
       if (!sources.empty()) {
-        ASSIGN_OR_RETURN(std::string text, DecompressFrame(sources));
+        std::string text;
+        if (IsZstdFrame(sources)) {
+          ASSIGN_OR_RETURN(text, DecompressFrame(sources));
+        } else {
+          text = std::string(sources);
+        }
         ASSIGN_OR_RETURN(b.sources, DecodeSources(text));
       }
       points += n;

@@ -266,6 +266,16 @@ TEST_F(QueueTest, SourcesRoundTripWithTheBatch) {
   EXPECT_EQ((*read)[0].sources, b.sources);
   EXPECT_TRUE((*read)[1].sources.empty());
 
+  // Many runs (over 256 bytes of text): stored as a zstd frame, read back the same.
+  BatchInput big = Lines(100, 40);
+  for (int i = 0; i < 40; ++i) big.sources.push_back({"emergency_generator/generator" + std::to_string(i), 1});
+  ASSERT_TRUE(q->Append({big}, {}).ok());
+  auto read_big = q->Read("kafka-raw", 1000);
+  ASSERT_TRUE(read_big.ok());
+  ASSERT_EQ(read_big->size(), 3u);
+  EXPECT_EQ((*read_big)[2].sources, big.sources);
+  EXPECT_EQ((*read_big)[2].lines, big.lines);
+
   BatchInput bad = Lines(4, 2);
   bad.sources = {{"t", 1}};
   auto refused = q->Append({bad}, {});
