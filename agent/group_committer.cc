@@ -132,20 +132,21 @@ Status GroupCommitter::CommitGroup(const std::vector<Item*>& group) {
       batch.min_ts_ns = batch.min_ts_ns == 0 ? m.min_ts_ns : std::min(batch.min_ts_ns, m.min_ts_ns);
       batch.max_ts_ns = std::max(batch.max_ts_ns, m.max_ts_ns);
     }
-    auto dead_letter_each = [&](const std::vector<std::string>& reasons, DeadLetterKind kind) {
-      for (const auto& reason : reasons) {
-        DeadLetter d;
-        d.sink = "ingest";
-        d.kind = kind;
-        d.reason = reason;
-        d.topic = item->topic;
-        d.payload = item->payload;
-        dead_letters.push_back(std::move(d));
-      }
-      return static_cast<int64_t>(reasons.size());
+    // One dead letter per message and kind, its reasons joined: the payload is stored once
+    // (a 1 MiB message of bad lines must not become 21 copies) and a replay maps it once.
+    auto dead_letter = [&](const std::vector<std::string>& reasons, DeadLetterKind kind) {
+      if (reasons.empty()) return int64_t{0};
+      DeadLetter d;
+      d.sink = "ingest";
+      d.kind = kind;
+      for (const auto& reason : reasons) d.reason += (d.reason.empty() ? "" : "; ") + reason;
+      d.topic = item->topic;
+      d.payload = item->payload;
+      dead_letters.push_back(std::move(d));
+      return int64_t{1};
     };
-    rejected += dead_letter_each(m.errors, DeadLetterKind::kRejected);
-    partial += dead_letter_each(m.warnings, DeadLetterKind::kPartial);
+    rejected += dead_letter(m.errors, DeadLetterKind::kRejected);
+    partial += dead_letter(m.warnings, DeadLetterKind::kPartial);
   }
   auto seqs = queue_->Append({batch}, dead_letters);
   if (!seqs.ok()) return seqs.status();

@@ -23,6 +23,13 @@ constexpr char kFlattenSeparator = '_';
 // Flattened keys grow with depth and the walk recurses: a 1 MiB payload of nested objects must
 // not cost quadratic memory or the stack. Deeper members are dropped with a warning.
 constexpr size_t kMaxDepth = 32;
+// Members kept in the DOM (nested ones included; array elements and members below kMaxDepth
+// are discarded while parsing and do not count). Real telemetry has tens; this bounds the DOM
+// built from a large payload (EDGELINE_MQTT_MAX_PAYLOAD may be up to 256 MiB).
+constexpr size_t kMaxJsonMembers = 10'000;
+// Errors and warnings kept per message: each becomes a dead letter holding the payload, so a
+// payload of many bad lines (or dropped keys) must not multiply into as many copies.
+constexpr size_t kMaxReasons = 20;
 
 std::vector<std::string> SplitTopic(std::string_view s) {
   std::vector<std::string> out;
@@ -48,6 +55,23 @@ std::string Sanitize(std::string_view s, size_t max_bytes) {
   return out;
 }
 
+// Appends up to kMaxReasons entries; the rest are only counted, then summarized by Finish().
+struct ReasonList {
+  std::vector<std::string>* list;
+  size_t dropped = 0;
+  void Add(std::string reason) {
+    if (list->size() < kMaxReasons) {
+      list->push_back(std::move(reason));
+    } else {
+      ++dropped;
+    }
+  }
+  void Finish(std::string_view what) {
+    if (dropped > 0) list->push_back("... and " + std::to_string(dropped) + " more " + std::string(what));
+    dropped = 0;
+  }
+};
+
 bool Contains(const std::vector<std::string>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
@@ -71,6 +95,7 @@ bool NeutralizeOverflowingNumbers(std::string_view in, std::string* out, std::ve
     std::string key;
   };
   std::vector<Frame> stack;
+  size_t deep = 0;  // containers open below kMaxDepth: counted, not stored (they are not named)
   bool changed = false;
   out->clear();
   out->reserve(in.size());
@@ -86,22 +111,28 @@ bool NeutralizeOverflowingNumbers(std::string_view in, std::string* out, std::ve
       i = j;
       size_t k = i;
       while (k < in.size() && (in[k] == ' ' || in[k] == '\t' || in[k] == '\n' || in[k] == '\r')) ++k;
-      if (k < in.size() && in[k] == ':' && !stack.empty() && stack.back().is_object) {
+      if (k < in.size() && in[k] == ':' && deep == 0 && !stack.empty() && stack.back().is_object) {
         json key = json::parse(token, nullptr, false);
         stack.back().key = key.is_string() ? key.get<std::string>() : std::string();
       }
       continue;
     }
-    if (c == '{' || c == '[') {
+    if ((c == '{' || c == '[') && stack.size() >= kMaxDepth) {
+      ++deep;
+    } else if (c == '{' || c == '[') {
       Frame f{c == '{', c == '[', "", ""};
       if (!stack.empty()) {
         const Frame& parent = stack.back();
-        f.untracked = f.untracked || parent.untracked || !parent.is_object || stack.size() >= kMaxDepth;
+        f.untracked = f.untracked || parent.untracked || !parent.is_object;
         if (parent.is_object && !f.untracked) f.prefix = parent.prefix + parent.key + kFlattenSeparator;
       }
       stack.push_back(std::move(f));
     } else if (c == '}' || c == ']') {
-      if (!stack.empty()) stack.pop_back();
+      if (deep > 0) {
+        --deep;
+      } else if (!stack.empty()) {
+        stack.pop_back();
+      }
     } else if (c == '-' || (c >= '0' && c <= '9')) {
       size_t j = i;
       while (j < in.size() && std::string_view("0123456789+-.eE").find(in[j]) != std::string_view::npos) ++j;
@@ -111,7 +142,7 @@ bool NeutralizeOverflowingNumbers(std::string_view in, std::string* out, std::ve
       if (std::isinf(d)) {
         out->append("null");
         changed = true;
-        if (!stack.empty() && stack.back().is_object && !stack.back().untracked) {
+        if (deep == 0 && !stack.empty() && stack.back().is_object && !stack.back().untracked) {
           keys->push_back(stack.back().prefix + stack.back().key);
         }
       } else {
@@ -252,9 +283,64 @@ std::optional<int64_t> JsonTimeToNs(const json& v, std::string_view format, std:
   return fail("expected a number");
 }
 
+// Parses with the DOM bounded by what the mapper can use: array elements and members nested
+// below kMaxDepth are dropped while parsing (the mapper drops them anyway, with a warning on the
+// array or on the deepest object it reads), and past kMaxJsonMembers kept members the rest is
+// dropped and *too_many set (the message is then rejected). nlohmann's parser is iterative, so
+// deep nesting costs neither stack nor, with this, memory beyond a few bytes per level.
+json ParseBounded(std::string_view text, bool* too_many) {
+  std::vector<char> open;  // '{' or '[' of each open container down to kMaxDepth
+  size_t members = 0;
+  *too_many = false;
+  json::parser_callback_t keep = [&](int depth, json::parse_event_t event, json& /*parsed*/) {
+    using E = json::parse_event_t;
+    const auto d = static_cast<size_t>(depth);
+    if (open.size() > d) open.resize(d);  // containers closed since the last event
+    if (event == E::object_end || event == E::array_end) return true;
+    const bool in_array = d > 0 && d <= open.size() && open[d - 1] == '[';
+    if ((event == E::object_start || event == E::array_start) && d <= kMaxDepth) {
+      open.push_back(event == E::object_start ? '{' : '[');
+    }
+    if (in_array || d > kMaxDepth) return false;
+    // A refused key is never inserted, and its value (of any size) is then dropped as parsed.
+    if (event == E::key && ++members > kMaxJsonMembers) {
+      *too_many = true;
+      return false;
+    }
+    return true;
+  };
+  return json::parse(text, keep, /*allow_exceptions=*/false);
+}
+
+// nlohmann's message for a malformed document (what and where), without building a DOM.
+class ParseErrorCapture : public nlohmann::json_sax<json> {
+ public:
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return true; }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return true; }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    message_ = e.what();
+    return false;
+  }
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string message_;
+};
+
 class JsonMapper {
  public:
-  JsonMapper(const MappingConfig& config, MappedMessage* out) : config_(config), out_(out) {}
+  JsonMapper(const MappingConfig& config, MappedMessage* out)
+      : config_(config), out_(out), warnings_{&out->warnings} {}
 
   // Adds the object's members (flattened below `prefix`) as tags/fields of point_.
   // Returns false when the whole message must be rejected (reason in out_->errors).
@@ -262,7 +348,7 @@ class JsonMapper {
     for (const auto& [raw_key, value] : object.items()) {
       std::string key = prefix + raw_key;
       if (prefix.empty() && !config_.time_key.empty() && raw_key == config_.time_key) continue;
-      if (value.is_null()) continue;
+      if (value.is_null() || value.is_discarded()) continue;
       if (value.is_object()) {
         if (depth >= kMaxDepth) {
           Warn("key " + Printable(key) + " dropped: nested deeper than " + std::to_string(kMaxDepth) + " levels");
@@ -295,6 +381,12 @@ class JsonMapper {
   void SetTopicTags(std::vector<std::pair<std::string, std::string>> tags) {
     for (auto& [k, v] : tags) {
       if (v.empty()) continue;
+      // The key comes from EDGELINE_TOPIC_TAGS, the value from the MQTT topic: neither is
+      // guaranteed to be writable (a broker or the HTTP endpoint may pass invalid UTF-8).
+      if (auto why = UnrepresentableReason(LpElement::kKey, k); !why.empty()) {
+        Warn("topic tag " + Printable(k) + " dropped: key " + std::string(why));
+        continue;
+      }
       if (auto why = UnrepresentableReason(LpElement::kKey, v); !why.empty()) {
         Warn("topic tag " + Printable(k) + " dropped: value " + std::string(why));
         continue;
@@ -309,7 +401,8 @@ class JsonMapper {
     for (auto& [k, v] : tags_) point_.tags.emplace_back(k, std::move(v));
   }
 
-  void Warn(std::string w) { out_->warnings.push_back(std::move(w)); }
+  void Warn(std::string w) { warnings_.Add(std::move(w)); }
+  void FinishWarnings() { warnings_.Finish("warnings"); }
 
  private:
   // Keys are echoed into warnings, which end up in logs and the DLQ: keep them one line and short.
@@ -390,6 +483,7 @@ class JsonMapper {
 
   const MappingConfig& config_;
   MappedMessage* out_;
+  ReasonList warnings_;
   Point point_;
   std::map<std::string, std::string> tags_;
   std::unordered_set<std::string> field_keys_;
@@ -417,6 +511,7 @@ MappedMessage Mapper::Map(std::string_view topic, std::string_view payload, int6
   const bool is_json = first != std::string_view::npos && (payload[first] == '{' || payload[first] == '[');
 
   if (!is_json) {
+    ReasonList errors{&out.errors};
     size_t start = 0;
     int line_no = 0;
     while (start <= payload.size()) {
@@ -430,35 +525,37 @@ MappedMessage Mapper::Map(std::string_view topic, std::string_view payload, int6
       if (content == std::string_view::npos || line[content] == '#') continue;
       Result<Point> point = ParseLine(line);
       if (!point.ok()) {
-        out.errors.push_back("line " + std::to_string(line_no) + ": " + point.status().message());
+        errors.Add("line " + std::to_string(line_no) + ": " + point.status().message());
         continue;
       }
       if (!point->timestamp_ns) point->timestamp_ns = receive_ns;
       add_line(FormatPoint(*point), *point->timestamp_ns);
     }
+    errors.Finish("lines rejected");
     if (out.lines.empty() && out.errors.empty()) out.errors.push_back("empty payload");
     return out;
   }
 
-  json doc = json::parse(payload, nullptr, false);
+  bool too_many = false;
+  json doc = ParseBounded(payload, &too_many);
   std::vector<std::string> overflowed;
-  if (doc.is_discarded()) {
+  if (doc.is_discarded() && !too_many) {
     std::string rewritten;
     if (NeutralizeOverflowingNumbers(payload, &rewritten, &overflowed)) {
-      doc = json::parse(rewritten, nullptr, false);
+      doc = ParseBounded(rewritten, &too_many);
     }
-    if (doc.is_discarded()) {
-      // nlohmann's message says what and where; without exceptions we recover it by re-parsing.
+    if (doc.is_discarded() && !too_many) {
+      ParseErrorCapture capture;
+      json::sax_parse(payload, &capture);
       std::string why = "malformed JSON";
-      try {
-        json unused = json::parse(payload);
-        (void)unused;
-      } catch (const json::exception& e) {
-        why += ": " + Sanitize(e.what(), 200);
-      }
+      if (!capture.message().empty()) why += ": " + Sanitize(capture.message(), 200);
       out.errors.push_back(std::move(why));
       return out;
     }
+  }
+  if (too_many) {
+    out.errors.push_back("JSON has more than " + std::to_string(kMaxJsonMembers) + " members");
+    return out;
   }
   if (!doc.is_object()) {
     out.errors.push_back("JSON top level is not an object");
@@ -467,51 +564,52 @@ MappedMessage Mapper::Map(std::string_view topic, std::string_view payload, int6
 
   JsonMapper mapper(config_, &out);
   for (const auto& key : overflowed) mapper.Warn("field " + Sanitize(key, 64) + " dropped: number out of range");
+  // Every exit of the object mapping passes through FinishWarnings() below.
+  auto map_object = [&]() {
+    if (!template_segments_.empty()) {
+      std::vector<std::string> segments = SplitTopic(topic);
+      std::vector<std::pair<std::string, std::string>> topic_tags;
+      bool match = segments.size() == template_segments_.size();
+      for (size_t i = 0; match && i < segments.size(); ++i) {
+        const std::string& t = template_segments_[i];
+        if (t.size() > 2 && t.front() == '{' && t.back() == '}') {
+          topic_tags.emplace_back(t.substr(1, t.size() - 2), segments[i]);
+        } else if (t != "+" && t != segments[i]) {
+          match = false;
+        }
+      }
+      if (match) mapper.SetTopicTags(std::move(topic_tags));
+    }
 
-  if (!template_segments_.empty()) {
-    std::vector<std::string> segments = SplitTopic(topic);
-    std::vector<std::pair<std::string, std::string>> topic_tags;
-    bool match = segments.size() == template_segments_.size();
-    for (size_t i = 0; match && i < segments.size(); ++i) {
-      const std::string& t = template_segments_[i];
-      if (t.size() > 2 && t.front() == '{' && t.back() == '}') {
-        topic_tags.emplace_back(t.substr(1, t.size() - 2), segments[i]);
-      } else if (t != "+" && t != segments[i]) {
-        match = false;
+    if (!mapper.AddMembers(doc, "")) return;
+    mapper.Finish();
+    Point& point = mapper.point();
+    if (point.fields.empty()) {
+      out.errors.push_back("no fields");
+      return;
+    }
+    if (auto why = UnrepresentableReason(LpElement::kMeasurement, config_.measurement);
+        config_.measurement.empty() || !why.empty()) {
+      out.errors.push_back("configured measurement cannot be written as line protocol");
+      return;
+    }
+    point.measurement = config_.measurement;
+    point.timestamp_ns = receive_ns;
+    if (!config_.time_key.empty()) {
+      auto it = doc.find(config_.time_key);
+      if (it != doc.end()) {
+        std::string why;
+        if (auto ns = JsonTimeToNs(*it, config_.time_format, &why)) {
+          point.timestamp_ns = *ns;
+        } else {
+          mapper.Warn("time key " + Sanitize(config_.time_key, 64) + " ignored (" + why + "): receive time used");
+        }
       }
     }
-    if (match) mapper.SetTopicTags(std::move(topic_tags));
-  }
-
-  if (!mapper.AddMembers(doc, "")) {
-    out.lines.clear();
-    return out;
-  }
-  mapper.Finish();
-  Point& point = mapper.point();
-  if (point.fields.empty()) {
-    out.errors.push_back("no fields");
-    return out;
-  }
-  if (auto why = UnrepresentableReason(LpElement::kMeasurement, config_.measurement);
-      config_.measurement.empty() || !why.empty()) {
-    out.errors.push_back("configured measurement cannot be written as line protocol");
-    return out;
-  }
-  point.measurement = config_.measurement;
-  point.timestamp_ns = receive_ns;
-  if (!config_.time_key.empty()) {
-    auto it = doc.find(config_.time_key);
-    if (it != doc.end()) {
-      std::string why;
-      if (auto ns = JsonTimeToNs(*it, config_.time_format, &why)) {
-        point.timestamp_ns = *ns;
-      } else {
-        mapper.Warn("time key " + config_.time_key + " ignored (" + why + "): receive time used");
-      }
-    }
-  }
-  add_line(FormatPoint(point), *point.timestamp_ns);
+    add_line(FormatPoint(point), *point.timestamp_ns);
+  };
+  map_object();
+  mapper.FinishWarnings();
   return out;
 }
 

@@ -1,9 +1,9 @@
-// Mapper: turns one MQTT message (topic + payload) into line-protocol lines. JSON objects map
-// by MappingConfig (measurement, tag keys, integer keys, topic template tags, nested objects
-// flattened with '_'); payloads that are not JSON are validated as line protocol and passed
-// through (a missing timestamp gets the receive time). The receive time is given by the caller,
-// assigned once at ingest, so a replay writes identical points. Immutable after construction:
-// Map() is thread-safe.
+// Mapper: one MQTT message (topic + payload) -> line-protocol lines. JSON objects map by
+// MappingConfig (tag keys, integer keys, topic template, nested objects flattened with '_');
+// other payloads are validated as line protocol. A missing timestamp gets the receive time, given
+// by the caller once at ingest, so a replay writes identical points. Bounded for hostile payloads
+// (memory in proportion to what is kept, at most 20 errors/warnings plus a count of the rest).
+// Immutable after construction: Map() is thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +17,8 @@ namespace edgeline {
 
 struct MappedMessage {
   std::vector<std::string> lines;     // valid line protocol, no trailing newline
+  // One printable ASCII line each; at most 20, then "... and N more ..." (each becomes a dead
+  // letter holding the payload).
   std::vector<std::string> warnings;  // parts dropped (e.g. "field fuel: number out of range")
   std::vector<std::string> errors;    // whole message (or LP lines) rejected, each with its reason
   int64_t min_ts_ns = 0;              // over `lines`; 0 when none

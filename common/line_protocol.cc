@@ -362,6 +362,9 @@ std::string SeriesKey(const Point& point) {
 
 std::string_view UnrepresentableReason(LpElement kind, std::string_view s) {
   if (s.find_first_of("\r\n") != std::string_view::npos) return "contains a line break";
+  // The parser (like InfluxDB) refuses the whole line otherwise. JSON text is valid UTF-8 by
+  // then, but MQTT topics and configured names reach the formatter unchecked.
+  if (FindInvalidUtf8(s) != std::string_view::npos) return "is not valid UTF-8";
   if (kind == LpElement::kStringField) return {};
   const std::string_view specials = kind == LpElement::kMeasurement ? kMeasurementSpecials : kKeySpecials;
   // Mirrors the scanner: a backslash takes the next byte with it, so it must not be last and

@@ -50,8 +50,8 @@ Result<Point> ParseLine(std::string_view line);
 std::string SeriesKey(const Point& point);
 
 // Why `s` cannot be written exactly as the given kind of element, or an empty view when it can.
-// Line protocol has no escape for line breaks, and InfluxDB reads a backslash before a separator
-// (or at the end) as an escape. Emptiness is not checked here. Formatters' callers check this.
+// Line protocol has no escape for line breaks, InfluxDB reads a backslash before a separator
+// (or at the end) as an escape, and a line must be valid UTF-8. Emptiness is not checked here. Formatters' callers check this.
 enum class LpElement { kMeasurement, kKey /* tag key, tag value, field key */, kStringField };
 std::string_view UnrepresentableReason(LpElement kind, std::string_view s);
 

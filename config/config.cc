@@ -76,33 +76,48 @@ Status BadSize(std::string_view text, std::string_view why) {
                                  "; " + std::string(kSizeHint));
 }
 
-size_t EditDistance(std::string_view a, std::string_view b) {
+// Levenshtein distance when it is at most `limit`; otherwise some value above `limit` (the
+// scan stops once a whole row exceeds it: an unknown name is compared with every variable).
+size_t EditDistance(std::string_view a, std::string_view b, size_t limit) {
   std::vector<size_t> row(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
     size_t diagonal = row[0];
     row[0] = i;
+    size_t row_min = row[0];
     for (size_t j = 1; j <= b.size(); ++j) {
       size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      row[j] = std::min(std::min(row[j] + 1, row[j - 1] + 1), diagonal + (a[i - 1] == b[j - 1] ? 0 : 1));
       diagonal = above;
+      row_min = std::min(row_min, row[j]);
     }
+    if (row_min > limit) return limit + 1;
   }
   return row[b.size()];
 }
 
 std::string UnknownVariableMessage(std::string_view name) {
+  const size_t threshold = std::max<size_t>(3, name.size() / 4);
   const Variable* best = nullptr;
   size_t best_distance = 0;
   for (const Variable& var : Variables()) {
-    size_t d = EditDistance(name, var.name);
+    // The distance is at least the length difference: a name that cannot come within the
+    // threshold is skipped, so a long pasted name costs no quadratic work per variable.
+    const size_t length_gap = name.size() > var.name.size() ? name.size() - var.name.size()
+                                                            : var.name.size() - name.size();
+    if (length_gap > threshold) continue;
+    // Only a closer match than the best so far (within the threshold) matters.
+    if (best != nullptr && best_distance == 0) break;
+    const size_t limit = best == nullptr ? threshold : best_distance - 1;
+    size_t d = EditDistance(name, var.name, limit);
+    if (d > limit) continue;
     if (best == nullptr || d < best_distance) {
       best = &var;
       best_distance = d;
     }
   }
   std::string message = "unknown variable";
-  if (best != nullptr && best_distance <= std::max<size_t>(3, name.size() / 4)) {
+  if (best != nullptr && best_distance <= threshold) {
     message += " (did you mean " + std::string(best->name) + "?)";
   }
   return message;

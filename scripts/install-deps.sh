@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages edgeline needs to build, test and run the demo, if missing
-# (faketime: the clock-jump test; openssl: test certificates for the TLS tests).
+# (faketime: the clock-jump test; openssl: test certificates for the TLS tests; clang-14 and its
+# runtime: the libFuzzer targets of scripts/fuzz.sh).
 set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git
@@ -9,6 +10,7 @@ PACKAGES=(
   googletest libgtest-dev
   librdkafka-dev kcat libcpp-httplib-dev
   jq bc
+  clang-14 libclang-rt-14-dev
   faketime openssl
   mosquitto mosquitto-clients influxdb influxdb-client
 )
