@@ -61,47 +61,7 @@ inline std::vector<std::string> ExpectedDownsampledLoops(int loops) {
   return out;
 }
 
-// Every genData row in `db` with time in [from_ns, until_ns), canonical, sorted (duplicates kept).
-inline std::vector<std::string> RowsInInflux(const Influxd& influx, const std::string& db, int64_t from_ns,
-                                             int64_t until_ns) {
-  std::vector<std::string> out;
-  auto r = influx.Query("SELECT * FROM genData WHERE time >= " + std::to_string(from_ns) +
-                            " AND time < " + std::to_string(until_ns),
-                        db);
-  const auto& series = r["results"][0]["series"];
-  if (!series.is_array()) return out;
-  const std::set<std::string> tag_keys = {"generatorID", "region"};
-  for (const auto& s : series) {
-    auto columns = s["columns"].get<std::vector<std::string>>();
-    for (const auto& row : s["values"]) {
-      Point p;
-      p.measurement = "genData";
-      for (size_t i = 0; i < columns.size(); ++i) {
-        if (row[i].is_null()) continue;
-        if (columns[i] == "time") {
-          p.timestamp_ns = row[i].get<int64_t>();
-        } else if (tag_keys.count(columns[i])) {
-          p.tags.emplace_back(columns[i], row[i].get<std::string>());
-        } else {
-          FieldValue v;
-          if (row[i].is_number()) {
-            v.f = row[i].get<double>();
-          } else {
-            v.type = FieldType::kString;
-            v.s = row[i].get<std::string>();
-          }
-          p.fields.emplace_back(columns[i], v);
-        }
-      }
-      out.push_back(CanonicalWithTime(p));
-    }
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
-// "generatorID@time" of every genData point in `db` before `until_ns` (InfluxDB keeps one point
-// per series and time, so this is a set).
 inline std::set<std::string> RawKeysInInflux(const Influxd& influx, const std::string& db, int64_t until_ns) {
   std::set<std::string> out;
   auto r = influx.Query("SELECT fuel, generatorID FROM genData WHERE time < " + std::to_string(until_ns), db);

@@ -38,15 +38,8 @@ struct Health {
 };
 
 Health GetHealth(int port) {
-  auto r = testing::RunCommand({"curl", "-s", "-m", "5", "-w", "\n%{http_code}",
-                                "http://127.0.0.1:" + std::to_string(port) + "/health"},
-                               {}, 10s);
-  Health h;
-  auto nl = r.output.rfind('\n');
-  if (nl == std::string::npos) return h;
-  h.code = std::atoi(r.output.c_str() + nl + 1);
-  h.body = nlohmann::json::parse(r.output.substr(0, nl), nullptr, false);
-  return h;
+  auto r = testing::Curl({"-m", "5", "http://127.0.0.1:" + std::to_string(port) + "/health"});
+  return {r.code, nlohmann::json::parse(r.body, nullptr, false)};
 }
 
 nlohmann::json StatusJson(const std::string& queue_path) {

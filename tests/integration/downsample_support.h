@@ -73,10 +73,13 @@ inline std::vector<std::string> ExpectedDownsampled() {
   return out;
 }
 
-// Rows of genData in `db` before the end of the trace, canonical, sorted.
-inline std::vector<std::string> DownsampledInInflux(const Influxd& influx, const std::string& db) {
+// Every genData row in `db` with time in [from_ns, until_ns), canonical, sorted (duplicates kept).
+inline std::vector<std::string> RowsInInflux(const Influxd& influx, const std::string& db, int64_t from_ns,
+                                             int64_t until_ns) {
   std::vector<std::string> out;
-  auto r = influx.Query("SELECT * FROM genData WHERE time < " + std::to_string(kTraceEndNs), db);
+  auto r = influx.Query("SELECT * FROM genData WHERE time >= " + std::to_string(from_ns) +
+                            " AND time < " + std::to_string(until_ns),
+                        db);
   const auto& series = r["results"][0]["series"];
   if (!series.is_array()) return out;
   const std::set<std::string> tag_keys = {"generatorID", "region"};
@@ -109,7 +112,14 @@ inline std::vector<std::string> DownsampledInInflux(const Influxd& influx, const
   return out;
 }
 
-// The agent's environment for the seed task, reading event time from the payload.
+// "generatorID@time" of every genData point in `db` before `until_ns` (InfluxDB keeps one point
+// per series and time, so this is a set).
+
+// Rows of genData in `db` before the end of the trace, canonical, sorted.
+inline std::vector<std::string> DownsampledInInflux(const Influxd& influx, const std::string& db) {
+  return RowsInInflux(influx, db, 0, kTraceEndNs);
+}
+
 inline std::map<std::string, std::string> DownsampleAgentEnv(const Mosquitto& mqtt, const Influxd& influx,
                                                              const std::string& queue_path,
                                                              const std::string& raw_db,

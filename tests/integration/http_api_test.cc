@@ -16,23 +16,8 @@ using namespace std::chrono_literals;
 using testing::RunCommand;
 using testing::WaitFor;
 
-struct CurlResult {
-  int code = 0;
-  std::string body;
-};
-
-// curl -w prints the status after the body; -s quiet.
-CurlResult Curl(std::vector<std::string> args) {
-  std::vector<std::string> argv = {"curl", "-s", "-o", "-", "-w", "\n%{http_code}"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  auto r = RunCommand(argv, {});
-  CurlResult out;
-  size_t nl = r.output.rfind('\n');
-  if (nl == std::string::npos) return out;
-  out.code = std::atoi(r.output.c_str() + nl + 1);
-  out.body = r.output.substr(0, nl);
-  return out;
-}
+using testing::Curl;
+using testing::CurlResult;
 
 // Exposition format 0.0.4: HELP/TYPE then samples of that family; names and labels well formed;
 // every value a number. Returns the problems, and fills name{labels} -> value.

@@ -95,22 +95,8 @@ int Mode(const std::string& path) {
   return static_cast<int>(st.st_mode & 07777);
 }
 
-struct CurlResult {
-  int code = 0;
-  std::string body;
-};
-
-CurlResult Curl(std::vector<std::string> args) {
-  std::vector<std::string> argv = {"curl", "-s", "-o", "-", "-w", "\n%{http_code}"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  auto r = RunCommand(argv, {});
-  CurlResult out;
-  size_t nl = r.output.rfind('\n');
-  if (nl == std::string::npos) return out;
-  out.code = std::atoi(r.output.c_str() + nl + 1);
-  out.body = r.output.substr(0, nl);
-  return out;
-}
+using testing::Curl;
+using testing::CurlResult;
 
 // The local HTTP port an agent picked with EDGELINE_HTTP_LISTEN=127.0.0.1:0, from its log.
 int AgentHttpPort(const Process& agent) {

@@ -352,6 +352,19 @@ CommandResult RunCommand(std::vector<std::string> argv, std::map<std::string, st
   return result;
 }
 
+CurlResult Curl(std::vector<std::string> args) {
+  // -w prints the status after the body.
+  std::vector<std::string> argv = {"curl", "-s", "-o", "-", "-w", "\n%{http_code}"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = RunCommand(argv, {});
+  CurlResult out;
+  size_t nl = r.output.rfind('\n');
+  if (nl == std::string::npos) return out;
+  out.code = std::atoi(r.output.c_str() + nl + 1);
+  out.body = r.output.substr(0, nl);
+  return out;
+}
+
 std::map<std::string, std::string> AgentEnv(const Mosquitto& mqtt, const Influxd& influx,
                                             const std::string& queue_path, const std::string& database) {
   return {

@@ -132,6 +132,13 @@ struct CommandResult {
 CommandResult RunCommand(std::vector<std::string> argv, std::map<std::string, std::string> env,
                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
+// The curl CLI with these arguments (URL included): HTTP status (0 when none) and body.
+struct CurlResult {
+  int code = 0;
+  std::string body;
+};
+CurlResult Curl(std::vector<std::string> args);
+
 // Environment for an agent using these servers, v1 API, fast retries, a temp queue file.
 std::map<std::string, std::string> AgentEnv(const Mosquitto& mqtt, const Influxd& influx,
                                             const std::string& queue_path, const std::string& database);
