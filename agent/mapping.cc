@@ -283,12 +283,46 @@ std::optional<int64_t> JsonTimeToNs(const json& v, std::string_view format, std:
   return fail("expected a number");
 }
 
+// True when ParseBounded's callback would keep everything: no array, objects nested at most
+// kMaxDepth deep, at most kMaxJsonMembers keys (each ':' outside a string is one).
+bool CannotReachParseBounds(std::string_view text) {
+  size_t depth = 0;
+  size_t colons = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"': in_string = true; break;
+      case '{': if (++depth > kMaxDepth) return false; break;
+      case '}': if (depth > 0) --depth; break;
+      case '[': return false;
+      case ':': if (++colons > kMaxJsonMembers) return false; break;
+      default: break;
+    }
+  }
+  return true;
+}
+
 // Parses with the DOM bounded by what the mapper can use: array elements and members nested
 // below kMaxDepth are dropped while parsing (the mapper drops them anyway, with a warning on the
 // array or on the deepest object it reads), and past kMaxJsonMembers kept members the rest is
 // dropped and *too_many set (the message is then rejected). nlohmann's parser is iterative, so
 // deep nesting costs neither stack nor, with this, memory beyond a few bytes per level.
 json ParseBounded(std::string_view text, bool* too_many) {
+  *too_many = false;
+  // The usual payload (a flat object) cannot reach the bounds: one byte scan shows it, and the
+  // plain parse then builds the same DOM without a callback per token (about 15% of mapping).
+  if (CannotReachParseBounds(text)) return json::parse(text, nullptr, /*allow_exceptions=*/false);
   std::vector<char> open;  // '{' or '[' of each open container down to kMaxDepth
   size_t members = 0;
   *too_many = false;
