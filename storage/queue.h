@@ -1,5 +1,5 @@
 // Queue: the durable write-ahead queue between ingest and the sinks. Batches of line protocol
-// (zstd-compressed on disk) in named streams ("raw", later "downsampled"); each consumer
+// (zstd-compressed on disk when 256 bytes or more) in named streams ("raw", later "downsampled"); each consumer
 // (sink) owns a cursor = the last batch sequence it has acknowledged. A batch is deleted once
 // every registered consumer of its stream has passed it, or when the size/age bound drops it
 // (counted per consumer that had not yet passed it). Also holds the dead-letter table, sink

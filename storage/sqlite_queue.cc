@@ -12,13 +12,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
-#include <condition_variable>
 
 #include "common/log.h"
 #include "storage/queue.h"
