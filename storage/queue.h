@@ -1,9 +1,9 @@
 // Queue: the durable write-ahead queue between ingest and the sinks. Batches of line protocol
-// (zstd-compressed on disk when 256 bytes or more) in named streams ("raw", later "downsampled"); each consumer
-// (sink) owns a cursor = the last batch sequence it has acknowledged. A batch is deleted once
-// every registered consumer of its stream has passed it, or when the size/age bound drops it
-// (counted per consumer that had not yet passed it). Also holds the dead-letter table, sink
-// status and agent state so `edgeline status` can read everything from the file alone.
+// (zstd-compressed on disk from 256 bytes on) in named streams ("raw", "downsampled", "alarms");
+// each consumer (sink) owns a cursor = the last batch sequence it has acknowledged. A batch is
+// deleted once every registered consumer of its stream has passed it, or when the size/age
+// bound drops it (counted per consumer that had not yet passed it). Also holds the dead-letter
+// table, sink status and agent state so `edgeline status` can read everything from the file.
 // Thread-safe: all methods may be called from any thread (one SQLite connection, serialized).
 #pragma once
 
