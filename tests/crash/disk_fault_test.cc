@@ -11,9 +11,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "storage/queue.h"
 #include "tests/support/fault_vfs.h"
 #include "tests/support/harness.h"
 
@@ -166,6 +168,57 @@ TEST_F(DiskFaultTest, CorruptQueueFileIsMovedAsideAtStartAndStatusSaysSo) {
   ASSERT_FALSE(aside.empty()) << status.dump(2);
   EXPECT_TRUE(std::filesystem::exists(aside));
   EXPECT_NE(status["problems"].dump().find("moved aside"), std::string::npos) << status.dump(2);
+  EXPECT_EQ(testing::QueueIntegrity(queue_path_), "ok");
+}
+
+// A large queue (over the 64 MiB checked before open returns) damaged while the agent was down:
+// the agent starts and writes at once, its background check finds the damage, the agent exits
+// with 75 (EX_TEMPFAIL, for the service manager to restart it) and leaves the marker; the
+// restart moves the file aside and runs on a fresh queue.
+TEST_F(DiskFaultTest, DamageInALargeQueueFoundAfterStartEndsTheAgentAndTheRestartRecovers) {
+  {
+    QueueOpenOptions o;
+    o.config.path = queue_path_;
+    auto q = OpenSqliteQueue(o);
+    ASSERT_TRUE(q.ok()) << q.status().ToString();
+    std::mt19937_64 rng(75);
+    int64_t n = 0;
+    while (std::filesystem::file_size(queue_path_) + std::filesystem::file_size(queue_path_ + "-wal") < (72u << 20)) {
+      BatchInput b;
+      b.stream = std::string(kRawStream);
+      for (int i = 0; i < 1000; ++i, ++n) {
+        char noise[64];  // incompressible, so the file grows as fast as the lines
+        std::snprintf(noise, sizeof(noise), "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                      static_cast<unsigned long long>(rng()));
+        b.lines.push_back("genData,generatorID=big" + std::string(noise) + " fuel=1 " + std::to_string(1764000000'000'000'000 + n));
+      }
+      b.min_ts_ns = 1764000000'000'000'000 + n - 1000;
+      b.max_ts_ns = 1764000000'000'000'000 + n - 1;
+      ASSERT_TRUE((*q)->Append({b}, {}).ok());
+    }
+  }
+  const auto size = std::filesystem::file_size(queue_path_);
+  {
+    std::fstream f(queue_path_, std::ios::in | std::ios::out | std::ios::binary);
+    std::string garbage(4 * 4096, '\x5a');
+    f.seekp(static_cast<std::streamoff>(size / 4 * 3 / 4096 * 4096));
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  env_["EDGELINE_INFLUX_URL"] = "http://127.0.0.1:" + std::to_string(testing::FreePort());  // offline: reads stay at the start
+  auto first = std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env_,
+                                                  dir_ + "/agent-first.log");
+  ASSERT_TRUE(WaitFor([&] { return !first->running(); }, 60s)) << first->Log();
+  EXPECT_EQ(first->exit_code(), 75) << first->Log();
+  EXPECT_NE(first->Log().find("start-up check failed"), std::string::npos) << first->Log();
+  ASSERT_TRUE(std::filesystem::exists(queue_path_ + ".check-failed"));
+
+  StartAgent(false);
+  nlohmann::json status = StatusJson(queue_path_);
+  const std::string aside = status["queue"].value("recovered_from", "");
+  ASSERT_FALSE(aside.empty()) << status.dump(2) << agent_->Log();
+  EXPECT_EQ(std::filesystem::file_size(aside), size) << "kept as it was";
+  EXPECT_FALSE(std::filesystem::exists(queue_path_ + ".check-failed"));
+  EXPECT_TRUE(agent_->running());
   EXPECT_EQ(testing::QueueIntegrity(queue_path_), "ok");
 }
 
