@@ -264,7 +264,7 @@ TEST_F(SecurityTest, MqttUntrustedOrWrongHostCertificateIsRefused) {
     env["EDGELINE_QUEUE_PATH"] = dir_ + "/queue-host.db";
     auto agent = StartAgent(env, "agent-host.log");
     const std::string error = ExpectRefusedConnect(*agent, env);
-    // Paho 1.3.11 checks the host name after the handshake and reports no reason for it: the
+    // Paho C 1.3.12 checks the host name after the handshake and reports no reason for it: the
     // agent must at least point at the certificate.
     EXPECT_NE(error.find("TLS"), std::string::npos) << error;
     EXPECT_NE(error.find("certificate name"), std::string::npos) << error;
