@@ -321,11 +321,10 @@ bool CannotReachParseBounds(std::string_view text) {
 json ParseBounded(std::string_view text, bool* too_many) {
   *too_many = false;
   // The usual payload (a flat object) cannot reach the bounds: one byte scan shows it, and the
-  // plain parse then builds the same DOM without a callback per token (about 15% of mapping).
+  // plain parse then builds the same DOM without a callback per token (8% of mapping, P1b).
   if (CannotReachParseBounds(text)) return json::parse(text, nullptr, /*allow_exceptions=*/false);
   std::vector<char> open;  // '{' or '[' of each open container down to kMaxDepth
   size_t members = 0;
-  *too_many = false;
   json::parser_callback_t keep = [&](int depth, json::parse_event_t event, json& /*parsed*/) {
     using E = json::parse_event_t;
     const auto d = static_cast<size_t>(depth);

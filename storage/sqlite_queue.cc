@@ -264,6 +264,16 @@ bool HasColumn(sqlite3* db, std::string_view table, std::string_view column) {
 }
 
 Status CheckDb(sqlite3* db);
+
+// What the size bound counts: the stored (compressed) bodies. Reads the whole table.
+Result<int64_t> StoredBodyBytes(sqlite3* db) {
+  Stmt sum(db, "SELECT COALESCE(SUM(length(body)),0) FROM batch");
+  RETURN_IF_ERROR(sum.prepared());
+  Status st;
+  const int64_t bytes = sum.Step(&st) ? sum.Int(0) : 0;
+  RETURN_IF_ERROR(st);
+  return bytes;
+}
 Result<sqlite3*> OpenDb(const std::string& path, bool read_only);
 std::string CheckFailedMarker(const std::string& path) { return path + ".check-failed"; }
 
@@ -287,7 +297,10 @@ class SqliteQueue final : public Queue {
 
   Status Init(bool check_in_background) {
     if (options_.read_only) return Status::Ok();
-    if (!check_in_background) return RecomputeBytesLocked();
+    if (!check_in_background) {
+      ASSIGN_OR_RETURN(total_bytes_, StoredBodyBytes(db_));
+      return Status::Ok();
+    }
     // The background scans read a snapshot taken now, before any change of ours: what they
     // count plus the changes made since (total_bytes_ counts them from 0) is the exact total.
     ASSIGN_OR_RETURN(sqlite3 * check_db, OpenDb(options_.config.path, /*read_only=*/true));
@@ -873,14 +886,6 @@ class SqliteQueue final : public Queue {
     return st;
   }
 
-  Status RecomputeBytesLocked() {
-    Stmt totals(db_, "SELECT COALESCE(SUM(length(body)),0) FROM batch");
-    RETURN_IF_ERROR(totals.prepared());
-    Status st;
-    if (totals.Step(&st)) total_bytes_ = totals.Int(0);
-    return st;
-  }
-
   Result<int64_t> CursorLocked(const std::string& sink) {
     Stmt q(db_, "SELECT seq FROM cursor WHERE sink=?");
     RETURN_IF_ERROR(q.prepared());
@@ -1036,15 +1041,11 @@ class SqliteQueue final : public Queue {
     const int64_t started = clock_->SteadyNowNs();
     sqlite3* db = check_db_;  // only this thread uses it; check_mu_ guards the pointer for interrupt
     int64_t bytes = 0;
-    int64_t batches = 0;
     Status st;
-    {
-      Stmt sum(db, "SELECT COALESCE(SUM(length(body)),0), COUNT(*) FROM batch");
-      st = sum.prepared();
-      if (st.ok() && sum.Step(&st)) {
-        bytes = sum.Int(0);
-        batches = sum.Int(1);
-      }
+    if (auto counted = StoredBodyBytes(db); counted.ok()) {
+      bytes = *counted;
+    } else {
+      st = counted.status();
     }
     if (st.ok()) st = CheckDb(db);
     (void)Exec(db, "COMMIT");
@@ -1060,8 +1061,7 @@ class SqliteQueue final : public Queue {
         total_bytes_ += bytes;
         bytes_known_ = true;
       }
-      LOG_INFO("queue") << "start-up check passed in " << seconds << " s: " << batches << " batches, " << bytes
-                        << " bytes";
+      LOG_INFO("queue") << "start-up check passed in " << seconds << " s: " << bytes << " bytes of batches";
     } else if (st.code() == StatusCode::kCorruption) {
       LOG_ERROR("queue") << "start-up check failed: " << st.message() << "; the next start moves the file aside";
       MarkQueueForCheck(options_.config.path);

@@ -20,8 +20,7 @@ struct FaultState {
   off_t size = -1;
   ino_t inode = 0;
   bool active = false;
-  int error = SQLITE_IOERR_WRITE;
-  int full = false;
+  bool full = false;  // SQLITE_FULL, else SQLITE_IOERR_WRITE / _FSYNC
   std::string op;
   long skip = 0;
   long count = 0;  // 0 = persistent
@@ -95,8 +94,7 @@ struct FaultFile {
 FaultFile* AsFault(sqlite3_file* f) { return reinterpret_cast<FaultFile*>(f); }
 
 int Close(sqlite3_file* f) {
-  int rc = AsFault(f)->real->pMethods ? AsFault(f)->real->pMethods->xClose(AsFault(f)->real) : SQLITE_OK;
-  return rc;
+  return AsFault(f)->real->pMethods ? AsFault(f)->real->pMethods->xClose(AsFault(f)->real) : SQLITE_OK;
 }
 int Read(sqlite3_file* f, void* buf, int amount, sqlite3_int64 offset) {
   return AsFault(f)->real->pMethods->xRead(AsFault(f)->real, buf, amount, offset);

@@ -238,7 +238,12 @@ TEST_F(DamagedFileTest, DamageInALargeFileIsFoundInTheBackgroundAndMovedAsideNex
   {
     auto q = Open();
     ASSERT_NE(q, nullptr);
-    EXPECT_TRUE(q->Stats().ok() ? q->Stats()->recovered_from.empty() : true);
+    // Stats reads every batch, so it may meet the damage itself; if it can read, the file was
+    // not moved aside at open (large files are checked after open returns).
+    auto stats = q->Stats();
+    if (stats.ok()) {
+      EXPECT_TRUE(stats->recovered_from.empty());
+    }
     EXPECT_EQ(q->StartupCheck(/*wait=*/true).code(), StatusCode::kCorruption);
     EXPECT_TRUE(std::filesystem::exists(options_.config.path + ".check-failed"));
   }
