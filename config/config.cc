@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +12,7 @@
 #include <regex>
 #include <set>
 
+#include "common/strings.h"
 #include "config/config_table.h"
 
 namespace edgeline {
@@ -30,24 +30,7 @@ constexpr std::string_view kMask = "********";
 constexpr std::string_view kDurationHint = "use e.g. 500ms, 10s, 1m, 24h, 7d or 1h30m";
 constexpr std::string_view kSizeHint = "use e.g. 512, 64KiB, 64MiB, 1GiB or 10MB";
 
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-bool StartsWithIgnoreCase(std::string_view text, std::string_view prefix) {
-  return text.size() >= prefix.size() && Lower(text.substr(0, prefix.size())) == prefix;
-}
 
 // Reads the leading decimal digits of `*text` into `*out`, consuming them. False on overflow
 // or when there is no digit.
@@ -413,7 +396,7 @@ void ResolveDownsample(const std::map<std::string, std::string>& env, Config* c,
     }
   }
   for (const auto& [key, value] : d.set_tags) {
-    if (std::find(d.group_by.begin(), d.group_by.end(), key) != d.group_by.end()) {
+    if (Contains(d.group_by, key)) {
       problems->Add("EDGELINE_DOWNSAMPLE_SET_TAGS", "tag " + key + " is also in EDGELINE_DOWNSAMPLE_GROUP_BY");
     }
   }

@@ -1,9 +1,9 @@
 #include "config/config_table.h"
 
-#include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <type_traits>
+
+#include "common/strings.h"
 
 namespace edgeline::config_internal {
 namespace {
@@ -391,26 +391,6 @@ std::vector<Variable> BuildTable() {
        .doc = "Least severe log level written to stderr.",
        .field = [](Config& c) -> FieldPtr { return &c.log_level; }},
   };
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' ||
-                        s.front() == '\n')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
-                        s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 // Quotes a non-secret value for an error message, cut short so a pasted blob stays readable.
