@@ -7,12 +7,12 @@
 #include <cstdio>
 #include <cstring>
 #include <charconv>
-#include <cmath>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
+#include <utility>
 
 #include "common/strings.h"
+#include "config/config_grammars.h"
 #include "config/config_table.h"
 
 namespace edgeline {
@@ -20,6 +20,7 @@ namespace edgeline {
 using config_internal::FindVariable;
 using config_internal::Group;
 using config_internal::ParsedValue;
+using config_internal::SplitOn;
 using config_internal::Variable;
 using config_internal::Variables;
 using config_internal::VarType;
@@ -113,6 +114,9 @@ class Problems {
     bad_.insert(std::string(variable));
     out_->push_back({std::string(variable), std::move(message)});
   }
+  void AddEach(std::string_view variable, std::vector<std::string> messages) {
+    for (std::string& message : messages) Add(variable, std::move(message));
+  }
   // True when none of `names` had a problem of its own: cross-field rules on a value that
   // failed to parse would only report noise.
   bool AllValid(std::initializer_list<std::string_view> names) const {
@@ -154,188 +158,6 @@ void CheckOrder(std::string_view min_name, int64_t min_value,
 
 constexpr std::string_view kKafkaPropPrefix = "EDGELINE_KAFKA_PROP_";
 
-std::vector<std::string_view> SplitOn(std::string_view text, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  while (true) {
-    size_t end = text.find(sep, start);
-    out.push_back(Trim(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start)));
-    if (end == std::string_view::npos) break;
-    start = end + 1;
-  }
-  return out;
-}
-
-bool ParseAggregateName(std::string_view name, Aggregate* out) {
-  static constexpr std::pair<std::string_view, Aggregate> kNames[] = {
-      {"last", Aggregate::kLast}, {"first", Aggregate::kFirst}, {"min", Aggregate::kMin},
-      {"max", Aggregate::kMax},   {"mean", Aggregate::kMean},   {"sum", Aggregate::kSum},
-      {"count", Aggregate::kCount}};
-  for (auto [n, a] : kNames) {
-    if (Lower(name) == n) {
-      *out = a;
-      return true;
-    }
-  }
-  return false;
-}
-
-constexpr std::string_view kAggregateNames = "last, first, min, max, mean, sum or count";
-
-void ParseAggregates(DownsampleConfig* d, Problems* problems) {
-  constexpr std::string_view kVar = "EDGELINE_DOWNSAMPLE_AGGREGATE";
-  d->field_aggregates.clear();
-  d->default_aggregate = Aggregate::kLast;
-  bool have_default = false;
-  std::set<std::string> seen;
-  for (std::string_view item : SplitOn(d->aggregate_text, ',')) {
-    if (item.empty()) {
-      problems->Add(kVar, "has an empty item");
-      continue;
-    }
-    size_t eq = item.find('=');
-    Aggregate a;
-    if (eq == std::string_view::npos) {
-      if (have_default) {
-        problems->Add(kVar, "names more than one default aggregate (\"" + std::string(item) + "\")");
-      } else if (!ParseAggregateName(item, &a)) {
-        problems->Add(kVar, "unknown aggregate \"" + std::string(item) + "\"; use " + std::string(kAggregateNames));
-      } else {
-        d->default_aggregate = a;
-        have_default = true;
-      }
-      continue;
-    }
-    std::string field(Trim(item.substr(0, eq)));
-    std::string_view name = Trim(item.substr(eq + 1));
-    if (field.empty()) {
-      problems->Add(kVar, "has an override without a field name (\"" + std::string(item) + "\")");
-    } else if (!ParseAggregateName(name, &a)) {
-      problems->Add(kVar, "unknown aggregate \"" + std::string(name) + "\" for field " + field +
-                              "; use " + std::string(kAggregateNames));
-    } else if (!seen.insert(field).second) {
-      problems->Add(kVar, "names field " + field + " twice");
-    } else {
-      d->field_aggregates.emplace_back(field, a);
-    }
-  }
-}
-
-// `output:field<op>number?if_true:if_false`
-bool ParseAlarmRule(std::string_view text, AlarmRule* rule, std::string* error) {
-  size_t colon = text.find(':');
-  size_t question = text.find('?');
-  if (colon == std::string_view::npos || question == std::string_view::npos || question < colon) {
-    *error = "expected output:field<op>number?if_true:if_false";
-    return false;
-  }
-  rule->output = std::string(Trim(text.substr(0, colon)));
-  std::string_view condition = Trim(text.substr(colon + 1, question - colon - 1));
-  std::string_view values = text.substr(question + 1);
-  size_t op_pos = condition.find_first_of("<>=!");
-  if (rule->output.empty() || op_pos == std::string_view::npos || op_pos == 0) {
-    *error = "expected output:field<op>number?if_true:if_false";
-    return false;
-  }
-  rule->field = std::string(Trim(condition.substr(0, op_pos)));
-  std::string_view rest = condition.substr(op_pos);
-  static constexpr std::pair<std::string_view, CompareOp> kOps[] = {
-      {"<=", CompareOp::kLe}, {">=", CompareOp::kGe}, {"==", CompareOp::kEq},
-      {"!=", CompareOp::kNe}, {"<", CompareOp::kLt},  {">", CompareOp::kGt}};
-  bool found = false;
-  for (auto [name, op] : kOps) {
-    if (rest.substr(0, name.size()) == name) {
-      rule->op = op;
-      rest.remove_prefix(name.size());
-      found = true;
-      break;
-    }
-  }
-  if (!found) {
-    *error = "unknown comparison in \"" + std::string(condition) + "\"; use < <= > >= == !=";
-    return false;
-  }
-  std::string number(Trim(rest));
-  char* end = nullptr;
-  errno = 0;
-  rule->threshold = number.empty() ? 0 : std::strtod(number.c_str(), &end);
-  if (number.empty() || end != number.c_str() + number.size() || errno == ERANGE ||
-      !std::isfinite(rule->threshold)) {
-    *error = "threshold \"" + number + "\" is not a finite number";
-    return false;
-  }
-  size_t split = values.find(':');
-  if (split == std::string_view::npos) {
-    *error = "expected if_true:if_false after '?'";
-    return false;
-  }
-  rule->when_true = std::string(Trim(values.substr(0, split)));
-  rule->when_false = std::string(Trim(values.substr(split + 1)));
-  if (rule->when_true.empty() || rule->when_false.empty()) {
-    *error = "if_true and if_false must not be empty";
-    return false;
-  }
-  return true;
-}
-
-void ParseAlarms(DownsampleConfig* d, Problems* problems) {
-  d->alarms.clear();
-  if (Trim(d->alarm_text).empty()) return;
-  std::set<std::string> outputs;
-  for (std::string_view item : SplitOn(d->alarm_text, ';')) {
-    if (item.empty()) continue;
-    AlarmRule rule;
-    std::string error;
-    if (!ParseAlarmRule(item, &rule, &error)) {
-      problems->Add("EDGELINE_DOWNSAMPLE_ALARM", "rule \"" + std::string(item) + "\": " + error);
-    } else if (!outputs.insert(rule.output).second) {
-      problems->Add("EDGELINE_DOWNSAMPLE_ALARM", "two rules write field " + rule.output);
-    } else {
-      d->alarms.push_back(std::move(rule));
-    }
-  }
-}
-
-void ParseSetTags(DownsampleConfig* d, Problems* problems) {
-  d->set_tags.clear();
-  if (Trim(d->set_tags_text).empty()) return;
-  for (std::string_view item : SplitOn(d->set_tags_text, ',')) {
-    size_t eq = item.find('=');
-    std::string key(Trim(item.substr(0, eq)));
-    std::string value = eq == std::string_view::npos ? "" : std::string(Trim(item.substr(eq + 1)));
-    if (key.empty() || value.empty()) {
-      problems->Add("EDGELINE_DOWNSAMPLE_SET_TAGS", "expected key=value items (got \"" + std::string(item) + "\")");
-      continue;
-    }
-    d->set_tags.emplace_back(std::move(key), std::move(value));
-  }
-  std::sort(d->set_tags.begin(), d->set_tags.end());
-}
-
-void ParseTopicMap(KafkaConfig* k, Problems* problems) {
-  k->topic_map.clear();
-  if (Trim(k->topic_map_text).empty()) return;
-  for (std::string_view item : SplitOn(k->topic_map_text, ',')) {
-    size_t colon = item.find(':');
-    KafkaTopicRoute route;
-    if (colon != std::string_view::npos) {
-      route.kafka_topic = std::string(Trim(item.substr(0, colon)));
-      route.mqtt_regex = std::string(Trim(item.substr(colon + 1)));
-    }
-    if (route.kafka_topic.empty() || route.mqtt_regex.empty()) {
-      problems->Add("EDGELINE_KAFKA_TOPIC_MAP", "expected kafka_topic:mqtt_regex items (got \"" + std::string(item) + "\")");
-      continue;
-    }
-    try {
-      std::regex compiled(route.mqtt_regex);
-    } catch (const std::regex_error& e) {
-      problems->Add("EDGELINE_KAFKA_TOPIC_MAP", "regex \"" + route.mqtt_regex + "\" is invalid: " + e.what());
-      continue;
-    }
-    k->topic_map.push_back(std::move(route));
-  }
-}
-
 void CheckStreams(std::string_view variable, const std::vector<std::string>& streams, Problems* problems) {
   for (const std::string& s : streams) {
     if (s != "raw" && s != "downsampled") {
@@ -370,9 +192,13 @@ void ResolveDownsample(const std::map<std::string, std::string>& env, Config* c,
     if (!given("EDGELINE_DOWNSAMPLE_SET_TAGS")) d.set_tags_text = "region=US";
     if (!given("EDGELINE_DOWNSAMPLE_MEASUREMENTS")) d.measurements = {"genData"};
   }
-  ParseAggregates(&d, problems);
-  ParseAlarms(&d, problems);
-  ParseSetTags(&d, problems);
+  std::vector<std::string> errors;
+  config_internal::ParseAggregates(d.aggregate_text, &d.default_aggregate, &d.field_aggregates, &errors);
+  problems->AddEach("EDGELINE_DOWNSAMPLE_AGGREGATE", std::exchange(errors, {}));
+  config_internal::ParseAlarms(d.alarm_text, &d.alarms, &errors);
+  problems->AddEach("EDGELINE_DOWNSAMPLE_ALARM", std::exchange(errors, {}));
+  config_internal::ParseSetTags(d.set_tags_text, &d.set_tags, &errors);
+  problems->AddEach("EDGELINE_DOWNSAMPLE_SET_TAGS", std::exchange(errors, {}));
   if (!d.alarm_topic.empty() && !d.enabled) {
     problems->Add("EDGELINE_ALARM_TOPIC", "needs downsampling (set EDGELINE_DOWNSAMPLE_PRESET=seed or EDGELINE_DOWNSAMPLE_* variables)");
   }
@@ -404,7 +230,9 @@ void ResolveDownsample(const std::map<std::string, std::string>& env, Config* c,
 
 void ResolveKafka(const std::map<std::string, std::string>& env, Config* c, Problems* problems) {
   KafkaConfig& k = c->kafka;
-  ParseTopicMap(&k, problems);
+  std::vector<std::string> errors;
+  config_internal::ParseTopicMap(k.topic_map_text, &k.topic_map, &errors);
+  problems->AddEach("EDGELINE_KAFKA_TOPIC_MAP", std::move(errors));
   CheckStreams("EDGELINE_KAFKA_STREAMS", k.streams, problems);
   k.properties.clear();
   for (const auto& [name, value] : env) {
