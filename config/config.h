@@ -1,6 +1,6 @@
 // Config: edgeline's effective settings, parsed from EDGELINE_* environment variables (and an
-// optional env file). One table in config.cc (name, type, default, bounds, secret?, doc) drives
-// the parser, `edgeline config` and docs/CONFIGURATION.md. Parsing collects every problem
+// optional env file). One table in config_table.cc (name, type, default, bounds, secret?, doc)
+// drives the parser, `edgeline config` and docs/CONFIGURATION.md. Parsing collects every problem
 // before failing. Config is a plain value: build once at start, then share read-only.
 #pragma once
 
@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "config/env_file.h"
 
 namespace edgeline {
 
@@ -211,13 +212,7 @@ struct ConfigParseResult {
 // silently). Cross-field rules (e.g. v2 needs org and token) are checked too.
 ConfigParseResult ParseConfig(const std::map<std::string, std::string>& env);
 
-// The process environment's EDGELINE_* variables.
-std::map<std::string, std::string> EnvironmentVariables();
-
-// Reads a systemd EnvironmentFile: KEY=VALUE lines, '#'/';' comments, optional single/double
-// quotes, backslash line continuation. Errors name file:line, never the line's content. The
-// caller merges: the process environment overrides values from the file.
-Result<std::map<std::string, std::string>> ReadEnvFile(const std::string& path);
+// EnvironmentVariables() and ReadEnvFile() are in config/env_file.h.
 
 // `edgeline config` output: every variable with its effective value (secrets masked as
 // "********" when set), and whether it came from the default or the environment.
