@@ -52,13 +52,12 @@ class HttpApiTest : public ::testing::Test {
   void SetUp() override {
     influxd_.Query("CREATE DATABASE http");
     dir_ = testing::MakeTempDir("edgeline-http");
-    port_ = testing::FreePort();
-    env_ = testing::AgentEnv(mosquitto_, influxd_, dir_ + "/queue.db", "http");
-    env_["EDGELINE_HTTP_LISTEN"] = "127.0.0.1:" + std::to_string(port_);
+    env_ = testing::AgentEnv(mosquitto_, influxd_, dir_ + "/queue.db", "http");  // HTTP on port 0
     env_["EDGELINE_HTTP_TOKEN"] = "edge-secret-token";
     env_["EDGELINE_HTTP_MAX_BODY"] = "64KiB";
     agent_ = std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env_,
                                                 dir_ + "/agent.log");
+    ASSERT_TRUE(WaitFor([&] { return (port_ = testing::AgentHttpPort(*agent_)) > 0; }, 20s)) << agent_->Log();
     // Up, and its MQTT session connected (the metrics test counts on it).
     ASSERT_TRUE(WaitFor([&] {
       CurlResult h = Curl({Url("/health")});

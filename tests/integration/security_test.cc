@@ -26,6 +26,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::AgentEnv;
+using testing::AgentHttpPort;
 using testing::Influxd;
 using testing::InfluxdOptions;
 using testing::Mosquitto;
@@ -97,14 +98,6 @@ int Mode(const std::string& path) {
 
 using testing::Curl;
 using testing::CurlResult;
-
-// The local HTTP port an agent picked with EDGELINE_HTTP_LISTEN=127.0.0.1:0, from its log.
-int AgentHttpPort(const Process& agent) {
-  const std::string log = agent.Log();
-  const std::string marker = "listening on 127.0.0.1:";
-  size_t pos = log.find(marker);
-  return pos == std::string::npos ? 0 : std::atoi(log.c_str() + pos + marker.size());
-}
 
 class SecurityTest : public ::testing::Test {
  protected:
@@ -367,12 +360,16 @@ TEST_F(SecurityTest, CurlTransportVerifiesChainAndHostName) {
     std::unique_ptr<Process> process;
   };
   auto serve = [&](const std::string& cert, const std::string& key, const std::string& name) {
-    Server s{testing::FreePort(), nullptr};
-    s.process = std::make_unique<Process>(
-        std::vector<std::string>{"openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(s.port), "-cert",
-                                 cert, "-key", key, "-www", "-quiet"},
-        Env{}, dir_ + "/" + name + ".log");
-    return s;
+    testing::ServerSpec spec;
+    spec.name = name;
+    spec.start = [&](const std::vector<int>& ports) {
+      return std::make_unique<Process>(
+          std::vector<std::string>{"openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(ports[0]), "-cert",
+                                   cert, "-key", key, "-www", "-quiet"},
+          Env{}, dir_ + "/" + name + ".log");
+    };
+    testing::StartedServer started = testing::StartServer(spec);
+    return Server{started.ports[0], std::move(started.process)};
   };
   Server good = serve(pki_->server_cert, pki_->server_key, "s_server-good");
   Server wrong_host = serve(pki_->wrong_host_cert, pki_->wrong_host_key, "s_server-host");

@@ -354,11 +354,12 @@ TEST_F(SpineTest, BackpressureLeavesMessagesAtTheBrokerUntilThereIsRoom) {
   env_["EDGELINE_QUEUE_MAX_BYTES"] = "64KiB";
   env_["EDGELINE_QUEUE_FULL_POLICY"] = "backpressure";
   env_["EDGELINE_INFLUX_URL"] = "http://127.0.0.1:" + std::to_string(testing::FreePort());  // nobody listens
-  env_["EDGELINE_HTTP_LISTEN"] = "127.0.0.1:" + std::to_string(testing::FreePort());
-  const std::string health_url = "http://" + env_["EDGELINE_HTTP_LISTEN"] + "/health";
   Subscriber sub(mosquitto_->url(), "watch-" + name_, status_topic_);
   StartAgent();
   WaitOnline(sub);
+  int http_port = 0;  // EDGELINE_HTTP_LISTEN from AgentEnv: port 0
+  ASSERT_TRUE(WaitFor([&] { return (http_port = testing::AgentHttpPort(*agent_)) > 0; }, 20s)) << agent_->Log();
+  const std::string health_url = "http://127.0.0.1:" + std::to_string(http_port) + "/health";
   constexpr int kMessages = 1500;  // ~120 bytes each on disk: about three times what fits
   Messages messages;
   for (int i = 0; i < kMessages; ++i) {

@@ -1,27 +1,30 @@
 #include "tests/support/harness.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 
 #include <mqtt/async_client.h>
 
+#include "common/strings.h"
 #include "storage/queue.h"
+#include "tests/support/ports.h"
 
 #ifndef EDGELINE_FIXTURES_DIR
 #error "EDGELINE_FIXTURES_DIR must be defined by the build"
@@ -29,21 +32,7 @@
 
 namespace edgeline::testing {
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind(0) failed");
-  }
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+int FreePort() { return PortAllocator::Default().Next(); }
 
 std::string MakeTempDir(const std::string& prefix) {
   std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
@@ -65,15 +54,47 @@ bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds t
 
 namespace {
 
-bool PortOpen(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return ok;
+// The inodes of the TCP sockets listening on `port` in `pid`'s network namespace.
+std::set<std::string> ListeningInodes(pid_t pid, int port) {
+  std::set<std::string> inodes;
+  char local_port[8];
+  std::snprintf(local_port, sizeof(local_port), ":%04X", port);
+  for (const char* table : {"tcp", "tcp6"}) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/net/" + table);
+    std::string line;
+    std::getline(f, line);  // header
+    while (std::getline(f, line)) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+      std::istringstream fields(line);
+      std::string sl, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      fields >> sl >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
+      if (state == "0A" && local.size() > 5 && local.compare(local.size() - 5, 5, local_port) == 0) {
+        inodes.insert(inode);
+      }
+    }
+  }
+  return inodes;
+}
+
+// True when `pid` itself holds a socket listening on `port` (not merely someone on that port).
+bool ListensOn(pid_t pid, int port) {
+  const std::set<std::string> inodes = ListeningInodes(pid, port);
+  if (inodes.empty()) return false;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+    std::error_code link_ec;
+    const std::string target = std::filesystem::read_symlink(entry.path(), link_ec).string();
+    if (!link_ec && target.rfind("socket:[", 0) == 0 && inodes.count(target.substr(8, target.size() - 9)) != 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string PortList(const std::vector<int>& ports) {
+  std::string out;
+  for (int port : ports) out += (out.empty() ? "" : ",") + std::to_string(port);
+  return out;
 }
 
 size_t CollectBody(char* data, size_t size, size_t n, void* user) {
@@ -82,7 +103,7 @@ size_t CollectBody(char* data, size_t size, size_t n, void* user) {
 }
 
 // Returns the HTTP status (0 on transport failure); body in *body. `ca_file` and `userpwd`
-// ("user:password", Basic) serve the security tests' HTTPS and auth-enabled influxd.
+// ("user:password", Basic) reach an HTTPS or auth-enabled influxd.
 int HttpCall(const std::string& url, const std::string& post_fields, std::string* body,
              const std::string& ca_file = "", const std::string& userpwd = "") {
   CURL* curl = curl_easy_init();
@@ -129,8 +150,13 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
   c_argv.push_back(nullptr);
   for (auto& e : env_strings) c_env.push_back(e.data());
   c_env.push_back(nullptr);
+  // Closed by a successful exec (close-on-exec): once the parent reads EOF, the child is the new
+  // program and the parent's close-on-exec descriptors (listening sockets among them) are gone.
+  int exec_sync[2];
+  if (::pipe2(exec_sync, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
   pid_ = ::fork();
   if (pid_ == 0) {
+    ::close(exec_sync[0]);
     int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       ::dup2(fd, STDOUT_FILENO);
@@ -142,9 +168,17 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::execvpe(c_argv[0], c_argv.data(), c_env.data());
-    std::_Exit(127);
+    std::_Exit(127);  // exit_code() 127, as a shell says for a command it cannot run
   }
-  if (pid_ < 0) throw std::runtime_error("fork failed");
+  ::close(exec_sync[1]);
+  if (pid_ < 0) {
+    ::close(exec_sync[0]);
+    throw std::runtime_error("fork failed");
+  }
+  char byte;
+  while (::read(exec_sync[0], &byte, 1) < 0 && errno == EINTR) {
+  }
+  ::close(exec_sync[0]);
 }
 
 Process::~Process() {
@@ -184,34 +218,87 @@ std::string Process::Log() const {
   return ss.str();
 }
 
+StartedServer StartServer(const ServerSpec& spec) {
+  const bool fixed = !spec.ports.empty();
+  const int attempts = fixed ? 1 : spec.attempts;
+  std::string history;  // one line per failed attempt
+  std::string last_log;
+  for (int attempt = 1; attempt <= attempts; ++attempt) {
+    std::vector<int> ports = spec.ports;
+    for (int i = 0; !fixed && i < spec.port_count; ++i) ports.push_back(spec.pick_port ? spec.pick_port() : FreePort());
+    std::unique_ptr<Process> process = spec.start(ports);
+    std::string why;  // set when the ports were taken (or the child ended) before it was ready
+    const bool up = WaitFor(
+        [&] {
+          if (Lower(process->Log()).find("address already in use") != std::string::npos) {
+            why = "address already in use";
+            return true;
+          }
+          if (!process->running()) {
+            why = "exited with code " + std::to_string(process->exit_code());
+            return true;
+          }
+          for (int port : ports) {
+            if (!ListensOn(process->pid(), port)) return false;
+          }
+          return !spec.ready || spec.ready(ports);
+        },
+        spec.timeout, std::chrono::milliseconds(20));
+    if (up && why.empty()) return StartedServer{ports, std::move(process), attempt};
+    process->Kill();
+    last_log = process->Log();
+    std::error_code ignored;
+    std::filesystem::rename(process->log_path(), process->log_path() + ".attempt" + std::to_string(attempt), ignored);
+    if (!up) {
+      throw std::runtime_error(spec.name + " on ports " + PortList(ports) + " was not ready within " +
+                               std::to_string(spec.timeout.count()) + " ms; log:\n" + last_log);
+    }
+    history += "  attempt " + std::to_string(attempt) + " on ports " + PortList(ports) + ": " + why + "\n";
+  }
+  throw std::runtime_error(spec.name + " did not start (" + (fixed ? "fixed ports" : "new ports each time") +
+                           "):\n" + history + "last log:\n" + last_log);
+}
+
+int AgentHttpPort(const Process& agent) {
+  const std::string log = agent.Log();
+  const std::string marker = "listening on 127.0.0.1:";
+  const size_t pos = log.rfind(marker);
+  return pos == std::string::npos ? 0 : std::atoi(log.c_str() + pos + marker.size());
+}
+
 Mosquitto::Mosquitto() : Mosquitto(MosquittoOptions{}) {}
 
 Mosquitto::Mosquitto(const MosquittoOptions& options)
-    : dir_(MakeTempDir("edgeline-mosquitto")), port_(FreePort()), scheme_(options.scheme) {
-  std::string conf = dir_ + "/mosquitto.conf";
+    : dir_(MakeTempDir("edgeline-mosquitto")), scheme_(options.scheme) {
+  const std::string conf = dir_ + "/mosquitto.conf";
   const bool sets_anonymous = options.global_config.find("allow_anonymous") != std::string::npos;
-  WriteFile(conf, "listener " + std::to_string(port_) + " 127.0.0.1\n" + options.listener_config +
-                  "\n" + options.global_config + "\n" +
-                  (sets_anonymous ? "" : "allow_anonymous true\n") +
-                  "persistence false\n"
-                  "max_queued_messages 1000000\n"
-                  "max_inflight_messages 100\n"
-                  "log_dest stderr\n"
-                  "log_type error\nlog_type warning\n");
-  process_ = std::make_unique<Process>(std::vector<std::string>{"mosquitto", "-c", conf},
-                                       std::map<std::string, std::string>{}, dir_ + "/mosquitto.log");
-  if (!WaitFor([&] { return PortOpen(port_); }, std::chrono::seconds(10))) {
-    throw std::runtime_error("mosquitto did not start: " + process_->Log());
-  }
+  ServerSpec spec;
+  spec.name = "mosquitto";
+  spec.pick_port = options.pick_port;
+  spec.start = [&](const std::vector<int>& ports) {
+    WriteFile(conf, "listener " + std::to_string(ports[0]) + " 127.0.0.1\n" + options.listener_config + "\n" +
+                        options.global_config + "\n" + (sets_anonymous ? "" : "allow_anonymous true\n") +
+                        "persistence false\n"
+                        "max_queued_messages 1000000\n"
+                        "max_inflight_messages 100\n"
+                        "log_dest stderr\n"
+                        "log_type error\nlog_type warning\n");
+    return std::make_unique<Process>(std::vector<std::string>{"mosquitto", "-c", conf},
+                                     std::map<std::string, std::string>{}, dir_ + "/mosquitto.log");
+  };
+  StartedServer started = StartServer(spec);
+  port_ = started.ports[0];
+  start_attempts_ = started.attempts;
+  process_ = std::move(started.process);
 }
 
 Influxd::Influxd() : Influxd(InfluxdOptions{}) {}
 
-Influxd::Influxd(InfluxdOptions options)
-    : options_(std::move(options)),
-      dir_(MakeTempDir("edgeline-influxd")),
-      http_port_(FreePort()),
-      rpc_port_(FreePort()) {
+Influxd::Influxd(InfluxdOptions options) : options_(std::move(options)), dir_(MakeTempDir("edgeline-influxd")) {
+  StartOn({});
+}
+
+std::unique_ptr<Process> Influxd::Launch(const std::vector<int>& ports) {
   std::string https;
   if (!options_.https_certificate.empty()) {
     https = "  https-enabled = true\n  https-certificate = \"" + options_.https_certificate +
@@ -219,28 +306,38 @@ Influxd::Influxd(InfluxdOptions options)
   }
   WriteFile(dir_ + "/influxd.conf",
             "reporting-disabled = true\n"
-            "bind-address = \"127.0.0.1:" + std::to_string(rpc_port_) + "\"\n"
+            "bind-address = \"127.0.0.1:" + std::to_string(ports[1]) + "\"\n"
             "[meta]\n  dir = \"" + dir_ + "/meta\"\n"
             "[data]\n  dir = \"" + dir_ + "/data\"\n  wal-dir = \"" + dir_ + "/wal\"\n"
             "  query-log-enabled = false\n"
-            "[http]\n  bind-address = \"127.0.0.1:" + std::to_string(http_port_) + "\"\n"
+            "[http]\n  bind-address = \"127.0.0.1:" + std::to_string(ports[0]) + "\"\n"
             "  log-enabled = false\n" + https + options_.http_config + "\n"
             "[monitor]\n  store-enabled = false\n"
             "[continuous_queries]\n  enabled = false\n");
-  Start();
+  return std::make_unique<Process>(std::vector<std::string>{"influxd", "-config", dir_ + "/influxd.conf"},
+                                   std::map<std::string, std::string>{}, dir_ + "/influxd.log");
 }
 
-void Influxd::Start() {
-  process_ = std::make_unique<Process>(std::vector<std::string>{"influxd", "-config", dir_ + "/influxd.conf"},
-                                       std::map<std::string, std::string>{}, dir_ + "/influxd.log");
-  bool up = WaitFor(
-      [&] {
-        std::string body;
-        return HttpCall(url() + "/ping", "", &body, options_.ca_file) == 204;
-      },
-      std::chrono::seconds(30));
-  if (!up) throw std::runtime_error("influxd did not start: " + process_->Log());
+void Influxd::StartOn(std::vector<int> ports) {
+  ServerSpec spec;
+  spec.name = "influxd";
+  spec.port_count = 2;  // HTTP, RPC bind-address
+  spec.ports = std::move(ports);
+  spec.pick_port = options_.pick_port;
+  spec.start = [this](const std::vector<int>& p) { return Launch(p); };
+  spec.ready = [this](const std::vector<int>& p) {
+    std::string body;
+    const std::string scheme = options_.https_certificate.empty() ? "http" : "https";
+    return HttpCall(scheme + "://127.0.0.1:" + std::to_string(p[0]) + "/ping", "", &body, options_.ca_file) == 204;
+  };
+  StartedServer started = StartServer(spec);
+  http_port_ = started.ports[0];
+  rpc_port_ = started.ports[1];
+  start_attempts_ = started.attempts;
+  process_ = std::move(started.process);
 }
+
+void Influxd::Start() { StartOn({http_port_, rpc_port_}); }
 
 void Influxd::SetQueryCredentials(std::string username, std::string password) {
   options_.username = std::move(username);

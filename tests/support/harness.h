@@ -1,8 +1,10 @@
 // Test harness for integration and crash tests: starts REAL servers (mosquitto, influxd 1.6)
 // and the edgeline binary as child processes on free loopback ports, each in its own temp
 // directory, waits for readiness by polling (never a fixed sleep), and kills them in the
-// destructor. Also a Paho-based publisher/subscriber and an InfluxQL query helper.
-// Not thread-safe: one test thread owns each object.
+// destructor. Every server child starts through StartServer, which moves to new ports when the
+// picked ones were taken before the server bound them. Also a Paho-based publisher/subscriber
+// and an InfluxQL query helper.
+// Not thread-safe: one test thread owns each object (PortAllocator, under FreePort, is).
 #pragma once
 
 #include <sys/types.h>
@@ -19,12 +21,17 @@
 
 namespace edgeline::testing {
 
+// A loopback port from PortAllocator::Default() (tests/support/ports.h): bindable now, never
+// handed out twice, outside the ephemeral range, not handed out by a parallel test process.
+// Something else may still bind it before the caller's server does: start servers through
+// StartServer, which retries. Also good as a port nobody listens on.
 int FreePort();
 std::string MakeTempDir(const std::string& prefix);
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
              std::chrono::milliseconds poll = std::chrono::milliseconds(50));
 
-// A child process with its own environment; stdout+stderr go to `log_path`.
+// A child process with its own environment; stdout+stderr go to `log_path`. The constructor
+// returns once the child has exec'd (or failed to: exit code 127).
 class Process {
  public:
   Process(std::vector<std::string> argv, std::map<std::string, std::string> env, std::string log_path);
@@ -35,6 +42,7 @@ class Process {
   void Kill();  // SIGKILL and reap
   int exit_code() const { return exit_code_; }
   std::string Log() const;
+  const std::string& log_path() const { return log_path_; }
 
  private:
   pid_t pid_ = -1;
@@ -42,13 +50,48 @@ class Process {
   std::string log_path_;
 };
 
-// Added for the security tests (session 3): TLS and authentication variants of the servers.
+// What StartServer needs to start one server child on `port_count` loopback ports.
+struct ServerSpec {
+  std::string name;  // in messages, e.g. "influxd"
+  int port_count = 1;
+  // Set: exactly these ports, one attempt (a restart that clients already point at).
+  std::vector<int> ports;
+  // Writes the server's configuration for `ports` and starts it; its output goes to Log().
+  std::function<std::unique_ptr<Process>(const std::vector<int>& ports)> start;
+  // Polled once the child listens on every port (e.g. influxd's /ping); empty: listening is enough.
+  std::function<bool(const std::vector<int>& ports)> ready;
+  std::function<int()> pick_port;  // empty: FreePort()
+  int attempts = 5;
+  std::chrono::milliseconds timeout = std::chrono::seconds(30);  // per attempt
+};
+
+struct StartedServer {
+  std::vector<int> ports;
+  std::unique_ptr<Process> process;
+  int attempts = 0;  // 1 when the first ports were free
+};
+
+// Starts the server on picked ports and returns once the child process itself listens on every
+// port (its sockets in /proc, so another process answering on a taken port does not count) and
+// `ready` holds. When the child says "address already in use" (in its log) or exits before that,
+// it is killed, its log is renamed <log>.attempt<N> so the next start writes a fresh one, and
+// it starts again on new ports, up to `attempts` times. Throws std::runtime_error naming each
+// attempt's ports and reason, with the last log, when no attempt came up.
+StartedServer StartServer(const ServerSpec& spec);
+
+// The HTTP port of an agent started with EDGELINE_HTTP_LISTEN=127.0.0.1:0 (AgentEnv), from the
+// last "listening on 127.0.0.1:<port>" of its log; 0 before that. The agent binds the port before
+// it logs it, so there is no race.
+int AgentHttpPort(const Process& agent);
+
+// TLS and authentication variants of the servers.
 // Default-constructed options give exactly the plain servers the other tests use.
 struct MosquittoOptions {
   std::string listener_config;  // lines right after `listener` (cafile, certfile, keyfile...)
   std::string global_config;    // e.g. password_file; anonymous clients stay allowed unless this
                                 // sets allow_anonymous itself
   std::string scheme = "tcp";   // of url(): "ssl" or "mqtts" for a TLS listener
+  std::function<int()> pick_port;  // empty: FreePort(); StartServer's own test injects a taken port
 };
 
 struct InfluxdOptions {
@@ -58,18 +101,21 @@ struct InfluxdOptions {
   std::string http_config;        // extra [http] lines, e.g. auth-enabled = true
   std::string username;           // Basic auth for Query, once an admin user exists
   std::string password;
+  std::function<int()> pick_port;  // empty: FreePort(); HTTP port first, then the RPC port
 };
 
 class Mosquitto {
  public:
   Mosquitto();
-  explicit Mosquitto(const MosquittoOptions& options);  // security tests
+  explicit Mosquitto(const MosquittoOptions& options);
   std::string url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
   int port() const { return port_; }
+  int start_attempts() const { return start_attempts_; }  // StartServer's count
 
  private:
   std::string dir_;
-  int port_;
+  int port_ = 0;
+  int start_attempts_ = 0;
   std::string scheme_ = "tcp";
   std::unique_ptr<Process> process_;
 };
@@ -77,11 +123,11 @@ class Mosquitto {
 class Influxd {
  public:
   Influxd();
-  explicit Influxd(InfluxdOptions options);  // security tests
+  explicit Influxd(InfluxdOptions options);
   // Credentials for Query from now on (after creating the admin user of an auth-enabled server).
   void SetQueryCredentials(std::string username, std::string password);
   void Stop();   // SIGTERM (data kept)
-  void Start();  // same dirs, same port
+  void Start();  // same dirs, same ports; throws if they were taken meanwhile
   std::string url() const {
     return (options_.https_certificate.empty() ? "http" : "https") + std::string("://127.0.0.1:") +
            std::to_string(http_port_);
@@ -90,12 +136,20 @@ class Influxd {
   nlohmann::json Query(const std::string& q, const std::string& db = "") const;
   // First value of the first series of a single-value query, or -1 when there is none.
   int64_t QueryCount(const std::string& q, const std::string& db) const;
+  int http_port() const { return http_port_; }
+  int rpc_port() const { return rpc_port_; }
+  int start_attempts() const { return start_attempts_; }  // StartServer's count, last start
 
  private:
+  // Writes the configuration for {http, rpc} ports and starts influxd (StartServer's `start`).
+  std::unique_ptr<Process> Launch(const std::vector<int>& ports);
+  void StartOn(std::vector<int> ports);  // empty: picked
+
   InfluxdOptions options_;
   std::string dir_;
-  int http_port_;
-  int rpc_port_;
+  int http_port_ = 0;
+  int rpc_port_ = 0;
+  int start_attempts_ = 0;
   std::unique_ptr<Process> process_;
 };
 

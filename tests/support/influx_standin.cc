@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "common/line_protocol.h"
+#include "tests/support/ports.h"
 
 namespace edgeline::testing {
 
@@ -186,19 +187,9 @@ bool ReadMore(int fd, std::string* buffer) {
 }  // namespace
 
 Result<std::unique_ptr<InfluxStandin>> InfluxStandin::Start(InfluxStandinConfig config) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Status::IoError("standin: socket failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, 64) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    return Status::IoError("standin: cannot listen on 127.0.0.1");
-  }
-  return std::unique_ptr<InfluxStandin>(new InfluxStandin(fd, ntohs(addr.sin_port), std::move(config)));
+  Result<LoopbackListener> listener = ListenOnLoopback();
+  if (!listener.ok()) return Status::IoError("standin: " + listener.status().message());
+  return std::unique_ptr<InfluxStandin>(new InfluxStandin(listener->fd, listener->port, std::move(config)));
 }
 
 InfluxStandin::InfluxStandin(int listen_fd, int port, InfluxStandinConfig config)

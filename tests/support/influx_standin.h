@@ -40,7 +40,8 @@ struct StandinRequest {
 
 class InfluxStandin {
  public:
-  // Binds 127.0.0.1 on a free port and starts serving.
+  // Listens on 127.0.0.1 (ListenOnLoopback: bound and listening before the port is known, so no
+  // race with parallel tests) and starts serving.
   static Result<std::unique_ptr<InfluxStandin>> Start(InfluxStandinConfig config = {});
   ~InfluxStandin();  // closes every connection, interrupts delays, joins all threads
   InfluxStandin(const InfluxStandin&) = delete;

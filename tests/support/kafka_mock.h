@@ -2,6 +2,9 @@
 // (tests/support/kafka_mock_cluster.cc), for integration and crash tests. Commands go through a
 // FIFO on its stdin; answers come in its log. Header-only: the executable's path comes from the
 // test's EDGELINE_KAFKA_MOCK_CLUSTER definition (tests/kafka.cmake). One test thread owns it.
+// The brokers need no port from the harness: librdkafka binds each to 127.0.0.1 port 0 and
+// listens on that socket before it reports the bootstrap address, and `down` keeps the port
+// bound (closed and bound again at once) until `up` listens again.
 #pragma once
 
 #include <fcntl.h>
