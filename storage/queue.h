@@ -2,8 +2,8 @@
 // (zstd-compressed on disk from 256 bytes on) in named streams ("raw", "downsampled", "alarms");
 // each consumer (sink) owns a cursor = the last batch sequence it has acknowledged. A batch is
 // deleted once every registered consumer of its stream has passed it, or when the size/age
-// bound drops it (counted per consumer that had not yet passed it). Also holds the dead-letter
-// table, sink status and agent state so `edgeline status` can read everything from the file.
+// bound drops it (counted per consumer that had not yet passed it). The same object is the
+// file's DeadLetterStore and StatusStore, so `edgeline status` reads everything from the file.
 // Thread-safe: all methods may be called from any thread (one SQLite connection, serialized).
 #pragma once
 
@@ -17,6 +17,8 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "config/config.h"
+#include "storage/dead_letter_store.h"
+#include "storage/status_store.h"
 
 namespace edgeline {
 
@@ -51,76 +53,9 @@ struct Batch {
   std::vector<SourceRun> sources;  // as appended (empty when unknown)
 };
 
-enum class DeadLetterKind {
-  kRejected,      // the whole payload/line was not accepted (ingest) or refused by a sink
-  kPartial,       // informational: part of an accepted payload was dropped (e.g. NaN field)
-};
-
-struct DeadLetter {
-  int64_t id = 0;                  // assigned by the queue
-  std::string sink;                // "ingest" or the sink name
-  DeadLetterKind kind = DeadLetterKind::kRejected;
-  std::string reason;
-  std::string topic;               // MQTT topic, when known
-  std::string payload;             // the rejected payload or line
-  int64_t created_ns = 0;
-};
-
-// What a sink reports after each attempt; stored in sink_status for `edgeline status`.
-struct SinkAttempt {
-  std::string state;               // "ok", "offline", "auth-failed", "not-found", "rejecting", ...
-  int last_code = 0;               // HTTP status (0 = no response)
-  std::string last_error;          // empty on success; never contains secrets
-  int64_t sent_points = 0;         // points delivered by this attempt (added to the total)
-  int64_t skipped_points = 0;      // points this sink deliberately does not send (added)
-  int consecutive_failures = 0;
-  int64_t next_retry_ns = 0;       // wall time of the next try, 0 when not waiting
-  int64_t retry_after_ns = 0;      // the server's Retry-After honoured by this wait (0 = none)
-  int64_t batch_points = 0;        // points per request now (smaller after a 413); 0 = n/a
-  double drain_rate = -1;          // points/s recently delivered; < 0 = unchanged
-};
-
-struct SinkStatus {
-  std::string sink;
-  std::string stream;
-  int64_t cursor_seq = 0;
-  std::string state;
-  int last_code = 0;
-  std::string last_error;
-  int64_t last_attempt_ns = 0;
-  int64_t last_success_ns = 0;
-  int64_t sent_points = 0;
-  int64_t dropped_points = 0;      // removed by size/age policy before this sink had them
-  int64_t dead_lettered = 0;
-  int64_t skipped_points = 0;      // deliberately not sent (e.g. no Kafka topic matches)
-  int consecutive_failures = 0;
-  int64_t next_retry_ns = 0;
-  int64_t retry_after_ns = 0;
-  int64_t batch_points = 0;
-  double drain_rate = 0;           // points/s recently delivered
-  bool registered = false;         // a consumer in this process's run (false read-only / for
-                                   // sinks of an earlier configuration)
-  int64_t registered_ns = 0;       // wall time of its latest RegisterConsumer (any process)
-  int64_t pending_points = 0;
-  int64_t pending_bytes = 0;       // compressed bytes on disk
-  int64_t oldest_pending_ns = 0;   // created_ns of the oldest pending batch, 0 when none
-};
-
-struct QueueStats {
-  int64_t batches = 0;
-  int64_t points = 0;
-  int64_t bytes = 0;               // compressed body bytes held
-  int64_t raw_bytes = 0;
-  int64_t dead_letters = 0;
-  int64_t ingest_rejected = 0;     // dead letters from ingest
-  int64_t dropped_points_total = 0;  // points removed by size/age policy (any stream)
-  int64_t max_seq = 0;
-  std::string recovered_from;      // path of a corrupt file moved aside at open, if any
-};
-
-class Queue {
+class Queue : public DeadLetterStore, public StatusStore {
  public:
-  virtual ~Queue() = default;
+  ~Queue() override = default;
 
   // Appends one batch per non-empty input plus dead letters, in ONE transaction (the group
   // commit). Returns the assigned sequence numbers (0 for empty inputs). When the queue is full:
@@ -163,51 +98,17 @@ class Queue {
   // The state stored by the latest AckWithOutput of `sink` ("" when none). Works read-only.
   virtual Result<std::string> ConsumerState(const std::string& sink) = 0;
 
-  // Records a failed attempt (cursor unchanged).
-  virtual Status RecordAttempt(const std::string& sink, const SinkAttempt& attempt) = 0;
-
-  // Applies max-age (and max-bytes) now; Append/Ack call it too. Returns points dropped.
+  // Applies the age bound and, under drop-oldest, the size bound now (Append applies only the
+  // size bound, to what it adds). Returns the points dropped.
   virtual Result<int64_t> EnforceLimits() = 0;
-
-  // SinkStatuses and Stats count pending points and bytes: they read the whole file.
-  virtual Result<std::vector<SinkStatus>> SinkStatuses() = 0;
-  virtual Result<QueueStats> Stats() = 0;
-  // One sink's cursor (0 when it has none yet), without counting anything.
-  virtual Result<int64_t> CursorOf(const std::string& sink) {
-    ASSIGN_OR_RETURN(std::vector<SinkStatus> sinks, SinkStatuses());
-    for (const SinkStatus& s : sinks) {
-      if (s.sink == sink) return s.cursor_seq;
-    }
-    return int64_t{0};
-  }
-  virtual Result<std::vector<DeadLetter>> DeadLetters(const std::string& sink, int64_t limit) = 0;
-
-  // Dead-letter tools (`edgeline dlq replay|purge`). RequestReplay marks the rejected dead
-  // letters of `sink` ("" = every sink) for another try, except those that cannot be replayed
-  // faithfully: payloads stored truncated, and sinks that do not replay (only "ingest" and the
-  // InfluxDB sinks do); `unreplayable` counts those left alone. the owner of each sink picks them up
-  // with ReplayRequested and settles them with FinishReplay: the given ids are deleted and
-  // `rejected_again` inserted, in one transaction. Purge deletes dead letters for good.
-  // Each returns the number of entries affected.
-  struct ReplayMarks {
-    int64_t marked = 0;
-    int64_t unreplayable = 0;
-  };
-  virtual Result<ReplayMarks> RequestReplay(const std::string& sink) = 0;
-  virtual Result<int64_t> PurgeDeadLetters(const std::string& sink) = 0;
-  virtual Result<std::vector<DeadLetter>> ReplayRequested(const std::string& sink, int64_t limit) = 0;
-  virtual Status FinishReplay(const std::vector<int64_t>& ids, const std::vector<DeadLetter>& rejected_again) = 0;
-
-  // Small key/value agent state (mqtt_connected, last_message_ns, heartbeat_ns, pid, ...).
-  virtual Status SetAgentState(const std::vector<std::pair<std::string, std::string>>& kv) = 0;
-  virtual Result<std::vector<std::pair<std::string, std::string>>> AgentState() = 0;
 
   // PRAGMA integrity_check; "ok" when healthy.
   virtual Result<std::string> IntegrityCheck() = 0;
 
   // The start-up check of a large file runs in the background (see QueueOpenOptions). Returns
   // Corruption once it has failed (the owner should then end the process: the next open moves
-  // the file aside), OK when it passed or is still running. `wait` blocks until it is done.
+  // the file aside), OK when it passed, could not finish, or is still running. `wait` blocks
+  // until it is done.
   virtual Status StartupCheck(bool wait) {
     (void)wait;
     return Status::Ok();
