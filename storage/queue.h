@@ -53,6 +53,15 @@ struct Batch {
   std::vector<SourceRun> sources;  // as appended (empty when unknown)
 };
 
+// Something that reads a stream and wants to know when it grew (a sink's thread).
+class StreamWatcher {
+ public:
+  virtual ~StreamWatcher() = default;
+  // Called on the committing thread right after a transaction that appended batches to a
+  // watched stream committed. Must be quick and must not call back into the queue.
+  virtual void OnAppended(std::string_view stream) = 0;
+};
+
 class Queue : public DeadLetterStore, public StatusStore {
  public:
   ~Queue() override = default;
@@ -101,6 +110,20 @@ class Queue : public DeadLetterStore, public StatusStore {
   // Applies the age bound and, under drop-oldest, the size bound now (Append applies only the
   // size bound, to what it adds). Returns the points dropped.
   virtual Result<int64_t> EnforceLimits() = 0;
+
+  // Registers `watcher` for appends to `stream` (by Append or by AckWithOutput's outputs):
+  // OnAppended(stream) once per committed transaction that appended at least one batch to it,
+  // never for a transaction that failed or rolled back. A watcher registered twice for one
+  // stream is called once. Unwatch removes it from every stream and returns after any call to
+  // it in progress has returned.
+  // REQUIRES: called before other threads use the queue; `watcher` outlives the queue or is
+  // removed with Unwatch before it is destroyed.
+  // The defaults do nothing: a Queue that does not override them never calls its watchers.
+  virtual void Watch(std::string_view stream, StreamWatcher* watcher) {
+    (void)stream;
+    (void)watcher;
+  }
+  virtual void Unwatch(StreamWatcher* watcher) { (void)watcher; }
 
   // PRAGMA integrity_check; "ok" when healthy.
   virtual Result<std::string> IntegrityCheck() = 0;

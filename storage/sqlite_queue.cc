@@ -1,6 +1,7 @@
-// OpenSqliteQueue and SqliteQueue's batches (sqlite_queue.h): append, read, acknowledge and
-// cursors. All under mu_. Sequence numbers use AUTOINCREMENT: a seq is never reused even after
-// every batch has been deleted, which cursors depend on.
+// OpenSqliteQueue and SqliteQueue's batches (sqlite_queue.h): append, read, acknowledge,
+// cursors, and the watchers of each stream. All under mu_; watchers are called after mu_ is
+// released, under watch_mu_. Sequence numbers use AUTOINCREMENT: a seq is never reused even
+// after every batch has been deleted, which cursors depend on.
 #include "storage/sqlite_queue.h"
 
 #include <fcntl.h>
@@ -56,19 +57,22 @@ Status SqliteQueue::StartupCheck(bool wait) {
 
 Result<std::vector<int64_t>> SqliteQueue::Append(const std::vector<BatchInput>& batches,
                                                  const std::vector<DeadLetter>& dead_letters) {
-  std::lock_guard lock(mu_);
-  // Compress before the transaction: it is the CPU-heavy part.
-  ASSIGN_OR_RETURN(std::vector<EncodedBatch> encoded, codec_.Encode(batches));
   std::vector<int64_t> seqs;
-  RETURN_IF_ERROR(TransactionLocked([&]() -> Status {
-    // Max age is enforced by EnforceLimits (the agent calls it every few seconds), not here:
-    // this is the per-message hot path.
-    const int64_t now = clock_->WallNowNs();
-    RETURN_IF_ERROR(MakeRoomLocked(encoded));
-    ASSIGN_OR_RETURN(seqs, InsertLocked(batches, encoded, now));
-    return InsertDeadLettersLocked(dead_letters, now);
-  }));
-  total_bytes_ += StoredBytes(encoded);
+  {
+    std::lock_guard lock(mu_);
+    // Compress before the transaction: it is the CPU-heavy part.
+    ASSIGN_OR_RETURN(std::vector<EncodedBatch> encoded, codec_.Encode(batches));
+    RETURN_IF_ERROR(TransactionLocked([&]() -> Status {
+      // Max age is enforced by EnforceLimits (the agent calls it every few seconds), not here:
+      // this is the per-message hot path.
+      const int64_t now = clock_->WallNowNs();
+      RETURN_IF_ERROR(MakeRoomLocked(encoded));
+      ASSIGN_OR_RETURN(seqs, InsertLocked(batches, encoded, now));
+      return InsertDeadLettersLocked(dead_letters, now);
+    }));
+    total_bytes_ += StoredBytes(encoded);
+  }
+  NotifyAppended(batches);
   return seqs;
 }
 
@@ -151,24 +155,27 @@ Status SqliteQueue::Ack(const std::string& sink, int64_t seq, const SinkAttempt&
 
 Status SqliteQueue::AckWithOutput(const std::string& sink, int64_t seq, const SinkAttempt& attempt,
                                   const std::vector<BatchInput>& outputs, std::string_view state) {
-  std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(std::string stream, StreamForAdvanceLocked(sink, seq));
-  ASSIGN_OR_RETURN(std::vector<EncodedBatch> encoded, codec_.Encode(outputs));
-  const int64_t now = clock_->WallNowNs();
-  RETURN_IF_ERROR(TransactionLocked([&]() -> Status {
-    RETURN_IF_ERROR(AdvanceLocked(sink, seq, attempt, now));
-    // GC first: what this consumer just passed may be what makes room for its output.
-    RETURN_IF_ERROR(CollectGarbageLocked(stream));
-    RETURN_IF_ERROR(MakeRoomLocked(encoded));
-    RETURN_IF_ERROR(InsertLocked(outputs, encoded, now).status());
-    SqliteStatement save(db_,
-                         "INSERT INTO consumer_state(sink, state, updated_ns) VALUES(?,?,?)"
-                         " ON CONFLICT(sink) DO UPDATE SET state=excluded.state, updated_ns=excluded.updated_ns");
-    RETURN_IF_ERROR(save.prepared());
-    save.Bind(1, sink).BindBlob(2, state).Bind(3, now);
-    return save.Run();
-  }));
-  total_bytes_ += StoredBytes(encoded);
+  {
+    std::lock_guard lock(mu_);
+    ASSIGN_OR_RETURN(std::string stream, StreamForAdvanceLocked(sink, seq));
+    ASSIGN_OR_RETURN(std::vector<EncodedBatch> encoded, codec_.Encode(outputs));
+    const int64_t now = clock_->WallNowNs();
+    RETURN_IF_ERROR(TransactionLocked([&]() -> Status {
+      RETURN_IF_ERROR(AdvanceLocked(sink, seq, attempt, now));
+      // GC first: what this consumer just passed may be what makes room for its output.
+      RETURN_IF_ERROR(CollectGarbageLocked(stream));
+      RETURN_IF_ERROR(MakeRoomLocked(encoded));
+      RETURN_IF_ERROR(InsertLocked(outputs, encoded, now).status());
+      SqliteStatement save(db_,
+                           "INSERT INTO consumer_state(sink, state, updated_ns) VALUES(?,?,?)"
+                           " ON CONFLICT(sink) DO UPDATE SET state=excluded.state, updated_ns=excluded.updated_ns");
+      RETURN_IF_ERROR(save.prepared());
+      save.Bind(1, sink).BindBlob(2, state).Bind(3, now);
+      return save.Run();
+    }));
+    total_bytes_ += StoredBytes(encoded);
+  }
+  NotifyAppended(outputs);
   return Status::Ok();
 }
 
@@ -182,6 +189,32 @@ Result<std::string> SqliteQueue::ConsumerState(const std::string& sink) {
   if (q.Step(&st)) return q.Text(0);
   RETURN_IF_ERROR(st);
   return std::string();
+}
+
+void SqliteQueue::Watch(std::string_view stream, StreamWatcher* watcher) {
+  std::lock_guard lock(watch_mu_);
+  auto it = watchers_.find(stream);
+  if (it == watchers_.end()) it = watchers_.emplace(std::string(stream), std::vector<StreamWatcher*>()).first;
+  if (std::find(it->second.begin(), it->second.end(), watcher) == it->second.end()) it->second.push_back(watcher);
+}
+
+void SqliteQueue::Unwatch(StreamWatcher* watcher) {
+  std::lock_guard lock(watch_mu_);
+  for (auto& [stream, list] : watchers_) std::erase(list, watcher);
+}
+
+void SqliteQueue::NotifyAppended(const std::vector<BatchInput>& batches) {
+  std::lock_guard lock(watch_mu_);
+  if (watchers_.empty()) return;
+  std::vector<std::string_view> notified;
+  for (const BatchInput& b : batches) {
+    if (b.lines.empty()) continue;  // nothing of it was appended
+    if (std::find(notified.begin(), notified.end(), b.stream) != notified.end()) continue;
+    notified.push_back(b.stream);
+    auto it = watchers_.find(b.stream);
+    if (it == watchers_.end()) continue;
+    for (StreamWatcher* w : it->second) w->OnAppended(b.stream);
+  }
 }
 
 Result<std::string> SqliteQueue::IntegrityCheck() {

@@ -51,6 +51,8 @@ class SqliteQueue final : public Queue {
                        const std::vector<BatchInput>& outputs, std::string_view state) override;
   Result<std::string> ConsumerState(const std::string& sink) override;
   Result<int64_t> EnforceLimits() override;
+  void Watch(std::string_view stream, StreamWatcher* watcher) override;
+  void Unwatch(StreamWatcher* watcher) override;
   Result<std::string> IntegrityCheck() override;
   Status StartupCheck(bool wait) override;
 
@@ -84,6 +86,9 @@ class SqliteQueue final : public Queue {
   Result<std::string> StreamForAdvanceLocked(const std::string& sink, int64_t seq);
   // The cursor and the successful attempt.
   Status AdvanceLocked(const std::string& sink, int64_t seq, const SinkAttempt& attempt, int64_t now);
+  // Calls the watchers of each stream `batches` appended to, once per stream. REQUIRES: mu_ not
+  // held; the transaction that appended `batches` committed.
+  void NotifyAppended(const std::vector<BatchInput>& batches);
 
   // sqlite_gc.cc
   Status MakeRoomLocked(const std::vector<EncodedBatch>& encoded);
@@ -104,7 +109,7 @@ class SqliteQueue final : public Queue {
   const Clock* const clock_;
   const std::string recovered_from_;
 
-  std::mutex mu_;  // guards the connection and every member below up to check_
+  std::mutex mu_;  // guards the connection and every member below up to watch_mu_
   sqlite3* const db_;
   std::map<std::string, std::string> consumers_;  // sink -> stream, registered this run
   int64_t total_bytes_ = 0;   // stored body bytes (what the size bound counts)
@@ -112,6 +117,9 @@ class SqliteQueue final : public Queue {
   int64_t dropped_total_in_call_ = 0;  // points EnforceLimits' walk dropped
   BatchCodec codec_;
   std::unique_ptr<SqliteStatement> insert_batch_;  // the hot statement, prepared once
+
+  std::mutex watch_mu_;  // held while watchers are called, so Unwatch waits for them
+  std::map<std::string, std::vector<StreamWatcher*>, std::less<>> watchers_;  // guarded by watch_mu_
 
   std::unique_ptr<BackgroundCheck> check_;  // set by Init; none when the check ran at open
 };

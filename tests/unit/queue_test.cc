@@ -451,5 +451,142 @@ TEST_F(QueueTest, CorruptFileIsMovedAsideAndReported) {
   EXPECT_EQ(*q->IntegrityCheck(), "ok");
 }
 
+// Records each OnAppended call and, when given a second (read-only) connection to the file,
+// the batch count that connection sees at that moment.
+class RecordingWatcher final : public StreamWatcher {
+ public:
+  explicit RecordingWatcher(Queue* observer = nullptr) : observer_(observer) {}
+  void OnAppended(std::string_view stream) override {
+    streams.emplace_back(stream);
+    if (observer_ != nullptr) batches_seen.push_back(observer_->Stats()->batches);
+  }
+
+  std::vector<std::string> streams;
+  std::vector<int64_t> batches_seen;
+
+ private:
+  Queue* observer_;
+};
+
+TEST_F(QueueTest, AppendWakesTheWatchersOfItsStreamOnceAfterTheCommit) {
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("influx", "raw").ok());
+  QueueOpenOptions ro = options_;
+  ro.read_only = true;
+  auto observer = OpenSqliteQueue(ro);
+  ASSERT_TRUE(observer.ok()) << observer.status().ToString();
+  RecordingWatcher raw(observer->get());
+  RecordingWatcher downsampled;
+  q->Watch(kRawStream, &raw);
+  q->Watch(kRawStream, &raw);  // a second registration is not a second call
+  q->Watch(kDownsampledStream, &downsampled);
+
+  // Two raw batches and an empty downsampled one in one transaction: one call, for raw only,
+  // and the batches are visible to another connection when it comes.
+  ASSERT_TRUE(q->Append({Lines(0, 2), Lines(2, 2), BatchInput{.stream = "downsampled"}}, {}).ok());
+  EXPECT_EQ(raw.streams, std::vector<std::string>{"raw"});
+  EXPECT_EQ(raw.batches_seen, std::vector<int64_t>{2});
+  EXPECT_TRUE(downsampled.streams.empty());
+
+  // Dead letters alone append no batch.
+  DeadLetter dl;
+  dl.sink = "ingest";
+  dl.reason = "malformed JSON";
+  dl.payload = "{";
+  ASSERT_TRUE(q->Append({}, {dl}).ok());
+  EXPECT_EQ(raw.streams.size(), 1u);
+
+  ASSERT_TRUE(q->Append({Lines(4, 1)}, {}).ok());
+  EXPECT_EQ(raw.streams, (std::vector<std::string>{"raw", "raw"}));
+  EXPECT_EQ(raw.batches_seen, (std::vector<int64_t>{2, 3}));
+  EXPECT_TRUE(downsampled.streams.empty());
+}
+
+TEST_F(QueueTest, AckWithOutputWakesTheWatchersOfItsOutputStreams) {
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("downsampler", "raw").ok());
+  ASSERT_TRUE(q->RegisterConsumer("influx-downsampled", "downsampled").ok());
+  RecordingWatcher raw, downsampled, alarms;
+  q->Watch(kRawStream, &raw);
+  q->Watch(kDownsampledStream, &downsampled);
+  q->Watch(kAlarmStream, &alarms);
+  auto seqs = q->Append({Lines(0, 3), Lines(3, 3)}, {});
+  ASSERT_TRUE(seqs.ok());
+  ASSERT_EQ(raw.streams.size(), 1u);
+
+  ASSERT_TRUE(q->AckWithOutput("downsampler", (*seqs)[0], Ok(3),
+                               {Lines(100, 1, "downsampled"), Lines(200, 1, "alarms"), Lines(101, 1, "downsampled")},
+                               "state-1")
+                  .ok());
+  EXPECT_EQ(downsampled.streams, std::vector<std::string>{"downsampled"});
+  EXPECT_EQ(alarms.streams, std::vector<std::string>{"alarms"});
+  EXPECT_EQ(raw.streams.size(), 1u);  // acknowledging raw does not make it grow
+
+  // An ack without output wakes nobody.
+  ASSERT_TRUE(q->AckWithOutput("downsampler", (*seqs)[1], Ok(3), {}, "state-2").ok());
+  EXPECT_EQ(downsampled.streams.size(), 1u);
+  EXPECT_EQ(alarms.streams.size(), 1u);
+  EXPECT_EQ(raw.streams.size(), 1u);
+}
+
+TEST_F(QueueTest, FailedAppendOrAckWithOutputWakesNobody) {
+  options_.config.max_bytes = 400;
+  options_.config.full_policy = QueueFullPolicy::kBackpressure;
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("downsampler", "raw").ok());
+  RecordingWatcher raw, downsampled;
+  q->Watch(kRawStream, &raw);
+  q->Watch(kDownsampledStream, &downsampled);
+
+  // Sources that do not cover the lines: refused before the transaction.
+  BatchInput bad = Lines(0, 2);
+  bad.sources = {{"t", 1}};
+  EXPECT_EQ(q->Append({bad}, {}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(raw.streams.empty());
+
+  // Backpressure: the transaction that finds the queue full is rolled back.
+  size_t accepted = 0;
+  Status full;
+  for (int i = 0; i < 100 && full.ok(); ++i) {
+    auto r = q->Append({Lines(i * 10, 10)}, {});
+    if (r.ok()) {
+      ++accepted;
+    } else {
+      full = r.status();
+    }
+  }
+  ASSERT_EQ(full.code(), StatusCode::kResourceExhausted);
+  ASSERT_GT(accepted, 0u);
+  EXPECT_EQ(raw.streams.size(), accepted);
+
+  // An output that does not fit, and a cursor that would move back: no output, no call.
+  auto batches = q->Read("downsampler", 1);
+  ASSERT_FALSE(batches->empty());
+  const int64_t first = batches->front().seq;
+  EXPECT_EQ(q->AckWithOutput("downsampler", first, Ok(10), {Lines(100, 200, "downsampled")}, "s").code(),
+            StatusCode::kResourceExhausted);
+  ASSERT_TRUE(q->AckWithOutput("downsampler", first, Ok(10), {}, "s").ok());
+  EXPECT_EQ(q->AckWithOutput("downsampler", first - 1, Ok(0), {Lines(100, 1, "downsampled")}, "s").code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(downsampled.streams.empty());
+  EXPECT_EQ(raw.streams.size(), accepted);
+}
+
+TEST_F(QueueTest, UnwatchStopsTheCallsOnEveryStream) {
+  auto q = Open();
+  RecordingWatcher kept, removed;
+  q->Watch(kRawStream, &kept);
+  q->Watch(kRawStream, &removed);
+  q->Watch(kDownsampledStream, &removed);
+  ASSERT_TRUE(q->Append({Lines(0, 1), Lines(1, 1, "downsampled")}, {}).ok());
+  EXPECT_EQ(kept.streams, std::vector<std::string>{"raw"});
+  EXPECT_EQ(removed.streams, (std::vector<std::string>{"raw", "downsampled"}));
+
+  q->Unwatch(&removed);
+  ASSERT_TRUE(q->Append({Lines(2, 1), Lines(3, 1, "downsampled")}, {}).ok());
+  EXPECT_EQ(kept.streams, (std::vector<std::string>{"raw", "raw"}));
+  EXPECT_EQ(removed.streams.size(), 2u);
+}
+
 }  // namespace
 }  // namespace edgeline
