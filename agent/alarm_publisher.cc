@@ -9,16 +9,14 @@ namespace edgeline {
 
 AlarmPublisher::AlarmPublisher(Queue* queue, MessagePublisher* publisher, const Clock* clock,
                                AlarmPublisherOptions options)
-    : queue_(queue), publisher_(publisher), clock_(clock), options_(options) {}
-
-Status AlarmPublisher::Start() {
-  RETURN_IF_ERROR(queue_->RegisterConsumer(std::string(kAlarmSink), std::string(kAlarmStream)));
-  started_ = true;
-  return Status::Ok();
-}
+    : QueueConsumer(std::string(kAlarmSink), std::string(kAlarmStream), queue, "alarms"),
+      queue_(queue),
+      publisher_(publisher),
+      clock_(clock),
+      options_(options) {}
 
 int64_t AlarmPublisher::Step() {
-  if (!started_ && !Start().ok()) return options_.retry_min_ns;
+  if (!started() && !Start().ok()) return options_.retry_min_ns;
   auto read = queue_->Read(std::string(kAlarmSink), 100);
   if (!read.ok()) {
     LOG_WARN("alarms") << "cannot read alarm changes: " << read.status().ToString();
@@ -46,7 +44,7 @@ int64_t AlarmPublisher::Step() {
         for (int i = 1; i < consecutive_failures_ && delay < options_.retry_max_ns; ++i) delay *= 2;
         delay = std::min(delay, options_.retry_max_ns);
         SinkAttempt attempt;
-        attempt.state = "offline";
+        attempt.state = SinkState::kOffline;
         attempt.last_error = st.ToString();
         attempt.consecutive_failures = consecutive_failures_;
         attempt.next_retry_ns = clock_->WallNowNs() + delay;
@@ -57,7 +55,7 @@ int64_t AlarmPublisher::Step() {
       ++published;
     }
     SinkAttempt attempt;
-    attempt.state = "ok";
+    attempt.state = SinkState::kOk;
     attempt.sent_points = published;
     published = 0;
     Status st = queue_->Ack(std::string(kAlarmSink), batch.seq, attempt, {});
@@ -68,15 +66,6 @@ int64_t AlarmPublisher::Step() {
     consecutive_failures_ = 0;
   }
   return 0;
-}
-
-void AlarmPublisher::Notify() { wakeup_.Notify(); }
-
-void AlarmPublisher::Run(std::stop_token stop) {
-  while (!stop.stop_requested()) {
-    const int64_t delay_ns = Step();
-    wakeup_.Wait(stop, delay_ns, /*interruptible=*/consecutive_failures_ == 0);
-  }
 }
 
 }  // namespace edgeline

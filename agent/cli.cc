@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "agent/daemon.h"
-#include "agent/simulator.h"
+#include "tools/simulator.h"
 #include "agent/status_report.h"
 #include "config/config.h"
 #include "storage/queue.h"

@@ -1,7 +1,7 @@
-// The `edgeline run` daemon: wires queue, mapper, group committer, MQTT ingest and the
-// InfluxDB replicator from a validated Config, runs until SIGTERM/SIGINT, then shuts down in
-// the order that never acknowledges an uncommitted message (MQTT first, writer last).
-// Call once per process, from the main thread.
+// The `edgeline run` daemon: the process around an Agent. It takes the queue's instance lock,
+// starts the Agent, tells systemd it is ready, waits for SIGTERM/SIGINT and stops the Agent
+// (ending the process if that takes longer than 15 s). Call once per process, from the main
+// thread.
 #pragma once
 
 #include "config/config.h"

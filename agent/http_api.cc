@@ -8,6 +8,7 @@
 
 #include "common/line_protocol.h"
 #include "common/log.h"
+#include "common/sink_state.h"
 
 namespace edgeline {
 namespace {
@@ -128,7 +129,9 @@ void HttpApi::Count(const std::string& path, int status) {
 HttpApi::WriteResult HttpApi::Write(const std::string& topic, std::string_view body, std::string_view precision) {
   const int64_t scale = PrecisionNs(precision);
   if (scale == 0) return {400, ErrorBody("invalid", "invalid precision \"" + std::string(precision) + "\"")};
-  std::vector<std::string> good;
+  // One receive time for the request: lines without a timestamp get it, as InfluxDB does.
+  const int64_t receive_ns = clock_->WallNowNs();
+  std::vector<IngestMessage> chunks;
   std::string first_error;
   int64_t bad = 0;
   size_t start = 0;
@@ -151,21 +154,23 @@ HttpApi::WriteResult HttpApi::Write(const std::string& topic, std::string_view b
       if (bad++ == 0) first_error = "unable to parse '" + std::string(line.substr(0, 200)) + "': " + point.status().message();
       continue;
     }
-    good.push_back(scale == 1 ? std::string(line) : FormatPoint(*point));
-  }
-  // Committed before answering, in chunks the committer accepts as one message each.
-  for (size_t i = 0; i < good.size(); i += static_cast<size_t>(options_.max_lines_per_commit)) {
-    std::string chunk;
-    const size_t end = std::min(good.size(), i + static_cast<size_t>(options_.max_lines_per_commit));
-    for (size_t j = i; j < end; ++j) {
-      chunk += good[j];
-      chunk += '\n';
+    if (!point->timestamp_ns) point->timestamp_ns = receive_ns;
+    // Committed in chunks the committer accepts as one message each.
+    if (chunks.empty() || static_cast<int64_t>(chunks.back().mapped.lines.size()) >= options_.max_lines_per_commit) {
+      chunks.emplace_back();
+      chunks.back().topic = topic;
+      chunks.back().receive_ns = receive_ns;
     }
-    Status st = committer_->Submit(topic, chunk);
+    chunks.back().mapped.AddLine(FormatPoint(*point), *point->timestamp_ns);
+  }
+  // Committed before answering.
+  for (IngestMessage& chunk : chunks) {
+    const auto points = static_cast<int64_t>(chunk.mapped.lines.size());
+    Status st = committer_->Submit(std::move(chunk));
     if (!st.ok()) {
       return {503, ErrorBody("unavailable", "points could not be committed: " + st.message())};
     }
-    points_written_ += static_cast<int64_t>(end - i);
+    points_written_ += points;
   }
   if (bad > 0) {
     return {400, ErrorBody("invalid", "partial write: " + first_error + " dropped=" + std::to_string(bad))};
@@ -187,7 +192,7 @@ std::pair<int, nlohmann::json> HttpApi::Health() {
     }
   }
   auto stats = queue_->Stats();
-  std::string disk_problem = probe_.ingest ? CommitProblem(*probe_.ingest) : "";
+  std::string disk_problem(probe_.ingest ? Name(CurrentCommitProblem(*probe_.ingest)) : "");
   if (disk_problem.empty() && probe_.state_write_failing && probe_.state_write_failing()) disk_problem = "disk-error";
   const bool writable = stats.ok() && statuses.ok() && disk_problem.empty();
   const int sessions = probe_.mqtt_sessions ? probe_.mqtt_sessions() : 0;
@@ -263,7 +268,7 @@ std::string HttpApi::Metrics() {
         {"edgeline_sink_last_status_code", "gauge", "Last HTTP status of the sink (0 = none or not HTTP).",
          [](const SinkStatus& s) { return static_cast<double>(s.last_code); }},
         {"edgeline_sink_up", "gauge", "1 when the sink's last attempt succeeded.",
-         [](const SinkStatus& s) { return s.state == "ok" ? 1.0 : 0.0; }},
+         [](const SinkStatus& s) { return s.state == Name(SinkState::kOk) ? 1.0 : 0.0; }},
     };
     for (const Family& f : families) {
       m.Family(f.name, f.type, f.help);

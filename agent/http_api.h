@@ -22,7 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/group_committer.h"
+#include "ingest/group_committer.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "storage/queue.h"

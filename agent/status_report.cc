@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "downsample/downsample_task.h"
+#include "ingest/group_committer.h"
 #include "downsample/downsampler.h"
 
 namespace edgeline {
@@ -100,7 +101,9 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
   // Alive but silent: the agent writes its state every second, so it cannot write the file.
   const bool not_updating = !running && alive && ToInt(state, "running") == 1;
   std::string commit_problem = running && state.count("commit_problem") ? state["commit_problem"] : "";
-  if (running && commit_problem.empty() && ToInt(state, "commit_failing") == 1) commit_problem = "disk-error";
+  if (running && commit_problem.empty() && ToInt(state, "commit_failing") == 1) {
+    commit_problem = Name(CommitProblem::kDiskError);
+  }
   const std::string agent_state = not_updating                ? "disk-error"
                                   : !running                  ? "stopped"
                                   : !commit_problem.empty()   ? commit_problem
@@ -122,10 +125,11 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
       {"commit_failing", running && ToInt(state, "commit_failing") == 1},
       {"commit_failures", ToInt(state, "commit_failures")},
   };
-  if (commit_problem == "queue-full") {
+  const CommitProblem problem = CommitProblemFromName(commit_problem);
+  if (problem == CommitProblem::kQueueFull) {
     problems.push_back("queue-full: the queue is at EDGELINE_QUEUE_MAX_BYTES under backpressure; messages are held "
                        "unacknowledged at the broker");
-  } else if (commit_problem == "corrupt") {
+  } else if (problem == CommitProblem::kCorrupt) {
     problems.push_back("corrupt: the queue file is damaged; the agent restarts and moves it aside");
   } else if (!commit_problem.empty()) {
     problems.push_back("disk-error: commits to the queue are failing (I/O error or disk full); messages are held "

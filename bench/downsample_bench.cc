@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
     for (const auto& b : *batches) {
       for (const auto& l : b.lines) parsed += ParseLine(l).ok();
     }
-    (void)q->Ack("baseline", batches->back().seq, SinkAttempt{.state = "ok"}, {});
+    (void)q->Ack("baseline", batches->back().seq, SinkAttempt{.state = SinkState::kOk}, {});
   }
   const double baseline_s = Seconds(t0);
 

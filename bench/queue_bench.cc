@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "agent/group_committer.h"
-#include "agent/mapping.h"
-#include "agent/simulator.h"
+#include "ingest/group_committer.h"
+#include "ingest/mapping.h"
+#include "tools/simulator.h"
 #include "config/config.h"
 #include "storage/queue.h"
 
@@ -79,11 +79,11 @@ double AgentPath(const std::vector<Message>& msgs, const std::string& path, Sync
   auto q = OpenQueue(path, sync);
   Mapper mapper(MappingConfig{});
   GroupCommitterOptions opts;
-  GroupCommitter committer(q.get(), &mapper, &SystemClock::Instance(), opts);
+  GroupCommitter committer(q.get(), &SystemClock::Instance(), opts);
   const auto t0 = std::chrono::steady_clock::now();
   int64_t ts = kStartNs;
   for (const auto& m : msgs) {
-    Status st = committer.Submit(m.topic, m.payload, ts += 1'000'000);
+    Status st = committer.Submit(mapper.Prepare(m.topic, m.payload, ts += 1'000'000));
     if (!st.ok()) {
       std::fprintf(stderr, "queue_bench: submit: %s\n", st.ToString().c_str());
       std::exit(1);

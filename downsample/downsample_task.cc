@@ -64,12 +64,14 @@ std::string AlarmRecord(const DownsampleConfig& config, const AlarmChange& chang
 
 DownsampleTask::DownsampleTask(const DownsampleConfig& config, Queue* queue, const Clock* clock,
                                DownsampleTaskOptions options)
-    : config_(config), queue_(queue), clock_(clock), options_(options) {}
+    : QueueConsumer(std::string(kDownsamplerSink), std::string(kRawStream), queue, "downsample"),
+      config_(config),
+      queue_(queue),
+      clock_(clock),
+      options_(options) {}
 
-Status DownsampleTask::Start() {
-  RETURN_IF_ERROR(queue_->RegisterConsumer(std::string(kDownsamplerSink), std::string(kRawStream)));
+Status DownsampleTask::OnStart() {
   RETURN_IF_ERROR(Reload());
-  started_ = true;
   const Downsampler& e = *engine_;
   LOG_INFO("downsample") << "resuming: " << e.open_windows() << " open windows, closed through "
                          << (e.closed_until_ns() == INT64_MIN ? std::string("nothing yet")
@@ -110,20 +112,29 @@ Status DownsampleTask::Commit(int64_t seq, int64_t points_consumed, const Downsa
     outputs.push_back(std::move(alarms));
   }
   SinkAttempt attempt;
-  attempt.state = "ok";
+  attempt.state = SinkState::kOk;
   attempt.sent_points = points_consumed;
   return queue_->AckWithOutput(std::string(kDownsamplerSink), seq, attempt, outputs,
                                engine_->SaveState());
 }
 
 int64_t DownsampleTask::Step() {
-  if (!started_) {
+  if (!started()) {
     Status st = Start();
     if (!st.ok()) {
       last_error_ = st.ToString();
       LOG_ERROR("downsample") << "cannot start: " << last_error_;
       return options_.retry_ns;
     }
+  }
+  if (reload_needed_) {
+    Status st = Reload();
+    if (!st.ok()) {
+      last_error_ = st.ToString();
+      LOG_ERROR("downsample") << "cannot restore the stored state: " << last_error_;
+      return options_.retry_ns;
+    }
+    reload_needed_ = false;
   }
   auto read = queue_->Read(std::string(kDownsamplerSink), options_.batch_points);
   if (!read.ok()) {
@@ -171,8 +182,7 @@ int64_t DownsampleTask::Step() {
     last_error_ = st.ToString();
     LOG_WARN("downsample") << "cannot commit windows: " << last_error_ << "; retrying";
     // The engine ran ahead of what is stored: start again from the stored state.
-    Status reload = Reload();
-    if (!reload.ok()) started_ = false;
+    reload_needed_ = !Reload().ok();
     return options_.retry_ns;
   }
   last_error_.clear();
@@ -181,7 +191,6 @@ int64_t DownsampleTask::Step() {
     LOG_WARN("downsample") << "event time restarted after the clock step; newest point "
                            << engine_->max_event_ns() << ", windows closed through " << engine_->closed_until_ns();
   }
-  if ((!out.points.empty() || !out.alarms.empty()) && on_output_) on_output_();
   if (!out.points.empty()) {
     LOG_DEBUG("downsample") << out.points.size() << " rows from closed windows, "
                             << out.alarms.size() << " alarm changes";
@@ -190,11 +199,6 @@ int64_t DownsampleTask::Step() {
   // engine state, so live data is taken in steps of at most one per idle_ns rather than one per
   // ingest commit (rows are due once per window, so this adds no meaningful delay).
   return consumed >= options_.batch_points ? 0 : options_.idle_ns;
-}
-
-void DownsampleTask::Run(std::stop_token stop) {
-  Wakeup wait;  // never notified: live data is taken once per idle_ns (see Step)
-  while (!stop.stop_requested()) wait.Wait(stop, Step(), /*interruptible=*/false);
 }
 
 }  // namespace edgeline

@@ -6,11 +6,11 @@
 // come back exactly as they were. When the task has caught up and no newer point came for
 // EDGELINE_DOWNSAMPLE_IDLE_TIMEOUT, event time advances with the steady clock since the newest
 // point, so the last window before a quiet period closes too.
+// A QueueConsumer that takes live data once per idle_ns (see Step), so appends do not wake it.
 // Borrows the queue and clock. Not thread-safe: Step()/Run() belong to one thread.
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <stop_token>
 #include <string>
@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "downsample/downsampler.h"
 #include "storage/queue.h"
+#include "storage/queue_consumer.h"
 
 namespace edgeline {
 
@@ -39,26 +40,22 @@ std::string AlarmRecord(const DownsampleConfig& config, const AlarmChange& chang
 // The topic an alarm change is published to (see EDGELINE_ALARM_TOPIC).
 std::string AlarmTopic(const std::string& topic_template, const AlarmChange& change);
 
-class DownsampleTask {
+class DownsampleTask final : public QueueConsumer {
  public:
   DownsampleTask(const DownsampleConfig& config, Queue* queue, const Clock* clock,
                  DownsampleTaskOptions options = {});
 
-  // Registers the consumer and restores the engine from the queue.
-  Status Start();
-
   // One unit of work; returns the ns to wait before the next (0 = more is pending).
-  int64_t Step();
-  void Run(std::stop_token stop);
-  // Called (on the Step thread) after a commit that wrote rows or alarm changes, to wake their
-  // consumers. Set before Run.
-  void SetOnOutput(std::function<void()> on_output) { on_output_ = std::move(on_output); }
+  int64_t Step() override;
 
   // REQUIRES: the Step thread.
   const Downsampler& engine() const { return *engine_; }
   const std::string& last_error() const { return last_error_; }
 
  private:
+  // Restores the engine from the queue (Start() calls it after registering the consumer).
+  Status OnStart() override;
+  bool WakeOnAppend() const override { return false; }
   Status Reload();
   Status Commit(int64_t seq, int64_t points_consumed, const DownsampleOutput& out);
 
@@ -67,11 +64,10 @@ class DownsampleTask {
   const Clock* clock_;
   DownsampleTaskOptions options_;
   std::unique_ptr<Downsampler> engine_;
-  bool started_ = false;
+  bool reload_needed_ = false;     // a commit failed: the engine ran ahead of what is stored
   int64_t cursor_seq_ = 0;         // the last batch this task consumed (committed)
   int64_t newest_seen_steady_ns_ = 0;  // steady time when the newest event time last grew
   std::string last_error_;
-  std::function<void()> on_output_;
 };
 
 }  // namespace edgeline

@@ -28,8 +28,7 @@ KafkaMirrorOptions KafkaMirrorOptionsFromConfig(const KafkaConfig& config) {
 
 KafkaMirror::KafkaMirror(std::string name, std::string stream, Queue* queue, Producer* producer,
                          const Clock* clock, TopicRouter router, KafkaMirrorOptions options)
-    : name_(std::move(name)),
-      stream_(std::move(stream)),
+    : QueueConsumer(std::move(name), std::move(stream), queue, std::string(kLog)),
       queue_(queue),
       producer_(producer),
       clock_(clock),
@@ -37,30 +36,12 @@ KafkaMirror::KafkaMirror(std::string name, std::string stream, Queue* queue, Pro
       options_(std::move(options)),
       backoff_(options_.retry_min_ns, options_.retry_max_ns, options_.random) {}
 
-Status KafkaMirror::Start() {
-  if (registered_) return Status::Ok();
-  Status status = queue_->RegisterConsumer(name_, stream_);
-  if (status.ok()) registered_ = true;
-  return status;
-}
-
 int64_t KafkaMirror::in_flight() const {
   std::lock_guard<std::mutex> lock(mu_);
   return in_flight_;
 }
 
-void KafkaMirror::SetState(const std::string& state, const std::string& detail) {
-  if (state == state_) return;
-  if (state == "ok") {
-    LOG_INFO(kLog) << "sink " << name_ << " (" << producer_->Description() << "): ok"
-                   << (state_ == "starting" ? "" : " again after " + state_);
-  } else {
-    LOG_WARN(kLog) << "sink " << name_ << " (" << producer_->Description() << "): " << state << ": " << detail;
-  }
-  state_ = state;
-}
-
-int64_t KafkaMirror::Fail(const std::string& state, const std::string& error, int64_t delay_ns) {
+int64_t KafkaMirror::Fail(SinkState state, const std::string& error, int64_t delay_ns) {
   delay_ns = std::max(delay_ns, kMinFailureDelayNs);
   SetState(state, error);
   last_error_ = error;
@@ -70,9 +51,9 @@ int64_t KafkaMirror::Fail(const std::string& state, const std::string& error, in
   attempt.last_error = error;
   attempt.consecutive_failures = consecutive_failures_;
   attempt.next_retry_ns = clock_->WallNowNs() + delay_ns;
-  Status recorded = queue_->RecordAttempt(name_, attempt);
+  Status recorded = queue_->RecordAttempt(name(), attempt);
   if (!recorded.ok()) {
-    LOG_DEBUG(kLog) << "sink " << name_ << ": could not record attempt: " << recorded.ToString();
+    LOG_DEBUG(kLog) << "sink " << name() << ": could not record attempt: " << recorded.ToString();
   }
   return delay_ns;
 }
@@ -102,9 +83,8 @@ void KafkaMirror::OnDelivery(uint64_t token, const Status& status) {
       failed_ = true;
       failure_ = status;
     }
-    reported_ = true;
   }
-  cv_.notify_all();
+  WakeNow();
 }
 
 Status KafkaMirror::ProduceBatch(const Batch& batch, bool again) {
@@ -117,7 +97,7 @@ Status KafkaMirror::ProduceBatch(const Batch& batch, bool again) {
   pending.seq = batch.seq;
   auto dead_letter = [&](size_t line, std::string_view mqtt_topic, std::string reason) {
     DeadLetter dl;
-    dl.sink = name_;
+    dl.sink = name();
     dl.kind = DeadLetterKind::kRejected;
     dl.reason = std::move(reason);
     dl.topic = std::string(mqtt_topic);
@@ -202,18 +182,18 @@ Status KafkaMirror::ProduceBatch(const Batch& batch, bool again) {
 }
 
 int64_t KafkaMirror::Step() {
-  if (!registered_) {
+  if (!started()) {
     Status status = Start();
     if (!status.ok()) {
       ++consecutive_failures_;
-      return Fail("queue-error", status.ToString(), backoff_.DelayNs(consecutive_failures_ - 1));
+      return Fail(SinkState::kQueueError, status.ToString(), backoff_.DelayNs(consecutive_failures_ - 1));
     }
   }
 
   // 1. Acknowledge the delivered prefix; take a failure.
   int64_t ack_seq = 0;
   SinkAttempt attempt;
-  attempt.state = "ok";
+  attempt.state = SinkState::kOk;
   std::vector<DeadLetter> dead_letters;
   bool failed = false;
   Status failure;
@@ -237,27 +217,27 @@ int64_t KafkaMirror::Step() {
   if (ack_seq > 0) {
     if (recovering_) {
       // Delivered before the failure: progress, but the sink is not healthy yet.
-      attempt.state = state_;
+      attempt.state = state();
       attempt.last_error = last_error_;
       attempt.consecutive_failures = consecutive_failures_;
       attempt.next_retry_ns = retry_at_ns_ > now ? clock_->WallNowNs() + (retry_at_ns_ - now) : 0;
     }
-    Status acked = queue_->Ack(name_, ack_seq, attempt, dead_letters);
+    Status acked = queue_->Ack(name(), ack_seq, attempt, dead_letters);
     if (!acked.ok()) {
       // Delivered but not acknowledged: they are sent again (Kafka sees duplicates).
       Reset();
       ++consecutive_failures_;
-      return Fail("queue-error", acked.ToString(), backoff_.DelayNs(consecutive_failures_ - 1));
+      return Fail(SinkState::kQueueError, acked.ToString(), backoff_.DelayNs(consecutive_failures_ - 1));
     }
     acked_seq_ = ack_seq;
     last_progress_ns_ = now;
     if (!dead_letters.empty()) {
-      LOG_WARN(kLog) << "sink " << name_ << ": " << dead_letters.size()
+      LOG_WARN(kLog) << "sink " << name() << ": " << dead_letters.size()
                      << " line(s) to the dead-letter queue: " << dead_letters.front().reason;
     }
     if (!failed && !recovering_) {
       consecutive_failures_ = 0;
-      SetState("ok", "");
+      SetState(SinkState::kOk, "");
     }
   }
 
@@ -268,13 +248,13 @@ int64_t KafkaMirror::Step() {
     const int64_t backoff = backoff_.DelayNs(consecutive_failures_ - 1);
     switch (failure.code()) {
       case StatusCode::kPermissionDenied:
-        return Fail("auth-failed", failure.message(), std::max(options_.slow_retry_ns, backoff));
+        return Fail(SinkState::kAuthFailed, failure.message(), std::max(options_.slow_retry_ns, backoff));
       case StatusCode::kNotFound:
-        return Fail("not-found", failure.message(), std::max(options_.slow_retry_ns, backoff));
+        return Fail(SinkState::kNotFound, failure.message(), std::max(options_.slow_retry_ns, backoff));
       case StatusCode::kInvalidArgument:
-        return Fail("rejecting", failure.message(), std::max(options_.slow_retry_ns, backoff));
+        return Fail(SinkState::kRejecting, failure.message(), std::max(options_.slow_retry_ns, backoff));
       default:
-        return Fail("offline", failure.message(), backoff);
+        return Fail(SinkState::kOffline, failure.message(), backoff);
     }
   }
   if (now < retry_at_ns_) return retry_at_ns_ - now;
@@ -295,10 +275,10 @@ int64_t KafkaMirror::Step() {
     return WaitForReports(in_flight, now);
   }
 
-  Result<std::vector<Batch>> batches = queue_->Read(name_, options_.max_in_flight);
+  Result<std::vector<Batch>> batches = queue_->Read(name(), options_.max_in_flight);
   if (!batches.ok()) {
     ++consecutive_failures_;
-    return Fail("queue-error", batches.status().ToString(), backoff_.DelayNs(consecutive_failures_ - 1));
+    return Fail(SinkState::kQueueError, batches.status().ToString(), backoff_.DelayNs(consecutive_failures_ - 1));
   }
   {
     // A failed batch the queue no longer has (dropped by its size/age bounds during the outage)
@@ -311,7 +291,7 @@ int64_t KafkaMirror::Step() {
       if (!b.failed || b.remaining > 0 || b.seq > window_end) continue;
       const bool present = std::any_of(batches->begin(), batches->end(), [&](const Batch& x) { return x.seq == b.seq; });
       if (present) continue;
-      LOG_WARN(kLog) << "sink " << name_ << ": batch " << b.seq << " was dropped by the queue's bounds before it "
+      LOG_WARN(kLog) << "sink " << name() << ": batch " << b.seq << " was dropped by the queue's bounds before it "
                      << "reached Kafka";
       b.failed = false;
       b.sent = 0;
@@ -339,9 +319,9 @@ int64_t KafkaMirror::Step() {
       ++consecutive_failures_;
       const int64_t backoff = backoff_.DelayNs(consecutive_failures_ - 1);
       if (produced.code() == StatusCode::kNotFound) {
-        return Fail("not-found", produced.message(), std::max(options_.slow_retry_ns, backoff));
+        return Fail(SinkState::kNotFound, produced.message(), std::max(options_.slow_retry_ns, backoff));
       }
-      return Fail("offline", produced.message(), backoff);
+      return Fail(SinkState::kOffline, produced.message(), backoff);
     }
   }
   if (!produced_any) return WaitForReports(in_flight, now);
@@ -353,7 +333,7 @@ int64_t KafkaMirror::Step() {
 }
 
 int64_t KafkaMirror::WaitForReports(int64_t in_flight, int64_t now) {
-  const bool reported = state_ == "offline" || state_ == "auth-failed";
+  const bool reported = state() == SinkState::kOffline || state() == SinkState::kAuthFailed;
   if (in_flight == 0 || reported || now - last_progress_ns_ < options_.stall_ns) {
     return options_.idle_ns;
   }
@@ -364,41 +344,18 @@ int64_t KafkaMirror::WaitForReports(int64_t in_flight, int64_t now) {
   if (producer_error.ok()) {
     error = "no delivery report for " + std::to_string((now - last_progress_ns_) / kNsPerSec) + " s";
   }
-  const std::string state = producer_error.code() == StatusCode::kPermissionDenied ? "auth-failed" : "offline";
+  const SinkState state =
+      producer_error.code() == StatusCode::kPermissionDenied ? SinkState::kAuthFailed : SinkState::kOffline;
   SetState(state, error);
   SinkAttempt attempt;
   attempt.state = state;
   attempt.last_error = error;
   attempt.consecutive_failures = consecutive_failures_;
-  Status recorded = queue_->RecordAttempt(name_, attempt);
+  Status recorded = queue_->RecordAttempt(name(), attempt);
   if (!recorded.ok()) {
-    LOG_DEBUG(kLog) << "sink " << name_ << ": could not record attempt: " << recorded.ToString();
+    LOG_DEBUG(kLog) << "sink " << name() << ": could not record attempt: " << recorded.ToString();
   }
   return options_.idle_ns;
-}
-
-void KafkaMirror::Notify() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    notified_ = true;
-  }
-  cv_.notify_all();
-}
-
-void KafkaMirror::Run(std::stop_token stop) {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stop.stop_requested()) {
-    // Set during Step, they stay set and end the next wait at once.
-    notified_ = false;
-    reported_ = false;
-    lock.unlock();
-    const int64_t delay_ns = Step();
-    const bool failing = consecutive_failures_ > 0;
-    lock.lock();
-    if (delay_ns <= 0) continue;
-    cv_.wait_for(lock, stop, std::chrono::nanoseconds(delay_ns),
-                 [&] { return reported_ || (notified_ && !failing); });
-  }
 }
 
 }  // namespace edgeline

@@ -1,4 +1,4 @@
-// KafkaMirror: one sink that mirrors one queue stream into Kafka. It owns its cursor in the queue
+// KafkaMirror: one sink (a QueueConsumer) that mirrors one queue stream into Kafka. It owns its cursor in the queue
 // (consumer `name`: the daemon uses "kafka-raw" and "kafka-downsampled"), its router and its
 // in-flight table; it borrows the queue, producer and clock (they must outlive it). The cursor
 // moves only from delivery reports, in order: to batch S once every record of every batch <= S
@@ -8,7 +8,6 @@
 // Lifetime: records in flight report to the mirror, so destroy the producer first.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -20,8 +19,9 @@
 #include "common/clock.h"
 #include "kafka/producer.h"
 #include "kafka/record_format.h"
-#include "replication/backoff.h"
+#include "common/backoff.h"
 #include "storage/queue.h"
+#include "storage/queue_consumer.h"
 
 namespace edgeline {
 
@@ -43,34 +43,23 @@ struct KafkaMirrorOptions {
 // format, max_in_flight (batch_points) and retry bounds from the config.
 KafkaMirrorOptions KafkaMirrorOptionsFromConfig(const KafkaConfig& config);
 
-class KafkaMirror final : public DeliveryListener {
+class KafkaMirror final : public QueueConsumer, public DeliveryListener {
  public:
   // `router` picks each point's topic (TopicRouterForStream). Several mirrors may share one
   // producer: each record's report comes back to the mirror that produced it.
   KafkaMirror(std::string name, std::string stream, Queue* queue, Producer* producer,
               const Clock* clock, TopicRouter router, KafkaMirrorOptions options = {});
 
-  // Registers the consumer with the queue. Step() does it on first use too.
-  Status Start();
-
   // One unit of work: acknowledge the delivered prefix, handle a failed delivery (state,
   // backoff), produce more records while under the in-flight bound. Returns the ns to wait
   // before the next Step (0 = run again now). Never sleeps, never blocks on Kafka.
-  int64_t Step();
-
-  // Calls Step until `stop`, waiting for the returned delay. A delivery report ends any wait;
-  // Notify ends an idle wait but not a retry wait.
-  void Run(std::stop_token stop);
-
-  // New data was committed to the stream.
-  void Notify();
+  // A delivery report ends any wait of Run; new data in the stream ends an idle wait only.
+  int64_t Step() override;
 
   // DeliveryListener: called by the producer's report thread.
   void OnDelivery(uint64_t token, const Status& status) override;
 
   // For tests and logs. REQUIRES: called from the Step thread.
-  const std::string& name() const { return name_; }
-  const std::string& state() const { return state_; }
   int consecutive_failures() const { return consecutive_failures_; }
   // Records produced and not yet reported. Any thread.
   int64_t in_flight() const;
@@ -92,11 +81,10 @@ class KafkaMirror final : public DeliveryListener {
   // Forgets every pending batch (reports still out are ignored) so that, once they are all in,
   // everything after the cursor is produced again. For when the queue refused an Ack.
   void Reset();
-  int64_t Fail(const std::string& state, const std::string& error, int64_t delay_ns);
-  void SetState(const std::string& state, const std::string& detail);
+  int64_t Fail(SinkState state, const std::string& error, int64_t delay_ns);
+  bool WakeOnAppend() const override { return consecutive_failures_ == 0; }
+  std::string Description() const override { return producer_->Description(); }
 
-  const std::string name_;
-  const std::string stream_;
   Queue* const queue_;
   Producer* const producer_;
   const Clock* const clock_;
@@ -105,8 +93,6 @@ class KafkaMirror final : public DeliveryListener {
   Backoff backoff_;
 
   // Step thread only.
-  bool registered_ = false;
-  std::string state_ = "starting";
   std::string last_error_;  // of the latest failure
   int consecutive_failures_ = 0;
   int64_t acked_seq_ = 0;     // our last acknowledged batch (0 = not known yet)
@@ -116,14 +102,11 @@ class KafkaMirror final : public DeliveryListener {
   int64_t last_progress_ns_ = 0;  // steady time of the last ack (or first record out)
 
   mutable std::mutex mu_;
-  std::condition_variable_any cv_;
   // Guarded by mu_.
   std::deque<PendingBatch> pending_;  // ascending seq
   int64_t in_flight_ = 0;            // records produced and not reported
   bool failed_ = false;              // a record failed since Step last looked
   Status failure_;                   // the first such failure
-  bool reported_ = false;            // a report arrived since the last wait
-  bool notified_ = false;
 };
 
 }  // namespace edgeline

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "common/strings.h"
 #include "kafka/producer.h"
 
 namespace edgeline {
@@ -26,12 +27,6 @@ struct Envelope {
   DeliveryListener* listener;
   uint64_t token;
 };
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
 
 StatusCode ClassifyError(rd_kafka_resp_err_t err) {
   switch (err) {

@@ -17,8 +17,7 @@ constexpr int64_t kMinFailureDelayNs = 10 * kNsPerMs;
 
 Replicator::Replicator(std::string name, std::string stream, Queue* queue, InfluxWriter* writer,
                        const Clock* clock, ReplicatorOptions options)
-    : name_(std::move(name)),
-      stream_(std::move(stream)),
+    : QueueConsumer(std::move(name), std::move(stream), queue, std::string(kLog)),
       queue_(queue),
       writer_(writer),
       clock_(clock),
@@ -26,26 +25,9 @@ Replicator::Replicator(std::string name, std::string stream, Queue* queue, Influ
       backoff_(options_.retry_min_ns, options_.retry_max_ns, options_.random),
       batch_points_(options_.batch_points) {}
 
-Status Replicator::Start() {
-  if (registered_) return Status::Ok();
-  Status status = queue_->RegisterConsumer(name_, stream_);
-  if (status.ok()) registered_ = true;
-  return status;
-}
+std::string Replicator::Description() const { return writer_->TargetDescription(); }
 
-void Replicator::SetState(const std::string& state, const std::string& detail) {
-  if (state == state_) return;
-  if (state == "ok") {
-    LOG_INFO(kLog) << "sink " << name_ << " (" << writer_->TargetDescription() << "): ok"
-                   << (state_ == "starting" ? "" : " again after " + state_);
-  } else {
-    LOG_WARN(kLog) << "sink " << name_ << " (" << writer_->TargetDescription() << "): " << state
-                   << ": " << detail;
-  }
-  state_ = state;
-}
-
-int64_t Replicator::Fail(const std::string& state, int code, const std::string& error, int64_t delay_ns,
+int64_t Replicator::Fail(SinkState state, int code, const std::string& error, int64_t delay_ns,
                          int64_t retry_after_ns) {
   delay_ns = std::max(delay_ns, kMinFailureDelayNs);
   SetState(state, error);
@@ -57,16 +39,16 @@ int64_t Replicator::Fail(const std::string& state, int code, const std::string& 
   attempt.next_retry_ns = clock_->WallNowNs() + delay_ns;
   attempt.retry_after_ns = retry_after_ns;
   attempt.batch_points = batch_points_;
-  Status recorded = queue_->RecordAttempt(name_, attempt);
+  Status recorded = queue_->RecordAttempt(name(), attempt);
   if (!recorded.ok()) {
-    LOG_DEBUG(kLog) << "sink " << name_ << ": could not record attempt: " << recorded.ToString();
+    LOG_DEBUG(kLog) << "sink " << name() << ": could not record attempt: " << recorded.ToString();
   }
   return delay_ns;
 }
 
 int64_t Replicator::QueueError(const Status& status) {
   ++consecutive_failures_;
-  SetState("queue-error", status.ToString());
+  SetState(SinkState::kQueueError, status.ToString());
   return std::max(backoff_.DelayNs(consecutive_failures_ - 1), kMinFailureDelayNs);
 }
 
@@ -75,7 +57,7 @@ std::vector<DeadLetter> Replicator::DeadLettersOf(std::vector<RejectedLine> reje
   dead_letters.reserve(rejected.size());
   for (RejectedLine& r : rejected) {
     DeadLetter dl;
-    dl.sink = name_;
+    dl.sink = name();
     dl.kind = DeadLetterKind::kRejected;
     dl.reason = std::move(r.reason);
     dl.payload = std::move(r.line);
@@ -94,7 +76,7 @@ void Replicator::Account(const WriteOutcome& outcome) {
     send_allowed_steady_ns_ = std::max(send_allowed_steady_ns_, now) + cost_ns;
   }
   if (outcome.lines_fitting_413 > 0 && outcome.lines_fitting_413 < batch_points_) {
-    LOG_WARN(kLog) << "sink " << name_ << ": the server refused large requests (413); sending at most "
+    LOG_WARN(kLog) << "sink " << name() << ": the server refused large requests (413); sending at most "
                    << outcome.lines_fitting_413 << " points per request from now on";
     batch_points_ = outcome.lines_fitting_413;
   }
@@ -121,21 +103,21 @@ int64_t Replicator::Replay(std::vector<DeadLetter> dead_letters) {
   std::vector<DeadLetter> again = DeadLettersOf(std::move(outcome.rejected));
   Status settled = queue_->FinishReplay(ids, again);
   if (!settled.ok()) return QueueError(settled);
-  LOG_INFO(kLog) << "sink " << name_ << ": replayed " << ids.size() << " dead letters: " << outcome.accepted
+  LOG_INFO(kLog) << "sink " << name() << ": replayed " << ids.size() << " dead letters: " << outcome.accepted
                  << " written, " << again.size() << " rejected again";
   SinkAttempt attempt;
-  attempt.state = "ok";
+  attempt.state = SinkState::kOk;
   attempt.last_code = outcome.http_status;
   attempt.sent_points = outcome.accepted;
   attempt.batch_points = batch_points_;
-  (void)queue_->RecordAttempt(name_, attempt);
+  (void)queue_->RecordAttempt(name(), attempt);
   consecutive_failures_ = 0;
-  SetState("ok", "");
+  SetState(SinkState::kOk, "");
   return 0;
 }
 
 int64_t Replicator::Step() {
-  if (!registered_) {
+  if (!started()) {
     Status status = Start();
     if (!status.ok()) return QueueError(status);
   }
@@ -143,11 +125,11 @@ int64_t Replicator::Step() {
   if (pace_ns > 0) return pace_ns;  // EDGELINE_INFLUX_MAX_BYTES_PER_SEC
 
   // Dead letters the user asked to replay go first: they are few and someone is waiting.
-  Result<std::vector<DeadLetter>> replay = queue_->ReplayRequested(name_, batch_points_);
+  Result<std::vector<DeadLetter>> replay = queue_->ReplayRequested(name(), batch_points_);
   if (replay.ok() && !replay->empty()) return Replay(std::move(replay).value());
 
   Result<std::vector<Batch>> batches =
-      options_.newest_first ? queue_->ReadNewest(name_, batch_points_) : queue_->Read(name_, batch_points_);
+      options_.newest_first ? queue_->ReadNewest(name(), batch_points_) : queue_->Read(name(), batch_points_);
   if (!batches.ok()) return QueueError(batches.status());
   if (batches->empty()) return options_.idle_ns;
 
@@ -177,7 +159,7 @@ int64_t Replicator::Step() {
 
   std::vector<DeadLetter> dead_letters = DeadLettersOf(std::move(outcome.rejected));
   SinkAttempt attempt;
-  attempt.state = "ok";
+  attempt.state = SinkState::kOk;
   attempt.last_code = outcome.http_status;
   attempt.last_error = outcome.error;
   attempt.sent_points = outcome.accepted;
@@ -187,18 +169,18 @@ int64_t Replicator::Step() {
   if (options_.newest_first) {
     std::vector<int64_t> seqs;
     for (const Batch& batch : *batches) seqs.push_back(batch.seq);
-    acked = queue_->AckBatches(name_, seqs, attempt, dead_letters);
+    acked = queue_->AckBatches(name(), seqs, attempt, dead_letters);
   } else {
-    acked = queue_->Ack(name_, batches->back().seq, attempt, dead_letters);
+    acked = queue_->Ack(name(), batches->back().seq, attempt, dead_letters);
   }
   // On failure the points are in InfluxDB but the cursor did not move: they will be re-sent,
   // which InfluxDB deduplicates.
   if (!acked.ok()) return QueueError(acked);
   if (!dead_letters.empty()) {
-    LOG_WARN(kLog) << "sink " << name_ << ": to the dead-letter queue: " << outcome.error;
+    LOG_WARN(kLog) << "sink " << name() << ": to the dead-letter queue: " << outcome.error;
   }
   consecutive_failures_ = 0;
-  SetState("ok", "");
+  SetState(SinkState::kOk, "");
   return std::max<int64_t>(0, send_allowed_steady_ns_ - clock_->SteadyNowNs());  // 0: more may be pending
 }
 
@@ -207,31 +189,22 @@ int64_t Replicator::FailWrite(const WriteOutcome& outcome) {
   const int64_t backoff = backoff_.DelayNs(consecutive_failures_ - 1);
   switch (outcome.kind) {
     case WriteOutcomeKind::kAuthFailed:
-      return Fail("auth-failed", outcome.http_status, outcome.error, std::max(options_.slow_retry_ns, backoff));
+      return Fail(SinkState::kAuthFailed, outcome.http_status, outcome.error, std::max(options_.slow_retry_ns, backoff));
     case WriteOutcomeKind::kNotFound:
-      return Fail("not-found", outcome.http_status, outcome.error, std::max(options_.slow_retry_ns, backoff));
+      return Fail(SinkState::kNotFound, outcome.http_status, outcome.error, std::max(options_.slow_retry_ns, backoff));
     case WriteOutcomeKind::kBadRequest:
-      return Fail("bad-request", outcome.http_status, outcome.error, std::max(options_.slow_retry_ns, backoff));
+      return Fail(SinkState::kBadRequest, outcome.http_status, outcome.error, std::max(options_.slow_retry_ns, backoff));
     case WriteOutcomeKind::kRetryLater:
       if (outcome.retry_after_ns > 0) {
         const int64_t wait = std::min(outcome.retry_after_ns, options_.retry_max_ns);
-        return Fail("throttled", outcome.http_status, outcome.error, wait, wait);
+        return Fail(SinkState::kThrottled, outcome.http_status, outcome.error, wait, wait);
       }
-      return Fail("throttled", outcome.http_status, outcome.error, backoff);
+      return Fail(SinkState::kThrottled, outcome.http_status, outcome.error, backoff);
     case WriteOutcomeKind::kUnavailable:
     case WriteOutcomeKind::kOk:
       break;
   }
-  return Fail("offline", outcome.http_status, outcome.error, backoff);
-}
-
-void Replicator::Notify() { wakeup_.Notify(); }
-
-void Replicator::Run(std::stop_token stop) {
-  while (!stop.stop_requested()) {
-    const int64_t delay_ns = Step();
-    wakeup_.Wait(stop, delay_ns, /*interruptible=*/consecutive_failures_ == 0);
-  }
+  return Fail(SinkState::kOffline, outcome.http_status, outcome.error, backoff);
 }
 
 }  // namespace edgeline

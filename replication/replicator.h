@@ -1,5 +1,5 @@
-// Replicator: one sink that drains one queue stream into InfluxDB. It owns its cursor in the
-// queue (consumer `name`), its backoff state and its wait loop; it borrows the queue, writer and
+// Replicator: one sink that drains one queue stream into InfluxDB. A QueueConsumer: it owns its
+// cursor in the queue (consumer `name`) and its backoff state; it borrows the queue, writer and
 // clock (they must outlive it). Step() and Run() belong to one thread; Notify() may be called
 // from any thread.
 #pragma once
@@ -9,11 +9,13 @@
 #include <stop_token>
 #include <string>
 
+#include "common/backoff.h"
 #include "common/clock.h"
 #include "common/wakeup.h"
-#include "replication/backoff.h"
+#include "common/backoff.h"
 #include "replication/influx_writer.h"
 #include "storage/queue.h"
+#include "storage/queue_consumer.h"
 
 namespace edgeline {
 
@@ -28,63 +30,45 @@ struct ReplicatorOptions {
   std::function<double()> random;        // backoff jitter in [0, 1); empty = random_device seed
 };
 
-class Replicator {
+class Replicator final : public QueueConsumer {
  public:
   Replicator(std::string name, std::string stream, Queue* queue, InfluxWriter* writer,
              const Clock* clock, ReplicatorOptions options = {});
 
-  // Registers the consumer with the queue. Step() does it on first use too; calling Start()
-  // first lets the caller fail early.
-  Status Start();
-
   // One unit of work: read pending batches, write them, acknowledge or record the failure.
   // Returns the ns to wait before the next Step (0 = run again now). Never sleeps; a failure
   // never returns 0.
-  int64_t Step();
-
-  // Calls Step until `stop`, waiting for the returned delay. An idle wait ends early on
-  // Notify(); a retry wait after a failure does not (new data must not defeat the backoff).
-  void Run(std::stop_token stop);
-
-  // New data was committed to the stream (called by ingest after each commit).
-  void Notify();
+  int64_t Step() override;
 
   // For tests and logs. REQUIRES: called from the Step thread.
-  const std::string& name() const { return name_; }
-  const std::string& state() const { return state_; }
   int64_t batch_points() const { return batch_points_; }
   int consecutive_failures() const { return consecutive_failures_; }
 
  private:
-  int64_t Fail(const std::string& state, int code, const std::string& error, int64_t delay_ns,
+  bool WakeOnAppend() const override { return consecutive_failures_ == 0; }
+  std::string Description() const override;
+  int64_t Fail(SinkState state, int code, const std::string& error, int64_t delay_ns,
                int64_t retry_after_ns = 0);
   int64_t FailWrite(const WriteOutcome& outcome);
   int64_t QueueError(const Status& status);
-  void SetState(const std::string& state, const std::string& detail);
   // Re-sends dead letters that `edgeline dlq replay` marked; returns the Step delay.
   int64_t Replay(std::vector<DeadLetter> dead_letters);
   std::vector<DeadLetter> DeadLettersOf(std::vector<RejectedLine> rejected) const;
   // After a request: the bandwidth cap's pacing and the drain rate.
   void Account(const WriteOutcome& outcome);
 
-  std::string name_;
-  std::string stream_;
   Queue* queue_;
   InfluxWriter* writer_;
   const Clock* clock_;
   ReplicatorOptions options_;
   Backoff backoff_;
 
-  bool registered_ = false;
-  std::string state_ = "starting";
   int consecutive_failures_ = 0;
   int64_t batch_points_;               // shrinks after a 413 and stays so (the server's limit)
   int64_t send_allowed_steady_ns_ = 0;  // bandwidth cap: no request before this
   int64_t rate_window_start_ns_ = 0;   // drain rate over windows of a few seconds
   int64_t rate_window_points_ = 0;
   double drain_rate_ = -1;             // last measured points/s (-1 = none yet)
-
-  Wakeup wakeup_;
 };
 
 }  // namespace edgeline

@@ -146,7 +146,7 @@ Status SqliteQueue::RecordAttemptLocked(const std::string& sink, const SinkAttem
                      " drain_rate=CASE WHEN ?13>=0 THEN ?13 ELSE drain_rate END");
   RETURN_IF_ERROR(up.prepared());
   up.Bind(1, sink)
-      .Bind(2, a.state)
+      .Bind(2, Name(a.state))
       .Bind(3, static_cast<int64_t>(a.last_code))
       .Bind(4, a.last_error)
       .Bind(5, now)

@@ -9,13 +9,14 @@
 #include <utility>
 #include <vector>
 
+#include "common/sink_state.h"
 #include "common/status.h"
 
 namespace edgeline {
 
 // What a sink reports after each attempt; stored in sink_status for `edgeline status`.
 struct SinkAttempt {
-  std::string state;               // "ok", "offline", "auth-failed", "not-found", "rejecting", ...
+  SinkState state = SinkState::kOk;
   int last_code = 0;               // HTTP status (0 = no response)
   std::string last_error;          // empty on success; never contains secrets
   int64_t sent_points = 0;         // points delivered by this attempt (added to the total)
@@ -31,7 +32,7 @@ struct SinkStatus {
   std::string sink;
   std::string stream;
   int64_t cursor_seq = 0;
-  std::string state;
+  std::string state;               // Name(SinkState) of the latest attempt; "" before the first
   int last_code = 0;
   std::string last_error;
   int64_t last_attempt_ns = 0;

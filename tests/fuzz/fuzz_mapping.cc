@@ -1,4 +1,4 @@
-// libFuzzer target for agent/mapping: one MQTT message -> line protocol, checking what the rest
+// libFuzzer target for ingest/mapping: one MQTT message -> line protocol, checking what the rest
 // of the agent relies on, not just "no crash":
 //  - every produced line re-parses with the strict LP parser (so: non-empty measurement and
 //    fields, no NaN/Inf, valid escapes, valid UTF-8) and is in canonical form (format(parse(l))
@@ -19,7 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/mapping.h"
+#include "ingest/mapping.h"
 #include "common/line_protocol.h"
 #include "tests/fuzz/fuzz_check.h"
 

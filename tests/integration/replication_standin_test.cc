@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "replication/backoff.h"
+#include "common/backoff.h"
 #include "replication/http_transport.h"
 #include "replication/influx_writer.h"
 #include "replication/replicator.h"
@@ -504,7 +504,7 @@ TEST_F(StandinTest, ReplicatorDeliversEveryPointOnceAfterThrottling) {
     EXPECT_EQ(s.sent_points, 10000);
     EXPECT_EQ(s.state, "ok");
     EXPECT_EQ(s.consecutive_failures, 0);
-    EXPECT_EQ(replicator.state(), "ok");
+    EXPECT_EQ(Name(replicator.state()), "ok");
   }
   std::filesystem::remove_all(dir);
 }

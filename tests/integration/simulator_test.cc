@@ -1,6 +1,6 @@
 // `edgeline simulate` against a real mosquitto (tests/support/harness.h): every message arrives
 // on its generator's topic with the seed's payload, and an unreachable broker is exit code 1.
-#include "agent/simulator.h"
+#include "tools/simulator.h"
 
 #include <gtest/gtest.h>
 #include <mqtt/async_client.h>

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <set>
 
-#include "agent/mapping.h"
+#include "ingest/mapping.h"
 #include "common/line_protocol.h"
 #include "gtest/gtest.h"
 #include "storage/queue.h"

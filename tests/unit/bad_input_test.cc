@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/group_committer.h"
-#include "agent/mapping.h"
+#include "ingest/group_committer.h"
+#include "ingest/mapping.h"
 #include "common/clock.h"
 #include "common/line_protocol.h"
 #include "config/config.h"
@@ -297,7 +297,7 @@ class BadInputIngestTest : public ::testing::Test {
     ASSERT_TRUE(queue.ok()) << queue.status().ToString();
     queue_ = std::move(queue).value();
     ASSERT_TRUE(queue_->RegisterConsumer("influx", std::string(kRawStream)).ok());
-    committer_ = std::make_unique<GroupCommitter>(queue_.get(), &mapper_, &clock_, GroupCommitterOptions{});
+    committer_ = std::make_unique<GroupCommitter>(queue_.get(), &clock_, GroupCommitterOptions{});
   }
   void TearDown() override {
     committer_.reset();
@@ -317,13 +317,13 @@ class BadInputIngestTest : public ::testing::Test {
   std::unique_ptr<GroupCommitter> committer_;
 };
 
-// EDGELINE_MQTT_MAX_PAYLOAD is enforced in GroupCommitter::Submit, before mapping: the payload
+// EDGELINE_MQTT_MAX_PAYLOAD is enforced in Mapper::Prepare, before mapping: the payload
 // is refused whole with the limit in the reason and a 1 KiB prefix kept for diagnosis.
 TEST_F(BadInputIngestTest, PayloadOverMaxPayloadIsRefusedBeforeMapping) {
-  const int64_t limit = GroupCommitterOptions{}.max_payload_bytes;
+  const int64_t limit = kDefaultMaxPayloadBytes;
   ASSERT_EQ(limit, Config{}.mqtt.max_payload_bytes);
   const std::string payload = R"({"fuel": 1, "pad": ")" + std::string(limit, 'x') + R"("})";
-  ASSERT_TRUE(committer_->Submit("t", payload).ok());
+  ASSERT_TRUE(committer_->Submit(mapper_.Prepare("t", payload, clock_.WallNowNs())).ok());
   auto dl = IngestDeadLetters();
   ASSERT_EQ(dl.size(), 1u);
   EXPECT_NE(dl[0].reason.find("exceeds EDGELINE_MQTT_MAX_PAYLOAD (1048576)"), std::string::npos) << dl[0].reason;
@@ -334,7 +334,7 @@ TEST_F(BadInputIngestTest, PayloadOverMaxPayloadIsRefusedBeforeMapping) {
 TEST_F(BadInputIngestTest, MegabyteOfBadLinesMakesBoundedDeadLetters) {
   std::string payload;
   while (payload.size() < 1000 * 1000) payload += "x\n";  // ~500k bad lines, under 1 MiB
-  ASSERT_TRUE(committer_->Submit("t", payload).ok());
+  ASSERT_TRUE(committer_->Submit(mapper_.Prepare("t", payload, clock_.WallNowNs())).ok());
   auto dl = IngestDeadLetters();
   // One entry for the message: the payload (prefix) stored once, 20 reasons and the count of
   // the rest.

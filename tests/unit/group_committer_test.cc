@@ -1,7 +1,7 @@
 // GroupCommitter over the real SQLite queue, wrapped in a fake whose Append can be made to fail
 // or to wait at a gate, so the tests can see that Submit returns only after the commit.
 // Threads synchronize through condition variables; no test sleeps.
-#include "agent/group_committer.h"
+#include "ingest/group_committer.h"
 
 #include <unistd.h>
 
@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent/mapping.h"
+#include "ingest/mapping.h"
 #include "common/clock.h"
 #include "gtest/gtest.h"
 #include "storage/queue.h"
@@ -22,6 +22,11 @@ namespace edgeline {
 namespace {
 
 constexpr int64_t kReceiveNs = 1764000000000000000;  // FakeClock's default wall time
+
+// The message as MQTT ingest hands it to the committer: mapped, stamped with the receive time.
+IngestMessage Prepared(std::string_view topic, std::string_view payload, int64_t max_payload_bytes = 1 << 20) {
+  return Mapper(MappingConfig{}, max_payload_bytes).Prepare(topic, payload, kReceiveNs);
+}
 
 // Delegates to a real queue. Append can fail the next N calls, fail until told otherwise, or
 // block at a gate; every attempt is counted and announced on attempts_cv_.
@@ -92,6 +97,8 @@ class FlakyQueue final : public Queue {
   Status RegisterConsumer(const std::string& sink, const std::string& stream) override {
     return inner_->RegisterConsumer(sink, stream);
   }
+  void Watch(std::string_view stream, StreamWatcher* watcher) override { inner_->Watch(stream, watcher); }
+  void Unwatch(StreamWatcher* watcher) override { inner_->Unwatch(watcher); }
   Result<std::vector<Batch>> Read(const std::string& sink, int64_t max_points) override {
     return inner_->Read(sink, max_points);
   }
@@ -153,7 +160,7 @@ class AsyncSubmit {
  public:
   AsyncSubmit(GroupCommitter* committer, FlakyQueue* queue, std::string topic, std::string payload)
       : thread_([this, committer, queue, topic = std::move(topic), payload = std::move(payload)] {
-          Status st = committer->Submit(topic, payload);
+          Status st = committer->Submit(Prepared(topic, payload));
           {
             std::lock_guard lock(mu_);
             result_ = st;
@@ -216,7 +223,7 @@ class GroupCommitterTest : public ::testing::Test {
   }
 
   GroupCommitter& Committer() {
-    if (!committer_) committer_ = std::make_unique<GroupCommitter>(queue_.get(), &mapper_, &clock_, options_);
+    if (!committer_) committer_ = std::make_unique<GroupCommitter>(queue_.get(), &clock_, options_);
     return *committer_;
   }
 
@@ -235,16 +242,21 @@ class GroupCommitterTest : public ::testing::Test {
     return dl.ok() ? *dl : std::vector<DeadLetter>{};
   }
 
+  // Maps and commits one message, as MQTT ingest does.
+  Status Submit(std::string_view topic, std::string_view payload) {
+    return Committer().Submit(Prepared(topic, payload, max_payload_bytes_));
+  }
+
   std::filesystem::path dir_;
   FakeClock clock_;
-  Mapper mapper_{MappingConfig{}};
+  int64_t max_payload_bytes_ = 1 << 20;
   GroupCommitterOptions options_;
   std::unique_ptr<FlakyQueue> queue_;
   std::unique_ptr<GroupCommitter> committer_;
 };
 
 TEST_F(GroupCommitterTest, SubmitReturnsOkWithThePointInTheQueue) {
-  ASSERT_TRUE(Committer().Submit("emergency_generator/g1", R"({"generatorID":"g1","fuel":42})").ok());
+  ASSERT_TRUE(Submit("emergency_generator/g1", R"({"generatorID":"g1","fuel":42})").ok());
   auto lines = ReadLines();
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_NE(lines[0].find("generatorID=g1"), std::string::npos) << lines[0];
@@ -273,7 +285,7 @@ TEST_F(GroupCommitterTest, SubmitDoesNotReturnBeforeTheAppendCompletes) {
 
 TEST_F(GroupCommitterTest, BadPayloadIsCommittedAsRejectedDeadLetter) {
   const std::string payload = "{not json";
-  ASSERT_TRUE(Committer().Submit("emergency_generator/g1", payload).ok());
+  ASSERT_TRUE(Submit("emergency_generator/g1", payload).ok());
   EXPECT_TRUE(ReadLines().empty());
   auto dl = IngestDeadLetters();
   ASSERT_EQ(dl.size(), 1u);
@@ -292,7 +304,7 @@ TEST_F(GroupCommitterTest, BadPayloadIsCommittedAsRejectedDeadLetter) {
 
 TEST_F(GroupCommitterTest, PartialPayloadGivesPointAndPartialDeadLetter) {
   const std::string payload = R"({"generatorID":"g","fuel":1e400,"load":1})";
-  ASSERT_TRUE(Committer().Submit("emergency_generator/g", payload).ok());
+  ASSERT_TRUE(Submit("emergency_generator/g", payload).ok());
   auto lines = ReadLines();
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_NE(lines[0].find("load=1"), std::string::npos) << lines[0];
@@ -311,9 +323,9 @@ TEST_F(GroupCommitterTest, PartialPayloadGivesPointAndPartialDeadLetter) {
 }
 
 TEST_F(GroupCommitterTest, OversizePayloadIsRejectedWithTruncatedCopy) {
-  options_.max_payload_bytes = 4096;
+  max_payload_bytes_ = 4096;
   std::string payload = R"({"generatorID":"g","note":")" + std::string(8000, 'x') + R"("})";
-  ASSERT_TRUE(Committer().Submit("emergency_generator/g", payload).ok());
+  ASSERT_TRUE(Submit("emergency_generator/g", payload).ok());
   EXPECT_TRUE(ReadLines().empty());
   auto dl = IngestDeadLetters();
   ASSERT_EQ(dl.size(), 1u);
@@ -326,15 +338,15 @@ TEST_F(GroupCommitterTest, OversizePayloadIsRejectedWithTruncatedCopy) {
 
 TEST_F(GroupCommitterTest, PayloadAtTheLimitIsAccepted) {
   const std::string payload = R"({"generatorID":"g","fuel":5})";
-  options_.max_payload_bytes = static_cast<int64_t>(payload.size());
-  ASSERT_TRUE(Committer().Submit("t", payload).ok());
+  max_payload_bytes_ = static_cast<int64_t>(payload.size());
+  ASSERT_TRUE(Submit("t", payload).ok());
   EXPECT_EQ(ReadLines().size(), 1u);
   EXPECT_TRUE(IngestDeadLetters().empty());
 }
 
 TEST_F(GroupCommitterTest, RetriesFailedAppendAndCommitsExactlyOnce) {
   queue_->FailNext(3, Status::IoError("injected disk error"));
-  ASSERT_TRUE(Committer().Submit("t", R"({"generatorID":"g1","fuel":7})").ok());
+  ASSERT_TRUE(Submit("t", R"({"generatorID":"g1","fuel":7})").ok());
   EXPECT_EQ(queue_->attempts(), 4);
   EXPECT_EQ(queue_->successes(), 1);
   EXPECT_EQ(Committer().counters().commit_failures.load(), 3);
@@ -371,7 +383,7 @@ TEST_F(GroupCommitterTest, ConcurrentProducersAreAllCommitted) {
     threads.emplace_back([&, p] {
       for (int i = 0; i < kPerProducer; ++i) {
         std::string payload = R"({"generatorID":"g)" + std::to_string(p) + R"(","seq":)" + std::to_string(i) + "}";
-        if (!committer.Submit("t", payload).ok()) failures++;
+        if (!committer.Submit(Prepared("t", payload)).ok()) failures++;
       }
     });
   }
@@ -419,7 +431,7 @@ TEST_F(GroupCommitterTest, StopWithFailingQueueReturnsUnavailable) {
   EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
   EXPECT_EQ(queue_->successes(), 0);
   // After Stop nothing is accepted, so nothing can be acknowledged.
-  Status later = committer.Submit("t", R"({"generatorID":"g1","fuel":8})");
+  Status later = committer.Submit(Prepared("t", R"({"generatorID":"g1","fuel":8})"));
   EXPECT_EQ(later.code(), StatusCode::kUnavailable);
   queue_->FailAlways(false);
   EXPECT_TRUE(ReadLines().empty());
@@ -436,18 +448,25 @@ TEST_F(GroupCommitterTest, StopCommitsWhatIsPending) {
   stopper.join();
   EXPECT_TRUE(submit.Join().ok());
   EXPECT_EQ(ReadLines().size(), 1u);
-  EXPECT_EQ(committer.Submit("t", "{}").code(), StatusCode::kUnavailable);
+  EXPECT_EQ(committer.Submit(Prepared("t", "{}")).code(), StatusCode::kUnavailable);
 }
 
-TEST_F(GroupCommitterTest, OnCommitRunsAfterEachCommit) {
+// The sinks of stream "raw" are woken by the queue after each commit.
+TEST_F(GroupCommitterTest, EachCommitWakesTheRawStreamsWatchers) {
+  struct Counter final : StreamWatcher {
+    std::atomic<int> calls{0};
+    void OnAppended(std::string_view stream) override {
+      if (stream == kRawStream) calls++;
+    }
+  } counter;
+  queue_->Watch(kRawStream, &counter);
   GroupCommitter& committer = Committer();
-  std::atomic<int> calls{0};
-  committer.SetOnCommit([&] { calls++; });
-  ASSERT_TRUE(committer.Submit("t", R"({"generatorID":"g1","fuel":1})").ok());
-  ASSERT_TRUE(committer.Submit("t", R"({"generatorID":"g1","fuel":2})").ok());
-  committer.Stop();  // the writer has finished any callback once it is joined
-  EXPECT_EQ(calls.load(), committer.counters().commits.load());
-  EXPECT_GE(calls.load(), 1);
+  ASSERT_TRUE(committer.Submit(Prepared("t", R"({"generatorID":"g1","fuel":1})")).ok());
+  ASSERT_TRUE(committer.Submit(Prepared("t", R"({"generatorID":"g1","fuel":2})")).ok());
+  committer.Stop();
+  queue_->Unwatch(&counter);
+  EXPECT_EQ(counter.calls.load(), committer.counters().commits.load());
+  EXPECT_GE(counter.calls.load(), 1);
 }
 
 }  // namespace

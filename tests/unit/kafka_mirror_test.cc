@@ -203,7 +203,7 @@ TEST_F(KafkaMirrorTest, CursorMovesOnlyOverTheDeliveredPrefixWhateverTheReportOr
   EXPECT_EQ(sink.sent_points, 6);
   EXPECT_EQ(sink.state, "ok");
   EXPECT_EQ(sink.pending_points, 0);
-  EXPECT_EQ(mirror.state(), "ok");
+  EXPECT_EQ(Name(mirror.state()), "ok");
   EXPECT_EQ(mirror.in_flight(), 0);
   EXPECT_EQ(producer_.all.size(), 6u);  // nothing sent twice
 }
@@ -222,7 +222,7 @@ TEST_F(KafkaMirrorTest, FailedDeliveryResendsTheBatchItHitOnceEveryReportIsIn) {
   EXPECT_GT(delay, 0);
   EXPECT_LE(delay, options_.retry_min_ns);
   EXPECT_EQ(Cursor(), s1);  // the delivered prefix is kept
-  EXPECT_EQ(mirror.state(), "offline");
+  EXPECT_EQ(Name(mirror.state()), "offline");
   EXPECT_EQ(mirror.consecutive_failures(), 1);
   SinkStatus sink = Sink("kafka-raw");
   EXPECT_EQ(sink.state, "offline");
@@ -249,7 +249,7 @@ TEST_F(KafkaMirrorTest, FailedDeliveryResendsTheBatchItHitOnceEveryReportIsIn) {
   producer_.DeliverAll();
   mirror.Step();
   EXPECT_EQ(Cursor(), s3);
-  EXPECT_EQ(mirror.state(), "ok");
+  EXPECT_EQ(Name(mirror.state()), "ok");
   EXPECT_EQ(mirror.consecutive_failures(), 0);
   sink = Sink("kafka-raw");
   EXPECT_EQ(sink.state, "ok");
@@ -438,7 +438,7 @@ TEST_F(KafkaMirrorTest, LocalQueueFullBacksOffAndLosesNothing) {
   producer_.pass_first_n = 1;  // the first record of batch 3 is queued, the second is not
   producer_.fail_next_n = 1;
   EXPECT_GT(mirror.Step(), 0);
-  EXPECT_EQ(mirror.state(), "offline");
+  EXPECT_EQ(Name(mirror.state()), "offline");
   EXPECT_EQ(mirror.in_flight(), 1);  // the third was never tried
   EXPECT_EQ(producer_.all.size(), 5u);
   producer_.DeliverAll();
@@ -463,7 +463,7 @@ TEST_F(KafkaMirrorTest, AuthorizationFailureRetriesSlowly) {
   producer_.DeliverIf([](const FakeProducer::Record&) { return true; },
                       Status::PermissionDenied("TOPIC_AUTHORIZATION_FAILED: Broker: Topic authorization failed"));
   EXPECT_GE(mirror.Step(), options_.slow_retry_ns);
-  EXPECT_EQ(mirror.state(), "auth-failed");
+  EXPECT_EQ(Name(mirror.state()), "auth-failed");
   EXPECT_EQ(Sink("kafka-raw").state, "auth-failed");
 }
 
@@ -478,7 +478,7 @@ TEST_F(KafkaMirrorTest, RecordsOutWithNoReportShowOfflineUntilDelivered) {
   EXPECT_EQ(Sink("kafka-raw").state, "");  // not yet: a slow answer is not an outage
   clock_.AdvanceNs(options_.stall_ns);
   mirror.Step();
-  EXPECT_EQ(mirror.state(), "offline");
+  EXPECT_EQ(Name(mirror.state()), "offline");
   SinkStatus sink = Sink("kafka-raw");
   EXPECT_EQ(sink.state, "offline");
   EXPECT_EQ(sink.last_error, "_ALL_BROKERS_DOWN: 3/3 brokers are down");
@@ -497,7 +497,7 @@ TEST_F(KafkaMirrorTest, RefusedCredentialsWithRecordsOutShowAuthFailed) {
   producer_.last_error = Status::PermissionDenied("_AUTHENTICATION: SASL authentication error: Authentication failed");
   clock_.AdvanceNs(options_.stall_ns);
   mirror.Step();
-  EXPECT_EQ(mirror.state(), "auth-failed");
+  EXPECT_EQ(Name(mirror.state()), "auth-failed");
   EXPECT_EQ(Sink("kafka-raw").state, "auth-failed");
   EXPECT_EQ(Sink("kafka-raw").last_error, "_AUTHENTICATION: SASL authentication error: Authentication failed");
 }
@@ -608,7 +608,7 @@ TEST_F(KafkaMirrorTest, FailedBatchDroppedByTheQueueBoundsDoesNotWedgeTheCursor)
     producer_.DeliverAll();
   }
   EXPECT_EQ(Cursor(), s2);
-  EXPECT_EQ(mirror.state(), "ok");
+  EXPECT_EQ(Name(mirror.state()), "ok");
 }
 
 // Regression (review): a failure report that arrives while Step acknowledges an earlier batch

@@ -1,4 +1,4 @@
-#include "agent/mapping.h"
+#include "ingest/mapping.h"
 
 #include <gtest/gtest.h>
 

@@ -47,7 +47,7 @@ class QueueTest : public ::testing::Test {
 
 SinkAttempt Ok(int64_t sent) {
   SinkAttempt a;
-  a.state = "ok";
+  a.state = SinkState::kOk;
   a.last_code = 204;
   a.sent_points = sent;
   return a;
@@ -241,7 +241,7 @@ TEST_F(QueueTest, FailedAttemptKeepsCursorAndRecordsError) {
   ASSERT_TRUE(q->RegisterConsumer("influx", "raw").ok());
   ASSERT_TRUE(q->Append({Lines(0, 2)}, {}).ok());
   SinkAttempt a;
-  a.state = "offline";
+  a.state = SinkState::kOffline;
   a.last_error = "connection refused";
   a.consecutive_failures = 3;
   ASSERT_TRUE(q->RecordAttempt("influx", a).ok());

@@ -1,5 +1,5 @@
-// Tests for replication/backoff.h: caps, bounds, determinism with an injected random source.
-#include "replication/backoff.h"
+// Tests for common/backoff.h: caps, bounds, determinism with an injected random source.
+#include "common/backoff.h"
 
 #include <gtest/gtest.h>
 

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "replication/backoff.h"
+#include "common/backoff.h"
 #include "replication/http_transport.h"
 #include "replication/influx_writer.h"
 #include "replication/replicator.h"

@@ -216,11 +216,11 @@ TEST_F(ReplicatorTest, AdvancesCursorOn204) {
   EXPECT_EQ(transport_.requests, 1);
   EXPECT_EQ(queue_.Cursor("influx"), 2);
   ASSERT_EQ(queue_.attempts.size(), 1u);
-  EXPECT_EQ(queue_.attempts[0].state, "ok");
+  EXPECT_EQ(Name(queue_.attempts[0].state), "ok");
   EXPECT_EQ(queue_.attempts[0].last_code, 204);
   EXPECT_EQ(queue_.attempts[0].sent_points, 5);
   EXPECT_EQ(queue_.attempts[0].consecutive_failures, 0);
-  EXPECT_EQ(r->state(), "ok");
+  EXPECT_EQ(Name(r->state()), "ok");
   EXPECT_EQ(r->Step(), kNsPerSec);  // drained
   EXPECT_EQ(transport_.requests, 1);
 }
@@ -250,7 +250,7 @@ TEST_F(ReplicatorTest, Status500KeepsCursorAndBacksOff) {
     EXPECT_EQ(r->consecutive_failures(), attempt + 1);
     EXPECT_EQ(queue_.Cursor("influx"), 0);
     const SinkAttempt& a = queue_.attempts.back();
-    EXPECT_EQ(a.state, "offline");
+    EXPECT_EQ(Name(a.state), "offline");
     EXPECT_EQ(a.last_code, 500);
     EXPECT_EQ(a.last_error, "HTTP 500: internal");
     EXPECT_EQ(a.consecutive_failures, attempt + 1);
@@ -258,7 +258,7 @@ TEST_F(ReplicatorTest, Status500KeepsCursorAndBacksOff) {
     EXPECT_EQ(a.sent_points, 0);
     clock_.AdvanceNs(delay);
   }
-  EXPECT_EQ(r->state(), "offline");
+  EXPECT_EQ(Name(r->state()), "offline");
 }
 
 TEST_F(ReplicatorTest, RecoveryResetsFailures) {
@@ -273,9 +273,9 @@ TEST_F(ReplicatorTest, RecoveryResetsFailures) {
   EXPECT_EQ(r->consecutive_failures(), 2);
   EXPECT_EQ(r->Step(), 0);
   EXPECT_EQ(r->consecutive_failures(), 0);
-  EXPECT_EQ(r->state(), "ok");
+  EXPECT_EQ(Name(r->state()), "ok");
   EXPECT_EQ(queue_.Cursor("influx"), 1);
-  EXPECT_EQ(queue_.attempts.back().state, "ok");
+  EXPECT_EQ(Name(queue_.attempts.back().state), "ok");
   EXPECT_EQ(queue_.attempts.back().consecutive_failures, 0);
   EXPECT_EQ(queue_.attempts.back().next_retry_ns, 0);
 }
@@ -298,7 +298,7 @@ TEST_F(ReplicatorTest, Status400DeadLettersAndAdvances) {
   EXPECT_EQ(queue_.dead[0].payload, bad);
   EXPECT_EQ(queue_.dead[0].reason, "partial write: field type conflict dropped=1");
   EXPECT_EQ(queue_.dead[0].created_ns, clock_.WallNowNs());
-  EXPECT_EQ(queue_.attempts.back().state, "ok");
+  EXPECT_EQ(Name(queue_.attempts.back().state), "ok");
   EXPECT_EQ(queue_.attempts.back().sent_points, 7);
   EXPECT_EQ(queue_.attempts.back().last_code, 400);
   EXPECT_EQ(r->consecutive_failures(), 0);
@@ -311,7 +311,7 @@ TEST_F(ReplicatorTest, AuthFailureRetriesSlowlyAndKeepsData) {
   transport_.Push(403);
   const int64_t d1 = r->Step();
   EXPECT_GE(d1, 60 * kNsPerSec);
-  EXPECT_EQ(queue_.attempts.back().state, "auth-failed");
+  EXPECT_EQ(Name(queue_.attempts.back().state), "auth-failed");
   EXPECT_EQ(queue_.attempts.back().last_code, 401);
   EXPECT_GE(r->Step(), 60 * kNsPerSec);
   EXPECT_EQ(queue_.Cursor("influx"), 0);
@@ -323,7 +323,7 @@ TEST_F(ReplicatorTest, NotFoundRetriesSlowly) {
   Append(0, 2);
   transport_.Push(404, R"({"error":"database not found: \"kafka\""})");
   EXPECT_GE(r->Step(), 60 * kNsPerSec);
-  EXPECT_EQ(queue_.attempts.back().state, "not-found");
+  EXPECT_EQ(Name(queue_.attempts.back().state), "not-found");
   EXPECT_EQ(queue_.Cursor("influx"), 0);
 }
 
@@ -334,7 +334,7 @@ TEST_F(ReplicatorTest, ThrottledHonoursRetryAfterCappedAtMax) {
   transport_.Push(503, "", {{"retry-after", "3600"}});
   transport_.Push(503);
   EXPECT_EQ(r->Step(), 5 * kNsPerSec);
-  EXPECT_EQ(queue_.attempts.back().state, "throttled");
+  EXPECT_EQ(Name(queue_.attempts.back().state), "throttled");
   EXPECT_EQ(r->Step(), options_.retry_max_ns);
   const int64_t d = r->Step();  // no Retry-After: backoff, third failure
   EXPECT_GT(d, 0);
@@ -350,7 +350,7 @@ TEST_F(ReplicatorTest, QueueErrorsBackOff) {
   queue_.fail_read = true;
   EXPECT_GT(r->Step(), 0);
   EXPECT_EQ(r->consecutive_failures(), 2);
-  EXPECT_EQ(r->state(), "queue-error");
+  EXPECT_EQ(Name(r->state()), "queue-error");
   queue_.fail_read = false;
   Append(0, 2);
   queue_.fail_ack = true;

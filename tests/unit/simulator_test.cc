@@ -1,6 +1,6 @@
 // Unit tests for `edgeline simulate`: the generator model, payload/topic format against the
 // seed's fixture, the publish schedule and argument parsing. No broker, no clock, no sleeps.
-#include "agent/simulator.h"
+#include "tools/simulator.h"
 
 #include <gtest/gtest.h>
 

@@ -62,7 +62,7 @@ class StatusReportTest : public ::testing::Test {
 
   static SinkAttempt Success(int64_t sent) {
     SinkAttempt a;
-    a.state = "ok";
+    a.state = SinkState::kOk;
     a.last_code = 204;
     a.sent_points = sent;
     return a;
@@ -257,7 +257,7 @@ TEST_F(StatusReportTest, FailingSinkIsDegraded) {
   ASSERT_TRUE(q->Append({Points(2)}, {}).ok());
   WriteLiveAgentState(q.get());
   SinkAttempt fail;
-  fail.state = "offline";
+  fail.state = SinkState::kOffline;
   fail.last_code = 0;
   fail.last_error = "connection refused";
   fail.consecutive_failures = 3;
@@ -425,7 +425,7 @@ TEST_F(InactiveSinkTest, SinkOfAnEarlierConfigurationIsInactiveNotAProblem) {
   auto q = Open();
   ASSERT_TRUE(q->RegisterConsumer("kafka-raw", "raw").ok());
   SinkAttempt failing;
-  failing.state = "offline";
+  failing.state = SinkState::kOffline;
   failing.consecutive_failures = 7;
   ASSERT_TRUE(q->RecordAttempt("kafka-raw", failing).ok());
   clock_.AdvanceNs(60'000'000'000);  // later, the agent restarts without Kafka

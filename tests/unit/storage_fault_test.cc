@@ -11,8 +11,8 @@
 #include <fstream>
 #include <random>
 
-#include "agent/group_committer.h"
-#include "agent/mapping.h"
+#include "ingest/group_committer.h"
+#include "ingest/mapping.h"
 #include "gtest/gtest.h"
 #include "storage/queue.h"
 #include "tests/support/fault_vfs.h"
@@ -143,14 +143,14 @@ TEST_F(StorageFaultTest, GroupCommitterRetriesUntilTheDiskRecovers) {
   Mapper mapper(mapping);
   GroupCommitterOptions options;
   options.retry_delay_ns = 1'000'000;
-  GroupCommitter committer(q.get(), &mapper, &clock_, options);
+  GroupCommitter committer(q.get(), &clock_, options);
   Fault({"full", "write", 0, 5});  // the next five writes fail, then the disk has room again
-  Status st = committer.Submit("emergency_generator/g1", R"({"generatorID":"g1","fuel":1})", 1'000);
+  Status st = committer.Submit(mapper.Prepare("emergency_generator/g1", R"({"generatorID":"g1","fuel":1})", 1'000));
   ASSERT_TRUE(st.ok()) << st.ToString();
   EXPECT_GE(committer.counters().commit_failures.load(), 1);
   EXPECT_EQ(static_cast<StatusCode>(committer.counters().commit_error.load()), StatusCode::kIoError);
   EXPECT_FALSE(committer.counters().commit_failing.load());
-  EXPECT_EQ(CommitProblem(committer.counters()), "");
+  EXPECT_EQ(Name(CurrentCommitProblem(committer.counters())), "");
   EXPECT_EQ(AllLines(q.get()).size(), 1u);
 }
 
@@ -158,13 +158,13 @@ TEST_F(StorageFaultTest, CommitProblemNamesTheCause) {
   IngestCounters c;
   c.commit_failing = true;
   c.commit_error = static_cast<int>(StatusCode::kIoError);
-  EXPECT_EQ(CommitProblem(c), "disk-error");
+  EXPECT_EQ(Name(CurrentCommitProblem(c)), "disk-error");
   c.commit_error = static_cast<int>(StatusCode::kResourceExhausted);
-  EXPECT_EQ(CommitProblem(c), "queue-full");
+  EXPECT_EQ(Name(CurrentCommitProblem(c)), "queue-full");
   c.commit_error = static_cast<int>(StatusCode::kCorruption);
-  EXPECT_EQ(CommitProblem(c), "corrupt");
+  EXPECT_EQ(Name(CurrentCommitProblem(c)), "corrupt");
   c.commit_failing = false;
-  EXPECT_EQ(CommitProblem(c), "");
+  EXPECT_EQ(Name(CurrentCommitProblem(c)), "");
 }
 
 class DamagedFileTest : public StorageFaultTest {

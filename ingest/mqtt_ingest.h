@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent/message_publisher.h"
+#include "ingest/message_publisher.h"
 #include "common/status.h"
 #include "config/config.h"
 

@@ -1,4 +1,4 @@
-// Mapper: one MQTT message (topic + payload) -> line-protocol lines. JSON objects map by
+// Mapper: one MQTT message (topic + payload) -> line-protocol lines, ready for the group commit. JSON objects map by
 // MappingConfig (tag keys, integer keys, topic template, nested objects flattened with '_');
 // other payloads are validated as line protocol. A missing timestamp gets the receive time, given
 // by the caller once at ingest, so a replay writes identical points. Bounded for hostile payloads
@@ -23,15 +23,37 @@ struct MappedMessage {
   std::vector<std::string> errors;    // whole message (or LP lines) rejected, each with its reason
   int64_t min_ts_ns = 0;              // over `lines`; 0 when none
   int64_t max_ts_ns = 0;
+
+  // Appends one valid line whose timestamp is `ts_ns`, keeping min/max_ts_ns.
+  void AddLine(std::string line, int64_t ts_ns);
 };
+
+// One message as the group committer stores it: its points and, for its dead letters, the
+// topic and the payload that was refused (in part or whole).
+struct IngestMessage {
+  std::string topic;
+  MappedMessage mapped;
+  std::string payload;     // kept only when `mapped` has errors or warnings
+  int64_t receive_ns = 0;  // the wall time the points without their own were stamped with
+};
+
+// EDGELINE_MQTT_MAX_PAYLOAD's default.
+inline constexpr int64_t kDefaultMaxPayloadBytes = int64_t{1} << 20;
 
 class Mapper {
  public:
-  explicit Mapper(MappingConfig config);
+  // Payloads over `max_payload_bytes` (EDGELINE_MQTT_MAX_PAYLOAD) are refused whole.
+  explicit Mapper(MappingConfig config, int64_t max_payload_bytes = kDefaultMaxPayloadBytes);
+
   MappedMessage Map(std::string_view topic, std::string_view payload, int64_t receive_ns) const;
+
+  // Map() plus what a dead letter needs. A payload over the size limit is not parsed: it is
+  // rejected with the limit in the reason and a 1 KiB prefix kept for diagnosis.
+  IngestMessage Prepare(std::string_view topic, std::string_view payload, int64_t receive_ns) const;
 
  private:
   MappingConfig config_;
+  int64_t max_payload_bytes_;
   // Parsed topic template: literal segments and {tag} placeholders.
   std::vector<std::string> template_segments_;
 };

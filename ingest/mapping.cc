@@ -1,4 +1,4 @@
-#include "agent/mapping.h"
+#include "ingest/mapping.h"
 
 #include <algorithm>
 #include <charconv>
@@ -13,20 +13,15 @@
 #include <nlohmann/json.hpp>
 
 #include "common/line_protocol.h"
+#include "common/strings.h"
+#include "common/time_format.h"
+#include "ingest/bounded_json.h"
 
 namespace edgeline {
 namespace {
 
 using nlohmann::json;
 
-constexpr char kFlattenSeparator = '_';
-// Flattened keys grow with depth and the walk recurses: a 1 MiB payload of nested objects must
-// not cost quadratic memory or the stack. Deeper members are dropped with a warning.
-constexpr size_t kMaxDepth = 32;
-// Members kept in the DOM (nested ones included; array elements and members below kMaxDepth
-// are discarded while parsing and do not count). Real telemetry has tens; this bounds the DOM
-// built from a large payload (EDGELINE_MQTT_MAX_PAYLOAD may be up to 256 MiB).
-constexpr size_t kMaxJsonMembers = 10'000;
 // Errors and warnings kept per message: each becomes a dead letter holding the payload, so a
 // payload of many bad lines (or dropped keys) must not multiply into as many copies.
 constexpr size_t kMaxReasons = 20;
@@ -72,10 +67,6 @@ struct ReasonList {
   }
 };
 
-bool Contains(const std::vector<std::string>& v, std::string_view s) {
-  return std::find(v.begin(), v.end(), s) != v.end();
-}
-
 std::string FormatDouble(double d) {
   char buf[40];
   auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), d);
@@ -83,162 +74,7 @@ std::string FormatDouble(double d) {
   return std::string(buf, p);
 }
 
-// nlohmann rejects a whole document when one number overflows a double ("1e400"); the
-// mapping contract is to drop just that field. This scans the text (strings skipped, keys
-// tracked per nesting level), rewrites each overflowing number to null and names the
-// flattened key it belonged to. Syntax is not checked here: the real parser runs afterwards.
-bool NeutralizeOverflowingNumbers(std::string_view in, std::string* out, std::vector<std::string>* keys) {
-  struct Frame {
-    bool is_object;
-    bool untracked;  // inside an array (dropped anyway) or too deep to be named
-    std::string prefix;
-    std::string key;
-  };
-  std::vector<Frame> stack;
-  size_t deep = 0;  // containers open below kMaxDepth: counted, not stored (they are not named)
-  bool changed = false;
-  out->clear();
-  out->reserve(in.size());
-  size_t i = 0;
-  while (i < in.size()) {
-    char c = in[i];
-    if (c == '"') {
-      size_t j = i + 1;
-      while (j < in.size() && in[j] != '"') j += in[j] == '\\' ? 2 : 1;
-      j = std::min(j + 1, in.size());
-      std::string_view token = in.substr(i, j - i);
-      out->append(token);
-      i = j;
-      size_t k = i;
-      while (k < in.size() && (in[k] == ' ' || in[k] == '\t' || in[k] == '\n' || in[k] == '\r')) ++k;
-      if (k < in.size() && in[k] == ':' && deep == 0 && !stack.empty() && stack.back().is_object) {
-        json key = json::parse(token, nullptr, false);
-        stack.back().key = key.is_string() ? key.get<std::string>() : std::string();
-      }
-      continue;
-    }
-    if ((c == '{' || c == '[') && stack.size() >= kMaxDepth) {
-      ++deep;
-    } else if (c == '{' || c == '[') {
-      Frame f{c == '{', c == '[', "", ""};
-      if (!stack.empty()) {
-        const Frame& parent = stack.back();
-        f.untracked = f.untracked || parent.untracked || !parent.is_object;
-        if (parent.is_object && !f.untracked) f.prefix = parent.prefix + parent.key + kFlattenSeparator;
-      }
-      stack.push_back(std::move(f));
-    } else if (c == '}' || c == ']') {
-      if (deep > 0) {
-        --deep;
-      } else if (!stack.empty()) {
-        stack.pop_back();
-      }
-    } else if (c == '-' || (c >= '0' && c <= '9')) {
-      size_t j = i;
-      while (j < in.size() && std::string_view("0123456789+-.eE").find(in[j]) != std::string_view::npos) ++j;
-      std::string number(in.substr(i, j - i));
-      char* endp = nullptr;
-      double d = std::strtod(number.c_str(), &endp);
-      if (std::isinf(d)) {
-        out->append("null");
-        changed = true;
-        if (deep == 0 && !stack.empty() && stack.back().is_object && !stack.back().untracked) {
-          keys->push_back(stack.back().prefix + stack.back().key);
-        }
-      } else {
-        out->append(number);
-      }
-      i = j;
-      continue;
-    }
-    out->push_back(c);
-    ++i;
-  }
-  return changed;
-}
 
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
-bool ReadDigits(std::string_view s, size_t* pos, size_t n, int64_t* out) {
-  if (*pos + n > s.size()) return false;
-  int64_t v = 0;
-  for (size_t k = 0; k < n; ++k) {
-    char c = s[*pos + k];
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + (c - '0');
-  }
-  *pos += n;
-  *out = v;
-  return true;
-}
-
-// RFC 3339: 2025-11-24T16:00:00.123456789Z or with +hh:mm / -hh:mm; 't'/'z'/' ' accepted.
-std::optional<int64_t> ParseRfc3339Ns(std::string_view s) {
-  size_t p = 0;
-  int64_t year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-  auto expect = [&](char c) {
-    if (p >= s.size() || s[p] != c) return false;
-    ++p;
-    return true;
-  };
-  if (!ReadDigits(s, &p, 4, &year) || !expect('-') || !ReadDigits(s, &p, 2, &month) || !expect('-') ||
-      !ReadDigits(s, &p, 2, &day)) {
-    return std::nullopt;
-  }
-  if (p >= s.size() || (s[p] != 'T' && s[p] != 't' && s[p] != ' ')) return std::nullopt;
-  ++p;
-  if (!ReadDigits(s, &p, 2, &hour) || !expect(':') || !ReadDigits(s, &p, 2, &minute) || !expect(':') ||
-      !ReadDigits(s, &p, 2, &second)) {
-    return std::nullopt;
-  }
-  static constexpr int kDaysInMonth[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (month < 1 || month > 12 || day < 1 || day > kDaysInMonth[month - 1] || hour > 23 || minute > 59 ||
-      second > 60) {
-    return std::nullopt;
-  }
-  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-  if (month == 2 && day == 29 && !leap) return std::nullopt;
-  int64_t frac_ns = 0;
-  if (p < s.size() && s[p] == '.') {
-    ++p;
-    size_t digits = 0;
-    while (p < s.size() && s[p] >= '0' && s[p] <= '9') {
-      if (digits < 9) frac_ns = frac_ns * 10 + (s[p] - '0');
-      ++digits, ++p;
-    }
-    if (digits == 0) return std::nullopt;
-    for (size_t k = digits; k < 9; ++k) frac_ns *= 10;
-  }
-  int64_t offset_s = 0;
-  if (expect('Z') || expect('z')) {
-  } else if (p < s.size() && (s[p] == '+' || s[p] == '-')) {
-    const int sign = s[p] == '-' ? -1 : 1;
-    ++p;
-    int64_t oh, om;
-    if (!ReadDigits(s, &p, 2, &oh) || !expect(':') || !ReadDigits(s, &p, 2, &om) || oh > 23 || om > 59) {
-      return std::nullopt;
-    }
-    offset_s = sign * (oh * 3600 + om * 60);
-  } else {
-    return std::nullopt;
-  }
-  if (p != s.size()) return std::nullopt;
-  const int64_t secs = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
-                       hour * 3600 + minute * 60 + second - offset_s;
-  // int64 ns covers 1677-09-21 .. 2262-04-11.
-  if (secs < std::numeric_limits<int64_t>::min() / 1'000'000'000 + 1 ||
-      secs > std::numeric_limits<int64_t>::max() / 1'000'000'000 - 1) {
-    return std::nullopt;
-  }
-  return secs * 1'000'000'000 + frac_ns;
-}
 
 // A JSON time value in the configured unit, or nullopt with *why set.
 std::optional<int64_t> JsonTimeToNs(const json& v, std::string_view format, std::string* why) {
@@ -283,67 +119,6 @@ std::optional<int64_t> JsonTimeToNs(const json& v, std::string_view format, std:
   return fail("expected a number");
 }
 
-// True when ParseBounded's callback would keep everything: no array, objects nested at most
-// kMaxDepth deep, at most kMaxJsonMembers keys (each ':' outside a string is one).
-bool CannotReachParseBounds(std::string_view text) {
-  size_t depth = 0;
-  size_t colons = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (const char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"': in_string = true; break;
-      case '{': if (++depth > kMaxDepth) return false; break;
-      case '}': if (depth > 0) --depth; break;
-      case '[': return false;
-      case ':': if (++colons > kMaxJsonMembers) return false; break;
-      default: break;
-    }
-  }
-  return true;
-}
-
-// Parses with the DOM bounded by what the mapper can use: array elements and members nested
-// below kMaxDepth are dropped while parsing (the mapper drops them anyway, with a warning on the
-// array or on the deepest object it reads), and past kMaxJsonMembers kept members the rest is
-// dropped and *too_many set (the message is then rejected). nlohmann's parser is iterative, so
-// deep nesting costs neither stack nor, with this, memory beyond a few bytes per level.
-json ParseBounded(std::string_view text, bool* too_many) {
-  *too_many = false;
-  // The usual payload (a flat object) cannot reach the bounds: one byte scan shows it, and the
-  // plain parse then builds the same DOM without a callback per token (8% of mapping, P1b).
-  if (CannotReachParseBounds(text)) return json::parse(text, nullptr, /*allow_exceptions=*/false);
-  std::vector<char> open;  // '{' or '[' of each open container down to kMaxDepth
-  size_t members = 0;
-  json::parser_callback_t keep = [&](int depth, json::parse_event_t event, json& /*parsed*/) {
-    using E = json::parse_event_t;
-    const auto d = static_cast<size_t>(depth);
-    if (open.size() > d) open.resize(d);  // containers closed since the last event
-    if (event == E::object_end || event == E::array_end) return true;
-    const bool in_array = d > 0 && d <= open.size() && open[d - 1] == '[';
-    if ((event == E::object_start || event == E::array_start) && d <= kMaxDepth) {
-      open.push_back(event == E::object_start ? '{' : '[');
-    }
-    if (in_array || d > kMaxDepth) return false;
-    // A refused key is never inserted, and its value (of any size) is then dropped as parsed.
-    if (event == E::key && ++members > kMaxJsonMembers) {
-      *too_many = true;
-      return false;
-    }
-    return true;
-  };
-  return json::parse(text, keep, /*allow_exceptions=*/false);
-}
 
 // nlohmann's message for a malformed document (what and where), without building a DOM.
 class ParseErrorCapture : public nlohmann::json_sax<json> {
@@ -524,21 +299,24 @@ class JsonMapper {
 
 }  // namespace
 
-Mapper::Mapper(MappingConfig config) : config_(std::move(config)) {
+void MappedMessage::AddLine(std::string line, int64_t ts_ns) {
+  if (lines.empty()) {
+    min_ts_ns = max_ts_ns = ts_ns;
+  } else {
+    min_ts_ns = std::min(min_ts_ns, ts_ns);
+    max_ts_ns = std::max(max_ts_ns, ts_ns);
+  }
+  lines.push_back(std::move(line));
+}
+
+Mapper::Mapper(MappingConfig config, int64_t max_payload_bytes)
+    : config_(std::move(config)), max_payload_bytes_(max_payload_bytes) {
   if (!config_.topic_tags.empty()) template_segments_ = SplitTopic(config_.topic_tags);
 }
 
 MappedMessage Mapper::Map(std::string_view topic, std::string_view payload, int64_t receive_ns) const {
   MappedMessage out;
-  auto add_line = [&out](std::string line, int64_t ts) {
-    if (out.lines.empty()) {
-      out.min_ts_ns = out.max_ts_ns = ts;
-    } else {
-      out.min_ts_ns = std::min(out.min_ts_ns, ts);
-      out.max_ts_ns = std::max(out.max_ts_ns, ts);
-    }
-    out.lines.push_back(std::move(line));
-  };
+  auto add_line = [&out](std::string line, int64_t ts) { out.AddLine(std::move(line), ts); };
 
   size_t first = payload.find_first_not_of(" \t\r\n");
   const bool is_json = first != std::string_view::npos && (payload[first] == '{' || payload[first] == '[');
@@ -644,6 +422,23 @@ MappedMessage Mapper::Map(std::string_view topic, std::string_view payload, int6
   map_object();
   mapper.FinishWarnings();
   return out;
+}
+
+IngestMessage Mapper::Prepare(std::string_view topic, std::string_view payload, int64_t receive_ns) const {
+  IngestMessage message;
+  message.topic = std::string(topic);
+  message.receive_ns = receive_ns;
+  if (static_cast<int64_t>(payload.size()) > max_payload_bytes_) {
+    message.mapped.errors.push_back("payload of " + std::to_string(payload.size()) +
+                                    " bytes exceeds EDGELINE_MQTT_MAX_PAYLOAD (" +
+                                    std::to_string(max_payload_bytes_) + ")");
+    // Keep a prefix for diagnosis; the whole thing is what was refused.
+    message.payload = std::string(payload.substr(0, 1024));
+    return message;
+  }
+  message.mapped = Map(topic, payload, receive_ns);
+  if (!message.mapped.errors.empty() || !message.mapped.warnings.empty()) message.payload = std::string(payload);
+  return message;
 }
 
 }  // namespace edgeline

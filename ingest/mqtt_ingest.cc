@@ -1,4 +1,4 @@
-#include "agent/mqtt_ingest.h"
+#include "ingest/mqtt_ingest.h"
 
 #include <mqtt/async_client.h>
 

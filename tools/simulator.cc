@@ -1,4 +1,4 @@
-#include "agent/simulator.h"
+#include "tools/simulator.h"
 
 #include <mqtt/async_client.h>
 

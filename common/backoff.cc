@@ -1,4 +1,4 @@
-#include "replication/backoff.h"
+#include "common/backoff.h"
 
 #include <algorithm>
 #include <random>

@@ -1,4 +1,4 @@
-#include "agent/group_committer.h"
+#include "ingest/group_committer.h"
 
 #include <algorithm>
 #include <chrono>
@@ -10,29 +10,16 @@ namespace {
 constexpr int64_t kFailureLogEveryNs = 30'000'000'000;
 }  // namespace
 
-GroupCommitter::GroupCommitter(Queue* queue, const Mapper* mapper, const Clock* clock,
-                               GroupCommitterOptions options)
-    : queue_(queue), mapper_(mapper), clock_(clock), options_(options) {}
+GroupCommitter::GroupCommitter(Queue* queue, const Clock* clock, GroupCommitterOptions options)
+    : queue_(queue), clock_(clock), options_(options) {}
 
 GroupCommitter::~GroupCommitter() { Stop(); }
 
-Status GroupCommitter::Submit(std::string_view topic, std::string_view payload, int64_t receive_ns) {
+Status GroupCommitter::Submit(IngestMessage message) {
   auto item = std::make_shared<Item>();
-  item->topic = std::string(topic);
-  // Assigned once, so a replay rewrites the same point; a dead letter replayed keeps its own.
-  if (receive_ns == 0) receive_ns = clock_->WallNowNs();
   counters_.messages++;
-  counters_.last_message_ns = receive_ns;
-  if (static_cast<int64_t>(payload.size()) > options_.max_payload_bytes) {
-    item->mapped.errors.push_back("payload of " + std::to_string(payload.size()) +
-                                  " bytes exceeds EDGELINE_MQTT_MAX_PAYLOAD (" +
-                                  std::to_string(options_.max_payload_bytes) + ")");
-    // Keep a prefix for diagnosis; the whole thing is what was refused.
-    item->payload = std::string(payload.substr(0, 1024));
-  } else {
-    item->mapped = mapper_->Map(topic, payload, receive_ns);
-    if (!item->mapped.errors.empty() || !item->mapped.warnings.empty()) item->payload = std::string(payload);
-  }
+  counters_.last_message_ns = message.receive_ns;
+  item->message = std::move(message);
 
   std::unique_lock lock(mu_);
   if (stopping_) return Status::Unavailable("ingest is shutting down");
@@ -44,10 +31,13 @@ Status GroupCommitter::Submit(std::string_view topic, std::string_view payload, 
   if (item->done) return item->result;
 
   if (options_.commit_interval_ns > 0) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(options_.commit_interval_ns);
+    const int64_t deadline_ns = clock_->SteadyNowNs() + options_.commit_interval_ns;
     while (!stopping_ && static_cast<int>(writers_.size()) < producers_.load() &&
            static_cast<int>(writers_.size()) < options_.commit_max_messages) {
-      if (item->cv.wait_until(lock, deadline) == std::cv_status::timeout) break;
+      const int64_t left_ns = deadline_ns - clock_->SteadyNowNs();
+      if (left_ns <= 0 || item->cv.wait_for(lock, std::chrono::nanoseconds(left_ns)) == std::cv_status::timeout) {
+        break;
+      }
     }
   }
   std::vector<Item*> group;
@@ -89,20 +79,35 @@ Status GroupCommitter::Submit(std::string_view topic, std::string_view payload, 
   }
   if (!writers_.empty()) writers_.front()->cv.notify_one();  // the next leader
   if (writers_.empty()) stop_cv_.notify_all();
-  lock.unlock();
-  if (st.ok() && on_commit_) on_commit_();
   return st;
 }
 
-std::string CommitProblem(const IngestCounters& counters) {
-  if (!counters.commit_failing.load()) return "";
+std::string_view Name(CommitProblem problem) {
+  switch (problem) {
+    case CommitProblem::kNone: return "";
+    case CommitProblem::kDiskError: return "disk-error";
+    case CommitProblem::kCorrupt: return "corrupt";
+    case CommitProblem::kQueueFull: return "queue-full";
+  }
+  return "";
+}
+
+CommitProblem CommitProblemFromName(std::string_view name) {
+  for (CommitProblem p : {CommitProblem::kDiskError, CommitProblem::kCorrupt, CommitProblem::kQueueFull}) {
+    if (Name(p) == name) return p;
+  }
+  return CommitProblem::kNone;
+}
+
+CommitProblem CurrentCommitProblem(const IngestCounters& counters) {
+  if (!counters.commit_failing.load()) return CommitProblem::kNone;
   switch (static_cast<StatusCode>(counters.commit_error.load())) {
     case StatusCode::kResourceExhausted:
-      return "queue-full";
+      return CommitProblem::kQueueFull;
     case StatusCode::kCorruption:
-      return "corrupt";
+      return CommitProblem::kCorrupt;
     default:
-      return "disk-error";
+      return CommitProblem::kDiskError;
   }
 }
 
@@ -120,14 +125,15 @@ Status GroupCommitter::CommitGroup(const std::vector<Item*>& group) {
   int64_t rejected = 0;
   int64_t partial = 0;
   for (const auto& item : group) {
-    const MappedMessage& m = item->mapped;
+    const MappedMessage& m = item->message.mapped;
+    const std::string& topic = item->message.topic;
     for (const auto& line : m.lines) batch.lines.push_back(line);
     if (!m.lines.empty()) {
       // Kept per run of lines so topic-routed sinks (Kafka) know each line's MQTT topic.
-      if (!batch.sources.empty() && batch.sources.back().topic == item->topic) {
+      if (!batch.sources.empty() && batch.sources.back().topic == topic) {
         batch.sources.back().lines += static_cast<int64_t>(m.lines.size());
       } else {
-        batch.sources.push_back({item->topic, static_cast<int64_t>(m.lines.size())});
+        batch.sources.push_back({topic, static_cast<int64_t>(m.lines.size())});
       }
       batch.min_ts_ns = batch.min_ts_ns == 0 ? m.min_ts_ns : std::min(batch.min_ts_ns, m.min_ts_ns);
       batch.max_ts_ns = std::max(batch.max_ts_ns, m.max_ts_ns);
@@ -140,8 +146,8 @@ Status GroupCommitter::CommitGroup(const std::vector<Item*>& group) {
       d.sink = "ingest";
       d.kind = kind;
       for (const auto& reason : reasons) d.reason += (d.reason.empty() ? "" : "; ") + reason;
-      d.topic = item->topic;
-      d.payload = item->payload;
+      d.topic = topic;
+      d.payload = item->message.payload;
       dead_letters.push_back(std::move(d));
       return int64_t{1};
     };

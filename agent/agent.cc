@@ -1,0 +1,117 @@
+#include "agent/agent.h"
+
+#include <unistd.h>
+
+#include <utility>
+
+#include "common/log.h"
+
+namespace edgeline {
+
+Agent::Agent(Config config, Env* env) : config_(std::move(config)), env_(env), clock_(env->clock()) {}
+
+Agent::~Agent() { Stop(); }
+
+// The data path of one MQTT message, one file per hop:
+//   ingest/mqtt_ingest.cc      Paho delivers it to OnMqttMessage on its receive thread
+//   ingest/mapping.cc          JSON or line protocol -> lines stamped with the receive time
+//   ingest/group_committer.cc  committed to the queue with its dead letters; only then does
+//                              OnMqttMessage return and Paho send the PUBACK
+//   storage/sqlite_queue.cc    one transaction; the queue wakes the watchers of stream "raw"
+//   replication/replicator.cc  the sink reads pending batches under its cursor ...
+//   replication/influx_writer.cc  ... and writes them to InfluxDB; the cursor moves on 2xx
+// The HTTP write endpoint (agent/http_api.cc) enters at the group committer; the downsampler,
+// the Kafka mirrors and the alarm publisher are further consumers of the queue (agent/sinks.cc).
+Status Agent::Start() {
+  QueueOpenOptions qopts;
+  qopts.config = config_.queue;
+  qopts.clock = clock_;
+  auto opened = OpenSqliteQueue(qopts);
+  if (!opened.ok()) {
+    return Status(opened.status().code(),
+                  "cannot open queue " + config_.queue.path + ": " + opened.status().ToString());
+  }
+  queue_ = std::move(opened).value();
+  // No Stats() here: it counts the whole file, which with a large backlog delays the first write.
+  LOG_INFO("agent") << "queue " << config_.queue.path << " open";
+
+  // Sinks registered before this are from an earlier configuration (status shows them inactive).
+  const int64_t started_ns = clock_->WallNowNs();
+  mapper_ = std::make_unique<Mapper>(config_.mapping, config_.mqtt.max_payload_bytes);
+  GroupCommitterOptions committer_options;
+  committer_options.commit_interval_ns = config_.queue.commit_interval_ns;
+  committer_options.commit_max_messages = config_.queue.commit_max_messages;
+  committer_ = std::make_unique<GroupCommitter>(queue_.get(), clock_, committer_options);
+  // Paho runs every MQTT session of the process on one receive thread, so at most one MQTT
+  // message waits for a commit at a time, whatever the number of sessions.
+  committer_->SetProducerCount(1);
+  mqtt_ = std::make_unique<MqttIngest>(config_.mqtt, [this](std::string_view topic, std::string_view payload) {
+    return OnMqttMessage(topic, payload);
+  });
+
+  Status built = sinks_.Build(config_, queue_.get(), env_, mqtt_.get());
+  if (!built.ok()) return Status(built.code(), "cannot start the sinks: " + built.ToString());
+
+  // MQTT first: its sessions must exist before the alarm publisher or /health look at them.
+  // Messages may arrive at once; their commits wake sinks that start just below.
+  mqtt_->Start();
+  sinks_.StartThreads();
+  Housekeeping::Parts parts;
+  parts.queue = queue_.get();
+  parts.clock = clock_;
+  parts.mapper = mapper_.get();
+  parts.committer = committer_.get();
+  parts.mqtt = mqtt_.get();
+  parts.queue_path = config_.queue.path;
+  parts.started_ns = started_ns;
+  housekeeping_ = std::make_unique<Housekeeping>(std::move(parts));
+  if (config_.http.enabled()) StartHttp();
+  housekeeping_->Start();
+  running_ = true;
+  LOG_INFO("agent") << "edgeline running (pid " << ::getpid() << ")";
+  return Status::Ok();
+}
+
+Status Agent::OnMqttMessage(std::string_view topic, std::string_view payload) {
+  // The receive time is fixed here, once: a replay of the stored point writes it identically.
+  return committer_->Submit(mapper_->Prepare(topic, payload, clock_->WallNowNs()));
+}
+
+void Agent::StartHttp() {
+  HttpApiOptions options;
+  options.listen = config_.http.listen;
+  options.token = config_.http.token;
+  options.max_body_bytes = config_.http.max_body_bytes;
+  AgentProbe probe;
+  MqttIngest* mqtt = mqtt_.get();
+  Housekeeping* housekeeping = housekeeping_.get();
+  probe.mqtt_sessions = [mqtt] { return mqtt->sessions(); };
+  probe.mqtt_connected = [mqtt] { return mqtt->connected_sessions(); };
+  probe.ingest = &committer_->counters();
+  probe.state_write_failing = [housekeeping] { return housekeeping->state_write_failing(); };
+  http_ = std::make_unique<HttpApi>(options, queue_.get(), committer_.get(), clock_, probe);
+  Status listening = http_->Start();
+  if (!listening.ok()) {
+    // MQTT ingest does not depend on it: keep running, say so loudly.
+    LOG_ERROR("http") << listening.message() << " (EDGELINE_HTTP_LISTEN): /health, /metrics and the write "
+                      << "endpoints are off";
+    http_.reset();
+  } else if (config_.http.token.empty() && config_.http.listen.rfind("127.", 0) != 0 &&
+             config_.http.listen.rfind("localhost:", 0) != 0 && config_.http.listen.rfind("[::1]:", 0) != 0) {
+    LOG_WARN("http") << "listening beyond loopback without EDGELINE_HTTP_TOKEN: anyone who reaches it can write";
+  }
+}
+
+void Agent::Stop() {
+  if (!running_) return;
+  running_ = false;
+  mqtt_->Stop();
+  if (http_) http_->Stop();
+  committer_->Stop();
+  housekeeping_->Stop();
+  sinks_.StopThreads();
+  (void)housekeeping_->WriteState(/*running=*/false);
+  LOG_INFO("agent") << "stopped";
+}
+
+}  // namespace edgeline

@@ -1,0 +1,108 @@
+#include "agent/housekeeping.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <utility>
+#include <vector>
+
+#include "agent/systemd_notify.h"
+#include "common/log.h"
+#include "common/wakeup.h"
+
+namespace edgeline {
+namespace {
+
+constexpr int64_t kHeartbeatNs = 1'000'000'000;
+constexpr int64_t kLimitsEveryNs = 10'000'000'000;
+
+}  // namespace
+
+void Housekeeping::Start() {
+  thread_ = std::jthread([this](std::stop_token stop) { Loop(stop); });
+}
+
+void Housekeeping::Stop() {
+  if (!thread_.joinable()) return;
+  thread_.request_stop();
+  thread_.join();
+}
+
+Status Housekeeping::WriteState(bool running) {
+  const IngestCounters& c = parts_.committer->counters();
+  const MqttIngest& mqtt = *parts_.mqtt;
+  std::vector<std::pair<std::string, std::string>> kv = {
+      {"started_ns", std::to_string(parts_.started_ns)},
+      {"pid", std::to_string(::getpid())},
+      {"running", running ? "1" : "0"},
+      {"heartbeat_ns", std::to_string(parts_.clock->WallNowNs())},
+      {"mqtt_sessions", std::to_string(mqtt.sessions())},
+      {"mqtt_sessions_connected", std::to_string(running ? mqtt.connected_sessions() : 0)},
+      {"mqtt_last_error", mqtt.last_error()},
+      {"last_message_ns", std::to_string(c.last_message_ns.load())},
+      {"messages", std::to_string(c.messages.load())},
+      {"committed_points", std::to_string(c.committed_points.load())},
+      {"commits", std::to_string(c.commits.load())},
+      {"ingest_rejected", std::to_string(c.rejected.load())},
+      {"ingest_partial", std::to_string(c.partial.load())},
+      {"commit_failures", std::to_string(c.commit_failures.load())},
+      {"commit_failing", c.commit_failing.load() ? "1" : "0"},
+      {"commit_problem", std::string(Name(CurrentCommitProblem(c)))},
+  };
+  Status st = parts_.queue->SetAgentState(kv);
+  if (!st.ok()) LOG_WARN("agent") << "cannot record agent state: " << st.ToString();
+  return st;
+}
+
+// `edgeline dlq replay` on ingest dead letters: the payloads go through mapping and the group
+// commit again (a payload still bad becomes a new dead letter there). At-least-once: a crash
+// between the commit and FinishReplay replays it once more.
+void Housekeeping::ReplayIngestDeadLetters() {
+  auto requested = parts_.queue->ReplayRequested("ingest", 100);
+  if (!requested.ok() || requested->empty()) return;
+  std::vector<int64_t> done;
+  for (const DeadLetter& d : *requested) {
+    // The dead letter's own time stamps points without one, as the first attempt would have.
+    Status st = parts_.committer->Submit(parts_.mapper->Prepare(d.topic, d.payload, d.created_ns));
+    if (!st.ok()) break;  // committer stopping or failing: later
+    done.push_back(d.id);
+  }
+  Status settled = parts_.queue->FinishReplay(done, {});
+  LOG_INFO("agent") << "replayed " << done.size() << " ingest dead letters"
+                    << (settled.ok() ? "" : " (not recorded: " + settled.ToString() + ")");
+}
+
+void Housekeeping::Loop(std::stop_token stop) {
+  const Clock* clock = parts_.clock;
+  int64_t last_limits = clock->SteadyNowNs();
+  Wakeup wait;  // never notified: only a stop ends a wait early
+  do {
+    // The watchdog is fed while this loop can write to the queue file: a wedged disk (or a hung
+    // process) gets the agent restarted. A full queue under backpressure is not a reason: its
+    // small state write still succeeds.
+    Status state = WriteState(true);
+    state_write_failing_ = !state.ok();
+    if (state.ok()) NotifySystemd("WATCHDOG=1");
+    // A damaged queue file does not heal by retrying. Ending like a crash hands it to the
+    // start-up check, which moves it aside (kept) and starts a fresh queue; the broker still
+    // holds every message that was not acknowledged.
+    if (state.code() == StatusCode::kCorruption ||
+        CurrentCommitProblem(parts_.committer->counters()) == CommitProblem::kCorrupt ||
+        parts_.queue->StartupCheck(/*wait=*/false).code() == StatusCode::kCorruption) {
+      LOG_ERROR("agent") << "the queue file is corrupt; exiting so that the restart moves it aside";
+      MarkQueueForCheck(parts_.queue_path);
+      std::_Exit(kExitQueueCorrupt);
+    }
+    ReplayIngestDeadLetters();
+    if (clock->SteadyNowNs() - last_limits >= kLimitsEveryNs) {
+      last_limits = clock->SteadyNowNs();
+      auto dropped = parts_.queue->EnforceLimits();
+      if (dropped.ok() && *dropped > 0) {
+        LOG_WARN("queue") << "dropped " << *dropped << " points past EDGELINE_QUEUE_MAX_AGE/MAX_BYTES";
+      }
+    }
+    wait.Wait(stop, kHeartbeatNs, /*interruptible=*/false);
+  } while (!stop.stop_requested());
+}
+
+}  // namespace edgeline
