@@ -1,10 +1,9 @@
 // Clock: the only source of time in edgeline. Wall time (timestamps written to InfluxDB,
 // status "last success") and steady time (timers, backoff, group-commit windows) are kept
-// apart so a wall-clock jump never stretches a backoff. SystemClock is thread-safe;
-// FakeClock is for tests (thread-safe, advanced explicitly, never sleeps).
+// apart so a wall-clock jump never stretches a backoff. SystemClock is thread-safe; tests use
+// tests/support/fake_clock.h.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 
@@ -33,23 +32,6 @@ class SystemClock final : public Clock {
     static SystemClock clock;
     return clock;
   }
-};
-
-class FakeClock final : public Clock {
- public:
-  explicit FakeClock(int64_t wall_ns = 1764000000000000000, int64_t steady_ns = 1'000'000'000)
-      : wall_ns_(wall_ns), steady_ns_(steady_ns) {}
-  int64_t WallNowNs() const override { return wall_ns_.load(); }
-  int64_t SteadyNowNs() const override { return steady_ns_.load(); }
-  void AdvanceNs(int64_t ns) {
-    wall_ns_ += ns;
-    steady_ns_ += ns;
-  }
-  void SetWallNs(int64_t ns) { wall_ns_ = ns; }
-
- private:
-  std::atomic<int64_t> wall_ns_;
-  std::atomic<int64_t> steady_ns_;
 };
 
 constexpr int64_t kNsPerMs = 1'000'000;

@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 what=${1:-all}
 "$(dirname "$0")/install-deps.sh"
 
-TSAN_TESTS=(group_committer_test queue_test storage_fault_test replication_replicator_test
-            replication_replicator_sqlite_test replication_outage_test kafka_mirror_test
+TSAN_TESTS=(group_committer_test sqlite_queue_test storage_fault_test replicator_test
+            replicator_sqlite_test replicator_outage_test kafka_mirror_test
             alarm_publisher_test downsample_test status_report_test)
 
 if [[ $what == all || $what == asan ]]; then

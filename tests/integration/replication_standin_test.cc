@@ -24,6 +24,7 @@
 #include "replication/replicator.h"
 #include "storage/queue.h"
 #include "tests/support/influx_standin.h"
+#include "tests/support/fake_clock.h"
 
 namespace edgeline {
 namespace {

@@ -1,0 +1,553 @@
+// Downsampler engine and task: the seed's Flux task over the fixture trace, event-time edge
+// cases, and exactly-once across restarts through a real SQLite queue (FakeClock, no sleeps).
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "downsample/downsample_task.h"
+#include "downsample/downsampler.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/support/fake_clock.h"
+
+namespace edgeline {
+namespace {
+
+constexpr int64_t kSec = 1'000'000'000;
+constexpr int64_t kMin = 60 * kSec;
+
+std::vector<std::string> ReadLines(const std::string& name) {
+  std::ifstream in(std::string(EDGELINE_FIXTURES_DIR) + "/" + name);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+// A point as text that ignores field order and float formatting (944 vs 944.0).
+std::string Canonical(const Point& p) {
+  std::vector<std::pair<std::string, std::string>> tags = p.tags;
+  std::sort(tags.begin(), tags.end());
+  std::vector<std::string> fields;
+  for (const auto& [k, v] : p.fields) {
+    char buf[64];
+    switch (v.type) {
+      case FieldType::kFloat: std::snprintf(buf, sizeof(buf), "%.17g", v.f); break;
+      case FieldType::kInteger: std::snprintf(buf, sizeof(buf), "%lldi", static_cast<long long>(v.i)); break;
+      case FieldType::kUnsigned: std::snprintf(buf, sizeof(buf), "%lluu", static_cast<unsigned long long>(v.u)); break;
+      case FieldType::kString: std::snprintf(buf, sizeof(buf), "\"%s\"", v.s.c_str()); break;
+      case FieldType::kBool: std::snprintf(buf, sizeof(buf), "%s", v.b ? "true" : "false"); break;
+    }
+    fields.push_back(k + "=" + buf);
+  }
+  std::sort(fields.begin(), fields.end());
+  std::string out = p.measurement;
+  for (const auto& [k, v] : tags) out += "," + k + "=" + v;
+  out += " ";
+  for (const auto& f : fields) out += f + ",";
+  out += " " + std::to_string(p.timestamp_ns.value_or(-1));
+  return out;
+}
+
+std::vector<std::string> CanonicalLines(const std::vector<std::string>& lines) {
+  std::vector<std::string> out;
+  for (const auto& line : lines) {
+    auto p = ParseLine(line);
+    EXPECT_TRUE(p.ok()) << line;
+    if (p.ok()) out.push_back(Canonical(*p));
+  }
+  return out;
+}
+
+std::vector<std::string> CanonicalPoints(const std::vector<Point>& points) {
+  std::vector<std::string> out;
+  for (const auto& p : points) out.push_back(Canonical(p));
+  return out;
+}
+
+DownsampleConfig SeedConfig(std::map<std::string, std::string> extra = {}) {
+  std::map<std::string, std::string> env = {{"EDGELINE_INFLUX_API", "v1"},
+                                            {"EDGELINE_DOWNSAMPLE_PRESET", "seed"}};
+  for (auto& [k, v] : extra) env[k] = v;
+  ConfigParseResult parsed = ParseConfig(env);
+  EXPECT_TRUE(parsed.ok()) << (parsed.problems.empty() ? "" : parsed.problems[0].variable + ": " + parsed.problems[0].message);
+  return parsed.config.downsample;
+}
+
+Point P(std::string generator, int64_t ts, double fuel, double load = 1) {
+  Point p;
+  p.measurement = "genData";
+  p.tags = {{"generatorID", std::move(generator)}};
+  FieldValue f;
+  f.f = fuel;
+  FieldValue l;
+  l.f = load;
+  p.fields = {{"fuel", f}, {"load", l}};
+  p.timestamp_ns = ts;
+  return p;
+}
+
+std::vector<Point> RawFixture() {
+  std::vector<Point> points;
+  for (const auto& line : ReadLines("generators_raw.lp")) points.push_back(*ParseLine(line));
+  return points;
+}
+
+TEST(SeedPreset, IsTheSeedTask) {
+  DownsampleConfig c = SeedConfig();
+  EXPECT_TRUE(c.enabled);
+  EXPECT_EQ(c.every_ns, kMin);
+  EXPECT_EQ(c.group_by, std::vector<std::string>{"generatorID"});
+  EXPECT_EQ(c.default_aggregate, Aggregate::kLast);
+  ASSERT_EQ(c.alarms.size(), 1u);
+  EXPECT_EQ(c.alarms[0], (AlarmRule{"alarm", "fuel", CompareOp::kLt, 500, "refuel", "no action"}));
+  EXPECT_EQ(c.set_tags, (std::vector<std::pair<std::string, std::string>>{{"region", "US"}}));
+  EXPECT_EQ(c.measurements, std::vector<std::string>{"genData"});
+  EXPECT_EQ(c.bucket, "kafka_downsampled");
+  // Off unless asked for.
+  EXPECT_FALSE(ParseConfig({{"EDGELINE_INFLUX_API", "v1"}}).config.downsample.enabled);
+}
+
+TEST(DownsampleConfigParse, ReportsEveryBadRuleAtOnce) {
+  ConfigParseResult r = ParseConfig({{"EDGELINE_INFLUX_API", "v1"},
+                                     {"EDGELINE_DOWNSAMPLE_AGGREGATE", "last,fuel=median"},
+                                     {"EDGELINE_DOWNSAMPLE_ALARM", "alarm:fuel<<500?a:b;x:fuel<abc?a:b;y:fuel>1"},
+                                     {"EDGELINE_DOWNSAMPLE_SET_TAGS", "region"},
+                                     {"EDGELINE_ALARM_TOPIC", "alarms"}});
+  std::multiset<std::string> vars;
+  for (const auto& p : r.problems) vars.insert(p.variable);
+  EXPECT_EQ(vars.count("EDGELINE_DOWNSAMPLE_AGGREGATE"), 1u);
+  EXPECT_EQ(vars.count("EDGELINE_DOWNSAMPLE_ALARM"), 3u);
+  EXPECT_EQ(vars.count("EDGELINE_DOWNSAMPLE_SET_TAGS"), 1u);
+  ConfigParseResult ok = ParseConfig({{"EDGELINE_INFLUX_API", "v1"},
+                                      {"EDGELINE_DOWNSAMPLE_ALARM", "hot:temperature>=250?hot:ok; low:fuel != 0 ?x:y"}});
+  ASSERT_TRUE(ok.ok());
+  ASSERT_EQ(ok.config.downsample.alarms.size(), 2u);
+  EXPECT_EQ(ok.config.downsample.alarms[1], (AlarmRule{"low", "fuel", CompareOp::kNe, 0, "x", "y"}));
+}
+
+TEST(DownsampleConfigParse, AlarmTopicMustNotLoopBackIntoIngest) {
+  ConfigParseResult loop = ParseConfig({{"EDGELINE_INFLUX_API", "v1"},
+                                        {"EDGELINE_DOWNSAMPLE_PRESET", "seed"},
+                                        {"EDGELINE_MQTT_TOPICS", "emergency_generator/+,site/#"},
+                                        {"EDGELINE_ALARM_TOPIC", "site/alarms"}});
+  ASSERT_EQ(loop.problems.size(), 1u);
+  EXPECT_EQ(loop.problems[0].variable, "EDGELINE_ALARM_TOPIC");
+  EXPECT_NE(loop.problems[0].message.find("site/#"), std::string::npos);
+  EXPECT_TRUE(ParseConfig({{"EDGELINE_INFLUX_API", "v1"},
+                           {"EDGELINE_DOWNSAMPLE_PRESET", "seed"},
+                           {"EDGELINE_ALARM_TOPIC", "emergency_generator/alarms"}})
+                  .ok());  // emergency_generator/+ is one level; alarms are three
+}
+
+TEST(Downsampler, FixtureTraceGivesTheSeedTasksOutputPointForPoint) {
+  Downsampler d(SeedConfig());
+  DownsampleOutput out;
+  for (const Point& p : RawFixture()) d.Add(p, &out);
+  d.AdvanceWatermark(INT64_MAX / 2, &out);  // end of trace: close everything
+  std::vector<std::string> expected = CanonicalLines(ReadLines("generators_downsampled.lp"));
+  std::vector<std::string> got = CanonicalPoints(out.points);
+  ASSERT_EQ(got.size(), 45u);
+  EXPECT_EQ(got, expected);  // same order too: window by window, generator by generator
+  int refuel = 0;
+  for (const auto& p : out.points) {
+    for (const auto& [k, v] : p.fields) refuel += k == "alarm" && v.s == "refuel";
+  }
+  EXPECT_EQ(refuel, 13);
+  EXPECT_EQ(d.counters().points_in, 399);
+  EXPECT_EQ(d.counters().points_late, 0);
+  EXPECT_EQ(d.counters().windows_closed, 15);
+  EXPECT_EQ(d.open_windows(), 0);
+  // Alarm changes: the first window of each generator, then every flip.
+  int flips = 0;
+  std::map<std::string, std::string> level;
+  for (const auto& p : out.points) {
+    std::string g = p.tags[0].second;
+    std::string a;
+    for (const auto& [k, v] : p.fields) {
+      if (k == "alarm") a = v.s;
+    }
+    if (level[g] != a) ++flips;
+    level[g] = a;
+  }
+  EXPECT_EQ(static_cast<int>(out.alarms.size()), flips);
+}
+
+TEST(Downsampler, WindowClosesOnlyWhenTheWatermarkPassesItsEnd) {
+  DownsampleConfig c = SeedConfig({{"EDGELINE_DOWNSAMPLE_LATENESS", "5s"}});
+  Downsampler d(c);
+  DownsampleOutput out;
+  d.Add(P("g1", 10 * kMin + 10 * kSec, 900), &out);
+  d.Add(P("g1", 11 * kMin + 4 * kSec, 800), &out);  // watermark 10m59s: window 10m still open
+  EXPECT_TRUE(out.points.empty());
+  EXPECT_EQ(d.open_windows(), 2);
+  d.Add(P("g1", 10 * kMin + 50 * kSec, 450), &out);  // out of order, but not late yet
+  d.Add(P("g1", 11 * kMin + 5 * kSec, 700), &out);  // watermark 11m00s: window 10m closes
+  ASSERT_EQ(out.points.size(), 1u);
+  EXPECT_EQ(out.points[0].timestamp_ns, 10 * kMin + 50 * kSec);  // the last row by event time
+  EXPECT_EQ(Canonical(out.points[0]),
+            "genData,generatorID=g1,region=US alarm=\"refuel\",fuel=450,load=1, " +
+                std::to_string(10 * kMin + 50 * kSec));
+  d.Add(P("g1", 10 * kMin + 59 * kSec, 100), &out);  // its window is closed: late
+  EXPECT_EQ(d.counters().points_late, 1);
+  EXPECT_EQ(out.points.size(), 1u);
+}
+
+TEST(Downsampler, EmptyWindowsProduceNothingAndASilentGeneratorDropsOut) {
+  Downsampler d(SeedConfig({{"EDGELINE_DOWNSAMPLE_LATENESS", "0"}}));
+  DownsampleOutput out;
+  d.Add(P("g1", 0 * kMin + 1 * kSec, 900), &out);
+  d.Add(P("g2", 0 * kMin + 2 * kSec, 400), &out);
+  d.Add(P("g1", 1 * kMin + 1 * kSec, 890), &out);  // g2 silent from here on
+  d.Add(P("g1", 5 * kMin + 1 * kSec, 880), &out);  // windows 2..4 are empty
+  d.AdvanceWatermark(6 * kMin, &out);
+  std::vector<std::pair<int64_t, std::string>> rows;
+  for (const auto& p : out.points) rows.emplace_back(*p.timestamp_ns, p.tags[0].second);
+  EXPECT_EQ(rows, (std::vector<std::pair<int64_t, std::string>>{
+                      {1 * kSec, "g1"}, {2 * kSec, "g2"}, {kMin + kSec, "g1"}, {5 * kMin + kSec, "g1"}}));
+  EXPECT_EQ(d.counters().windows_closed, 3);
+}
+
+TEST(Downsampler, SeveralRulesAndAggregatesUseWindowEndAsTime) {
+  std::map<std::string, std::string> env = {
+      {"EDGELINE_INFLUX_API", "v1"},
+      {"EDGELINE_DOWNSAMPLE_AGGREGATE", "mean,fuel=min,load=max,count_me=count,s=sum,f=first,l=last"},
+      {"EDGELINE_DOWNSAMPLE_ALARM", "alarm:fuel<500?refuel:no action;overload:load>=90?yes:no"},
+      {"EDGELINE_DOWNSAMPLE_LATENESS", "0"}};
+  ConfigParseResult parsed = ParseConfig(env);
+  ASSERT_TRUE(parsed.ok());
+  Downsampler d(parsed.config.downsample);
+  DownsampleOutput out;
+  auto point = [](int64_t ts, double fuel, double load, int64_t s, std::string f) {
+    Point p = P("g1", ts, fuel, load);
+    FieldValue si;
+    si.type = FieldType::kInteger;
+    si.i = s;
+    FieldValue fs;
+    fs.type = FieldType::kString;
+    fs.s = std::move(f);
+    p.fields.push_back({"s", si});
+    p.fields.push_back({"f", fs});
+    p.fields.push_back({"l", fs});
+    p.fields.push_back({"count_me", fs});
+    return p;
+  };
+  d.Add(point(10 * kSec, 600, 50, 2, "a"), &out);
+  d.Add(point(20 * kSec, 450, 95, 3, "b"), &out);
+  d.Add(point(5 * kSec, 700, 10, 4, "c"), &out);
+  d.AdvanceWatermark(kMin, &out);
+  ASSERT_EQ(out.points.size(), 1u);
+  EXPECT_EQ(Canonical(out.points[0]),
+            "genData,generatorID=g1 alarm=\"refuel\",count_me=3i,f=\"c\",fuel=450,l=\"b\",load=95,"
+            "overload=\"yes\",s=9i, " + std::to_string(kMin));
+  ASSERT_EQ(out.alarms.size(), 2u);
+  EXPECT_EQ(out.alarms[0].output, "alarm");
+  EXPECT_EQ(out.alarms[0].value, "refuel");
+  EXPECT_EQ(out.alarms[0].previous, "");
+  EXPECT_EQ(out.alarms[1].output, "overload");
+}
+
+TEST(Downsampler, MeasurementFilterAndGroupWithoutTheTag) {
+  Downsampler d(SeedConfig({{"EDGELINE_DOWNSAMPLE_LATENESS", "0"}}));
+  DownsampleOutput out;
+  Point other = P("g1", kSec, 1);
+  other.measurement = "other";
+  d.Add(other, &out);
+  Point untagged = P("g1", kSec, 900);
+  untagged.tags.clear();
+  d.Add(untagged, &out);
+  d.AdvanceWatermark(kMin, &out);
+  EXPECT_EQ(d.counters().points_filtered, 1);
+  ASSERT_EQ(out.points.size(), 1u);
+  EXPECT_EQ(out.points[0].tags, (std::vector<std::pair<std::string, std::string>>{{"region", "US"}}));
+}
+
+TEST(Downsampler, StateRoundTripContinuesExactly) {
+  std::vector<Point> trace = RawFixture();
+  Downsampler whole(SeedConfig());
+  DownsampleOutput expected;
+  for (const Point& p : trace) whole.Add(p, &expected);
+  whole.AdvanceWatermark(INT64_MAX / 2, &expected);
+
+  for (size_t cut : {size_t{1}, size_t{57}, size_t{200}, trace.size() - 1}) {
+    DownsampleOutput got;
+    Downsampler first(SeedConfig());
+    for (size_t i = 0; i < cut; ++i) first.Add(trace[i], &got);
+    std::string state = first.SaveState();
+    Downsampler second(SeedConfig());
+    ASSERT_TRUE(second.RestoreState(state).ok());
+    EXPECT_EQ(second.open_windows(), first.open_windows());
+    for (size_t i = cut; i < trace.size(); ++i) second.Add(trace[i], &got);
+    second.AdvanceWatermark(INT64_MAX / 2, &got);
+    EXPECT_EQ(CanonicalPoints(got.points), CanonicalPoints(expected.points)) << "cut at " << cut;
+    EXPECT_EQ(got.alarms.size(), expected.alarms.size()) << "cut at " << cut;
+    EXPECT_EQ(second.counters().points_out, 45);
+  }
+  Downsampler broken(SeedConfig());
+  EXPECT_EQ(broken.RestoreState("{not json").code(), StatusCode::kCorruption);
+}
+
+// Regression (issue 8, clock jumps): receive times come from the wall clock; after it went back
+// (NTP correcting a clock that ran an hour ahead), every point was late until the clock caught
+// up again, so an hour had no downsampled rows and no alarms.
+TEST(Downsampler, PointsStampedAfterAWallClockStepBackAreWindowedNotLate) {
+  Downsampler d(SeedConfig({{"EDGELINE_DOWNSAMPLE_LATENESS", "5s"}}));
+  DownsampleOutput out;
+  for (int m : {60, 61, 62}) d.Add(P("g1", m * kMin + 10 * kSec, 900), &out);
+  ASSERT_EQ(out.points.size(), 2u);  // windows 60m and 61m
+  d.Add(P("g1", 2 * kMin + 10 * kSec, 900), &out);  // before any step is known: late
+  EXPECT_EQ(d.counters().points_late, 1);
+
+  d.ExpectClockStepBack(2 * kMin + 15 * kSec);  // everything stamped after the step is >= this
+  d.Add(P("g1", 2 * kMin + 10 * kSec, 900), &out);  // older than the step: still late
+  EXPECT_EQ(d.counters().points_late, 2);
+  d.Add(P("g1", 2 * kMin + 20 * kSec, 450), &out);  // the first point after the step
+  EXPECT_EQ(d.counters().points_late, 2);
+  EXPECT_EQ(d.counters().clock_rewinds, 1);
+  EXPECT_FALSE(d.expecting_clock_step());
+  EXPECT_EQ(d.closed_until_ns(), 2 * kMin);
+  d.Add(P("g1", 1 * kMin + 50 * kSec, 900), &out);  // before the restarted boundary: late
+  EXPECT_EQ(d.counters().points_late, 3);
+  d.Add(P("g1", 3 * kMin + 10 * kSec, 800), &out);  // closes window 2m on the new time line
+  ASSERT_EQ(out.points.size(), 3u);
+  EXPECT_EQ(out.points[2].timestamp_ns, 2 * kMin + 20 * kSec);
+  EXPECT_EQ(d.open_windows(), 2);  // 3m, and 62m from before the step, still open
+  // Event time reaching the old time line again closes 62m once, with both time lines' points.
+  d.Add(P("g1", 62 * kMin + 30 * kSec, 700), &out);
+  d.Add(P("g1", 63 * kMin + 10 * kSec, 600), &out);
+  ASSERT_EQ(out.points.size(), 5u);
+  EXPECT_EQ(out.points[4].timestamp_ns, 62 * kMin + 30 * kSec);
+  EXPECT_EQ(d.counters().points_out, 5);
+}
+
+TEST(Downsampler, AnExpectedClockStepSurvivesSaveAndRestore) {
+  Downsampler first(SeedConfig());
+  DownsampleOutput out;
+  first.Add(P("g1", 60 * kMin, 900), &out);
+  first.Add(P("g1", 62 * kMin, 900), &out);
+  first.ExpectClockStepBack(2 * kMin);
+  Downsampler second(SeedConfig());
+  ASSERT_TRUE(second.RestoreState(first.SaveState()).ok());
+  EXPECT_TRUE(second.expecting_clock_step());
+  second.Add(P("g1", 2 * kMin + 5 * kSec, 900), &out);
+  EXPECT_EQ(second.counters().points_late, 0);
+  EXPECT_EQ(second.counters().clock_rewinds, 1);
+  auto summary = SummarizeDownsampleState(second.SaveState());
+  ASSERT_TRUE(summary.ok());
+  EXPECT_EQ(summary->counters.clock_rewinds, 1);
+}
+
+TEST(Downsampler, ObserveWallClockSeesOnlyStepsBackLongerThanAWindow) {
+  Downsampler d(SeedConfig());  // 1 min windows, lateness 10 s
+  DownsampleOutput out;
+  d.Add(P("g1", 100 * kMin, 900), &out);
+  EXPECT_EQ(d.ObserveWallClock(100 * kMin, 5 * kSec), 0);            // first reading
+  EXPECT_EQ(d.ObserveWallClock(100 * kMin + 1 * kSec, 6 * kSec), 0);  // in step
+  EXPECT_EQ(d.ObserveWallClock(100 * kMin + 90 * kSec, 7 * kSec), 0);  // forward: not a step back
+  EXPECT_EQ(d.ObserveWallClock(100 * kMin + 31 * kSec, 8 * kSec), 0);  // 60 s back: not longer than a window
+  EXPECT_FALSE(d.expecting_clock_step());
+  EXPECT_EQ(d.ObserveWallClock(40 * kMin + 32 * kSec, 9 * kSec), 60 * kMin);
+  EXPECT_TRUE(d.expecting_clock_step());
+  // No point came and the clock is past the closed boundary again: nothing left to restart.
+  EXPECT_EQ(d.ObserveWallClock(100 * kMin + 30 * kSec, 10 * kSec), 0);
+  EXPECT_FALSE(d.expecting_clock_step());
+}
+
+class DownsampleTaskTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("downsample_task_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    clock_.SetWallNs(1764000000LL * kSec);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<Queue> Open(const std::string& name) {
+    QueueOpenOptions o;
+    o.config.path = (dir_ / name).string();
+    o.clock = &clock_;
+    auto q = OpenSqliteQueue(o);
+    EXPECT_TRUE(q.ok()) << q.status().ToString();
+    return std::move(q).value();
+  }
+
+  // Appends the raw fixture in batches of `per_batch` lines, stepping the task (reopened at
+  // `restart_after` batches, -1 = never) after each append; returns the downsampled stream.
+  std::vector<std::string> Run(const std::string& name, size_t per_batch, int restart_after,
+                               std::vector<std::string>* alarm_records = nullptr) {
+    DownsampleConfig config = SeedConfig({{"EDGELINE_ALARM_TOPIC", "edgeline/alarms"}});
+    auto queue = Open(name);
+    EXPECT_TRUE(queue->RegisterConsumer("reader", std::string(kDownsampledStream)).ok());
+    EXPECT_TRUE(queue->RegisterConsumer("alarm-reader", std::string(kAlarmStream)).ok());
+    auto task = std::make_unique<DownsampleTask>(config, queue.get(), &clock_);
+    EXPECT_TRUE(task->Start().ok());
+    std::vector<std::string> raw = ReadLines("generators_raw.lp");
+    int batches = 0;
+    for (size_t i = 0; i < raw.size(); i += per_batch) {
+      BatchInput b;
+      b.lines.assign(raw.begin() + i, raw.begin() + std::min(raw.size(), i + per_batch));
+      EXPECT_TRUE(queue->Append({b}, {}).ok());
+      while (task->Step() == 0) {
+      }
+      if (++batches == restart_after) {
+        task.reset();
+        queue.reset();
+        queue = Open(name);
+        EXPECT_TRUE(queue->RegisterConsumer("reader", std::string(kDownsampledStream)).ok());
+        EXPECT_TRUE(queue->RegisterConsumer("alarm-reader", std::string(kAlarmStream)).ok());
+        task = std::make_unique<DownsampleTask>(config, queue.get(), &clock_);
+        EXPECT_TRUE(task->Start().ok());
+      }
+    }
+    // Caught up and quiet: event time moves on with the steady clock and the last window closes.
+    task->Step();
+    EXPECT_EQ(task->engine().open_windows(), 3);
+    clock_.AdvanceNs(config.idle_timeout_ns - kSec);  // quiet, but not for long enough yet
+    task->Step();
+    EXPECT_EQ(task->engine().open_windows(), 3);
+    clock_.AdvanceNs(2 * kMin);
+    task->Step();
+    EXPECT_EQ(task->engine().open_windows(), 0);
+    std::vector<std::string> lines;
+    auto rows = queue->Read("reader", 1'000'000);  // kept: ranging over *Read() would dangle
+    EXPECT_TRUE(rows.ok());
+    for (const Batch& b : *rows) {
+      lines.insert(lines.end(), b.lines.begin(), b.lines.end());
+    }
+    if (alarm_records) {
+      auto records = queue->Read("alarm-reader", 1'000'000);
+      EXPECT_TRUE(records.ok());
+      for (const Batch& b : *records) {
+        alarm_records->insert(alarm_records->end(), b.lines.begin(), b.lines.end());
+      }
+    }
+    return lines;
+  }
+
+  std::filesystem::path dir_;
+  FakeClock clock_;
+};
+
+TEST_F(DownsampleTaskTest, SameOutputForOneAndThousandLineBatchesAndAcrossARestart) {
+  std::vector<std::string> alarms_one;
+  std::vector<std::string> one = Run("one.db", 1, -1, &alarms_one);
+  std::vector<std::string> thousand = Run("thousand.db", 1000, -1);
+  std::vector<std::string> restarted;
+  std::vector<std::string> alarms_restarted;
+  restarted = Run("restart.db", 7, 25, &alarms_restarted);
+  std::vector<std::string> expected = CanonicalLines(ReadLines("generators_downsampled.lp"));
+  EXPECT_EQ(CanonicalLines(one), expected);
+  EXPECT_EQ(one, thousand);
+  EXPECT_EQ(one, restarted);
+  EXPECT_EQ(alarms_one, alarms_restarted);
+  ASSERT_FALSE(alarms_one.empty());
+  auto record = nlohmann::json::parse(alarms_one[0]);
+  EXPECT_EQ(record["topic"], "edgeline/alarms/generator1/alarm");
+  auto payload = nlohmann::json::parse(record["payload"].get<std::string>());
+  EXPECT_EQ(payload["value"], "no action");
+  EXPECT_EQ(payload["previous"], "");
+  EXPECT_EQ(payload["tags"]["generatorID"], "generator1");
+}
+
+TEST_F(DownsampleTaskTest, RawBatchesAreReleasedOnlyAfterTheDownsamplerHasThem) {
+  DownsampleConfig config = SeedConfig();
+  auto queue = Open("gc.db");
+  DownsampleTask task(config, queue.get(), &clock_);
+  ASSERT_TRUE(task.Start().ok());
+  BatchInput b;
+  b.lines = {ReadLines("generators_raw.lp")[0]};
+  ASSERT_TRUE(queue->Append({b}, {}).ok());
+  EXPECT_EQ(queue->Stats()->batches, 1);
+  task.Step();
+  EXPECT_EQ(queue->Stats()->batches, 0);  // its only consumer has it
+  EXPECT_EQ(task.engine().open_windows(), 1);
+}
+
+TEST_F(DownsampleTaskTest, WithoutAReaderOfTheDownsampledStreamNoRowsPileUp) {
+  auto queue = Open("orphan.db");
+  DownsampleTaskOptions options;
+  options.write_rows = false;
+  DownsampleTask task(SeedConfig({{"EDGELINE_ALARM_TOPIC", "edgeline/alarms"}}), queue.get(), &clock_, options);
+  ASSERT_TRUE(queue->RegisterConsumer("alarm-reader", std::string(kAlarmStream)).ok());
+  ASSERT_TRUE(task.Start().ok());
+  BatchInput b;
+  b.lines = ReadLines("generators_raw.lp");
+  ASSERT_TRUE(queue->Append({b}, {}).ok());
+  task.Step();
+  EXPECT_EQ(task.engine().counters().points_out, 42);  // windows still close (the last 3 stay open)
+  auto stats = queue->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->batches, 1);  // the alarm changes only: no downsampled batch nobody would collect
+  EXPECT_FALSE(queue->Read("alarm-reader", 100)->empty());
+}
+
+// Regression (issue 8, clock jumps), through the task with a FakeClock: the wall clock steps back
+// an hour, comes back (a forward step), steps forward an hour and comes back again, while points
+// are stamped with it. Before the fix the two hours after the steps back were all late.
+TEST_F(DownsampleTaskTest, WallClockStepsBackLoseNoPointToLatenessAndWriteNoSeriesTimeTwice) {
+  auto queue = Open("clock.db");
+  ASSERT_TRUE(queue->RegisterConsumer("reader", std::string(kDownsampledStream)).ok());
+  DownsampleTask task(SeedConfig(), queue.get(), &clock_);
+  ASSERT_TRUE(task.Start().ok());
+  int64_t points = 0;
+  auto run = [&](int seconds) {  // one point a second, stamped with the wall clock; a step each 10 s
+    for (int i = 0; i < seconds; ++i) {
+      BatchInput b;
+      b.lines = {FormatPoint(P("g1", clock_.WallNowNs(), 400 + i % 300))};
+      ASSERT_TRUE(queue->Append({b}, {}).ok());
+      ++points;
+      clock_.AdvanceNs(kSec);
+      if (i % 10 == 9) task.Step();
+    }
+  };
+  const int64_t hour = 3600 * kSec;
+  run(180);
+  clock_.SetWallNs(clock_.WallNowNs() - hour);
+  run(180);
+  clock_.SetWallNs(clock_.WallNowNs() + hour);
+  run(180);
+  clock_.SetWallNs(clock_.WallNowNs() + hour);
+  run(180);
+  clock_.SetWallNs(clock_.WallNowNs() - hour);
+  run(180);
+  task.Step();
+  const DownsampleCounters& c = task.engine().counters();
+  EXPECT_EQ(c.points_in + c.points_late, points);
+  EXPECT_EQ(c.points_late, 0);
+  EXPECT_EQ(c.clock_rewinds, 2);
+  // Each of the five 3-minute stretches closed its windows; the last one's newest stays open.
+  EXPECT_GE(c.points_out, 5 * 2);
+  std::set<int64_t> times;
+  auto rows = queue->Read("reader", 1'000'000);
+  ASSERT_TRUE(rows.ok());
+  int64_t n = 0;
+  for (const Batch& b : *rows) {
+    for (const auto& line : b.lines) {
+      ++n;
+      EXPECT_TRUE(times.insert(*ParseLine(line)->timestamp_ns).second) << "series+time written twice: " << line;
+    }
+  }
+  EXPECT_EQ(n, c.points_out);
+}
+
+TEST(AlarmTopic, TemplateOrSuffix) {
+  AlarmChange c;
+  c.output = "alarm";
+  c.measurement = "genData";
+  c.group_tags = {{"generatorID", "gen+1"}};
+  EXPECT_EQ(AlarmTopic("site/alarms", c), "site/alarms/gen_1/alarm");
+  EXPECT_EQ(AlarmTopic("a/{generatorID}/{alarm}/{missing}", c), "a/gen_1/alarm/_");
+}
+
+}  // namespace
+}  // namespace edgeline
