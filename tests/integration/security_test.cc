@@ -20,6 +20,7 @@
 #include "replication/http_transport.h"
 #include "tests/support/harness.h"
 #include "tests/support/tls_support.h"
+#include "common/strings.h"
 
 namespace edgeline {
 namespace {
@@ -55,11 +56,6 @@ Messages GeneratorMessages(int first, int n) {
                                                       ", \"fuel\": 900, \"ts\": " + std::to_string(kBaseTs + i) + "}");
   }
   return out;
-}
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
 }
 
 bool ContainsAny(const std::string& text, const std::vector<std::string>& needles) {

@@ -15,6 +15,7 @@
 
 #include "common/line_protocol.h"
 #include "tests/support/ports.h"
+#include "common/strings.h"
 
 namespace edgeline::testing {
 
@@ -24,19 +25,6 @@ constexpr size_t kMaxHeaderBytes = 64 * 1024;
 constexpr size_t kMaxBodyBytes = 256 * 1024 * 1024;
 
 enum class Api { kV1, kV2, kV3 };
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
 
 std::string HeaderOf(const StandinRequest& request, std::string_view name) {
   for (const auto& [key, value] : request.headers) {
