@@ -37,6 +37,9 @@ class Agent {
   // stopped state. Idempotent.
   void Stop();
 
+  // The local HTTP endpoint's port (EDGELINE_HTTP_LISTEN may ask for 0); 0 when it is off.
+  int http_port() const { return http_ ? http_->port() : 0; }
+
  private:
   // MQTT's message callback: map, commit, return (Paho then acknowledges).
   Status OnMqttMessage(std::string_view topic, std::string_view payload);
