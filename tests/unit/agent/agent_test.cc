@@ -5,7 +5,6 @@
 #include "agent/agent.h"
 
 #include <httplib.h>
-#include <zlib.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -14,29 +13,12 @@
 #include "gtest/gtest.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/temp_queue.h"
+#include "tests/support/gunzip.h"
 
 namespace edgeline {
 namespace {
 
 constexpr int64_t kWallNs = 1764000000000000000;
-
-std::string Gunzip(const std::string& in) {
-  z_stream z{};
-  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return "";
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  std::string out;
-  char buf[4096];
-  int rc = Z_OK;
-  while (rc == Z_OK) {
-    z.next_out = reinterpret_cast<Bytef*>(buf);
-    z.avail_out = sizeof(buf);
-    rc = inflate(&z, Z_NO_FLUSH);
-    out.append(buf, sizeof(buf) - z.avail_out);
-  }
-  inflateEnd(&z);
-  return rc == Z_STREAM_END ? out : "";
-}
 
 // Every request the sink sends, answered 204.
 class RecordingTransport final : public HttpTransport {

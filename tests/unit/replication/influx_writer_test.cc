@@ -1,7 +1,6 @@
 // Tests for replication/influx_writer.h and replication/gzip.h: request shape per API version,
 // response classification, bisection of rejected lines, Retry-After parsing.
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <functional>
@@ -13,27 +12,10 @@
 #include "replication/http_transport.h"
 #include "replication/influx_writer.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/gunzip.h"
 
 namespace edgeline {
 namespace {
-
-std::string Gunzip(const std::string& in) {
-  z_stream zs{};
-  if (inflateInit2(&zs, 15 + 16) != Z_OK) return "<inflateInit2 failed>";
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  std::string out;
-  char buf[4096];
-  int rc = Z_OK;
-  while (rc == Z_OK) {
-    zs.next_out = reinterpret_cast<Bytef*>(buf);
-    zs.avail_out = sizeof(buf);
-    rc = inflate(&zs, Z_NO_FLUSH);
-    out.append(buf, sizeof(buf) - zs.avail_out);
-  }
-  inflateEnd(&zs);
-  return rc == Z_STREAM_END ? out : "<corrupt gzip>";
-}
 
 HttpResponse MakeResponse(int status, std::string body = "",
                                  std::vector<std::pair<std::string, std::string>> headers = {}) {
