@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
-#include <filesystem>
 #include <iostream>
 #include <map>
 #include <string>
@@ -25,6 +24,7 @@
 #include "storage/queue.h"
 #include "tests/support/influx_standin.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/temp_queue.h"
 
 namespace edgeline {
 namespace {
@@ -439,75 +439,65 @@ TEST_F(StandinTest, StandinAnswers100ContinueBeforeTheBody) {
 // ---- Replicator over a real SQLite queue: 503 + Retry-After, then recovery ----
 
 TEST_F(StandinTest, ReplicatorDeliversEveryPointOnceAfterThrottling) {
-  const std::filesystem::path dir =
-      std::filesystem::path(::testing::TempDir()) / ("edgeline_standin_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  {
-    QueueOpenOptions qo;
-    qo.config.path = (dir / "queue.db").string();
-    qo.config.sync = SyncMode::kNormal;
-    auto opened = OpenSqliteQueue(qo);
-    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    std::unique_ptr<Queue> queue = std::move(opened).value();
+  TempDir dir;
+  std::unique_ptr<Queue> queue = OpenTestQueue(dir.File("queue.db"), &SystemClock::Instance());
+  ASSERT_NE(queue, nullptr);
 
-    InfluxWriter writer(V2(), transport_.get(), &SystemClock::Instance());
-    ReplicatorOptions ro;
-    ro.batch_points = 3000;
-    ro.retry_min_ns = 10 * kNsPerMs;
-    ro.retry_max_ns = 5 * kNsPerSec;
-    ro.random = Backoff::SeededRandom(7);
-    Replicator replicator("influx", std::string(kRawStream), queue.get(), &writer, &SystemClock::Instance(), ro);
-    ASSERT_TRUE(replicator.Start().ok());
+  InfluxWriter writer(V2(), transport_.get(), &SystemClock::Instance());
+  ReplicatorOptions ro;
+  ro.batch_points = 3000;
+  ro.retry_min_ns = 10 * kNsPerMs;
+  ro.retry_max_ns = 5 * kNsPerSec;
+  ro.random = Backoff::SeededRandom(7);
+  Replicator replicator("influx", std::string(kRawStream), queue.get(), &writer, &SystemClock::Instance(), ro);
+  ASSERT_TRUE(replicator.Start().ok());
 
-    std::vector<std::string> all;
-    std::vector<BatchInput> inputs;
-    for (int b = 0; b < 10; ++b) {
-      BatchInput in;
-      in.lines = MakeLines(1000, b * 1000);
-      all.insert(all.end(), in.lines.begin(), in.lines.end());
-      inputs.push_back(std::move(in));
-    }
-    auto seqs = queue->Append(inputs, {});
-    ASSERT_TRUE(seqs.ok()) << seqs.status().ToString();
-
-    standin_->FailNext(2, 503, "1");
-    std::vector<int64_t> failure_delays;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(8);
-    auto pending = [&] {
-      auto statuses = queue->SinkStatuses();
-      EXPECT_TRUE(statuses.ok());
-      return statuses.ok() && !statuses->empty() ? statuses->front().pending_points : -1;
-    };
-    while (pending() != 0 && std::chrono::steady_clock::now() < deadline) {
-      const int64_t delay_ns = replicator.Step();
-      if (delay_ns == 0) continue;
-      if (replicator.consecutive_failures() > 0) failure_delays.push_back(delay_ns);
-      std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<int64_t>(delay_ns, 2 * kNsPerSec)));
-    }
-
-    EXPECT_EQ(failure_delays, (std::vector<int64_t>{kNsPerSec, kNsPerSec}));  // Retry-After: 1, twice
-    std::map<std::string, int> stored;
-    for (const auto& line : standin_->Lines()) ++stored[line];
-    EXPECT_EQ(stored.size(), all.size());
-    for (const auto& line : all) EXPECT_EQ(stored[line], 1) << line;
-    const auto requests = standin_->Requests();
-    ASSERT_GE(requests.size(), 3u);
-    EXPECT_EQ(requests[0].status, 503);
-    EXPECT_EQ(requests[1].status, 503);
-
-    auto statuses = queue->SinkStatuses();
-    ASSERT_TRUE(statuses.ok());
-    ASSERT_EQ(statuses->size(), 1u);
-    const SinkStatus& s = statuses->front();
-    EXPECT_EQ(s.cursor_seq, seqs->back());
-    EXPECT_EQ(s.pending_points, 0);
-    EXPECT_EQ(s.sent_points, 10000);
-    EXPECT_EQ(s.state, "ok");
-    EXPECT_EQ(s.consecutive_failures, 0);
-    EXPECT_EQ(Name(replicator.state()), "ok");
+  std::vector<std::string> all;
+  std::vector<BatchInput> inputs;
+  for (int b = 0; b < 10; ++b) {
+    BatchInput in;
+    in.lines = MakeLines(1000, b * 1000);
+    all.insert(all.end(), in.lines.begin(), in.lines.end());
+    inputs.push_back(std::move(in));
   }
-  std::filesystem::remove_all(dir);
+  auto seqs = queue->Append(inputs, {});
+  ASSERT_TRUE(seqs.ok()) << seqs.status().ToString();
+
+  standin_->FailNext(2, 503, "1");
+  std::vector<int64_t> failure_delays;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(8);
+  auto pending = [&] {
+    auto statuses = queue->SinkStatuses();
+    EXPECT_TRUE(statuses.ok());
+    return statuses.ok() && !statuses->empty() ? statuses->front().pending_points : -1;
+  };
+  while (pending() != 0 && std::chrono::steady_clock::now() < deadline) {
+    const int64_t delay_ns = replicator.Step();
+    if (delay_ns == 0) continue;
+    if (replicator.consecutive_failures() > 0) failure_delays.push_back(delay_ns);
+    std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<int64_t>(delay_ns, 2 * kNsPerSec)));
+  }
+
+  EXPECT_EQ(failure_delays, (std::vector<int64_t>{kNsPerSec, kNsPerSec}));  // Retry-After: 1, twice
+  std::map<std::string, int> stored;
+  for (const auto& line : standin_->Lines()) ++stored[line];
+  EXPECT_EQ(stored.size(), all.size());
+  for (const auto& line : all) EXPECT_EQ(stored[line], 1) << line;
+  const auto requests = standin_->Requests();
+  ASSERT_GE(requests.size(), 3u);
+  EXPECT_EQ(requests[0].status, 503);
+  EXPECT_EQ(requests[1].status, 503);
+
+  auto statuses = queue->SinkStatuses();
+  ASSERT_TRUE(statuses.ok());
+  ASSERT_EQ(statuses->size(), 1u);
+  const SinkStatus& s = statuses->front();
+  EXPECT_EQ(s.cursor_seq, seqs->back());
+  EXPECT_EQ(s.pending_points, 0);
+  EXPECT_EQ(s.sent_points, 10000);
+  EXPECT_EQ(s.state, "ok");
+  EXPECT_EQ(s.consecutive_failures, 0);
+  EXPECT_EQ(Name(replicator.state()), "ok");
 }
 
 }  // namespace

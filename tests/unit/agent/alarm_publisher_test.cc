@@ -1,15 +1,13 @@
 // AlarmPublisher over a real temporary SQLite queue with a scripted publisher: records go out in
 // order, the cursor moves only after every record of a batch was acknowledged, and a broker
 // outage delays (with growing waits) but loses nothing.
-#include <unistd.h>
-
 #include <deque>
-#include <filesystem>
 
 #include "agent/alarm_publisher.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/fake_clock.h"
+#include "tests/support/temp_queue.h"
 
 namespace edgeline {
 namespace {
@@ -39,19 +37,8 @@ class ScriptedPublisher final : public MessagePublisher {
 class AlarmPublisherTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("alarm_publisher_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    QueueOpenOptions o;
-    o.config.path = (dir_ / "queue.db").string();
-    o.clock = &clock_;
-    queue_ = std::move(OpenSqliteQueue(o)).value();
-  }
-  void TearDown() override {
-    queue_.reset();
-    std::filesystem::remove_all(dir_);
+    queue_ = OpenTestQueue(dir_.File("queue.db"), &clock_);
+    ASSERT_NE(queue_, nullptr);
   }
   void AppendRecords(std::vector<std::pair<std::string, std::string>> records) {
     BatchInput b;
@@ -70,7 +57,7 @@ class AlarmPublisherTest : public ::testing::Test {
     return {};
   }
 
-  std::filesystem::path dir_;
+  TempDir dir_;
   FakeClock clock_;
   std::unique_ptr<Queue> queue_;
   ScriptedPublisher publisher_;

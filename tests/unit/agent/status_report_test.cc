@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "storage/queue.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/temp_queue.h"
 
 namespace edgeline {
 namespace {
@@ -21,16 +22,10 @@ using nlohmann::json;
 class StatusReportTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("status_report_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    options_.config.path = (dir_ / "queue.db").string();
+    options_.config.path = dir_.File("queue.db");
     options_.config.sync = SyncMode::kNormal;
     options_.clock = &clock_;
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::unique_ptr<Queue> Open(bool read_only = false) {
     QueueOpenOptions o = options_;
@@ -82,7 +77,7 @@ class StatusReportTest : public ::testing::Test {
     return false;
   }
 
-  std::filesystem::path dir_;
+  TempDir dir_;
   FakeClock clock_;
   QueueOpenOptions options_;
 };

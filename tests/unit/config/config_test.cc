@@ -1,8 +1,6 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -10,6 +8,7 @@
 
 #include "config/config.h"
 #include "config/config_table.h"
+#include "tests/support/temp_queue.h"
 
 namespace edgeline {
 namespace {
@@ -403,21 +402,13 @@ TEST(EnvironmentVariables, OnlyEdgelinePrefixed) {
 
 class EnvFileTest : public testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::path(testing::TempDir()) /
-           ("config_test_" + std::to_string(::getpid()) + "_" +
-            testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::string Write(const std::string& content) {
-    std::string path = (dir_ / "edgeline.env").string();
+    std::string path = dir_.File("edgeline.env");
     std::ofstream(path, std::ios::binary) << content;
     return path;
   }
 
-  std::filesystem::path dir_;
+  TempDir dir_;
 };
 
 TEST_F(EnvFileTest, ParsesSystemdSyntax) {
@@ -491,7 +482,7 @@ TEST_F(EnvFileTest, MalformedVariants) {
 }
 
 TEST_F(EnvFileTest, MissingFileIsNotFoundNamingPath) {
-  std::string path = (dir_ / "absent.env").string();
+  std::string path = dir_.File("absent.env");
   Result<std::map<std::string, std::string>> r = ReadEnvFile(path);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kNotFound);

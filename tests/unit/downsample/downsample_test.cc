@@ -1,11 +1,8 @@
 // Downsampler engine and task: the seed's Flux task over the fixture trace, event-time edge
 // cases, and exactly-once across restarts through a real SQLite queue (FakeClock, no sleeps).
-#include <unistd.h>
-
 #include <algorithm>
 #include <climits>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -15,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/fake_clock.h"
+#include "tests/support/temp_queue.h"
 
 namespace edgeline {
 namespace {
@@ -362,24 +360,9 @@ TEST(Downsampler, ObserveWallClockSeesOnlyStepsBackLongerThanAWindow) {
 
 class DownsampleTaskTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("downsample_task_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    clock_.SetWallNs(1764000000LL * kSec);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void SetUp() override { clock_.SetWallNs(1764000000LL * kSec); }
 
-  std::unique_ptr<Queue> Open(const std::string& name) {
-    QueueOpenOptions o;
-    o.config.path = (dir_ / name).string();
-    o.clock = &clock_;
-    auto q = OpenSqliteQueue(o);
-    EXPECT_TRUE(q.ok()) << q.status().ToString();
-    return std::move(q).value();
-  }
+  std::unique_ptr<Queue> Open(const std::string& name) { return OpenTestQueue(dir_.File(name), &clock_); }
 
   // Appends the raw fixture in batches of `per_batch` lines, stepping the task (reopened at
   // `restart_after` batches, -1 = never) after each append; returns the downsampled stream.
@@ -434,7 +417,7 @@ class DownsampleTaskTest : public ::testing::Test {
     return lines;
   }
 
-  std::filesystem::path dir_;
+  TempDir dir_;
   FakeClock clock_;
 };
 

@@ -5,13 +5,11 @@
 // counting operator new (this test binary only). Regression tests for the bugs found by
 // tests/fuzz are named after them.
 #include <malloc.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdlib>
-#include <filesystem>
 #include <functional>
 #include <new>
 #include <string>
@@ -24,6 +22,7 @@
 #include "config/config.h"
 #include "storage/queue.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/temp_queue.h"
 
 // ---- Heap accounting: live bytes and their peak, over every operator new in the binary.
 namespace {
@@ -285,25 +284,14 @@ TEST(BadInputTest, ReasonsPerMessageAreCappedWithACount) {
 class BadInputIngestTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("bad_input_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    QueueOpenOptions options;
-    options.config.path = (dir_ / "queue.db").string();
-    options.config.sync = SyncMode::kNormal;
-    options.clock = &clock_;
-    auto queue = OpenSqliteQueue(options);
-    ASSERT_TRUE(queue.ok()) << queue.status().ToString();
-    queue_ = std::move(queue).value();
+    queue_ = OpenTestQueue(dir_.File("queue.db"), &clock_);
+    ASSERT_NE(queue_, nullptr);
     ASSERT_TRUE(queue_->RegisterConsumer("influx", std::string(kRawStream)).ok());
     committer_ = std::make_unique<GroupCommitter>(queue_.get(), &clock_, GroupCommitterOptions{});
   }
   void TearDown() override {
     committer_.reset();
     queue_.reset();
-    std::filesystem::remove_all(dir_);
   }
   std::vector<DeadLetter> IngestDeadLetters() {
     auto dl = queue_->DeadLetters("ingest", 1000);
@@ -311,7 +299,7 @@ class BadInputIngestTest : public ::testing::Test {
     return dl.ok() ? *dl : std::vector<DeadLetter>{};
   }
 
-  std::filesystem::path dir_;
+  TempDir dir_;
   FakeClock clock_;
   Mapper mapper_{MappingConfig{}};
   std::unique_ptr<Queue> queue_;

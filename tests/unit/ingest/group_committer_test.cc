@@ -3,11 +3,8 @@
 // Threads synchronize through condition variables; no test sleeps.
 #include "ingest/group_committer.h"
 
-#include <unistd.h>
-
 #include <condition_variable>
 #include <functional>
-#include <filesystem>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -18,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "storage/queue.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/temp_queue.h"
 
 namespace edgeline {
 namespace {
@@ -202,25 +200,15 @@ bool StaysBlocked(AsyncSubmit& submit) {
 class GroupCommitterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("group_committer_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    QueueOpenOptions options;
-    options.config.path = (dir_ / "queue.db").string();
-    options.config.sync = SyncMode::kNormal;
-    options.clock = &clock_;
-    auto inner = OpenSqliteQueue(options);
-    ASSERT_TRUE(inner.ok()) << inner.status().ToString();
-    queue_ = std::make_unique<FlakyQueue>(std::move(inner).value());
+    auto inner = OpenTestQueue(dir_.File("queue.db"), &clock_);
+    ASSERT_NE(inner, nullptr);
+    queue_ = std::make_unique<FlakyQueue>(std::move(inner));
     ASSERT_TRUE(queue_->RegisterConsumer("influx", std::string(kRawStream)).ok());
     options_.retry_delay_ns = kNsPerMs;
   }
   void TearDown() override {
     committer_.reset();
     queue_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   GroupCommitter& Committer() {
@@ -248,7 +236,7 @@ class GroupCommitterTest : public ::testing::Test {
     return Committer().Submit(Prepared(topic, payload, max_payload_bytes_));
   }
 
-  std::filesystem::path dir_;
+  TempDir dir_;
   FakeClock clock_;
   int64_t max_payload_bytes_ = 1 << 20;
   GroupCommitterOptions options_;

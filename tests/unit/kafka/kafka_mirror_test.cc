@@ -3,10 +3,7 @@
 // behind are what `edgeline status` reads. No threads, no sleeps: FakeClock.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <random>
@@ -22,6 +19,7 @@
 #include "kafka/record_format.h"
 #include "storage/queue.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/temp_queue.h"
 
 namespace edgeline {
 namespace {
@@ -84,17 +82,8 @@ const Status kTimedOut = Status::Unavailable("_MSG_TIMED_OUT: Local: Message tim
 class KafkaMirrorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("edgeline_kafka_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    QueueOpenOptions options;
-    options.config.path = (dir_ / "queue.db").string();
-    options.clock = &clock_;
-    auto queue = OpenSqliteQueue(options);
-    ASSERT_TRUE(queue.ok()) << queue.status().ToString();
-    queue_ = std::move(queue).value();
+    queue_ = OpenTestQueue(dir_.File("queue.db"), &clock_);
+    ASSERT_NE(queue_, nullptr);
     options_.format = KafkaFormat::kLineProtocol;  // value = line: easy to tell records apart
     options_.max_in_flight = 100;
     options_.retry_min_ns = 100 * kNsPerMs;
@@ -105,7 +94,6 @@ class KafkaMirrorTest : public ::testing::Test {
   void TearDown() override {
     mirrors_.clear();
     queue_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   KafkaMirror& RawMirror() {
@@ -161,7 +149,7 @@ class KafkaMirrorTest : public ::testing::Test {
   static constexpr const char* kGen1 = "emergency_generator/generator1";
   static constexpr const char* kGen2 = "emergency_generator/generator2";
 
-  std::filesystem::path dir_;
+  TempDir dir_;
   FakeClock clock_;
   std::unique_ptr<Queue> queue_;
   FakeProducer producer_;

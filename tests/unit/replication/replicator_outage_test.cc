@@ -9,12 +9,10 @@
 #include <cstdio>
 #include <ctime>
 #include <deque>
-#include <filesystem>
 #include <functional>
 #include <limits>
 #include <set>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "common/clock.h"
@@ -24,6 +22,7 @@
 #include "replication/replicator.h"
 #include "storage/queue.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/temp_queue.h"
 
 namespace edgeline {
 namespace {
@@ -89,18 +88,8 @@ class OutageTransport final : public HttpTransport {
 class OutageTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("edgeline_outage_" + std::to_string(::getpid()) + "_" +
-            std::to_string(reinterpret_cast<uintptr_t>(this)));
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    QueueOpenOptions options;
-    options.config.path = (dir_ / "queue.db").string();
-    options.config.sync = SyncMode::kNormal;  // durability is not under test; keeps the run fast
-    options.clock = &clock_;
-    auto queue = OpenSqliteQueue(options);
-    ASSERT_TRUE(queue.ok()) << queue.status().ToString();
-    queue_ = std::move(queue).value();
+    queue_ = OpenTestQueue(dir_.File("queue.db"), &clock_);
+    ASSERT_NE(queue_, nullptr);
     config_.api = InfluxApi::kV1;
     config_.database = "kafka";
     config_.gzip = false;  // the fake server splits the body into lines
@@ -108,7 +97,6 @@ class OutageTest : public ::testing::Test {
   void TearDown() override {
     replicator_.reset();
     queue_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   void Make(uint64_t seed, bool newest_first = false) {
@@ -177,7 +165,7 @@ class OutageTest : public ::testing::Test {
     return lost;
   }
 
-  std::filesystem::path dir_;
+  TempDir dir_;
   FakeClock clock_{1764000000000000000, 0};  // steady starts at 0: tick arithmetic stays simple
   InfluxConfig config_;
   OutageTransport transport_{&clock_};

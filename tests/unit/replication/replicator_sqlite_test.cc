@@ -5,15 +5,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <deque>
-#include <filesystem>
 #include <string>
-#include <unistd.h>
 
 #include "common/clock.h"
 #include "replication/influx_writer.h"
 #include "replication/replicator.h"
 #include "storage/queue.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/temp_queue.h"
 
 namespace edgeline {
 namespace {
@@ -46,17 +45,8 @@ class StatusScriptTransport final : public HttpTransport {
 class ReplicatorSqliteTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("edgeline_repl_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    QueueOpenOptions options;
-    options.config.path = (dir_ / "queue.db").string();
-    options.clock = &clock_;
-    auto queue = OpenSqliteQueue(options);
-    ASSERT_TRUE(queue.ok()) << queue.status().ToString();
-    queue_ = std::move(queue).value();
+    queue_ = OpenTestQueue(dir_.File("queue.db"), &clock_);
+    ASSERT_NE(queue_, nullptr);
     config_.api = InfluxApi::kV1;
     config_.database = "kafka";
     config_.gzip = false;  // the fake server looks for the bad line in the body
@@ -72,7 +62,6 @@ class ReplicatorSqliteTest : public ::testing::Test {
   void TearDown() override {
     replicator_.reset();
     queue_.reset();
-    std::filesystem::remove_all(dir_);
   }
   SinkStatus Status() {
     auto statuses = queue_->SinkStatuses();
@@ -91,7 +80,7 @@ class ReplicatorSqliteTest : public ::testing::Test {
     ASSERT_TRUE(queue_->Append({in}, {}).ok());
   }
 
-  std::filesystem::path dir_;
+  TempDir dir_;
   FakeClock clock_;
   InfluxConfig config_;
   StatusScriptTransport transport_;

@@ -1,5 +1,4 @@
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -7,6 +6,7 @@
 #include "gtest/gtest.h"
 #include "storage/queue.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/temp_queue.h"
 
 namespace edgeline {
 namespace {
@@ -14,21 +14,12 @@ namespace {
 class QueueTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("queue_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    options_.config.path = (dir_ / "queue.db").string();
+    options_.config.path = dir_.File("queue.db");
     options_.clock = &clock_;
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::unique_ptr<Queue> Open() {
-    auto q = OpenSqliteQueue(options_);
-    EXPECT_TRUE(q.ok()) << q.status().ToString();
-    return std::move(q).value();
-  }
+  // Opens options_.config as the test set it; sync stays at the QueueConfig default (full).
+  std::unique_ptr<Queue> Open() { return OpenTestQueue(options_.config.path, &clock_, options_.config); }
 
   static BatchInput Lines(int first, int n, std::string stream = std::string(kRawStream)) {
     BatchInput b;
@@ -41,7 +32,7 @@ class QueueTest : public ::testing::Test {
     return b;
   }
 
-  std::filesystem::path dir_;
+  TempDir dir_;
   FakeClock clock_;
   QueueOpenOptions options_;
 };

@@ -4,9 +4,6 @@
 // its WAL torn at random offsets. Invariants: an Append that returned OK is readable after
 // reopening, one that failed left nothing, the queue works again once the fault clears, and a
 // damaged file is moved aside (kept) for a fresh queue, never a crash.
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -17,6 +14,7 @@
 #include "storage/queue.h"
 #include "tests/support/fault_vfs.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/temp_queue.h"
 
 namespace edgeline {
 namespace {
@@ -26,21 +24,13 @@ using testing::FaultSpec;
 class StorageFaultTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("storage_fault_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    control_ = (dir_ / "faults").string();
+    control_ = dir_.File("faults");
     testing::WriteFaultControl(control_, "off\n");
     testing::InstallFaultVfs(control_);
-    options_.config.path = (dir_ / "queue.db").string();
+    options_.config.path = dir_.File("queue.db");
     options_.clock = &clock_;
   }
-  void TearDown() override {
-    testing::WriteFaultControl(control_, "off\n");
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { testing::WriteFaultControl(control_, "off\n"); }
 
   std::unique_ptr<Queue> Open(const std::string& path) {
     QueueOpenOptions o = options_;
@@ -73,7 +63,7 @@ class StorageFaultTest : public ::testing::Test {
   void Fault(const FaultSpec& spec) { testing::WriteFaultControl(control_, testing::FaultLine(spec)); }
   void NoFault() { testing::WriteFaultControl(control_, "off\n"); }
 
-  std::filesystem::path dir_;
+  TempDir dir_;
   std::string control_;
   FakeClock clock_;
   QueueOpenOptions options_;
@@ -92,7 +82,7 @@ TEST_F(StorageFaultTest, EveryFaultPositionKeepsCommittedAppendsAndNothingElse) 
         const bool sync = std::string(op) == "sync";
         for (long skip = 0; skip < (sync ? kAppends : 2 * kAppends); skip += (sync ? 1 : 2)) {
           SCOPED_TRACE(std::string(op) + " " + error + " skip=" + std::to_string(skip) + " count=" + std::to_string(count));
-          const std::string path = (dir_ / ("q" + std::to_string(trials++) + ".db")).string();
+          const std::string path = dir_.File("q" + std::to_string(trials++) + ".db");
           std::vector<std::string> committed;
           {
             auto q = Open(path);
@@ -261,7 +251,7 @@ TEST_F(DamagedFileTest, BackgroundCountKeepsTheSizeBoundExact) {
     auto q = Open();
     stored = q->Stats()->bytes;
   }
-  std::filesystem::copy_file(options_.config.path, (dir_ / "copy.db").string());
+  std::filesystem::copy_file(options_.config.path, dir_.File("copy.db"));
   auto fits = [&](const std::string& path, int64_t sync_check_max_bytes) {
     QueueOpenOptions o = options_;
     o.config.path = path;
@@ -277,7 +267,7 @@ TEST_F(DamagedFileTest, BackgroundCountKeepsTheSizeBoundExact) {
     while (n < 1000 && (*q)->Append({Lines(200000 + n * 5, 5)}, {}).ok()) ++n;
     return n;
   };
-  const int at_open = fits((dir_ / "copy.db").string(), 1LL << 40);
+  const int at_open = fits(dir_.File("copy.db"), 1LL << 40);
   const int in_background = fits(options_.config.path, 0);
   EXPECT_GT(at_open, 0);
   EXPECT_LT(at_open, 1000);
@@ -288,7 +278,7 @@ TEST_F(DamagedFileTest, BackgroundCountKeepsTheSizeBoundExact) {
 // of the committed appends, each batch whole: never a gap, never half a batch, never a crash.
 TEST_F(StorageFaultTest, WalTornAtRandomOffsetsLeavesACommittedPrefix) {
   constexpr int kAppends = 30;
-  const std::string wal_db = (dir_ / "wal.db").string();
+  const std::string wal_db = dir_.File("wal.db");
   std::vector<std::vector<std::string>> appended;
   std::string db_copy;
   std::string wal_copy;
@@ -315,7 +305,7 @@ TEST_F(StorageFaultTest, WalTornAtRandomOffsetsLeavesACommittedPrefix) {
     const bool flip = t % 2 == 1;  // odd trials: garbage bytes instead of a cut
     const size_t offset = std::uniform_int_distribution<size_t>(0, wal_copy.size() - 1)(rng);
     SCOPED_TRACE((flip ? "garbage at " : "cut at ") + std::to_string(offset));
-    const std::string path = (dir_ / ("torn" + std::to_string(t) + ".db")).string();
+    const std::string path = dir_.File("torn" + std::to_string(t) + ".db");
     std::string wal = flip ? wal_copy : wal_copy.substr(0, offset);
     if (flip) {
       for (size_t i = offset; i < std::min(wal.size(), offset + 100); ++i) wal[i] = static_cast<char>(rng());
