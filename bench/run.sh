@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# edgeline benchmark harness (issue 7): each figure measured side by side with its baseline in
+# edgeline benchmark harness: each figure measured side by side with its baseline in
 # the same invocation, printed as a table and written as JSON. Benchmarks, not tests: nothing is
-# asserted; "met?" only compares with the issue's targets. mosquitto and influxd run on free
+# asserted; "met?" only compares with the targets. mosquitto and influxd run on free
 # loopback ports with their data in a temp dir, removed on exit (KEEP=1 keeps it).
 #
 #   bench/run.sh [--quick] [--only P1,P2,...] [--out FILE] [--build DIR]

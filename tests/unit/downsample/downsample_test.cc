@@ -292,7 +292,7 @@ TEST(Downsampler, StateRoundTripContinuesExactly) {
   EXPECT_EQ(broken.RestoreState("{not json").code(), StatusCode::kCorruption);
 }
 
-// Regression (issue 8, clock jumps): receive times come from the wall clock; after it went back
+// Regression (clock jumps): receive times come from the wall clock; after it went back
 // (NTP correcting a clock that ran an hour ahead), every point was late until the clock caught
 // up again, so an hour had no downsampled rows and no alarms.
 TEST(Downsampler, PointsStampedAfterAWallClockStepBackAreWindowedNotLate) {
@@ -474,7 +474,7 @@ TEST_F(DownsampleTaskTest, WithoutAReaderOfTheDownsampledStreamNoRowsPileUp) {
   EXPECT_FALSE(queue->Read("alarm-reader", 100)->empty());
 }
 
-// Regression (issue 8, clock jumps), through the task with a FakeClock: the wall clock steps back
+// Regression (clock jumps), through the task with a FakeClock: the wall clock steps back
 // an hour, comes back (a forward step), steps forward an hour and comes back again, while points
 // are stamped with it. Before the fix the two hours after the steps back were all late.
 TEST_F(DownsampleTaskTest, WallClockStepsBackLoseNoPointToLatenessAndWriteNoSeriesTimeTwice) {

@@ -1,4 +1,4 @@
-// Bounded handling of hostile input (issue 8, "Bad input"): deep nesting, huge objects, huge
+// Bounded handling of hostile input: deep nesting, huge objects, huge
 // numbers, NaN/Inf literals, invalid UTF-8, oversize payloads and payloads that would multiply
 // into many dead letters. Each case must end in lines or a clear reason, without a crash, a
 // stack overflow or memory out of proportion: peak heap use during Map() is measured with a
@@ -259,8 +259,8 @@ TEST(BadInputTest, TopicTagWithInvalidUtf8IsDroppedNotWritten) {
   EXPECT_FALSE(UnrepresentableReason(LpElement::kStringField, "\xc0\x80").empty());
 }
 
-// Each reason becomes a dead letter holding the payload: a 1 MiB payload of bad lines (or of
-// dropped keys) used to produce one per line, each with its own copy of the payload.
+// Each reason becomes a dead letter holding the payload, so a 1 MiB payload of bad lines (or of
+// dropped keys) must not produce one per line, each with its own copy of the payload.
 TEST(BadInputTest, ReasonsPerMessageAreCappedWithACount) {
   Mapper mapper{MappingConfig{}};
   std::string lines;
