@@ -45,9 +45,8 @@ Status Agent::Start() {
   // Paho runs every MQTT session of the process on one receive thread, so at most one MQTT
   // message waits for a commit at a time, whatever the number of sessions.
   committer_->SetProducerCount(1);
-  mqtt_ = std::make_unique<MqttIngest>(config_.mqtt, [this](std::string_view topic, std::string_view payload) {
-    return OnMqttMessage(topic, payload);
-  });
+  mqtt_ = std::make_unique<MqttIngest>(
+      config_.mqtt, [this](std::string_view topic, std::string_view payload) { return OnMqttMessage(topic, payload); });
 
   Status built = sinks_.Build(config_, queue_.get(), env_, mqtt_.get());
   if (!built.ok()) return Status(built.code(), "cannot start the sinks: " + built.ToString());

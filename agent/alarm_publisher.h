@@ -10,8 +10,8 @@
 #include <stop_token>
 #include <string>
 
-#include "ingest/message_publisher.h"
 #include "common/clock.h"
+#include "ingest/message_publisher.h"
 #include "storage/queue.h"
 #include "storage/queue_consumer.h"
 
@@ -27,8 +27,7 @@ struct AlarmPublisherOptions {
 
 class AlarmPublisher final : public QueueConsumer {
  public:
-  AlarmPublisher(Queue* queue, MessagePublisher* publisher, const Clock* clock,
-                 AlarmPublisherOptions options = {});
+  AlarmPublisher(Queue* queue, MessagePublisher* publisher, const Clock* clock, AlarmPublisherOptions options = {});
 
   int64_t Step() override;  // returns the ns to wait before the next step
 

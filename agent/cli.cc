@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "agent/daemon.h"
-#include "tools/simulator.h"
 #include "agent/status_report.h"
 #include "config/config.h"
 #include "storage/queue.h"
+#include "tools/simulator.h"
 
 namespace edgeline {
 namespace {
@@ -213,11 +213,15 @@ int CmdDlqChange(const std::map<std::string, std::string>& env, const std::vecto
       std::fprintf(stderr, "edgeline dlq replay: %s\n", marks.status().ToString().c_str());
       return kExitRuntime;
     }
-    std::printf("%lld dead letters of %s marked for replay; the running agent sends them again "
-                "(rejected ones come back with a new reason)\n", static_cast<long long>(marks->marked), whose.c_str());
+    std::printf(
+        "%lld dead letters of %s marked for replay; the running agent sends them again "
+        "(rejected ones come back with a new reason)\n",
+        static_cast<long long>(marks->marked), whose.c_str());
     if (marks->unreplayable > 0) {
-      std::printf("%lld left as they are: only part of their payload was kept, or their sink (Kafka) does not "
-                  "replay\n", static_cast<long long>(marks->unreplayable));
+      std::printf(
+          "%lld left as they are: only part of their payload was kept, or their sink (Kafka) does not "
+          "replay\n",
+          static_cast<long long>(marks->unreplayable));
     }
     return kExitOk;
   }
@@ -259,10 +263,14 @@ int CmdDlq(const std::map<std::string, std::string>& env, const std::vector<std:
   if (HasFlag(rest, "--json")) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& d : *entries) {
-      out.push_back({{"id", d.id}, {"sink", d.sink}, {"kind", d.kind == DeadLetterKind::kPartial ? "partial" : "rejected"},
-                     {"reason", d.reason}, {"topic", d.topic},
-                     {"payload", nlohmann::json(d.payload).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
-                     {"created_ns", d.created_ns}});
+      out.push_back(
+          {{"id", d.id},
+           {"sink", d.sink},
+           {"kind", d.kind == DeadLetterKind::kPartial ? "partial" : "rejected"},
+           {"reason", d.reason},
+           {"topic", d.topic},
+           {"payload", nlohmann::json(d.payload).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
+           {"created_ns", d.created_ns}});
     }
     std::cout << out.dump(2) << "\n";
     return kExitOk;

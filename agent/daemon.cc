@@ -33,8 +33,8 @@ bool LockQueue(const std::string& queue_path) {
   const std::string lock_path = queue_path + ".lock";
   int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    LOG_ERROR("agent") << "another edgeline is already running on " << queue_path << " (cannot lock "
-                       << lock_path << ")";
+    LOG_ERROR("agent") << "another edgeline is already running on " << queue_path << " (cannot lock " << lock_path
+                       << ")";
     return false;
   }
   return true;  // the descriptor stays open for the life of the process

@@ -29,11 +29,11 @@ class Housekeeping {
   struct Parts {
     Queue* queue = nullptr;
     const Clock* clock = nullptr;
-    const Mapper* mapper = nullptr;          // ingest dead letters are mapped again on replay
+    const Mapper* mapper = nullptr;  // ingest dead letters are mapped again on replay
     GroupCommitter* committer = nullptr;
     const MqttIngest* mqtt = nullptr;
     std::string queue_path;
-    int64_t started_ns = 0;                  // wall time this agent started
+    int64_t started_ns = 0;  // wall time this agent started
   };
 
   explicit Housekeeping(Parts parts) : parts_(std::move(parts)) {}

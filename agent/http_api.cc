@@ -71,12 +71,18 @@ std::string Base64Decode(std::string_view in) {
   uint32_t acc = 0;
   for (char c : in) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+') v = 62;
-    else if (c == '/') v = 63;
-    else break;  // '=' padding or junk
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+')
+      v = 62;
+    else if (c == '/')
+      v = 63;
+    else
+      break;  // '=' padding or junk
     acc = (acc << 6) | static_cast<uint32_t>(v);
     bits += 6;
     if (bits >= 8) {
@@ -115,8 +121,7 @@ bool TokenMatches(const httplib::Request& req, const std::string& token, bool v1
 
 }  // namespace
 
-HttpApi::HttpApi(HttpApiOptions options, Queue* queue, GroupCommitter* committer, const Clock* clock,
-                 AgentProbe probe)
+HttpApi::HttpApi(HttpApiOptions options, Queue* queue, GroupCommitter* committer, const Clock* clock, AgentProbe probe)
     : options_(std::move(options)), queue_(queue), committer_(committer), clock_(clock), probe_(std::move(probe)) {}
 
 HttpApi::~HttpApi() { Stop(); }
@@ -151,7 +156,8 @@ HttpApi::WriteResult HttpApi::Write(const std::string& topic, std::string_view b
       }
     }
     if (!point.ok()) {
-      if (bad++ == 0) first_error = "unable to parse '" + std::string(line.substr(0, 200)) + "': " + point.status().message();
+      if (bad++ == 0)
+        first_error = "unable to parse '" + std::string(line.substr(0, 200)) + "': " + point.status().message();
       continue;
     }
     if (!point->timestamp_ns) point->timestamp_ns = receive_ns;
@@ -186,7 +192,8 @@ std::pair<int, nlohmann::json> HttpApi::Health() {
   if (statuses.ok()) {
     for (const SinkStatus& s : *statuses) {
       if (!s.registered) continue;  // a sink of an earlier configuration: not part of this agent
-      sinks[s.sink] = {{"state", s.state.empty() ? "new" : s.state}, {"pending_points", s.pending_points},
+      sinks[s.sink] = {{"state", s.state.empty() ? "new" : s.state},
+                       {"pending_points", s.pending_points},
                        {"consecutive_failures", s.consecutive_failures}};
       if (s.consecutive_failures > 0) sinks_ok = false;
     }
@@ -206,8 +213,9 @@ std::pair<int, nlohmann::json> HttpApi::Health() {
   }
   const bool mqtt_ok = sessions > 0 && connected == sessions;
   if (!disk_problem.empty()) queue["problem"] = disk_problem;
-  json body = {{"status", !writable ? (disk_problem.empty() ? "failing" : disk_problem)
-                                    : (mqtt_ok && sinks_ok) ? "ok" : "degraded"},
+  json body = {{"status", !writable               ? (disk_problem.empty() ? "failing" : disk_problem)
+                          : (mqtt_ok && sinks_ok) ? "ok"
+                                                  : "degraded"},
                {"queue", queue},
                {"mqtt", {{"sessions", sessions}, {"connected", connected}}},
                {"sinks", sinks}};
@@ -228,7 +236,8 @@ std::string HttpApi::Metrics() {
           static_cast<double>(c.committed_points.load()));
     m.One("edgeline_ingest_rejected_total", "counter", "Payloads or lines dead-lettered at ingest in this run.",
           static_cast<double>(c.rejected.load()));
-    m.One("edgeline_ingest_commits_total", "counter", "Group commits in this run.", static_cast<double>(c.commits.load()));
+    m.One("edgeline_ingest_commits_total", "counter", "Group commits in this run.",
+          static_cast<double>(c.commits.load()));
     m.One("edgeline_ingest_commit_failures_total", "counter", "Failed commit attempts in this run.",
           static_cast<double>(c.commit_failures.load()));
     m.One("edgeline_ingest_commit_failing", "gauge", "1 while commits to the queue fail.",
@@ -241,7 +250,8 @@ std::string HttpApi::Metrics() {
     m.One("edgeline_queue_bytes", "gauge", "Compressed bytes held in the queue.", static_cast<double>(stats->bytes));
     m.One("edgeline_queue_dropped_points_total", "counter", "Points removed by the queue's size/age bounds.",
           static_cast<double>(stats->dropped_points_total));
-    m.One("edgeline_dead_letters", "gauge", "Entries in the dead-letter table.", static_cast<double>(stats->dead_letters));
+    m.One("edgeline_dead_letters", "gauge", "Entries in the dead-letter table.",
+          static_cast<double>(stats->dead_letters));
   }
   auto sinks = queue_->SinkStatuses();
   if (sinks.ok()) {
@@ -351,7 +361,8 @@ Status HttpApi::Start() {
   s.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (res.status == 413) Count(req.path, 413);
   });
-  port_ = address.second == 0 ? s.bind_to_any_port(address.first) : (s.bind_to_port(address.first, address.second) ? address.second : -1);
+  port_ = address.second == 0 ? s.bind_to_any_port(address.first)
+                              : (s.bind_to_port(address.first, address.second) ? address.second : -1);
   if (port_ <= 0) {
     server_.reset();
     return Status::Unavailable("cannot listen on " + options_.listen);

@@ -22,9 +22,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ingest/group_committer.h"
 #include "common/clock.h"
 #include "common/status.h"
+#include "ingest/group_committer.h"
 #include "storage/queue.h"
 
 namespace httplib {
@@ -52,8 +52,7 @@ struct AgentProbe {
 
 class HttpApi {
  public:
-  HttpApi(HttpApiOptions options, Queue* queue, GroupCommitter* committer, const Clock* clock,
-          AgentProbe probe);
+  HttpApi(HttpApiOptions options, Queue* queue, GroupCommitter* committer, const Clock* clock, AgentProbe probe);
   ~HttpApi();  // Stop()
 
   // Binds and starts serving on its own thread. Fails when the address cannot be bound.

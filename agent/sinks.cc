@@ -10,8 +10,8 @@ namespace edgeline {
 
 void Sinks::Add(std::unique_ptr<QueueConsumer> consumer) { consumers_.push_back(std::move(consumer)); }
 
-Status Sinks::AddInflux(const Config& config, const std::string& name, std::string_view stream,
-                        InfluxTarget target, Queue* queue, Env* env) {
+Status Sinks::AddInflux(const Config& config, const std::string& name, std::string_view stream, InfluxTarget target,
+                        Queue* queue, Env* env) {
   auto parts = std::make_unique<InfluxTargetParts>();
   HttpTransportOptions http;
   http.timeout_ns = config.influx.timeout_ns;
@@ -19,15 +19,16 @@ Status Sinks::AddInflux(const Config& config, const std::string& name, std::stri
   http.tls_skip_verify = config.influx.tls_skip_verify;
   http.ca_file = config.influx.ca_file;
   parts->transport = env->NewHttpTransport(http);
-  parts->writer = std::make_unique<InfluxWriter>(config.influx, parts->transport.get(), env->clock(), std::move(target));
+  parts->writer =
+      std::make_unique<InfluxWriter>(config.influx, parts->transport.get(), env->clock(), std::move(target));
   ReplicatorOptions options;
   options.batch_points = config.influx.batch_points;
   options.retry_min_ns = config.influx.retry_min_ns;
   options.retry_max_ns = config.influx.retry_max_ns;
   options.max_bytes_per_sec = config.influx.max_bytes_per_sec;
   options.newest_first = config.influx.replay_order == "newest-first";
-  auto replicator = std::make_unique<Replicator>(name, std::string(stream), queue, parts->writer.get(),
-                                                 env->clock(), options);
+  auto replicator =
+      std::make_unique<Replicator>(name, std::string(stream), queue, parts->writer.get(), env->clock(), options);
   RETURN_IF_ERROR(replicator->Start());
   LOG_INFO("agent") << "sink " << name << ": stream " << stream << " -> InfluxDB "
                     << parts->writer->TargetDescription();
@@ -47,9 +48,8 @@ Status Sinks::AddKafka(const Config& config, Queue* queue, Env* env) {
     }
     ASSIGN_OR_RETURN(TopicRouter router, TopicRouterForStream(stream, config.kafka, config.downsample.bucket));
     std::string name = "kafka-" + std::string(stream);
-    auto mirror = std::make_unique<KafkaMirror>(name, std::string(stream), queue, kafka_producer_.get(),
-                                                env->clock(), std::move(router),
-                                                KafkaMirrorOptionsFromConfig(config.kafka));
+    auto mirror = std::make_unique<KafkaMirror>(name, std::string(stream), queue, kafka_producer_.get(), env->clock(),
+                                                std::move(router), KafkaMirrorOptionsFromConfig(config.kafka));
     RETURN_IF_ERROR(mirror->Start());
     LOG_INFO("agent") << "sink " << name << ": stream " << stream << " -> Kafka " << kafka_producer_->Description();
     Add(std::move(mirror));
@@ -79,8 +79,9 @@ Status Sinks::Build(const Config& config, Queue* queue, Env* env, MessagePublish
     const bool kafka_reads_it = config.kafka.enabled() && Contains(config.kafka.streams, kDownsampledStream);
     task_options.write_rows = influx_downsampled || kafka_reads_it;
     if (!task_options.write_rows) {
-      LOG_WARN("downsample") << "no sink reads the downsampled stream (EDGELINE_INFLUX_STREAMS, EDGELINE_KAFKA_STREAMS): "
-                                "rows are not stored; alarms still work";
+      LOG_WARN("downsample")
+          << "no sink reads the downsampled stream (EDGELINE_INFLUX_STREAMS, EDGELINE_KAFKA_STREAMS): "
+             "rows are not stored; alarms still work";
     }
     auto downsampler = std::make_unique<DownsampleTask>(config.downsample, queue, env->clock(), task_options);
     RETURN_IF_ERROR(downsampler->Start());

@@ -10,8 +10,8 @@
 #include <sstream>
 
 #include "downsample/downsample_task.h"
-#include "ingest/group_committer.h"
 #include "downsample/downsampler.h"
+#include "ingest/group_committer.h"
 
 namespace edgeline {
 namespace {
@@ -104,10 +104,10 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
   if (running && commit_problem.empty() && ToInt(state, "commit_failing") == 1) {
     commit_problem = Name(CommitProblem::kDiskError);
   }
-  const std::string agent_state = not_updating                ? "disk-error"
-                                  : !running                  ? "stopped"
-                                  : !commit_problem.empty()   ? commit_problem
-                                                              : "running";
+  const std::string agent_state = not_updating              ? "disk-error"
+                                  : !running                ? "stopped"
+                                  : !commit_problem.empty() ? commit_problem
+                                                            : "running";
   const int64_t sessions = ToInt(state, "mqtt_sessions");
   const int64_t connected = running ? ToInt(state, "mqtt_sessions_connected") : 0;
   report["agent"] = {
@@ -127,23 +127,27 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
   };
   const CommitProblem problem = CommitProblemFromName(commit_problem);
   if (problem == CommitProblem::kQueueFull) {
-    problems.push_back("queue-full: the queue is at EDGELINE_QUEUE_MAX_BYTES under backpressure; messages are held "
-                       "unacknowledged at the broker");
+    problems.push_back(
+        "queue-full: the queue is at EDGELINE_QUEUE_MAX_BYTES under backpressure; messages are held "
+        "unacknowledged at the broker");
   } else if (problem == CommitProblem::kCorrupt) {
     problems.push_back("corrupt: the queue file is damaged; the agent restarts and moves it aside");
   } else if (!commit_problem.empty()) {
-    problems.push_back("disk-error: commits to the queue are failing (I/O error or disk full); messages are held "
-                       "unacknowledged at the broker");
+    problems.push_back(
+        "disk-error: commits to the queue are failing (I/O error or disk full); messages are held "
+        "unacknowledged at the broker");
   }
   if (not_updating) {
-    problems.push_back("disk-error: agent pid " + std::to_string(pid) + " is alive but has not recorded its state for " +
-                       FormatAge((now - heartbeat) / 1e9) + ": it cannot write the queue file (or is hung)");
+    problems.push_back("disk-error: agent pid " + std::to_string(pid) +
+                       " is alive but has not recorded its state for " + FormatAge((now - heartbeat) / 1e9) +
+                       ": it cannot write the queue file (or is hung)");
   } else if (!running) {
     problems.push_back("agent is not running");
-  }
-  else if (sessions <= 0) problems.push_back("MQTT: no session (the client could not be created)");
-  else if (connected < sessions) problems.push_back("MQTT: " + std::to_string(sessions - connected) + " of " +
-                                                   std::to_string(sessions) + " sessions disconnected");
+  } else if (sessions <= 0)
+    problems.push_back("MQTT: no session (the client could not be created)");
+  else if (connected < sessions)
+    problems.push_back("MQTT: " + std::to_string(sessions - connected) + " of " + std::to_string(sessions) +
+                       " sessions disconnected");
 
   // A sink not registered by the agent's latest start belongs to an earlier configuration: shown
   // as inactive, not counted as a problem (its data is no longer held for it).
@@ -156,7 +160,9 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
     sink_list.push_back({
         {"name", s.sink},
         {"stream", s.stream},
-        {"state", inactive ? "inactive" : s.state.empty() ? "new" : s.state},
+        {"state", inactive          ? "inactive"
+                  : s.state.empty() ? "new"
+                                    : s.state},
         {"pending_points", s.pending_points},
         {"pending_bytes", s.pending_bytes},
         {"oldest_pending_age_s", oldest_age},
@@ -174,7 +180,8 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
         {"retry_after_s", s.retry_after_ns / 1e9},
         {"batch_points", s.batch_points},
         {"drain_rate", s.drain_rate},
-        {"eta_s", s.pending_points > 0 && s.drain_rate > 0 ? s.pending_points / s.drain_rate : (s.pending_points > 0 ? -1.0 : 0.0)},
+        {"eta_s", s.pending_points > 0 && s.drain_rate > 0 ? s.pending_points / s.drain_rate
+                                                           : (s.pending_points > 0 ? -1.0 : 0.0)},
         {"cursor_seq", s.cursor_seq},
     });
     if (inactive) continue;
@@ -230,7 +237,8 @@ std::string Sparkline(const std::vector<int64_t>& values) {
   return out;
 }
 
-std::string RenderStatusText(const nlohmann::json& r, const std::map<std::string, std::vector<int64_t>>* backlog_history) {
+std::string RenderStatusText(const nlohmann::json& r,
+                             const std::map<std::string, std::vector<int64_t>>* backlog_history) {
   std::ostringstream out;
   const int64_t now = r["time_ns"].get<int64_t>();
   const auto& a = r["agent"];
@@ -262,8 +270,9 @@ std::string RenderStatusText(const nlohmann::json& r, const std::map<std::string
   const auto& d = r["downsample"];
   if (d.value("enabled", false) && d.contains("points_in")) {
     int64_t closed = d["closed_until_ns"].get<int64_t>();
-    out << "downsample: " << (closed > 0 ? "windows closed through " + FormatTime(closed) : std::string("no window closed yet"))
-        << ", " << d["open_windows"].get<int64_t>() << " open; " << d["points_in"].get<int64_t>() << " points in, "
+    out << "downsample: "
+        << (closed > 0 ? "windows closed through " + FormatTime(closed) : std::string("no window closed yet")) << ", "
+        << d["open_windows"].get<int64_t>() << " open; " << d["points_in"].get<int64_t>() << " points in, "
         << d["points_out"].get<int64_t>() << " rows out, " << d["points_late"].get<int64_t>() << " late, "
         << d["alarm_changes"].get<int64_t>() << " alarm changes";
     if (d.value("clock_rewinds", 0) > 0) out << ", " << d["clock_rewinds"].get<int64_t>() << " clock steps back";
@@ -272,8 +281,8 @@ std::string RenderStatusText(const nlohmann::json& r, const std::map<std::string
   out << "\n";
   // Fits 80 columns: the sink names are at most 18 characters ("influx-downsampled").
   char header[160];
-  std::snprintf(header, sizeof(header), "%-18s %-11s %9s %7s %4s %10s %7s %5s\n", "SINK", "STATE", "PENDING",
-                "LAG", "CODE", "SENT", "DROPPED", "DLQ");
+  std::snprintf(header, sizeof(header), "%-18s %-11s %9s %7s %4s %10s %7s %5s\n", "SINK", "STATE", "PENDING", "LAG",
+                "CODE", "SENT", "DROPPED", "DLQ");
   out << header;
   for (const auto& s : r["sinks"]) {
     char row[256];
@@ -311,7 +320,8 @@ std::string RenderStatusText(const nlohmann::json& r, const std::map<std::string
     if (s["next_retry_ns"].get<int64_t>() > now) {
       out << "    retry in " << FormatAge((s["next_retry_ns"].get<int64_t>() - now) / 1e9) << " (failure #"
           << s["consecutive_failures"].get<int>();
-      if (s.value("retry_after_s", 0.0) > 0) out << ", server's Retry-After " << FormatAge(s["retry_after_s"].get<double>());
+      if (s.value("retry_after_s", 0.0) > 0)
+        out << ", server's Retry-After " << FormatAge(s["retry_after_s"].get<double>());
       out << ")\n";
     }
   }

@@ -3,8 +3,8 @@
 // docs/STATUS.md) and rendered as text from that same JSON. Pure functions over a Queue.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

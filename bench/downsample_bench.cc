@@ -75,7 +75,8 @@ int main(int argc, char** argv) {
 
   q.reset();
   q = FreshQueue(path, points, generators);
-  ConfigParseResult parsed_config = ParseConfig({{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_DOWNSAMPLE_PRESET", "seed"}});
+  ConfigParseResult parsed_config =
+      ParseConfig({{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_DOWNSAMPLE_PRESET", "seed"}});
   DownsampleTask task(parsed_config.config.downsample, q.get(), &SystemClock::Instance());
   (void)task.Start();
   t0 = std::chrono::steady_clock::now();

@@ -60,8 +60,7 @@ int main(int argc, char** argv) {
     int64_t cursor_ns = 0;  // only points newer than the newest seen minus a margin
     while (!stop_polling.load()) {
       const auto next = Clock::now() + std::chrono::milliseconds(poll_ms);
-      const std::string q = "SELECT seq FROM genData WHERE generatorID='probe' AND time > " +
-                            std::to_string(cursor_ns);
+      const std::string q = "SELECT seq FROM genData WHERE generatorID='probe' AND time > " + std::to_string(cursor_ns);
       const std::string url = influx + "/query?epoch=ns&db=" + UrlEncode(curl, db) + "&q=" + UrlEncode(curl, q);
       body.clear();
       curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
@@ -97,7 +96,8 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_until(start + std::chrono::nanoseconds(static_cast<int64_t>(k * 1e9 / rate)));
       const std::string payload =
           "{\"generatorID\": \"probe\", \"lat\": 40.68066, \"lon\": -73.47429, \"temperature\": 203, "
-          "\"power\": 806, \"load\": 31, \"fuel\": 909, \"seq\": " + std::to_string(k) + "}";
+          "\"power\": 806, \"load\": 31, \"fuel\": 909, \"seq\": " +
+          std::to_string(k) + "}";
       published[static_cast<size_t>(k)] = Clock::now();
       client.publish("emergency_generator/probe", payload.data(), payload.size(), 1, false)->wait();
       published_count++;
@@ -121,14 +121,16 @@ int main(int argc, char** argv) {
   std::vector<double> ms;
   for (int64_t k = 0; k < total; ++k) {
     if (!is_seen[static_cast<size_t>(k)]) continue;
-    ms.push_back(std::chrono::duration<double, std::milli>(seen[static_cast<size_t>(k)] -
-                                                           published[static_cast<size_t>(k)]).count());
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(seen[static_cast<size_t>(k)] - published[static_cast<size_t>(k)])
+            .count());
   }
   std::sort(ms.begin(), ms.end());
   auto pct = [&](double p) { return ms.empty() ? -1.0 : ms[static_cast<size_t>(p * (ms.size() - 1))]; };
-  std::printf("{\"published\": %lld, \"seen\": %lld, \"poll_ms\": %d, \"p50_ms\": %.1f, \"p99_ms\": %.1f, "
-              "\"max_ms\": %.1f}\n",
-              static_cast<long long>(published_count.load()), static_cast<long long>(seen_count.load()), poll_ms,
-              pct(0.5), pct(0.99), ms.empty() ? -1.0 : ms.back());
+  std::printf(
+      "{\"published\": %lld, \"seen\": %lld, \"poll_ms\": %d, \"p50_ms\": %.1f, \"p99_ms\": %.1f, "
+      "\"max_ms\": %.1f}\n",
+      static_cast<long long>(published_count.load()), static_cast<long long>(seen_count.load()), poll_ms, pct(0.5),
+      pct(0.99), ms.empty() ? -1.0 : ms.back());
   return 0;
 }

@@ -21,11 +21,11 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "ingest/group_committer.h"
 #include "ingest/mapping.h"
-#include "tools/simulator.h"
-#include "config/config.h"
 #include "storage/queue.h"
+#include "tools/simulator.h"
 
 using namespace edgeline;
 

@@ -11,9 +11,8 @@ Backoff::Backoff(int64_t min_ns, int64_t max_ns, std::function<double()> random)
       random_(random ? std::move(random) : DefaultRandom()) {}
 
 std::function<double()> Backoff::SeededRandom(uint64_t seed) {
-  return [engine = std::mt19937_64(seed)]() mutable {
-    return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
-  };
+  return
+      [engine = std::mt19937_64(seed)]() mutable { return std::uniform_real_distribution<double>(0.0, 1.0)(engine); };
 }
 
 std::function<double()> Backoff::DefaultRandom() {

@@ -325,9 +325,7 @@ std::string FormatPoint(const Point& point) {
     AppendEscapedKey(&out, key);
     out.push_back('=');
     switch (value.type) {
-      case FieldType::kFloat:
-        AppendNumber(&out, value.f);
-        break;
+      case FieldType::kFloat: AppendNumber(&out, value.f); break;
       case FieldType::kInteger:
         AppendNumber(&out, value.i);
         out.push_back('i');
@@ -336,12 +334,8 @@ std::string FormatPoint(const Point& point) {
         AppendNumber(&out, value.u);
         out.push_back('u');
         break;
-      case FieldType::kString:
-        AppendEscapedStringField(&out, value.s);
-        break;
-      case FieldType::kBool:
-        out.append(value.b ? "true" : "false");
-        break;
+      case FieldType::kString: AppendEscapedStringField(&out, value.s); break;
+      case FieldType::kBool: out.append(value.b ? "true" : "false"); break;
     }
   }
   if (point.timestamp_ns) {

@@ -17,23 +17,23 @@ enum class FieldType { kFloat, kInteger, kUnsigned, kString, kBool };
 
 struct FieldValue {
   FieldType type = FieldType::kFloat;
-  double f = 0;          // kFloat
-  int64_t i = 0;         // kInteger
-  uint64_t u = 0;        // kUnsigned
-  std::string s;         // kString (unescaped)
-  bool b = false;        // kBool
+  double f = 0;    // kFloat
+  int64_t i = 0;   // kInteger
+  uint64_t u = 0;  // kUnsigned
+  std::string s;   // kString (unescaped)
+  bool b = false;  // kBool
 };
 
 struct Point {
-  std::string measurement;                                  // unescaped
-  std::vector<std::pair<std::string, std::string>> tags;    // unescaped, in line order
-  std::vector<std::pair<std::string, FieldValue>> fields;   // unescaped, in line order
+  std::string measurement;                                 // unescaped
+  std::vector<std::pair<std::string, std::string>> tags;   // unescaped, in line order
+  std::vector<std::pair<std::string, FieldValue>> fields;  // unescaped, in line order
   std::optional<int64_t> timestamp_ns;
 };
 
 // Escaping per element kind.
 void AppendEscapedMeasurement(std::string* out, std::string_view s);  // comma, space
-void AppendEscapedKey(std::string* out, std::string_view s);          // comma, equals, space (tag keys/values, field keys)
+void AppendEscapedKey(std::string* out, std::string_view s);  // comma, equals, space (tag keys/values, field keys)
 void AppendEscapedStringField(std::string* out, std::string_view s);  // wraps in quotes, escapes " and backslash
 
 // Serializes a point; tags are sorted by key (InfluxDB's canonical series key order), fields
@@ -51,7 +51,8 @@ std::string SeriesKey(const Point& point);
 
 // Why `s` cannot be written exactly as the given kind of element, or an empty view when it can.
 // Line protocol has no escape for line breaks, InfluxDB reads a backslash before a separator
-// (or at the end) as an escape, and a line must be valid UTF-8. Emptiness is not checked here. Formatters' callers check this.
+// (or at the end) as an escape, and a line must be valid UTF-8. Emptiness is not checked here. Formatters' callers
+// check this.
 enum class LpElement { kMeasurement, kKey /* tag key, tag value, field key */, kStringField };
 std::string_view UnrepresentableReason(LpElement kind, std::string_view s);
 

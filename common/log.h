@@ -36,11 +36,10 @@ struct LogVoidify {
 
 }  // namespace edgeline
 
-#define EDGELINE_LOG(level, component)                                      \
-  (::edgeline::LogLevel::level < ::edgeline::GetLogLevel())                \
-      ? (void)0                                                            \
-      : ::edgeline::LogVoidify() &                                         \
-            ::edgeline::LogMessage(::edgeline::LogLevel::level, component).stream()
+#define EDGELINE_LOG(level, component)                      \
+  (::edgeline::LogLevel::level < ::edgeline::GetLogLevel()) \
+      ? (void)0                                             \
+      : ::edgeline::LogVoidify() & ::edgeline::LogMessage(::edgeline::LogLevel::level, component).stream()
 
 #define LOG_DEBUG(c) EDGELINE_LOG(kDebug, c)
 #define LOG_INFO(c) EDGELINE_LOG(kInfo, c)

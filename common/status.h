@@ -17,7 +17,7 @@ namespace edgeline {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,     // caller's input is wrong; retrying will not help
+  kInvalidArgument,  // caller's input is wrong; retrying will not help
   kNotFound,
   kIoError,             // disk or OS failure; usually retriable
   kCorruption,          // on-disk data is damaged
@@ -34,8 +34,7 @@ class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
   Status(StatusCode code, std::string message)
-      : code_(code), message_(code == StatusCode::kOk ? nullptr
-                                                      : std::make_shared<std::string>(std::move(message))) {}
+      : code_(code), message_(code == StatusCode::kOk ? nullptr : std::make_shared<std::string>(std::move(message))) {}
 
   static Status Ok() { return Status(); }
   static Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
@@ -69,9 +68,9 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT
-    if (status_.ok()) std::abort();  // a Result holding "OK" without a value is a bug
+    if (status_.ok()) std::abort();                     // a Result holding "OK" without a value is a bug
   }
 
   bool ok() const { return value_.has_value(); }
@@ -94,10 +93,10 @@ class [[nodiscard]] Result {
 #define EDGELINE_CONCAT_INNER(a, b) a##b
 #define EDGELINE_CONCAT(a, b) EDGELINE_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                 \
-  do {                                        \
-    ::edgeline::Status _st = (expr);          \
-    if (!_st.ok()) return _st;                \
+#define RETURN_IF_ERROR(expr)        \
+  do {                               \
+    ::edgeline::Status _st = (expr); \
+    if (!_st.ok()) return _st;       \
   } while (0)
 
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
@@ -105,5 +104,4 @@ class [[nodiscard]] Result {
   if (!tmp.ok()) return tmp.status();         \
   lhs = std::move(tmp).value()
 
-#define ASSIGN_OR_RETURN(lhs, expr) \
-  ASSIGN_OR_RETURN_IMPL(EDGELINE_CONCAT(_result_, __LINE__), lhs, expr)
+#define ASSIGN_OR_RETURN(lhs, expr) ASSIGN_OR_RETURN_IMPL(EDGELINE_CONCAT(_result_, __LINE__), lhs, expr)

@@ -45,8 +45,8 @@ std::string UnknownVariableMessage(std::string_view name) {
   for (const Variable& var : Variables()) {
     // The distance is at least the length difference: a name that cannot come within the
     // threshold is skipped, so a long pasted name costs no quadratic work per variable.
-    const size_t length_gap = name.size() > var.name.size() ? name.size() - var.name.size()
-                                                            : var.name.size() - name.size();
+    const size_t length_gap =
+        name.size() > var.name.size() ? name.size() - var.name.size() : var.name.size() - name.size();
     if (length_gap > threshold) continue;
     // Only a closer match than the best so far (within the threshold) matters.
     if (best != nullptr && best_distance == 0) break;
@@ -89,8 +89,8 @@ class Problems {
   std::set<std::string> bad_;
 };
 
-void CheckUrlScheme(std::string_view variable, const std::string& url,
-                    std::initializer_list<std::string_view> schemes, Problems* problems) {
+void CheckUrlScheme(std::string_view variable, const std::string& url, std::initializer_list<std::string_view> schemes,
+                    Problems* problems) {
   std::string expected;
   for (std::string_view scheme : schemes) {
     if (StartsWithIgnoreCase(url, scheme)) {
@@ -106,8 +106,8 @@ void CheckUrlScheme(std::string_view variable, const std::string& url,
   problems->Add(variable, "must start with one of " + expected);
 }
 
-void CheckOrder(std::string_view min_name, int64_t min_value,
-                std::string_view max_name, int64_t max_value, Problems* problems) {
+void CheckOrder(std::string_view min_name, int64_t min_value, std::string_view max_name, int64_t max_value,
+                Problems* problems) {
   if (!problems->AllValid({min_name, max_name}) || min_value <= max_value) return;
   problems->Add(min_name, "must not exceed " + std::string(max_name) + " (" +
                               config_internal::FormatDuration(min_value) + " > " +
@@ -158,7 +158,8 @@ void ResolveDownsample(const std::map<std::string, std::string>& env, Config* c,
   config_internal::ParseSetTags(d.set_tags_text, &d.set_tags, &errors);
   problems->AddEach("EDGELINE_DOWNSAMPLE_SET_TAGS", std::exchange(errors, {}));
   if (!d.alarm_topic.empty() && !d.enabled) {
-    problems->Add("EDGELINE_ALARM_TOPIC", "needs downsampling (set EDGELINE_DOWNSAMPLE_PRESET=seed or EDGELINE_DOWNSAMPLE_* variables)");
+    problems->Add("EDGELINE_ALARM_TOPIC",
+                  "needs downsampling (set EDGELINE_DOWNSAMPLE_PRESET=seed or EDGELINE_DOWNSAMPLE_* variables)");
   }
   if (!d.alarm_topic.empty() && d.alarms.empty() && problems->AllValid({"EDGELINE_DOWNSAMPLE_ALARM"})) {
     problems->Add("EDGELINE_ALARM_TOPIC", "is set but EDGELINE_DOWNSAMPLE_ALARM has no rule");
@@ -174,8 +175,8 @@ void ResolveDownsample(const std::map<std::string, std::string>& env, Config* c,
       std::string plain = filter;
       if (plain.rfind("$share/", 0) == 0) plain = plain.substr(plain.find('/', 7) + 1);
       if (MqttFilterMatches(plain, sample)) {
-        problems->Add("EDGELINE_ALARM_TOPIC", "alarm messages would be ingested again: the subscription " +
-                                                  filter + " matches " + sample);
+        problems->Add("EDGELINE_ALARM_TOPIC",
+                      "alarm messages would be ingested again: the subscription " + filter + " matches " + sample);
       }
     }
   }
@@ -207,33 +208,27 @@ void ResolveKafka(const std::map<std::string, std::string>& env, Config* c, Prob
 
 void CheckCrossField(const Config& c, Problems* problems) {
   if (problems->AllValid({"EDGELINE_MQTT_URL"})) {
-    CheckUrlScheme("EDGELINE_MQTT_URL", c.mqtt.url,
-                   {"tcp://", "ssl://", "mqtt://", "mqtts://", "ws://", "wss://"}, problems);
+    CheckUrlScheme("EDGELINE_MQTT_URL", c.mqtt.url, {"tcp://", "ssl://", "mqtt://", "mqtts://", "ws://", "wss://"},
+                   problems);
   }
   if (problems->AllValid({"EDGELINE_INFLUX_URL"})) {
     CheckUrlScheme("EDGELINE_INFLUX_URL", c.influx.url, {"http://", "https://"}, problems);
   }
-  CheckOrder("EDGELINE_MQTT_RECONNECT_MIN", c.mqtt.reconnect_min_ns,
-             "EDGELINE_MQTT_RECONNECT_MAX", c.mqtt.reconnect_max_ns, problems);
-  CheckOrder("EDGELINE_RETRY_MIN", c.influx.retry_min_ns, "EDGELINE_RETRY_MAX",
-             c.influx.retry_max_ns, problems);
+  CheckOrder("EDGELINE_MQTT_RECONNECT_MIN", c.mqtt.reconnect_min_ns, "EDGELINE_MQTT_RECONNECT_MAX",
+             c.mqtt.reconnect_max_ns, problems);
+  CheckOrder("EDGELINE_RETRY_MIN", c.influx.retry_min_ns, "EDGELINE_RETRY_MAX", c.influx.retry_max_ns, problems);
 
-  if (!c.influx.enabled ||
-      !problems->AllValid({"EDGELINE_INFLUX_ENABLED", "EDGELINE_INFLUX_API"})) {
+  if (!c.influx.enabled || !problems->AllValid({"EDGELINE_INFLUX_ENABLED", "EDGELINE_INFLUX_API"})) {
     return;
   }
-  std::string_view api_name = c.influx.api == InfluxApi::kV1   ? "v1"
-                              : c.influx.api == InfluxApi::kV2 ? "v2"
-                                                               : "v3";
+  std::string_view api_name = c.influx.api == InfluxApi::kV1 ? "v1" : c.influx.api == InfluxApi::kV2 ? "v2" : "v3";
   auto require = [&](std::string_view variable, const std::string& value) {
     if (!value.empty()) return;
     problems->Add(variable, "required when EDGELINE_INFLUX_API=" + std::string(api_name) +
                                 " (or set EDGELINE_INFLUX_ENABLED=false)");
   };
   switch (c.influx.api) {
-    case InfluxApi::kV1:
-      require("EDGELINE_INFLUX_DB", c.influx.database);
-      break;
+    case InfluxApi::kV1: require("EDGELINE_INFLUX_DB", c.influx.database); break;
     case InfluxApi::kV2:
       require("EDGELINE_INFLUX_ORG", c.influx.org);
       require("EDGELINE_INFLUX_BUCKET", c.influx.bucket);
@@ -263,8 +258,7 @@ ConfigParseResult ParseConfig(const std::map<std::string, std::string>& env) {
     config_internal::Assign(var, value, &result.config);
   }
   for (const auto& [name, value] : env) {
-    if (name.rfind("EDGELINE_", 0) == 0 && FindVariable(name) == nullptr &&
-        name.rfind(kKafkaPropPrefix, 0) != 0) {
+    if (name.rfind("EDGELINE_", 0) == 0 && FindVariable(name) == nullptr && name.rfind(kKafkaPropPrefix, 0) != 0) {
       problems.Add(name, UnknownVariableMessage(name));
     }
   }

@@ -16,9 +16,8 @@ constexpr std::string_view kAggregateNames = "last, first, min, max, mean, sum o
 
 bool ParseAggregateName(std::string_view name, Aggregate* out) {
   static constexpr std::pair<std::string_view, Aggregate> kNames[] = {
-      {"last", Aggregate::kLast}, {"first", Aggregate::kFirst}, {"min", Aggregate::kMin},
-      {"max", Aggregate::kMax},   {"mean", Aggregate::kMean},   {"sum", Aggregate::kSum},
-      {"count", Aggregate::kCount}};
+      {"last", Aggregate::kLast}, {"first", Aggregate::kFirst}, {"min", Aggregate::kMin},    {"max", Aggregate::kMax},
+      {"mean", Aggregate::kMean}, {"sum", Aggregate::kSum},     {"count", Aggregate::kCount}};
   for (auto [n, a] : kNames) {
     if (Lower(name) == n) {
       *out = a;
@@ -46,9 +45,9 @@ bool ParseAlarmRule(std::string_view text, AlarmRule* rule, std::string* error) 
   }
   rule->field = std::string(Trim(condition.substr(0, op_pos)));
   std::string_view rest = condition.substr(op_pos);
-  static constexpr std::pair<std::string_view, CompareOp> kOps[] = {
-      {"<=", CompareOp::kLe}, {">=", CompareOp::kGe}, {"==", CompareOp::kEq},
-      {"!=", CompareOp::kNe}, {"<", CompareOp::kLt},  {">", CompareOp::kGt}};
+  static constexpr std::pair<std::string_view, CompareOp> kOps[] = {{"<=", CompareOp::kLe}, {">=", CompareOp::kGe},
+                                                                    {"==", CompareOp::kEq}, {"!=", CompareOp::kNe},
+                                                                    {"<", CompareOp::kLt},  {">", CompareOp::kGt}};
   bool found = false;
   for (auto [name, op] : kOps) {
     if (rest.substr(0, name.size()) == name) {
@@ -66,8 +65,7 @@ bool ParseAlarmRule(std::string_view text, AlarmRule* rule, std::string* error) 
   char* end = nullptr;
   errno = 0;
   rule->threshold = number.empty() ? 0 : std::strtod(number.c_str(), &end);
-  if (number.empty() || end != number.c_str() + number.size() || errno == ERANGE ||
-      !std::isfinite(rule->threshold)) {
+  if (number.empty() || end != number.c_str() + number.size() || errno == ERANGE || !std::isfinite(rule->threshold)) {
     *error = "threshold \"" + number + "\" is not a finite number";
     return false;
   }
@@ -174,8 +172,7 @@ void ParseSetTags(std::string_view text, std::vector<std::pair<std::string, std:
   std::sort(set_tags->begin(), set_tags->end());
 }
 
-void ParseTopicMap(std::string_view text, std::vector<KafkaTopicRoute>* topic_map,
-                   std::vector<std::string>* errors) {
+void ParseTopicMap(std::string_view text, std::vector<KafkaTopicRoute>* topic_map, std::vector<std::string>* errors) {
   topic_map->clear();
   if (Trim(text).empty()) return;
   for (std::string_view item : SplitOn(text, ',')) {

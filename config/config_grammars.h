@@ -32,7 +32,6 @@ void ParseSetTags(std::string_view text, std::vector<std::pair<std::string, std:
                   std::vector<std::string>* errors);
 
 // EDGELINE_KAFKA_TOPIC_MAP: `kafka_topic:mqtt_regex,...`; each regex must compile.
-void ParseTopicMap(std::string_view text, std::vector<KafkaTopicRoute>* topic_map,
-                   std::vector<std::string>* errors);
+void ParseTopicMap(std::string_view text, std::vector<KafkaTopicRoute>* topic_map, std::vector<std::string>* errors);
 
 }  // namespace edgeline::config_internal

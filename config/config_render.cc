@@ -67,12 +67,9 @@ std::string AllowedText(const Variable& var) {
     return std::to_string(v);
   };
   switch (var.type) {
-    case VarType::kString:
-      return var.min >= 1 ? "non-empty" : "";
-    case VarType::kList:
-      return var.min >= 1 ? "at least one item" : "";
-    case VarType::kBool:
-      return "";
+    case VarType::kString: return var.min >= 1 ? "non-empty" : "";
+    case VarType::kList: return var.min >= 1 ? "at least one item" : "";
+    case VarType::kBool: return "";
     case VarType::kInt:
     case VarType::kDuration:
     case VarType::kSize:
@@ -142,8 +139,8 @@ std::string RenderEffectiveConfig(const std::map<std::string, std::string>& env,
   };
   std::string out = pad("VARIABLE", name_width) + "  " + pad("VALUE", value_width) + "  SOURCE\n";
   for (const Row& row : rows) {
-    out += pad(row.name, name_width) + "  " + pad(row.value, value_width) + "  " +
-           (row.from_env ? "env" : "default") + "\n";
+    out += pad(row.name, name_width) + "  " + pad(row.value, value_width) + "  " + (row.from_env ? "env" : "default") +
+           "\n";
   }
   return out;
 }
@@ -188,8 +185,8 @@ std::string RenderConfigurationMarkdown() {
       "`EDGELINE_KAFKA_BROKERS` is set; any librdkafka producer property can be passed as\n"
       "`EDGELINE_KAFKA_PROP_<name>` with `.` written as `_` (e.g. `EDGELINE_KAFKA_PROP_LINGER_MS=20`\n"
       "sets `linger.ms`); their values are treated as secrets.\n";
-  for (Group group : {Group::kQueue, Group::kMqtt, Group::kMapping, Group::kInflux, Group::kDownsample,
-                      Group::kKafka, Group::kHttp, Group::kGeneral}) {
+  for (Group group : {Group::kQueue, Group::kMqtt, Group::kMapping, Group::kInflux, Group::kDownsample, Group::kKafka,
+                      Group::kHttp, Group::kGeneral}) {
     out += "\n## " + std::string(config_internal::GroupTitle(group)) + "\n\n";
     out += "| Variable | Type | Default | Allowed | Description |\n";
     out += "|---|---|---|---|---|\n";
@@ -198,8 +195,8 @@ std::string RenderConfigurationMarkdown() {
       std::string_view def = var.default_doc.empty() ? var.default_text : var.default_doc;
       std::string default_cell = def.empty() ? "*empty*" : "`" + std::string(def) + "`";
       out += "| `" + std::string(var.name) + "` | " + std::string(TypeName(var)) + " | " +
-             EscapeMarkdownCell(default_cell) + " | " + EscapeMarkdownCell(AllowedText(var)) +
-             " | " + EscapeMarkdownCell(var.doc) + " |\n";
+             EscapeMarkdownCell(default_cell) + " | " + EscapeMarkdownCell(AllowedText(var)) + " | " +
+             EscapeMarkdownCell(var.doc) + " |\n";
     }
   }
   return out;
@@ -211,8 +208,8 @@ std::string RenderEnvExample() {
       "# every variable is listed at its default. Full reference: docs/CONFIGURATION.md.\n"
       "# This file holds secrets (tokens, passwords): keep it mode 0600.\n";
   Config defaults;
-  for (Group group : {Group::kQueue, Group::kMqtt, Group::kMapping, Group::kInflux, Group::kDownsample,
-                      Group::kKafka, Group::kHttp, Group::kGeneral}) {
+  for (Group group : {Group::kQueue, Group::kMqtt, Group::kMapping, Group::kInflux, Group::kDownsample, Group::kKafka,
+                      Group::kHttp, Group::kGeneral}) {
     out += "\n# ---- " + std::string(config_internal::GroupTitle(group)) + "\n";
     for (const Variable& var : Variables()) {
       if (var.group != group) continue;

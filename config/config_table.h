@@ -20,14 +20,14 @@ enum class VarType { kString, kBool, kInt, kDuration, kSize, kEnum, kList };
 
 // Points at the Config member a row writes. Enums are stored by their index in `allowed`, so an
 // enum row's `allowed` must list names in the enum's declaration order.
-using FieldPtr = std::variant<std::string*, bool*, int*, int64_t*, std::vector<std::string>*,
-                              QueueFullPolicy*, SyncMode*, InfluxApi*, LogLevel*, KafkaFormat*>;
+using FieldPtr = std::variant<std::string*, bool*, int*, int64_t*, std::vector<std::string>*, QueueFullPolicy*,
+                              SyncMode*, InfluxApi*, LogLevel*, KafkaFormat*>;
 
 struct Variable {
   std::string_view name;
   Group group;
   VarType type;
-  std::string_view default_text;  // parsed by the row's own parser; must equal Config{}'s value
+  std::string_view default_text;                      // parsed by the row's own parser; must equal Config{}'s value
   int64_t min = std::numeric_limits<int64_t>::min();  // kInt, kDuration, kSize
   int64_t max = std::numeric_limits<int64_t>::max();
   std::vector<std::string_view> allowed;  // kEnum

@@ -31,13 +31,13 @@ bool ConsumeNumber(std::string_view* text, int64_t* out) {
 }
 
 Status BadDuration(std::string_view text, std::string_view why) {
-  return Status::InvalidArgument("invalid duration \"" + std::string(text) + "\": " +
-                                 std::string(why) + "; " + std::string(kDurationHint));
+  return Status::InvalidArgument("invalid duration \"" + std::string(text) + "\": " + std::string(why) + "; " +
+                                 std::string(kDurationHint));
 }
 
 Status BadSize(std::string_view text, std::string_view why) {
-  return Status::InvalidArgument("invalid size \"" + std::string(text) + "\": " + std::string(why) +
-                                 "; " + std::string(kSizeHint));
+  return Status::InvalidArgument("invalid size \"" + std::string(text) + "\": " + std::string(why) + "; " +
+                                 std::string(kSizeHint));
 }
 
 }  // namespace
@@ -75,8 +75,7 @@ Result<int64_t> ParseDurationNs(std::string_view text) {
     }
     if (unit == nullptr) return BadDuration(text, "unknown unit \"" + std::string(suffix) + "\"");
     int64_t part = 0;
-    if (__builtin_mul_overflow(count, unit->ns, &part) ||
-        __builtin_add_overflow(total, part, &total)) {
+    if (__builtin_mul_overflow(count, unit->ns, &part) || __builtin_add_overflow(total, part, &total)) {
       return BadDuration(text, "too large");
     }
   }
@@ -106,17 +105,16 @@ Result<int64_t> ParseSizeBytes(std::string_view text) {
   if (!IsDigit(t[0])) return BadSize(text, "expected a number");
   if (!ConsumeNumber(&t, &count)) return BadSize(text, "too large");
   std::string unit = Lower(Trim(t));
-  static constexpr std::pair<std::string_view, int64_t> kUnits[] = {
-      {"", 1},
-      {"b", 1},
-      {"kb", 1000},
-      {"mb", 1000 * 1000},
-      {"gb", 1000 * 1000 * 1000},
-      {"tb", 1000LL * 1000 * 1000 * 1000},
-      {"kib", 1LL << 10},
-      {"mib", 1LL << 20},
-      {"gib", 1LL << 30},
-      {"tib", 1LL << 40}};
+  static constexpr std::pair<std::string_view, int64_t> kUnits[] = {{"", 1},
+                                                                    {"b", 1},
+                                                                    {"kb", 1000},
+                                                                    {"mb", 1000 * 1000},
+                                                                    {"gb", 1000 * 1000 * 1000},
+                                                                    {"tb", 1000LL * 1000 * 1000 * 1000},
+                                                                    {"kib", 1LL << 10},
+                                                                    {"mib", 1LL << 20},
+                                                                    {"gib", 1LL << 30},
+                                                                    {"tib", 1LL << 40}};
   for (auto [suffix, factor] : kUnits) {
     if (unit != suffix) continue;
     int64_t bytes = 0;

@@ -17,9 +17,8 @@ bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 bool IsValidKey(std::string_view key) {
   if (key.empty() || IsDigit(key[0])) return false;
-  return std::all_of(key.begin(), key.end(), [](char c) {
-    return c == '_' || IsDigit(c) || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-  });
+  return std::all_of(key.begin(), key.end(),
+                     [](char c) { return c == '_' || IsDigit(c) || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); });
 }
 
 }  // namespace

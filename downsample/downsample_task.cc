@@ -53,12 +53,15 @@ std::string AlarmTopic(const std::string& topic_template, const AlarmChange& cha
 std::string AlarmRecord(const DownsampleConfig& config, const AlarmChange& change) {
   nlohmann::json tags = nlohmann::json::object();
   for (const auto& [k, v] : change.group_tags) tags[k] = v;
-  nlohmann::json payload = {{"alarm", change.output},       {"value", change.value},
-                            {"previous", change.previous},  {"field", change.field},
-                            {"field_value", change.field_value}, {"time", change.time_ns},
-                            {"measurement", change.measurement}, {"tags", std::move(tags)}};
-  nlohmann::json record = {{"topic", AlarmTopic(config.alarm_topic, change)},
-                           {"payload", payload.dump()}};
+  nlohmann::json payload = {{"alarm", change.output},
+                            {"value", change.value},
+                            {"previous", change.previous},
+                            {"field", change.field},
+                            {"field_value", change.field_value},
+                            {"time", change.time_ns},
+                            {"measurement", change.measurement},
+                            {"tags", std::move(tags)}};
+  nlohmann::json record = {{"topic", AlarmTopic(config.alarm_topic, change)}, {"payload", payload.dump()}};
   return record.dump();
 }
 
@@ -114,8 +117,7 @@ Status DownsampleTask::Commit(int64_t seq, int64_t points_consumed, const Downsa
   SinkAttempt attempt;
   attempt.state = SinkState::kOk;
   attempt.sent_points = points_consumed;
-  return queue_->AckWithOutput(std::string(kDownsamplerSink), seq, attempt, outputs,
-                               engine_->SaveState());
+  return queue_->AckWithOutput(std::string(kDownsamplerSink), seq, attempt, outputs, engine_->SaveState());
 }
 
 int64_t DownsampleTask::Step() {
@@ -188,12 +190,12 @@ int64_t DownsampleTask::Step() {
   last_error_.clear();
   cursor_seq_ = seq;
   if (engine_->counters().clock_rewinds > rewinds_before) {
-    LOG_WARN("downsample") << "event time restarted after the clock step; newest point "
-                           << engine_->max_event_ns() << ", windows closed through " << engine_->closed_until_ns();
+    LOG_WARN("downsample") << "event time restarted after the clock step; newest point " << engine_->max_event_ns()
+                           << ", windows closed through " << engine_->closed_until_ns();
   }
   if (!out.points.empty()) {
-    LOG_DEBUG("downsample") << out.points.size() << " rows from closed windows, "
-                            << out.alarms.size() << " alarm changes";
+    LOG_DEBUG("downsample") << out.points.size() << " rows from closed windows, " << out.alarms.size()
+                            << " alarm changes";
   }
   // A full read means a backlog: continue at once. Otherwise wait: each step rewrites the whole
   // engine state, so live data is taken in steps of at most one per idle_ns rather than one per

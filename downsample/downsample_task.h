@@ -26,9 +26,9 @@ namespace edgeline {
 inline constexpr std::string_view kDownsamplerSink = "downsampler";
 
 struct DownsampleTaskOptions {
-  int64_t batch_points = 20000;           // raw points per step (per transaction, one state write)
-  int64_t idle_ns = 1'000'000'000;        // wait between steps when there is no backlog
-  int64_t retry_ns = 1'000'000'000;       // wait after a failed commit
+  int64_t batch_points = 20000;      // raw points per step (per transaction, one state write)
+  int64_t idle_ns = 1'000'000'000;   // wait between steps when there is no backlog
+  int64_t retry_ns = 1'000'000'000;  // wait after a failed commit
   // False when no sink reads stream "downsampled" (InfluxDB and Kafka both leave it out): rows
   // are then not written, since nothing would ever collect them. Windows, alarms and state go on.
   bool write_rows = true;
@@ -42,8 +42,7 @@ std::string AlarmTopic(const std::string& topic_template, const AlarmChange& cha
 
 class DownsampleTask final : public QueueConsumer {
  public:
-  DownsampleTask(const DownsampleConfig& config, Queue* queue, const Clock* clock,
-                 DownsampleTaskOptions options = {});
+  DownsampleTask(const DownsampleConfig& config, Queue* queue, const Clock* clock, DownsampleTaskOptions options = {});
 
   // One unit of work; returns the ns to wait before the next (0 = more is pending).
   int64_t Step() override;
@@ -64,8 +63,8 @@ class DownsampleTask final : public QueueConsumer {
   const Clock* clock_;
   DownsampleTaskOptions options_;
   std::unique_ptr<Downsampler> engine_;
-  bool reload_needed_ = false;     // a commit failed: the engine ran ahead of what is stored
-  int64_t cursor_seq_ = 0;         // the last batch this task consumed (committed)
+  bool reload_needed_ = false;         // a commit failed: the engine ran ahead of what is stored
+  int64_t cursor_seq_ = 0;             // the last batch this task consumed (committed)
   int64_t newest_seen_steady_ns_ = 0;  // steady time when the newest event time last grew
   std::string last_error_;
 };

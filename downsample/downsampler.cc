@@ -99,10 +99,10 @@ FieldValue ValueFromJson(const json& j) {
 double DoubleFromJson(const json& j) { return j.is_null() ? HUGE_VAL : j.get<double>(); }
 
 json CountersToJson(const DownsampleCounters& c) {
-  return {{"points_in", c.points_in},         {"points_late", c.points_late},
-          {"points_filtered", c.points_filtered}, {"points_out", c.points_out},
-          {"windows_closed", c.windows_closed}, {"alarm_changes", c.alarm_changes},
-          {"clock_rewinds", c.clock_rewinds}};
+  return {
+      {"points_in", c.points_in},        {"points_late", c.points_late},       {"points_filtered", c.points_filtered},
+      {"points_out", c.points_out},      {"windows_closed", c.windows_closed}, {"alarm_changes", c.alarm_changes},
+      {"clock_rewinds", c.clock_rewinds}};
 }
 
 DownsampleCounters CountersFromJson(const json& j) {
@@ -124,8 +124,7 @@ Downsampler::Downsampler(const DownsampleConfig& config)
 
 int64_t Downsampler::WindowStart(int64_t ts) const { return FloorTo(ts, config_.every_ns); }
 
-std::string Downsampler::GroupKey(const Point& point,
-                                  std::vector<std::pair<std::string, std::string>>* tags) const {
+std::string Downsampler::GroupKey(const Point& point, std::vector<std::pair<std::string, std::string>>* tags) const {
   tags->clear();
   for (const std::string& key : config_.group_by) {
     for (const auto& [k, v] : point.tags) {
@@ -155,9 +154,8 @@ Aggregate Downsampler::AggregateFor(const std::string& field) const {
 }
 
 void Downsampler::Add(const Point& point, DownsampleOutput* out) {
-  if (!config_.measurements.empty() &&
-      std::find(config_.measurements.begin(), config_.measurements.end(), point.measurement) ==
-          config_.measurements.end()) {
+  if (!config_.measurements.empty() && std::find(config_.measurements.begin(), config_.measurements.end(),
+                                                 point.measurement) == config_.measurements.end()) {
     ++counters_.points_filtered;
     return;
   }
@@ -260,8 +258,7 @@ void Downsampler::CloseThrough(int64_t boundary, DownsampleOutput* out) {
   closed_until_ns_ = boundary;
 }
 
-void Downsampler::Emit(int64_t window_start, const std::string& key, const GroupState& group,
-                       DownsampleOutput* out) {
+void Downsampler::Emit(int64_t window_start, const std::string& key, const GroupState& group, DownsampleOutput* out) {
   Point p;
   p.measurement = group.measurement;
   p.tags = group.tags;
@@ -298,8 +295,7 @@ void Downsampler::Emit(int64_t window_start, const std::string& key, const Group
     if (v) p.fields.emplace_back(name, std::move(*v));
   }
   for (const AlarmRule& rule : config_.alarms) {
-    auto it = std::find_if(p.fields.begin(), p.fields.end(),
-                           [&](const auto& f) { return f.first == rule.field; });
+    auto it = std::find_if(p.fields.begin(), p.fields.end(), [&](const auto& f) { return f.first == rule.field; });
     if (it == p.fields.end() || !IsNumeric(it->second)) continue;  // cannot judge: no alarm field
     double value = AsDouble(it->second);
     std::string level = Compare(value, rule.op, rule.threshold) ? rule.when_true : rule.when_false;

@@ -29,12 +29,12 @@ namespace edgeline {
 struct AlarmChange {
   std::string measurement;
   std::vector<std::pair<std::string, std::string>> group_tags;  // sorted by key
-  std::string output;      // e.g. "alarm"
-  std::string previous;    // "" for the first window of the group
-  std::string value;       // e.g. "refuel"
-  std::string field;       // e.g. "fuel"
+  std::string output;                                           // e.g. "alarm"
+  std::string previous;                                         // "" for the first window of the group
+  std::string value;                                            // e.g. "refuel"
+  std::string field;                                            // e.g. "fuel"
   double field_value = 0;
-  int64_t time_ns = 0;     // the output point's timestamp
+  int64_t time_ns = 0;  // the output point's timestamp
 };
 
 struct DownsampleOutput {
@@ -43,13 +43,13 @@ struct DownsampleOutput {
 };
 
 struct DownsampleCounters {
-  int64_t points_in = 0;         // points that entered a window
-  int64_t points_late = 0;       // older than the closed boundary: left out
-  int64_t points_filtered = 0;   // measurement not selected
-  int64_t points_out = 0;        // output rows
-  int64_t windows_closed = 0;    // distinct window intervals emitted
+  int64_t points_in = 0;        // points that entered a window
+  int64_t points_late = 0;      // older than the closed boundary: left out
+  int64_t points_filtered = 0;  // measurement not selected
+  int64_t points_out = 0;       // output rows
+  int64_t windows_closed = 0;   // distinct window intervals emitted
   int64_t alarm_changes = 0;
-  int64_t clock_rewinds = 0;     // event time restarted after a wall-clock step back
+  int64_t clock_rewinds = 0;  // event time restarted after a wall-clock step back
 };
 
 class Downsampler {
@@ -94,9 +94,9 @@ class Downsampler {
   struct FieldState {
     FieldValue first, last;
     int64_t first_ts = 0, last_ts = 0;
-    int64_t count = 0;             // every value
-    int64_t numeric = 0;           // numeric values (min/max/mean/sum use only these)
-    bool all_integer = true;       // numeric values were all integers: min/max/sum stay integers
+    int64_t count = 0;        // every value
+    int64_t numeric = 0;      // numeric values (min/max/mean/sum use only these)
+    bool all_integer = true;  // numeric values were all integers: min/max/sum stay integers
     double min = 0, max = 0, sum = 0;
   };
   struct GroupState {
@@ -118,15 +118,15 @@ class Downsampler {
   Windows windows_;
   int64_t closed_until_ns_;
   int64_t max_event_ns_;
-  int64_t clock_step_from_ns_ = INT64_MAX;  // see ExpectClockStepBack
-  int64_t last_wall_ns_ = 0, last_steady_ns_ = 0;  // previous ObserveWallClock; steady 0 = none
+  int64_t clock_step_from_ns_ = INT64_MAX;           // see ExpectClockStepBack
+  int64_t last_wall_ns_ = 0, last_steady_ns_ = 0;    // previous ObserveWallClock; steady 0 = none
   std::map<std::string, std::string> alarm_levels_;  // group key + '\n' + output -> last value
   DownsampleCounters counters_;
 };
 
 // What `edgeline status` shows, read back from a saved state.
 struct DownsampleSummary {
-  int64_t closed_until_ns = 0;   // 0 when nothing closed yet
+  int64_t closed_until_ns = 0;  // 0 when nothing closed yet
   int64_t max_event_ns = 0;
   int64_t open_windows = 0;
   DownsampleCounters counters;

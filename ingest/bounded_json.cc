@@ -25,10 +25,16 @@ bool CannotReachParseBounds(std::string_view text) {
     }
     switch (c) {
       case '"': in_string = true; break;
-      case '{': if (++depth > kMaxDepth) return false; break;
-      case '}': if (depth > 0) --depth; break;
+      case '{':
+        if (++depth > kMaxDepth) return false;
+        break;
+      case '}':
+        if (depth > 0) --depth;
+        break;
       case '[': return false;
-      case ':': if (++colons > kMaxJsonMembers) return false; break;
+      case ':':
+        if (++colons > kMaxJsonMembers) return false;
+        break;
       default: break;
     }
   }

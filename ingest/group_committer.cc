@@ -102,12 +102,9 @@ CommitProblem CommitProblemFromName(std::string_view name) {
 CommitProblem CurrentCommitProblem(const IngestCounters& counters) {
   if (!counters.commit_failing.load()) return CommitProblem::kNone;
   switch (static_cast<StatusCode>(counters.commit_error.load())) {
-    case StatusCode::kResourceExhausted:
-      return CommitProblem::kQueueFull;
-    case StatusCode::kCorruption:
-      return CommitProblem::kCorrupt;
-    default:
-      return CommitProblem::kDiskError;
+    case StatusCode::kResourceExhausted: return CommitProblem::kQueueFull;
+    case StatusCode::kCorruption: return CommitProblem::kCorrupt;
+    default: return CommitProblem::kDiskError;
   }
 }
 

@@ -17,8 +17,8 @@
 #include <string_view>
 #include <vector>
 
-#include "ingest/mapping.h"
 #include "common/clock.h"
+#include "ingest/mapping.h"
 #include "storage/queue.h"
 
 namespace edgeline {
@@ -26,15 +26,15 @@ namespace edgeline {
 struct GroupCommitterOptions {
   int64_t commit_interval_ns = 0;  // linger for more messages, unless all producers wait
   int commit_max_messages = 1000;
-  int64_t retry_delay_ns = 200'000'000;    // after a failed commit (disk error, backpressure)
+  int64_t retry_delay_ns = 200'000'000;  // after a failed commit (disk error, backpressure)
 };
 
 struct IngestCounters {
-  std::atomic<int64_t> messages{0};        // submitted
+  std::atomic<int64_t> messages{0};  // submitted
   std::atomic<int64_t> committed_points{0};
-  std::atomic<int64_t> rejected{0};        // dead-lettered whole
+  std::atomic<int64_t> rejected{0};  // dead-lettered whole
   std::atomic<int64_t> partial{0};
-  std::atomic<int64_t> commits{0};         // transactions
+  std::atomic<int64_t> commits{0};  // transactions
   std::atomic<int64_t> commit_failures{0};
   std::atomic<bool> commit_failing{false};  // the latest commit attempt failed
   std::atomic<int> commit_error{0};         // StatusCode of the latest failed attempt
@@ -90,10 +90,10 @@ class GroupCommitter {
   IngestCounters counters_;
 
   std::mutex mu_;
-  std::deque<Item*> writers_;         // waiting producers; the front one is the leader
-  std::condition_variable stop_cv_;   // retry pauses; Stop() waiting for the queue to drain
+  std::deque<Item*> writers_;        // waiting producers; the front one is the leader
+  std::condition_variable stop_cv_;  // retry pauses; Stop() waiting for the queue to drain
   bool stopping_ = false;
-  int64_t last_failure_log_ns_ = 0;   // guarded by mu_
+  int64_t last_failure_log_ns_ = 0;  // guarded by mu_
 };
 
 }  // namespace edgeline

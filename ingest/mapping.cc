@@ -74,8 +74,6 @@ std::string FormatDouble(double d) {
   return std::string(buf, p);
 }
 
-
-
 // A JSON time value in the configured unit, or nullopt with *why set.
 std::optional<int64_t> JsonTimeToNs(const json& v, std::string_view format, std::string* why) {
   auto fail = [why](const char* reason) -> std::optional<int64_t> {
@@ -119,7 +117,6 @@ std::optional<int64_t> JsonTimeToNs(const json& v, std::string_view format, std:
   return fail("expected a number");
 }
 
-
 // nlohmann's message for a malformed document (what and where), without building a DOM.
 class ParseErrorCapture : public nlohmann::json_sax<json> {
  public:
@@ -147,8 +144,7 @@ class ParseErrorCapture : public nlohmann::json_sax<json> {
 
 class JsonMapper {
  public:
-  JsonMapper(const MappingConfig& config, MappedMessage* out)
-      : config_(config), out_(out), warnings_{&out->warnings} {}
+  JsonMapper(const MappingConfig& config, MappedMessage* out) : config_(config), out_(out), warnings_{&out->warnings} {}
 
   // Adds the object's members (flattened below `prefix`) as tags/fields of point_.
   // Returns false when the whole message must be rejected (reason in out_->errors).
@@ -430,8 +426,8 @@ IngestMessage Mapper::Prepare(std::string_view topic, std::string_view payload, 
   message.receive_ns = receive_ns;
   if (static_cast<int64_t>(payload.size()) > max_payload_bytes_) {
     message.mapped.errors.push_back("payload of " + std::to_string(payload.size()) +
-                                    " bytes exceeds EDGELINE_MQTT_MAX_PAYLOAD (" +
-                                    std::to_string(max_payload_bytes_) + ")");
+                                    " bytes exceeds EDGELINE_MQTT_MAX_PAYLOAD (" + std::to_string(max_payload_bytes_) +
+                                    ")");
     // Keep a prefix for diagnosis; the whole thing is what was refused.
     message.payload = std::string(payload.substr(0, 1024));
     return message;

@@ -16,7 +16,7 @@
 namespace edgeline {
 
 struct MappedMessage {
-  std::vector<std::string> lines;     // valid line protocol, no trailing newline
+  std::vector<std::string> lines;  // valid line protocol, no trailing newline
   // One printable ASCII line each; at most 20, then "... and N more ..." (each becomes a dead
   // letter holding the payload).
   std::vector<std::string> warnings;  // parts dropped (e.g. "field fuel: number out of range")

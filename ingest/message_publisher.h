@@ -14,8 +14,7 @@ class MessagePublisher {
  public:
   virtual ~MessagePublisher() = default;
   // OK only once the broker acknowledged it (QoS 1/2) or it was written (QoS 0).
-  virtual Status Publish(const std::string& topic, const std::string& payload, int qos,
-                         bool retained) = 0;
+  virtual Status Publish(const std::string& topic, const std::string& payload, int qos, bool retained) = 0;
 };
 
 }  // namespace edgeline

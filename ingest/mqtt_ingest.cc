@@ -85,9 +85,8 @@ mqtt::connect_options BuildConnectOptions(const MqttConfig& config, bool with_wi
   opts.set_clean_session(false);  // persistent session: the broker holds QoS 1 messages while we are down
   opts.set_keep_alive_interval(std::chrono::seconds(std::max<int64_t>(1, config.keepalive_ns / 1'000'000'000)));
   opts.set_connect_timeout(std::chrono::seconds(10));
-  opts.set_automatic_reconnect(
-      std::chrono::seconds(std::max<int64_t>(1, config.reconnect_min_ns / 1'000'000'000)),
-      std::chrono::seconds(std::max<int64_t>(1, config.reconnect_max_ns / 1'000'000'000)));
+  opts.set_automatic_reconnect(std::chrono::seconds(std::max<int64_t>(1, config.reconnect_min_ns / 1'000'000'000)),
+                               std::chrono::seconds(std::max<int64_t>(1, config.reconnect_max_ns / 1'000'000'000)));
   if (!config.username.empty()) {
     opts.set_user_name(config.username);
     opts.set_password(config.password);
@@ -206,8 +205,8 @@ void MqttIngest::ConnectLoop() {
         clients_[i]->connect(opts)->wait();
         break;
       } catch (const mqtt::exception& e) {
-        std::string error = "connect to " + config_.url + " failed: " +
-                            DescribeConnectFailure(e, IsTlsUrl(config_.url), tls_error->Take());
+        std::string error = "connect to " + config_.url +
+                            " failed: " + DescribeConnectFailure(e, IsTlsUrl(config_.url), tls_error->Take());
         SetLastError(error);
         LOG_WARN("mqtt") << "session " << i << ": " << error << "; retrying";
       }

@@ -19,9 +19,9 @@
 #include <thread>
 #include <vector>
 
-#include "ingest/message_publisher.h"
 #include "common/status.h"
 #include "config/config.h"
+#include "ingest/message_publisher.h"
 
 namespace mqtt {
 class async_client;
@@ -45,8 +45,7 @@ class MqttIngest final : public MessagePublisher {
   void Stop();
 
   // Publishes on session 0 and waits (bounded) for the acknowledgement.
-  Status Publish(const std::string& topic, const std::string& payload, int qos,
-                 bool retained) override;
+  Status Publish(const std::string& topic, const std::string& payload, int qos, bool retained) override;
 
   int connected_sessions() const { return connected_.load(); }
   int sessions() const { return static_cast<int>(clients_.size()); }

@@ -1,8 +1,8 @@
 #include "kafka/kafka_mirror.h"
 
 #include <algorithm>
-#include <climits>
 #include <chrono>
+#include <climits>
 #include <cstdint>
 #include <string_view>
 #include <utility>
@@ -26,8 +26,8 @@ KafkaMirrorOptions KafkaMirrorOptionsFromConfig(const KafkaConfig& config) {
   return options;
 }
 
-KafkaMirror::KafkaMirror(std::string name, std::string stream, Queue* queue, Producer* producer,
-                         const Clock* clock, TopicRouter router, KafkaMirrorOptions options)
+KafkaMirror::KafkaMirror(std::string name, std::string stream, Queue* queue, Producer* producer, const Clock* clock,
+                         TopicRouter router, KafkaMirrorOptions options)
     : QueueConsumer(std::move(name), std::move(stream), queue, std::string(kLog)),
       queue_(queue),
       producer_(producer),
@@ -253,8 +253,7 @@ int64_t KafkaMirror::Step() {
         return Fail(SinkState::kNotFound, failure.message(), std::max(options_.slow_retry_ns, backoff));
       case StatusCode::kInvalidArgument:
         return Fail(SinkState::kRejecting, failure.message(), std::max(options_.slow_retry_ns, backoff));
-      default:
-        return Fail(SinkState::kOffline, failure.message(), backoff);
+      default: return Fail(SinkState::kOffline, failure.message(), backoff);
     }
   }
   if (now < retry_at_ns_) return retry_at_ns_ - now;
@@ -289,7 +288,8 @@ int64_t KafkaMirror::Step() {
     const int64_t window_end = batches->empty() ? INT64_MAX : batches->back().seq;
     for (PendingBatch& b : pending_) {
       if (!b.failed || b.remaining > 0 || b.seq > window_end) continue;
-      const bool present = std::any_of(batches->begin(), batches->end(), [&](const Batch& x) { return x.seq == b.seq; });
+      const bool present =
+          std::any_of(batches->begin(), batches->end(), [&](const Batch& x) { return x.seq == b.seq; });
       if (present) continue;
       LOG_WARN(kLog) << "sink " << name() << ": batch " << b.seq << " was dropped by the queue's bounds before it "
                      << "reached Kafka";

@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "common/backoff.h"
 #include "common/clock.h"
 #include "kafka/producer.h"
 #include "kafka/record_format.h"
-#include "common/backoff.h"
 #include "storage/queue.h"
 #include "storage/queue_consumer.h"
 
@@ -37,7 +37,7 @@ struct KafkaMirrorOptions {
   // Records out and no report for this long: status says "offline" (or "auth-failed"), with the
   // producer's last error, while librdkafka keeps retrying them until message.timeout.ms.
   int64_t stall_ns = 10'000'000'000;
-  std::function<double()> random;          // backoff jitter in [0, 1); empty = random_device seed
+  std::function<double()> random;  // backoff jitter in [0, 1); empty = random_device seed
 };
 
 // format, max_in_flight (batch_points) and retry bounds from the config.
@@ -47,8 +47,8 @@ class KafkaMirror final : public QueueConsumer, public DeliveryListener {
  public:
   // `router` picks each point's topic (TopicRouterForStream). Several mirrors may share one
   // producer: each record's report comes back to the mirror that produced it.
-  KafkaMirror(std::string name, std::string stream, Queue* queue, Producer* producer,
-              const Clock* clock, TopicRouter router, KafkaMirrorOptions options = {});
+  KafkaMirror(std::string name, std::string stream, Queue* queue, Producer* producer, const Clock* clock,
+              TopicRouter router, KafkaMirrorOptions options = {});
 
   // One unit of work: acknowledge the delivered prefix, handle a failed delivery (state,
   // backoff), produce more records while under the in-flight bound. Returns the ns to wait
@@ -68,10 +68,10 @@ class KafkaMirror final : public QueueConsumer, public DeliveryListener {
   // A produced batch not yet acknowledged in the queue.
   struct PendingBatch {
     int64_t seq = 0;
-    int64_t remaining = 0;  // records not yet reported
-    bool failed = false;    // a record's report was a failure: produce the batch again
-    int64_t sent = 0;       // records produced
-    int64_t skipped = 0;    // points no route matches
+    int64_t remaining = 0;                 // records not yet reported
+    bool failed = false;                   // a record's report was a failure: produce the batch again
+    int64_t sent = 0;                      // records produced
+    int64_t skipped = 0;                   // points no route matches
     std::vector<DeadLetter> dead_letters;  // lines that can never be sent
   };
 
@@ -95,18 +95,18 @@ class KafkaMirror final : public QueueConsumer, public DeliveryListener {
   // Step thread only.
   std::string last_error_;  // of the latest failure
   int consecutive_failures_ = 0;
-  int64_t acked_seq_ = 0;     // our last acknowledged batch (0 = not known yet)
-  int64_t produced_seq_ = 0;  // last batch produced (later ones are new)
-  bool recovering_ = false;   // after a failure: produce only once every report is in
-  int64_t retry_at_ns_ = 0;   // steady time before which nothing is produced
+  int64_t acked_seq_ = 0;         // our last acknowledged batch (0 = not known yet)
+  int64_t produced_seq_ = 0;      // last batch produced (later ones are new)
+  bool recovering_ = false;       // after a failure: produce only once every report is in
+  int64_t retry_at_ns_ = 0;       // steady time before which nothing is produced
   int64_t last_progress_ns_ = 0;  // steady time of the last ack (or first record out)
 
   mutable std::mutex mu_;
   // Guarded by mu_.
   std::deque<PendingBatch> pending_;  // ascending seq
-  int64_t in_flight_ = 0;            // records produced and not reported
-  bool failed_ = false;              // a record failed since Step last looked
-  Status failure_;                   // the first such failure
+  int64_t in_flight_ = 0;             // records produced and not reported
+  bool failed_ = false;               // a record failed since Step last looked
+  Status failure_;                    // the first such failure
 };
 
 }  // namespace edgeline

@@ -34,21 +34,15 @@ StatusCode ClassifyError(rd_kafka_resp_err_t err) {
     case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
-    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
-      return StatusCode::kPermissionDenied;
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION: return StatusCode::kPermissionDenied;
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-      return StatusCode::kNotFound;
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART: return StatusCode::kNotFound;
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_INVALID_RECORD:
-    case RD_KAFKA_RESP_ERR__INVALID_ARG:
-      return StatusCode::kInvalidArgument;
-    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
-      return StatusCode::kResourceExhausted;
-    case RD_KAFKA_RESP_ERR__FATAL:
-      return StatusCode::kInternal;
-    default:
-      return StatusCode::kUnavailable;
+    case RD_KAFKA_RESP_ERR__INVALID_ARG: return StatusCode::kInvalidArgument;
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL: return StatusCode::kResourceExhausted;
+    case RD_KAFKA_RESP_ERR__FATAL: return StatusCode::kInternal;
+    default: return StatusCode::kUnavailable;
   }
 }
 
@@ -96,15 +90,14 @@ class RdKafkaProducer final : public Producer {
     return Status::Ok();
   }
 
-  Status Produce(std::string_view topic, std::string_view key, std::string_view value,
-                 DeliveryListener* listener, uint64_t token) override {
+  Status Produce(std::string_view topic, std::string_view key, std::string_view value, DeliveryListener* listener,
+                 uint64_t token) override {
     auto* envelope = new Envelope{listener, token};
     const std::string topic_name(topic);
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk_, RD_KAFKA_V_TOPIC(topic_name.c_str()),
-        RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(envelope), RD_KAFKA_V_END);
+        rk_, RD_KAFKA_V_TOPIC(topic_name.c_str()), RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_OPAQUE(envelope), RD_KAFKA_V_END);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       delete envelope;
       return KafkaStatus(err);
@@ -137,12 +130,10 @@ class RdKafkaProducer final : public Producer {
   static Status Set(rd_kafka_conf_t* conf, const std::string& name, const std::string& value) {
     char errstr[512];
     switch (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), errstr, sizeof(errstr))) {
-      case RD_KAFKA_CONF_OK:
-        return Status::Ok();
+      case RD_KAFKA_CONF_OK: return Status::Ok();
       case RD_KAFKA_CONF_UNKNOWN:
         return Status::InvalidArgument("Kafka property \"" + name + "\" is unknown to librdkafka");
-      case RD_KAFKA_CONF_INVALID:
-        break;
+      case RD_KAFKA_CONF_INVALID: break;
     }
     // librdkafka's message quotes the value, which may be a secret.
     return Status::InvalidArgument("Kafka property \"" + name + "\" has an invalid value");
@@ -196,8 +187,10 @@ class RdKafkaProducer final : public Producer {
 
   static void LogCallback(const rd_kafka_t* rk, int level, const char* facility, const char* buf) {
     // syslog levels: 0-2 emergency..critical, 3 error, 4 warning, 5 notice, 6 info, 7 debug.
-    LogLevel ours = level <= 2 ? LogLevel::kError : level <= 4 ? LogLevel::kWarn
-                  : level <= 6 ? LogLevel::kInfo : LogLevel::kDebug;
+    LogLevel ours = level <= 2   ? LogLevel::kError
+                    : level <= 4 ? LogLevel::kWarn
+                    : level <= 6 ? LogLevel::kInfo
+                                 : LogLevel::kDebug;
     if (ours < GetLogLevel()) return;
     const auto* self = static_cast<const RdKafkaProducer*>(rd_kafka_opaque(rk));
     std::string text = std::string(facility ? facility : "") + ": " + (buf ? buf : "");

@@ -19,7 +19,7 @@
 namespace edgeline {
 
 struct RecordContent {
-  std::string key;    // SeriesKey: escaped measurement + tags sorted by key
+  std::string key;  // SeriesKey: escaped measurement + tags sorted by key
   std::string value;
 };
 

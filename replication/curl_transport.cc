@@ -48,8 +48,8 @@ size_t WriteHeader(char* data, size_t size, size_t nmemb, void* user) {
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   std::string_view value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ' ||
-                            value.back() == '\t')) {
+  while (!value.empty() &&
+         (value.back() == '\r' || value.back() == '\n' || value.back() == ' ' || value.back() == '\t')) {
     value.remove_suffix(1);
   }
   headers->emplace_back(std::move(name), std::string(value));

@@ -15,16 +15,16 @@ namespace edgeline {
 
 struct HttpRequest {
   std::string method = "POST";
-  std::string url;                                            // full URL incl. query
-  std::vector<std::pair<std::string, std::string>> headers;   // may contain secrets: never log
+  std::string url;                                           // full URL incl. query
+  std::vector<std::pair<std::string, std::string>> headers;  // may contain secrets: never log
   std::string body;
 };
 
 struct HttpResponse {
   int status = 0;
-  std::vector<std::pair<std::string, std::string>> headers;   // names lower-cased
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::string body;
-  std::string Header(std::string_view name) const;            // "" when absent
+  std::string Header(std::string_view name) const;  // "" when absent
 };
 
 struct HttpTransportOptions {

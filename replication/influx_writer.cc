@@ -16,14 +16,13 @@ namespace {
 constexpr size_t kMaxMessageBytes = 1024;
 
 std::string Base64(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   out.reserve((in.size() + 2) / 3 * 4);
   size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) |
-                       static_cast<uint8_t>(in[i + 2]);
+    const uint32_t v =
+        (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) | static_cast<uint8_t>(in[i + 2]);
     out += kAlphabet[(v >> 18) & 63];
     out += kAlphabet[(v >> 12) & 63];
     out += kAlphabet[(v >> 6) & 63];
@@ -54,9 +53,16 @@ bool IsLineRejection(int status) { return status == 400 || status == 422; }
 // InfluxDB's 400s about the request rather than a line (v1, v2 and v3 wordings). Bisecting
 // those would repeat the same 400 on every slice and dead-letter every line.
 bool IsRequestLevelError(std::string_view message) {
-  static constexpr std::string_view kPhrases[] = {
-      "gzip", "content-encoding", "content encoding", "precision", "request body", "unsupported media",
-      "invalid header", "org and bucket", "database is required", "missing required parameter"};
+  static constexpr std::string_view kPhrases[] = {"gzip",
+                                                  "content-encoding",
+                                                  "content encoding",
+                                                  "precision",
+                                                  "request body",
+                                                  "unsupported media",
+                                                  "invalid header",
+                                                  "org and bucket",
+                                                  "database is required",
+                                                  "missing required parameter"};
   // The server quotes the offending line ('...'); words inside it say nothing about the request.
   std::string lower(message);
   const size_t open = lower.find('\'');
@@ -153,8 +159,8 @@ InfluxWriter::InfluxWriter(const InfluxConfig& config, HttpTransport* transport,
       url_ += "&precision=n";  // 1.x spells nanoseconds "n"
       break;
     case InfluxApi::kV2:
-      url_ = base + "/api/v2/write?org=" + UrlEncode(config_.org) +
-             "&bucket=" + UrlEncode(target_.bucket_or_db) + "&precision=ns";
+      url_ = base + "/api/v2/write?org=" + UrlEncode(config_.org) + "&bucket=" + UrlEncode(target_.bucket_or_db) +
+             "&precision=ns";
       break;
     case InfluxApi::kV3:
       url_ = base + "/api/v3/write_lp?db=" + UrlEncode(target_.bucket_or_db) + "&precision=nanosecond";
@@ -186,8 +192,8 @@ std::string InfluxWriter::Sanitize(std::string_view text) const {
   return TruncateUtf8(out, kMaxMessageBytes);
 }
 
-HttpRequest InfluxWriter::BuildRequest(const std::vector<std::string_view>& lines, size_t begin,
-                                       size_t end, Status* status) const {
+HttpRequest InfluxWriter::BuildRequest(const std::vector<std::string_view>& lines, size_t begin, size_t end,
+                                       Status* status) const {
   HttpRequest request;
   request.method = "POST";
   request.url = url_;
@@ -203,8 +209,7 @@ HttpRequest InfluxWriter::BuildRequest(const std::vector<std::string_view>& line
   switch (config_.api) {
     case InfluxApi::kV1:
       if (!config_.username.empty()) {
-        request.headers.emplace_back("Authorization",
-                                     "Basic " + Base64(config_.username + ":" + config_.password));
+        request.headers.emplace_back("Authorization", "Basic " + Base64(config_.username + ":" + config_.password));
       } else if (!config_.token.empty()) {
         // InfluxDB 2.x's v1 compatibility endpoint takes a token.
         request.headers.emplace_back("Authorization", "Token " + config_.token);
@@ -232,8 +237,8 @@ HttpRequest InfluxWriter::BuildRequest(const std::vector<std::string_view>& line
   return request;
 }
 
-InfluxWriter::SliceResult InfluxWriter::WriteSlice(const std::vector<std::string_view>& lines,
-                                                   size_t begin, size_t end, WriteOutcome* outcome) {
+InfluxWriter::SliceResult InfluxWriter::WriteSlice(const std::vector<std::string_view>& lines, size_t begin, size_t end,
+                                                   WriteOutcome* outcome) {
   Status build_status;
   HttpRequest request = BuildRequest(lines, begin, end, &build_status);
   if (!build_status.ok()) {
@@ -336,8 +341,7 @@ WriteOutcome InfluxWriter::Write(const std::vector<std::string_view>& lines) {
     return outcome;
   }
   if (!outcome.rejected.empty()) {
-    outcome.error = std::to_string(outcome.rejected.size()) + " line(s) rejected: " +
-                    outcome.rejected.front().reason;
+    outcome.error = std::to_string(outcome.rejected.size()) + " line(s) rejected: " + outcome.rejected.front().reason;
   }
   return outcome;
 }

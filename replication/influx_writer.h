@@ -41,22 +41,21 @@ struct RejectedLine {
 
 struct WriteOutcome {
   WriteOutcomeKind kind = WriteOutcomeKind::kOk;
-  int http_status = 0;           // kOk: the first response's (400 when bisected); else the
-                                 // failing response's (0 = no response)
-  std::string error;             // empty when kOk without rejections; never holds secrets
-  int64_t accepted = 0;          // lines the server accepted (meaningful for kOk only)
+  int http_status = 0;                 // kOk: the first response's (400 when bisected); else the
+                                       // failing response's (0 = no response)
+  std::string error;                   // empty when kOk without rejections; never holds secrets
+  int64_t accepted = 0;                // lines the server accepted (meaningful for kOk only)
   std::vector<RejectedLine> rejected;  // kOk only
-  int64_t retry_after_ns = 0;    // kRetryLater: from Retry-After, 0 when absent
-  int requests = 0;              // HTTP requests made (bisection costs O(log n) per bad line)
-  int64_t bytes_sent = 0;        // request body bytes as sent (after gzip), for bandwidth caps
-  int64_t lines_fitting_413 = 0; // after a 413: the most lines one accepted request held (0 = no 413)
-  bool created_database = false; // v1 with EDGELINE_INFLUX_CREATE_DB: a 404 made us create it
+  int64_t retry_after_ns = 0;          // kRetryLater: from Retry-After, 0 when absent
+  int requests = 0;                    // HTTP requests made (bisection costs O(log n) per bad line)
+  int64_t bytes_sent = 0;              // request body bytes as sent (after gzip), for bandwidth caps
+  int64_t lines_fitting_413 = 0;       // after a 413: the most lines one accepted request held (0 = no 413)
+  bool created_database = false;       // v1 with EDGELINE_INFLUX_CREATE_DB: a 404 made us create it
 };
 
 class InfluxWriter {
  public:
-  InfluxWriter(const InfluxConfig& config, HttpTransport* transport, const Clock* clock,
-               InfluxTarget target = {});
+  InfluxWriter(const InfluxConfig& config, HttpTransport* transport, const Clock* clock, InfluxTarget target = {});
 
   // Sends `lines` (one point each, no newline). Contract:
   // - 2xx: all accepted.
@@ -76,10 +75,8 @@ class InfluxWriter {
 
  private:
   enum class SliceResult { kDone, kAbort };
-  SliceResult WriteSlice(const std::vector<std::string_view>& lines, size_t begin, size_t end,
-                         WriteOutcome* outcome);
-  HttpRequest BuildRequest(const std::vector<std::string_view>& lines, size_t begin, size_t end,
-                           Status* status) const;
+  SliceResult WriteSlice(const std::vector<std::string_view>& lines, size_t begin, size_t end, WriteOutcome* outcome);
+  HttpRequest BuildRequest(const std::vector<std::string_view>& lines, size_t begin, size_t end, Status* status) const;
   std::string Sanitize(std::string_view text) const;
   // v1: POST /query CREATE DATABASE for the target; true when the server said yes.
   bool CreateDatabase(WriteOutcome* outcome);

@@ -15,8 +15,8 @@ constexpr std::string_view kLog = "replication";
 constexpr int64_t kMinFailureDelayNs = 10 * kNsPerMs;
 }  // namespace
 
-Replicator::Replicator(std::string name, std::string stream, Queue* queue, InfluxWriter* writer,
-                       const Clock* clock, ReplicatorOptions options)
+Replicator::Replicator(std::string name, std::string stream, Queue* queue, InfluxWriter* writer, const Clock* clock,
+                       ReplicatorOptions options)
     : QueueConsumer(std::move(name), std::move(stream), queue, std::string(kLog)),
       queue_(queue),
       writer_(writer),
@@ -189,11 +189,13 @@ int64_t Replicator::FailWrite(const WriteOutcome& outcome) {
   const int64_t backoff = backoff_.DelayNs(consecutive_failures_ - 1);
   switch (outcome.kind) {
     case WriteOutcomeKind::kAuthFailed:
-      return Fail(SinkState::kAuthFailed, outcome.http_status, outcome.error, std::max(options_.slow_retry_ns, backoff));
+      return Fail(SinkState::kAuthFailed, outcome.http_status, outcome.error,
+                  std::max(options_.slow_retry_ns, backoff));
     case WriteOutcomeKind::kNotFound:
       return Fail(SinkState::kNotFound, outcome.http_status, outcome.error, std::max(options_.slow_retry_ns, backoff));
     case WriteOutcomeKind::kBadRequest:
-      return Fail(SinkState::kBadRequest, outcome.http_status, outcome.error, std::max(options_.slow_retry_ns, backoff));
+      return Fail(SinkState::kBadRequest, outcome.http_status, outcome.error,
+                  std::max(options_.slow_retry_ns, backoff));
     case WriteOutcomeKind::kRetryLater:
       if (outcome.retry_after_ns > 0) {
         const int64_t wait = std::min(outcome.retry_after_ns, options_.retry_max_ns);
@@ -201,8 +203,7 @@ int64_t Replicator::FailWrite(const WriteOutcome& outcome) {
       }
       return Fail(SinkState::kThrottled, outcome.http_status, outcome.error, backoff);
     case WriteOutcomeKind::kUnavailable:
-    case WriteOutcomeKind::kOk:
-      break;
+    case WriteOutcomeKind::kOk: break;
   }
   return Fail(SinkState::kOffline, outcome.http_status, outcome.error, backoff);
 }

@@ -12,7 +12,6 @@
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/wakeup.h"
-#include "common/backoff.h"
 #include "replication/influx_writer.h"
 #include "storage/queue.h"
 #include "storage/queue_consumer.h"
@@ -20,20 +19,20 @@
 namespace edgeline {
 
 struct ReplicatorOptions {
-  int64_t batch_points = 5000;           // points per Read (and per first write request)
-  int64_t retry_min_ns = 1'000'000'000;  // backoff base
+  int64_t batch_points = 5000;             // points per Read (and per first write request)
+  int64_t retry_min_ns = 1'000'000'000;    // backoff base
   int64_t retry_max_ns = 300'000'000'000;  // backoff cap; also caps a server's Retry-After
-  int64_t idle_ns = 1'000'000'000;       // wait when nothing is pending (Notify wakes earlier)
+  int64_t idle_ns = 1'000'000'000;         // wait when nothing is pending (Notify wakes earlier)
   int64_t slow_retry_ns = 60'000'000'000;  // minimum wait after 401/403/404 (config problem)
-  int64_t max_bytes_per_sec = 0;         // bandwidth cap on request bodies (0 = none)
-  bool newest_first = false;             // EDGELINE_REPLAY_ORDER=newest-first
-  std::function<double()> random;        // backoff jitter in [0, 1); empty = random_device seed
+  int64_t max_bytes_per_sec = 0;           // bandwidth cap on request bodies (0 = none)
+  bool newest_first = false;               // EDGELINE_REPLAY_ORDER=newest-first
+  std::function<double()> random;          // backoff jitter in [0, 1); empty = random_device seed
 };
 
 class Replicator final : public QueueConsumer {
  public:
-  Replicator(std::string name, std::string stream, Queue* queue, InfluxWriter* writer,
-             const Clock* clock, ReplicatorOptions options = {});
+  Replicator(std::string name, std::string stream, Queue* queue, InfluxWriter* writer, const Clock* clock,
+             ReplicatorOptions options = {});
 
   // One unit of work: read pending batches, write them, acknowledge or record the failure.
   // Returns the ns to wait before the next Step (0 = run again now). Never sleeps; a failure
@@ -47,8 +46,7 @@ class Replicator final : public QueueConsumer {
  private:
   bool WakeOnAppend() const override { return consecutive_failures_ == 0; }
   std::string Description() const override;
-  int64_t Fail(SinkState state, int code, const std::string& error, int64_t delay_ns,
-               int64_t retry_after_ns = 0);
+  int64_t Fail(SinkState state, int code, const std::string& error, int64_t delay_ns, int64_t retry_after_ns = 0);
   int64_t FailWrite(const WriteOutcome& outcome);
   int64_t QueueError(const Status& status);
   // Re-sends dead letters that `edgeline dlq replay` marked; returns the Step delay.
@@ -64,11 +62,11 @@ class Replicator final : public QueueConsumer {
   Backoff backoff_;
 
   int consecutive_failures_ = 0;
-  int64_t batch_points_;               // shrinks after a 413 and stays so (the server's limit)
+  int64_t batch_points_;                // shrinks after a 413 and stays so (the server's limit)
   int64_t send_allowed_steady_ns_ = 0;  // bandwidth cap: no request before this
-  int64_t rate_window_start_ns_ = 0;   // drain rate over windows of a few seconds
+  int64_t rate_window_start_ns_ = 0;    // drain rate over windows of a few seconds
   int64_t rate_window_points_ = 0;
-  double drain_rate_ = -1;             // last measured points/s (-1 = none yet)
+  double drain_rate_ = -1;  // last measured points/s (-1 = none yet)
 };
 
 }  // namespace edgeline

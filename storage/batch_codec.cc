@@ -66,8 +66,9 @@ Result<std::vector<SourceRun>> DecodeSourcesText(std::string_view text) {
 
 // zstd frames start with 28 B5 2F FD. Sources text starts with a digit (the run's line count).
 bool IsZstdFrame(std::string_view blob) {
-  return blob.size() >= 4 && static_cast<unsigned char>(blob[0]) == 0x28 && static_cast<unsigned char>(blob[1]) == 0xB5 &&
-         static_cast<unsigned char>(blob[2]) == 0x2F && static_cast<unsigned char>(blob[3]) == 0xFD;
+  return blob.size() >= 4 && static_cast<unsigned char>(blob[0]) == 0x28 &&
+         static_cast<unsigned char>(blob[1]) == 0xB5 && static_cast<unsigned char>(blob[2]) == 0x2F &&
+         static_cast<unsigned char>(blob[3]) == 0xFD;
 }
 
 }  // namespace
@@ -79,8 +80,7 @@ int64_t StoredBytes(const std::vector<EncodedBatch>& encoded) {
 }
 
 // Creating a zstd context per batch costs more than compressing one line: both are reused.
-BatchCodec::BatchCodec(int zstd_level)
-    : zstd_level_(zstd_level), cctx_(ZSTD_createCCtx()), dctx_(ZSTD_createDCtx()) {}
+BatchCodec::BatchCodec(int zstd_level) : zstd_level_(zstd_level), cctx_(ZSTD_createCCtx()), dctx_(ZSTD_createDCtx()) {}
 
 BatchCodec::~BatchCodec() {
   ZSTD_freeCCtx(cctx_);

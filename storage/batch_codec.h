@@ -21,7 +21,7 @@ namespace edgeline {
 // One batch as stored: the `body`, `codec`, `raw_bytes` and `sources` columns.
 struct EncodedBatch {
   std::string body;
-  std::string codec;   // "zstd" or "none"
+  std::string codec;  // "zstd" or "none"
   int64_t raw_bytes = 0;
   std::string sources;  // empty when the input had none
 };

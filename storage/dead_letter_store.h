@@ -13,17 +13,17 @@
 namespace edgeline {
 
 enum class DeadLetterKind {
-  kRejected,      // the whole payload/line was not accepted (ingest) or refused by a sink
-  kPartial,       // informational: part of an accepted payload was dropped (e.g. NaN field)
+  kRejected,  // the whole payload/line was not accepted (ingest) or refused by a sink
+  kPartial,   // informational: part of an accepted payload was dropped (e.g. NaN field)
 };
 
 struct DeadLetter {
-  int64_t id = 0;                  // assigned by the store
-  std::string sink;                // "ingest" or the sink name
+  int64_t id = 0;    // assigned by the store
+  std::string sink;  // "ingest" or the sink name
   DeadLetterKind kind = DeadLetterKind::kRejected;
   std::string reason;
-  std::string topic;               // MQTT topic, when known
-  std::string payload;             // the rejected payload or line
+  std::string topic;    // MQTT topic, when known
+  std::string payload;  // the rejected payload or line
   int64_t created_ns = 0;
 };
 

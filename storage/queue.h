@@ -89,8 +89,8 @@ class Queue : public DeadLetterStore, public StatusStore {
   // letters, in one transaction. The cursor moves to the end of the contiguous acknowledged
   // prefix, so GC and other sinks see the same rules as with Ack; until then the batches are
   // remembered as done for this sink (Read and ReadNewest skip them, status does not count them).
-  virtual Status AckBatches(const std::string& sink, const std::vector<int64_t>& seqs,
-                            const SinkAttempt& attempt, const std::vector<DeadLetter>& dead_letters) = 0;
+  virtual Status AckBatches(const std::string& sink, const std::vector<int64_t>& seqs, const SinkAttempt& attempt,
+                            const std::vector<DeadLetter>& dead_letters) = 0;
 
   // Advances the cursor to `seq` (must be >= the current one) and records the attempt, in one
   // transaction, together with any dead letters (lines the sink isolated). Then GCs.
@@ -140,7 +140,7 @@ class Queue : public DeadLetterStore, public StatusStore {
 
 struct QueueOpenOptions {
   QueueConfig config;
-  bool read_only = false;  // for `edgeline status`: never creates, never writes
+  bool read_only = false;        // for `edgeline status`: never creates, never writes
   const Clock* clock = nullptr;  // defaults to SystemClock
   // Files up to this size are checked (PRAGMA quick_check) before Open returns. A larger file is
   // checked in the background, together with the byte count the size bound needs, so a restart

@@ -13,9 +13,7 @@ namespace {
 constexpr int64_t kMaxDeadLetters = 10000;           // oldest beyond this are deleted
 constexpr size_t kMaxDeadLetterPayload = 64 * 1024;  // longer payloads are truncated
 
-const char* KindName(DeadLetterKind kind) {
-  return kind == DeadLetterKind::kPartial ? "partial" : "rejected";
-}
+const char* KindName(DeadLetterKind kind) { return kind == DeadLetterKind::kPartial ? "partial" : "rejected"; }
 
 }  // namespace
 
@@ -32,15 +30,19 @@ Result<SqliteQueue::ReplayMarks> SqliteQueue::RequestReplay(const std::string& s
       "(sink='ingest' OR sink LIKE 'influx%') AND reason NOT LIKE '%[payload truncated to %'"
       " AND reason NOT LIKE 'payload of % bytes exceeds %'";
   ReplayMarks marks;
-  const std::string mark = std::string("UPDATE dead_letter SET replay_requested=1 WHERE kind='rejected'"
-                                       " AND replay_requested=0 AND (?1='' OR sink=?1) AND ") + kReplayable;
+  const std::string mark = std::string(
+                               "UPDATE dead_letter SET replay_requested=1 WHERE kind='rejected'"
+                               " AND replay_requested=0 AND (?1='' OR sink=?1) AND ") +
+                           kReplayable;
   SqliteStatement up(db_, mark.c_str());
   RETURN_IF_ERROR(up.prepared());
   up.Bind(1, sink);
   RETURN_IF_ERROR(up.Run());
   marks.marked = sqlite3_changes(db_);
-  const std::string left = std::string("SELECT COUNT(*) FROM dead_letter WHERE kind='rejected'"
-                                       " AND replay_requested=0 AND (?1='' OR sink=?1) AND NOT (") + kReplayable + ")";
+  const std::string left = std::string(
+                               "SELECT COUNT(*) FROM dead_letter WHERE kind='rejected'"
+                               " AND replay_requested=0 AND (?1='' OR sink=?1) AND NOT (") +
+                           kReplayable + ")";
   SqliteStatement q(db_, left.c_str());
   RETURN_IF_ERROR(q.prepared());
   q.Bind(1, sink);
@@ -92,20 +94,23 @@ Status SqliteQueue::InsertDeadLettersLocked(const std::vector<DeadLetter>& dead_
                 std::to_string(payload.size()) + " bytes]";
       payload = payload.substr(0, kMaxDeadLetterPayload);
     }
-    ins.Bind(1, d.sink).Bind(2, std::string_view(KindName(d.kind))).Bind(3, reason).Bind(4, d.topic)
-        .BindBlob(5, payload).Bind(6, d.created_ns ? d.created_ns : now);
+    ins.Bind(1, d.sink)
+        .Bind(2, std::string_view(KindName(d.kind)))
+        .Bind(3, reason)
+        .Bind(4, d.topic)
+        .BindBlob(5, payload)
+        .Bind(6, d.created_ns ? d.created_ns : now);
     RETURN_IF_ERROR(ins.Run());
   }
-  SqliteStatement trim(db_,
-                       "DELETE FROM dead_letter WHERE id <= (SELECT COALESCE(MAX(id),0) FROM dead_letter) - ?");
+  SqliteStatement trim(db_, "DELETE FROM dead_letter WHERE id <= (SELECT COALESCE(MAX(id),0) FROM dead_letter) - ?");
   RETURN_IF_ERROR(trim.prepared());
   trim.Bind(1, kMaxDeadLetters);
   return trim.Run();
 }
 
 // `where` binds ?1 = sink and ?2 = limit. No transaction needed.
-Result<std::vector<DeadLetter>> SqliteQueue::SelectDeadLettersLocked(const std::string& where,
-                                                                     const std::string& sink, int64_t limit) {
+Result<std::vector<DeadLetter>> SqliteQueue::SelectDeadLettersLocked(const std::string& where, const std::string& sink,
+                                                                     int64_t limit) {
   const std::string sql = "SELECT id, sink, kind, reason, topic, payload, created_ns FROM dead_letter " + where;
   SqliteStatement q(db_, sql.c_str());
   RETURN_IF_ERROR(q.prepared());

@@ -17,9 +17,8 @@ Result<int64_t> SqliteQueue::EnforceLimits() {
   const int64_t over_bytes = options_.config.full_policy == QueueFullPolicy::kDropOldest && bytes_known_
                                  ? total_bytes_ - options_.config.max_bytes
                                  : 0;
-  const int64_t created_before = options_.config.max_age_ns > 0
-                                     ? clock_->WallNowNs() - options_.config.max_age_ns
-                                     : INT64_MIN;
+  const int64_t created_before =
+      options_.config.max_age_ns > 0 ? clock_->WallNowNs() - options_.config.max_age_ns : INT64_MIN;
   RETURN_IF_ERROR(TransactionLocked([&] { return DropOldestLocked(over_bytes, created_before); }));
   return dropped_total_in_call_;
 }

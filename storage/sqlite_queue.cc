@@ -102,8 +102,8 @@ Result<std::vector<Batch>> SqliteQueue::ReadNewest(const std::string& sink, int6
   return ReadLocked(sink, max_points, /*newest_first=*/true);
 }
 
-Status SqliteQueue::AckBatches(const std::string& sink, const std::vector<int64_t>& seqs,
-                               const SinkAttempt& attempt, const std::vector<DeadLetter>& dead_letters) {
+Status SqliteQueue::AckBatches(const std::string& sink, const std::vector<int64_t>& seqs, const SinkAttempt& attempt,
+                               const std::vector<DeadLetter>& dead_letters) {
   std::lock_guard lock(mu_);
   auto it = consumers_.find(sink);
   if (it == consumers_.end()) return Status::FailedPrecondition("consumer not registered: " + sink);
@@ -260,8 +260,9 @@ Result<std::vector<int64_t>> SqliteQueue::InsertLocked(const std::vector<BatchIn
   std::vector<int64_t> seqs(batches.size(), 0);
   if (!insert_batch_) {
     insert_batch_ = std::make_unique<SqliteStatement>(
-        db_, "INSERT INTO batch(stream, created_ns, min_ts, max_ts, points, raw_bytes, codec, body, sources)"
-             " VALUES(?,?,?,?,?,?,?,?,?)");
+        db_,
+        "INSERT INTO batch(stream, created_ns, min_ts, max_ts, points, raw_bytes, codec, body, sources)"
+        " VALUES(?,?,?,?,?,?,?,?,?)");
   }
   RETURN_IF_ERROR(insert_batch_->prepared());
   SqliteStatement& ins = *insert_batch_;
@@ -289,9 +290,10 @@ Result<std::vector<Batch>> SqliteQueue::ReadLocked(const std::string& sink, int6
   ASSIGN_OR_RETURN(int64_t cursor, CursorLocked(sink));
   // Batches this sink acknowledged out of order (newest-first) are skipped.
   const std::string sql =
-      std::string("SELECT seq, stream, created_ns, min_ts, max_ts, points, raw_bytes, codec, body, sources FROM batch b"
-                  " WHERE stream=?1 AND seq>?2"
-                  " AND NOT EXISTS (SELECT 1 FROM acked_batch a WHERE a.sink=?3 AND a.seq=b.seq) ORDER BY seq") +
+      std::string(
+          "SELECT seq, stream, created_ns, min_ts, max_ts, points, raw_bytes, codec, body, sources FROM batch b"
+          " WHERE stream=?1 AND seq>?2"
+          " AND NOT EXISTS (SELECT 1 FROM acked_batch a WHERE a.sink=?3 AND a.seq=b.seq) ORDER BY seq") +
       (newest_first ? " DESC" : "") + " LIMIT 10000";
   SqliteStatement q(db_, sql.c_str());
   RETURN_IF_ERROR(q.prepared());
@@ -326,8 +328,8 @@ Result<std::string> SqliteQueue::StreamForAdvanceLocked(const std::string& sink,
   if (it == consumers_.end()) return Status::FailedPrecondition("consumer not registered: " + sink);
   ASSIGN_OR_RETURN(int64_t cursor, CursorLocked(sink));
   if (seq < cursor) {
-    return Status::FailedPrecondition("cursor of " + sink + " would move back from " +
-                                      std::to_string(cursor) + " to " + std::to_string(seq));
+    return Status::FailedPrecondition("cursor of " + sink + " would move back from " + std::to_string(cursor) + " to " +
+                                      std::to_string(seq));
   }
   return it->second;
 }
@@ -389,8 +391,8 @@ Result<std::unique_ptr<Queue>> OpenSqliteQueue(const QueueOpenOptions& options) 
     // Keep the damaged file for forensics; never delete user data.
     const Clock* clock = options.clock ? options.clock : &SystemClock::Instance();
     recovered_from = path + ".corrupt-" + std::to_string(clock->WallNowNs() / kNsPerSec);
-    LOG_ERROR("queue") << "queue file failed its check (" << st.message() << "); moved aside to "
-                       << recovered_from << ", starting a new one";
+    LOG_ERROR("queue") << "queue file failed its check (" << st.message() << "); moved aside to " << recovered_from
+                       << ", starting a new one";
     RETURN_IF_ERROR(MoveQueueAside(path, recovered_from));
   }
   return Status::Internal("unreachable");

@@ -112,9 +112,9 @@ class SqliteQueue final : public Queue {
   std::mutex mu_;  // guards the connection and every member below up to watch_mu_
   sqlite3* const db_;
   std::map<std::string, std::string> consumers_;  // sink -> stream, registered this run
-  int64_t total_bytes_ = 0;   // stored body bytes (what the size bound counts)
-  bool bytes_known_ = true;   // false until the background start-up count is added in
-  int64_t dropped_total_in_call_ = 0;  // points EnforceLimits' walk dropped
+  int64_t total_bytes_ = 0;                       // stored body bytes (what the size bound counts)
+  bool bytes_known_ = true;                       // false until the background start-up count is added in
+  int64_t dropped_total_in_call_ = 0;             // points EnforceLimits' walk dropped
   BatchCodec codec_;
   std::unique_ptr<SqliteStatement> insert_batch_;  // the hot statement, prepared once
 

@@ -81,8 +81,8 @@ constexpr std::pair<const char*, const char*> kAddedColumns[] = {
 
 Status ApplyQueueSchema(sqlite3* db, const QueueConfig& config) {
   RETURN_IF_ERROR(SqliteExec(db, "PRAGMA journal_mode=WAL"));
-  RETURN_IF_ERROR(SqliteExec(db, config.sync == SyncMode::kFull ? "PRAGMA synchronous=FULL"
-                                                                : "PRAGMA synchronous=NORMAL"));
+  RETURN_IF_ERROR(
+      SqliteExec(db, config.sync == SyncMode::kFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
   RETURN_IF_ERROR(SqliteExec(db, kSchema));
   for (auto [table, column] : kAddedColumns) {
     if (SqliteHasColumn(db, table, std::string_view(column, std::strchr(column, ' ') - column))) continue;
@@ -91,8 +91,8 @@ Status ApplyQueueSchema(sqlite3* db, const QueueConfig& config) {
   }
   std::string bump = "UPDATE meta SET value='" + std::to_string(kSchemaVersion) + "' WHERE key='schema_version'";
   RETURN_IF_ERROR(SqliteExec(db, bump.c_str()));
-  std::string version = "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version','" +
-                        std::to_string(kSchemaVersion) + "')";
+  std::string version =
+      "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version','" + std::to_string(kSchemaVersion) + "')";
   return SqliteExec(db, version.c_str());
 }
 

@@ -27,23 +27,29 @@ Result<std::vector<SinkStatus>> SqliteQueue::SinkStatuses() {
   // Pending = after the cursor and not acknowledged out of order. A file without acked_batch
   // (read-only status of a not yet upgraded file) has none of those.
   const bool has_registered = SqliteHasColumn(db_, "cursor", "registered_ns");
-  const std::string pending =
-      std::string(" AND b.stream=c.stream AND b.seq>c.seq") +
-      (SqliteHasTable(db_, "acked_batch")
-           ? " AND NOT EXISTS (SELECT 1 FROM acked_batch a WHERE a.sink=c.sink AND a.seq=b.seq)"
-           : "");
+  const std::string pending = std::string(" AND b.stream=c.stream AND b.seq>c.seq") +
+                              (SqliteHasTable(db_, "acked_batch")
+                                   ? " AND NOT EXISTS (SELECT 1 FROM acked_batch a WHERE a.sink=c.sink AND a.seq=b.seq)"
+                                   : "");
   const std::string sql =
-         "SELECT c.sink, c.stream, c.seq, COALESCE(s.state,''), COALESCE(s.last_code,0),"
-         " COALESCE(s.last_error,''), COALESCE(s.last_attempt_ns,0), COALESCE(s.last_success_ns,0),"
-         " COALESCE(s.sent_points,0), COALESCE(s.dropped_points,0), COALESCE(s.consecutive_failures,0),"
-         " COALESCE(s.next_retry_ns,0),"
-         " (SELECT COUNT(*) FROM dead_letter d WHERE d.sink=c.sink),"
-         " (SELECT COALESCE(SUM(points),0) FROM batch b WHERE 1" + pending + "),"
-         " (SELECT COALESCE(SUM(length(body)),0) FROM batch b WHERE 1" + pending + "),"
-         " (SELECT COALESCE(MIN(created_ns),0) FROM batch b WHERE 1" + pending + "),"
-         " COALESCE(s.skipped_points,0), COALESCE(s.retry_after_ns,0), COALESCE(s.batch_points,0),"
-         " COALESCE(s.drain_rate,0), " + std::string(has_registered ? "c.registered_ns" : "0") +
-         " FROM cursor c LEFT JOIN sink_status s ON s.sink=c.sink ORDER BY c.sink";
+      "SELECT c.sink, c.stream, c.seq, COALESCE(s.state,''), COALESCE(s.last_code,0),"
+      " COALESCE(s.last_error,''), COALESCE(s.last_attempt_ns,0), COALESCE(s.last_success_ns,0),"
+      " COALESCE(s.sent_points,0), COALESCE(s.dropped_points,0), COALESCE(s.consecutive_failures,0),"
+      " COALESCE(s.next_retry_ns,0),"
+      " (SELECT COUNT(*) FROM dead_letter d WHERE d.sink=c.sink),"
+      " (SELECT COALESCE(SUM(points),0) FROM batch b WHERE 1" +
+      pending +
+      "),"
+      " (SELECT COALESCE(SUM(length(body)),0) FROM batch b WHERE 1" +
+      pending +
+      "),"
+      " (SELECT COALESCE(MIN(created_ns),0) FROM batch b WHERE 1" +
+      pending +
+      "),"
+      " COALESCE(s.skipped_points,0), COALESCE(s.retry_after_ns,0), COALESCE(s.batch_points,0),"
+      " COALESCE(s.drain_rate,0), " +
+      std::string(has_registered ? "c.registered_ns" : "0") +
+      " FROM cursor c LEFT JOIN sink_status s ON s.sink=c.sink ORDER BY c.sink";
   SqliteStatement q(db_, sql.c_str());
   RETURN_IF_ERROR(q.prepared());
   std::vector<SinkStatus> out;

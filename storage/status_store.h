@@ -17,53 +17,53 @@ namespace edgeline {
 // What a sink reports after each attempt; stored in sink_status for `edgeline status`.
 struct SinkAttempt {
   SinkState state = SinkState::kOk;
-  int last_code = 0;               // HTTP status (0 = no response)
-  std::string last_error;          // empty on success; never contains secrets
-  int64_t sent_points = 0;         // points delivered by this attempt (added to the total)
-  int64_t skipped_points = 0;      // points this sink deliberately does not send (added)
+  int last_code = 0;           // HTTP status (0 = no response)
+  std::string last_error;      // empty on success; never contains secrets
+  int64_t sent_points = 0;     // points delivered by this attempt (added to the total)
+  int64_t skipped_points = 0;  // points this sink deliberately does not send (added)
   int consecutive_failures = 0;
-  int64_t next_retry_ns = 0;       // wall time of the next try, 0 when not waiting
-  int64_t retry_after_ns = 0;      // the server's Retry-After honoured by this wait (0 = none)
-  int64_t batch_points = 0;        // points per request now (smaller after a 413); 0 = n/a
-  double drain_rate = -1;          // points/s recently delivered; < 0 = unchanged
+  int64_t next_retry_ns = 0;   // wall time of the next try, 0 when not waiting
+  int64_t retry_after_ns = 0;  // the server's Retry-After honoured by this wait (0 = none)
+  int64_t batch_points = 0;    // points per request now (smaller after a 413); 0 = n/a
+  double drain_rate = -1;      // points/s recently delivered; < 0 = unchanged
 };
 
 struct SinkStatus {
   std::string sink;
   std::string stream;
   int64_t cursor_seq = 0;
-  std::string state;               // Name(SinkState) of the latest attempt; "" before the first
+  std::string state;  // Name(SinkState) of the latest attempt; "" before the first
   int last_code = 0;
   std::string last_error;
   int64_t last_attempt_ns = 0;
   int64_t last_success_ns = 0;
   int64_t sent_points = 0;
-  int64_t dropped_points = 0;      // removed by size/age policy before this sink had them
+  int64_t dropped_points = 0;  // removed by size/age policy before this sink had them
   int64_t dead_lettered = 0;
-  int64_t skipped_points = 0;      // deliberately not sent (e.g. no Kafka topic matches)
+  int64_t skipped_points = 0;  // deliberately not sent (e.g. no Kafka topic matches)
   int consecutive_failures = 0;
   int64_t next_retry_ns = 0;
   int64_t retry_after_ns = 0;
   int64_t batch_points = 0;
-  double drain_rate = 0;           // points/s recently delivered
-  bool registered = false;         // a consumer in this process's run (false read-only / for
-                                   // sinks of an earlier configuration)
-  int64_t registered_ns = 0;       // wall time of its latest RegisterConsumer (any process)
+  double drain_rate = 0;      // points/s recently delivered
+  bool registered = false;    // a consumer in this process's run (false read-only / for
+                              // sinks of an earlier configuration)
+  int64_t registered_ns = 0;  // wall time of its latest RegisterConsumer (any process)
   int64_t pending_points = 0;
-  int64_t pending_bytes = 0;       // compressed bytes on disk
-  int64_t oldest_pending_ns = 0;   // created_ns of the oldest pending batch, 0 when none
+  int64_t pending_bytes = 0;      // compressed bytes on disk
+  int64_t oldest_pending_ns = 0;  // created_ns of the oldest pending batch, 0 when none
 };
 
 struct QueueStats {
   int64_t batches = 0;
   int64_t points = 0;
-  int64_t bytes = 0;               // compressed body bytes held
+  int64_t bytes = 0;  // compressed body bytes held
   int64_t raw_bytes = 0;
   int64_t dead_letters = 0;
-  int64_t ingest_rejected = 0;     // dead letters from ingest
+  int64_t ingest_rejected = 0;       // dead letters from ingest
   int64_t dropped_points_total = 0;  // points removed by size/age policy (any stream)
   int64_t max_seq = 0;
-  std::string recovered_from;      // path of a corrupt file moved aside at open, if any
+  std::string recovered_from;  // path of a corrupt file moved aside at open, if any
 };
 
 class StatusStore {

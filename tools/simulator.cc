@@ -51,8 +51,7 @@ struct Location {
   double lon;
 };
 // The seed's three generators (tests/fixtures/generators.jsonl).
-constexpr Location kSeedLocations[] = {
-    {40.68066, -73.47429}, {34.05223, -118.24368}, {41.87811, -87.6298}};
+constexpr Location kSeedLocations[] = {{40.68066, -73.47429}, {34.05223, -118.24368}, {41.87811, -87.6298}};
 
 double RoundTo5(double v) { return std::round(v * 1e5) / 1e5; }
 
@@ -306,11 +305,11 @@ class Simulator {
   const SimulatorOptions& options_;
   std::mutex mu_;
   std::condition_variable_any cv_;
-  std::vector<int64_t> in_flight_;  // per generator, guarded by mu_
-  int64_t total_in_flight_ = 0;     // guarded by mu_
-  int64_t acked_ = 0;      // guarded by mu_
-  int64_t failed_ = 0;     // guarded by mu_
-  int64_t published_ = 0;  // publish thread only
+  std::vector<int64_t> in_flight_;                    // per generator, guarded by mu_
+  int64_t total_in_flight_ = 0;                       // guarded by mu_
+  int64_t acked_ = 0;                                 // guarded by mu_
+  int64_t failed_ = 0;                                // guarded by mu_
+  int64_t published_ = 0;                             // publish thread only
   std::vector<std::unique_ptr<Listener>> listeners_;  // one per generator
   std::vector<GeneratorModel> models_;
   std::vector<std::string> topics_;
@@ -383,8 +382,7 @@ void Simulator::PublishLoop(std::stop_token stop, uint32_t seed) {
     const std::string payload = GeneratorPayload(models_[g].Next());
     ++published_;
     try {
-      clients_[g]->publish(topics_[g], payload.data(), payload.size(), options_.qos, false, nullptr,
-                           *listeners_[g]);
+      clients_[g]->publish(topics_[g], payload.data(), payload.size(), options_.qos, false, nullptr, *listeners_[g]);
       failing[g] = false;
     } catch (const mqtt::exception& e) {
       // Typically "disconnected" while Paho reconnects: count it, log once per outage, and with
@@ -444,9 +442,9 @@ int Simulator::Run(std::stop_token stop) {
     std::snprintf(pace, sizeof(pace), "every %g-%gs each", static_cast<double>(options_.interval_min_ns) / 1e9,
                   static_cast<double>(options_.interval_max_ns) / 1e9);
   }
-  LOG_INFO("simulate") << options_.generators << " generators connected to " << options_.url
-                       << ", publishing to " << options_.topic_prefix << "/<generatorID> " << pace
-                       << ", qos " << options_.qos << ", seed " << seed;
+  LOG_INFO("simulate") << options_.generators << " generators connected to " << options_.url << ", publishing to "
+                       << options_.topic_prefix << "/<generatorID> " << pace << ", qos " << options_.qos << ", seed "
+                       << seed;
 
   const int64_t start = Now();
   PublishLoop(stop, seed);

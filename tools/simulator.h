@@ -21,19 +21,19 @@ namespace edgeline {
 inline constexpr double kRateMax = -1;  // SimulatorOptions::rate for "--rate max"
 
 struct SimulatorOptions {
-  std::string url = "tcp://127.0.0.1:1883";  // --url, else EDGELINE_MQTT_URL
-  int generators = 3;                         // --generators 1..1000
-  int64_t interval_min_ns = 5'000'000'000;    // --interval 5s-15s or 10s: per generator,
-  int64_t interval_max_ns = 15'000'000'000;   // uniformly random in [min, max]
-  double rate = 0;       // --rate: total msgs/s across generators when > 0 (overrides the
-                         // interval); kRateMax = as fast as acks allow
-  int qos = 1;           // --qos 0|1|2
-  int64_t count = 0;     // --count: total messages, 0 = unlimited
-  int64_t duration_ns = 0;  // --duration, 0 = unlimited
+  std::string url = "tcp://127.0.0.1:1883";          // --url, else EDGELINE_MQTT_URL
+  int generators = 3;                                // --generators 1..1000
+  int64_t interval_min_ns = 5'000'000'000;           // --interval 5s-15s or 10s: per generator,
+  int64_t interval_max_ns = 15'000'000'000;          // uniformly random in [min, max]
+  double rate = 0;                                   // --rate: total msgs/s across generators when > 0 (overrides the
+                                                     // interval); kRateMax = as fast as acks allow
+  int qos = 1;                                       // --qos 0|1|2
+  int64_t count = 0;                                 // --count: total messages, 0 = unlimited
+  int64_t duration_ns = 0;                           // --duration, 0 = unlimited
   std::string topic_prefix = "emergency_generator";  // --prefix
-  uint32_t seed = 0;     // --seed, 0 = random
-  std::string username;  // EDGELINE_MQTT_USERNAME
-  std::string password;  // EDGELINE_MQTT_PASSWORD (secret: never printed)
+  uint32_t seed = 0;                                 // --seed, 0 = random
+  std::string username;                              // EDGELINE_MQTT_USERNAME
+  std::string password;                              // EDGELINE_MQTT_PASSWORD (secret: never printed)
 };
 
 extern const char kSimulatorUsage[];

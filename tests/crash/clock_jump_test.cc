@@ -111,13 +111,15 @@ TEST(ClockJump, WallClockStepsLoseNoRawPointAndWriteNoWindowTwice) {
     WriteOffset(offset_file, phase.offset);
     std::this_thread::sleep_for(4s);  // the phase's length: the agent runs under this clock
     // The downsampler steps once a second: let it take in what this phase ingested.
-    WaitFor([&] {
-      auto s = status();
-      for (const auto& sink : s["sinks"]) {
-        if (sink["name"] == "downsampler") return sink["pending_points"].get<int64_t>() == 0;
-      }
-      return false;
-    }, 5s, 100ms);
+    WaitFor(
+        [&] {
+          auto s = status();
+          for (const auto& sink : s["sinks"]) {
+            if (sink["name"] == "downsampler") return sink["pending_points"].get<int64_t>() == 0;
+          }
+          return false;
+        },
+        5s, 100ms);
     auto d = status()["downsample"];
     const int64_t late = d["points_late"].get<int64_t>(), in = d["points_in"].get<int64_t>();
     char line[256];
@@ -126,9 +128,10 @@ TEST(ClockJump, WallClockStepsLoseNoRawPointAndWriteNoWindowTwice) {
                   "%+.0f s from true time",
                   phase.name, phase.offset, static_cast<long long>(acked - acked_before),
                   static_cast<long long>(in - in_before), static_cast<long long>(late - late_before),
-                  (d["closed_until_ns"].get<int64_t>() -
-                   std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       std::chrono::system_clock::now().time_since_epoch()).count()) / 1e9);
+                  (d["closed_until_ns"].get<int64_t>() - std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                             std::chrono::system_clock::now().time_since_epoch())
+                                                             .count()) /
+                      1e9);
     lines.push_back(line);
     late_before = late;
     in_before = in;
@@ -142,13 +145,15 @@ TEST(ClockJump, WallClockStepsLoseNoRawPointAndWriteNoWindowTwice) {
   const bool all_raw = WaitFor([&] { return influxd.QueryCount(distinct_q, "raw") == total; }, 30s, 250ms);
   // Event time has to pass the last windows for them to close; "+0" is in force, so the rows of
   // every window before the forward jump's end have been written once the sinks caught up.
-  WaitFor([&] {
-    auto s = status();
-    for (const auto& sink : s["sinks"]) {
-      if (sink["pending_points"].get<int64_t>() != 0) return false;
-    }
-    return true;
-  }, 30s, 250ms);
+  WaitFor(
+      [&] {
+        auto s = status();
+        for (const auto& sink : s["sinks"]) {
+          if (sink["pending_points"].get<int64_t>() != 0) return false;
+        }
+        return true;
+      },
+      30s, 250ms);
   for (const auto& l : lines) std::printf("%s\n", l.c_str());
 
   // Every downsampled write, as Kafka recorded it: series + time and series + window, once each.
@@ -180,8 +185,8 @@ TEST(ClockJump, WallClockStepsLoseNoRawPointAndWriteNoWindowTwice) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 
   EXPECT_TRUE(agent.running()) << "the agent died\n" << agent.Log();
-  EXPECT_TRUE(all_raw) << "missing " << total - influxd.QueryCount(distinct_q, "raw")
-                       << " acknowledged messages\n" << agent.Log();
+  EXPECT_TRUE(all_raw) << "missing " << total - influxd.QueryCount(distinct_q, "raw") << " acknowledged messages\n"
+                       << agent.Log();
   EXPECT_EQ(raw_points, total) << "no kill, so no redelivery: one raw point per message";
   EXPECT_EQ(by_time.size(), records) << "a downsampled series+time was written twice";
   EXPECT_TRUE(twice.empty()) << "windows written twice:\n" << testing::Join(twice, 20);

@@ -20,8 +20,8 @@
 
 namespace edgeline::testing {
 
-inline constexpr int64_t kTraceStartNs = 1764000000'000'000'000;         // first window of the fixture
-inline constexpr int64_t kLoopNs = kTraceEndNs - kTraceStartNs;          // 900 s: 15 whole windows
+inline constexpr int64_t kTraceStartNs = 1764000000'000'000'000;  // first window of the fixture
+inline constexpr int64_t kLoopNs = kTraceEndNs - kTraceStartNs;   // 900 s: 15 whole windows
 
 inline int64_t EnvInt(const char* name, int64_t fallback) {
   const char* v = std::getenv(name);
@@ -61,7 +61,6 @@ inline std::vector<std::string> ExpectedDownsampledLoops(int loops) {
   return out;
 }
 
-
 inline std::set<std::string> RawKeysInInflux(const Influxd& influx, const std::string& db, int64_t until_ns) {
   std::set<std::string> out;
   auto r = influx.Query("SELECT fuel, generatorID FROM genData WHERE time < " + std::to_string(until_ns), db);
@@ -95,8 +94,8 @@ inline KafkaPoints KafkaTracePoints(const std::string& bootstrap, const std::str
 // The queue file as a reader sees it right after a kill: a read-only connection (no recovery,
 // no checkpoint, nothing written), so the check is cheap and cannot repair what it looks at.
 struct QueueLook {
-  std::string integrity;                       // "ok" when healthy
-  std::map<std::string, int64_t> pending;      // sink -> pending points
+  std::string integrity;                   // "ok" when healthy
+  std::map<std::string, int64_t> pending;  // sink -> pending points
 };
 inline QueueLook LookAtQueue(const std::string& path) {
   QueueLook out;

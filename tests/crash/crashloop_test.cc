@@ -139,23 +139,22 @@ TEST(CrashLoop, AcknowledgedDataSurvivesSeededKillsAcrossIngestDownsampleReplica
   kafka = testing::KafkaTracePoints(cluster.bootstrap(), "generators", end_ns);
   const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  auto report = nlohmann::json::parse(testing::RunCommand({EDGELINE_BINARY, "status", "--json"}, env).output,
-                                      nullptr, false);
+  auto report =
+      nlohmann::json::parse(testing::RunCommand({EDGELINE_BINARY, "status", "--json"}, env).output, nullptr, false);
   ASSERT_FALSE(report.is_discarded());
   const auto& d = report["downsample"];
   // The downsampler reads the raw stream exactly once (its cursor and counters commit together),
   // so what it saw is what the queue took in: acknowledged messages plus MQTT redeliveries.
-  const int64_t raw_in_queue = d["points_in"].get<int64_t>() + d["points_late"].get<int64_t>() +
-                               d["points_filtered"].get<int64_t>();
+  const int64_t raw_in_queue =
+      d["points_in"].get<int64_t>() + d["points_late"].get<int64_t>() + d["points_filtered"].get<int64_t>();
   const int64_t redeliveries = raw_in_queue - static_cast<int64_t>(acked.size() + closing.size());
   std::printf(
       "crashloop: trials=%d seed=%u loops=%d published=%zu acked=%zu raw_in_influxd=%zu downsampled_rows=%zu "
       "(expected %zu) kafka_records=%zu kafka_distinct=%zu kafka_duplicates=%zu queue_points=%lld "
       "mqtt_redeliveries=%lld (%.2f per kill after connect) late=%lld\n",
-      trials, seed, n_loops, acked.size(), acked.size(), raw.size(), rows.size(), expected_rows.size(),
-      kafka.records, kafka.distinct.size(), kafka.records - kafka.distinct.size(),
-      static_cast<long long>(raw_in_queue), static_cast<long long>(redeliveries),
-      connected_kills ? static_cast<double>(redeliveries) / connected_kills : 0.0,
+      trials, seed, n_loops, acked.size(), acked.size(), raw.size(), rows.size(), expected_rows.size(), kafka.records,
+      kafka.distinct.size(), kafka.records - kafka.distinct.size(), static_cast<long long>(raw_in_queue),
+      static_cast<long long>(redeliveries), connected_kills ? static_cast<double>(redeliveries) / connected_kills : 0.0,
       static_cast<long long>(d["points_late"].get<int64_t>()));
   std::printf("crashloop: kills by phase:");
   for (const auto& [phase, n] : kills_by_phase) std::printf(" %s=%d", phase.c_str(), n);

@@ -69,8 +69,8 @@ class DiskFaultTest : public ::testing::Test {
       env["FAULT_VFS_CONTROL"] = control_;
     }
     agent_.reset();
-    agent_ = std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env,
-                                                dir_ + "/agent.log");
+    agent_ =
+        std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env, dir_ + "/agent.log");
     ASSERT_TRUE(WaitFor([&] { return GetHealth(http_port_).code != 0; }, 20s)) << agent_->Log();
     if (!subscribed_) {
       // "online" follows the SUBSCRIBE on the same connection: from then on the persistent
@@ -83,7 +83,9 @@ class DiskFaultTest : public ::testing::Test {
   }
 
   int64_t Distinct() { return influxd_.QueryCount("SELECT count(distinct(seq)) FROM genData", db_); }
-  bool AllArrive(int64_t n) { return WaitFor([&] { return Distinct() == n; }, 60s, 200ms); }
+  bool AllArrive(int64_t n) {
+    return WaitFor([&] { return Distinct() == n; }, 60s, 200ms);
+  }
   bool HealthSays(const std::string& status) {
     return WaitFor([&] { return GetHealth(http_port_).body.value("status", "") == status; }, 30s, 100ms);
   }
@@ -138,10 +140,11 @@ TEST_F(DiskFaultTest, AgentHoldsMessagesUnacknowledgedWhileTheDiskFailsAndLosesN
   long faults = 0;
   injected >> faults;
   const int64_t points = influxd_.QueryCount("SELECT count(seq) FROM genData", db_);
-  std::printf("disk faults: %ld injected into the agent; 300 messages, %lld distinct in influxd, %lld points "
-              "(%lld redeliveries)\n",
-              faults, static_cast<long long>(Distinct()), static_cast<long long>(points),
-              static_cast<long long>(points - Distinct()));
+  std::printf(
+      "disk faults: %ld injected into the agent; 300 messages, %lld distinct in influxd, %lld points "
+      "(%lld redeliveries)\n",
+      faults, static_cast<long long>(Distinct()), static_cast<long long>(points),
+      static_cast<long long>(points - Distinct()));
   EXPECT_GT(faults, 3);
   EXPECT_EQ(testing::QueueIntegrity(queue_path_), "ok");
 }
@@ -190,7 +193,8 @@ TEST_F(DiskFaultTest, DamageInALargeQueueFoundAfterStartEndsTheAgentAndTheRestar
         char noise[64];  // incompressible, so the file grows as fast as the lines
         std::snprintf(noise, sizeof(noise), "%016llx%016llx", static_cast<unsigned long long>(rng()),
                       static_cast<unsigned long long>(rng()));
-        b.lines.push_back("genData,generatorID=big" + std::string(noise) + " fuel=1 " + std::to_string(1764000000'000'000'000 + n));
+        b.lines.push_back("genData,generatorID=big" + std::string(noise) + " fuel=1 " +
+                          std::to_string(1764000000'000'000'000 + n));
       }
       b.min_ts_ns = 1764000000'000'000'000 + n - 1000;
       b.max_ts_ns = 1764000000'000'000'000 + n - 1;
@@ -204,7 +208,8 @@ TEST_F(DiskFaultTest, DamageInALargeQueueFoundAfterStartEndsTheAgentAndTheRestar
     f.seekp(static_cast<std::streamoff>(size / 4 * 3 / 4096 * 4096));
     f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
   }
-  env_["EDGELINE_INFLUX_URL"] = "http://127.0.0.1:" + std::to_string(testing::FreePort());  // offline: reads stay at the start
+  env_["EDGELINE_INFLUX_URL"] =
+      "http://127.0.0.1:" + std::to_string(testing::FreePort());  // offline: reads stay at the start
   auto first = std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env_,
                                                   dir_ + "/agent-first.log");
   ASSERT_TRUE(WaitFor([&] { return !first->running(); }, 60s)) << first->Log();

@@ -63,8 +63,8 @@ TEST(DownsampleCrash, SeedOutputIsExactAcrossRandomKills) {
   ASSERT_TRUE(done);
 
   const std::vector<std::string> expected = testing::ExpectedDownsampled();
-  bool arrived = WaitFor([&] { return testing::DownsampledInInflux(influxd, "downsampled").size() >= 45; }, 120s,
-                         250ms);
+  bool arrived =
+      WaitFor([&] { return testing::DownsampledInInflux(influxd, "downsampled").size() >= 45; }, 120s, 250ms);
   std::vector<std::string> got = testing::DownsampledInInflux(influxd, "downsampled");
   EXPECT_TRUE(arrived) << agent->Log();
   EXPECT_EQ(got, expected);

@@ -50,9 +50,8 @@ TEST(SigkillTest, EveryAcknowledgedMessageReachesInfluxdAcrossRandomKills) {
     while (!stop_publishing) {
       std::vector<std::pair<std::string, std::string>> chunk;
       for (int i = 0; i < 20; ++i, ++seq) {
-        chunk.emplace_back("emergency_generator/crash",
-                           "{\"generatorID\": \"crash\", \"seq\": " + std::to_string(seq) +
-                               ", \"fuel\": " + std::to_string(seq % 1000) + "}");
+        chunk.emplace_back("emergency_generator/crash", "{\"generatorID\": \"crash\", \"seq\": " + std::to_string(seq) +
+                                                            ", \"fuel\": " + std::to_string(seq % 1000) + "}");
       }
       pub.PublishAll(chunk);  // returns when the broker acknowledged all of them
       published = seq;
@@ -78,8 +77,8 @@ TEST(SigkillTest, EveryAcknowledgedMessageReachesInfluxdAcrossRandomKills) {
   bool all = WaitFor([&] { return influxd.QueryCount(distinct_q, db) == total; }, 120s, 250ms);
   const int64_t distinct = influxd.QueryCount(distinct_q, db);
   const int64_t points = influxd.QueryCount("SELECT count(seq) FROM genData", db);
-  std::printf("sigkill: trials=%d published=%d distinct_in_influxd=%lld points=%lld duplicates=%lld\n", kTrials,
-              total, static_cast<long long>(distinct), static_cast<long long>(points),
+  std::printf("sigkill: trials=%d published=%d distinct_in_influxd=%lld points=%lld duplicates=%lld\n", kTrials, total,
+              static_cast<long long>(distinct), static_cast<long long>(points),
               static_cast<long long>(points - distinct));
   EXPECT_TRUE(all) << "missing " << (total - distinct) << " acknowledged messages\n" << agent->Log();
   EXPECT_GE(points, distinct);

@@ -81,8 +81,7 @@ void CheckEnvFileError(const Status& st, const std::string& path, std::string_vi
   const std::string reason = m.substr(colon + 2);
   bool known = false;
   for (const char* r : kReasons) known = known || reason == r;
-  FUZZ_CHECK(known, "env file error reason is not a fixed text (may echo the line): " + Show(m) + " for " +
-                        Show(text));
+  FUZZ_CHECK(known, "env file error reason is not a fixed text (may echo the line): " + Show(m) + " for " + Show(text));
 }
 
 void CheckConfig(const std::map<std::string, std::string>& env) {

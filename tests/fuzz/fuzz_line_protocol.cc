@@ -61,16 +61,11 @@ bool ValidUtf8(std::string_view s) {
 bool SameValue(const FieldValue& a, const FieldValue& b) {
   if (a.type != b.type) return false;
   switch (a.type) {
-    case FieldType::kFloat:
-      return std::memcmp(&a.f, &b.f, sizeof(double)) == 0;  // -0 stays -0
-    case FieldType::kInteger:
-      return a.i == b.i;
-    case FieldType::kUnsigned:
-      return a.u == b.u;
-    case FieldType::kString:
-      return a.s == b.s;
-    case FieldType::kBool:
-      return a.b == b.b;
+    case FieldType::kFloat: return std::memcmp(&a.f, &b.f, sizeof(double)) == 0;  // -0 stays -0
+    case FieldType::kInteger: return a.i == b.i;
+    case FieldType::kUnsigned: return a.u == b.u;
+    case FieldType::kString: return a.s == b.s;
+    case FieldType::kBool: return a.b == b.b;
   }
   return false;
 }

@@ -19,8 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ingest/mapping.h"
 #include "common/line_protocol.h"
+#include "ingest/mapping.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace edgeline {
@@ -35,17 +35,10 @@ MappingConfig ConfigFor(uint8_t flags) {
   if (flags & 0x01) c.json_integers = {"load", "power", "n", "a_b"};
   if (flags & 0x02) c.json_tags = {"generatorID", "site", "a_b", "t"};
   switch ((flags >> 2) & 0x03) {
-    case 1:
-      c.topic_tags = "emergency_generator/{generatorID}";
-      break;
-    case 2:
-      c.topic_tags = "+/{site}/{generatorID}";
-      break;
-    case 3:
-      c.topic_tags = "{a}/{b}/+/{c}";
-      break;
-    default:
-      break;
+    case 1: c.topic_tags = "emergency_generator/{generatorID}"; break;
+    case 2: c.topic_tags = "+/{site}/{generatorID}"; break;
+    case 3: c.topic_tags = "{a}/{b}/+/{c}"; break;
+    default: break;
   }
   static constexpr const char* kFormats[] = {"", "s", "ms", "us", "ns", "rfc3339", "ns", ""};
   const char* format = kFormats[(flags >> 4) & 0x07];
@@ -59,8 +52,8 @@ MappingConfig ConfigFor(uint8_t flags) {
 
 void CheckReasons(const std::vector<std::string>& reasons, std::string_view what, std::string_view payload) {
   // 20 kept plus one "... and N more" summary (see kMaxReasons in mapping.cc).
-  FUZZ_CHECK(reasons.size() <= 21, std::string(what) + ": " + std::to_string(reasons.size()) + " entries for " +
-                                       Show(payload, 100));
+  FUZZ_CHECK(reasons.size() <= 21,
+             std::string(what) + ": " + std::to_string(reasons.size()) + " entries for " + Show(payload, 100));
   for (const auto& r : reasons) {
     FUZZ_CHECK(!r.empty() && r.size() <= 400, std::string(what) + " empty or too long: " + Show(r));
     for (char c : r) {
@@ -78,8 +71,7 @@ const FieldValue* FindField(const Point& p, const std::string& key) {
 
 // Semantic oracle on top-level members (no '_', so flattening cannot collide with them): what
 // the line says is what the JSON said, or the member was dropped with a warning.
-void CheckAgainstJson(const MappingConfig& config, std::string_view payload, const Point& p,
-                      const MappedMessage& m) {
+void CheckAgainstJson(const MappingConfig& config, std::string_view payload, const Point& p, const MappedMessage& m) {
   nlohmann::json doc = nlohmann::json::parse(payload, nullptr, false);
   if (!doc.is_object()) return;
   for (const auto& [key, value] : doc.items()) {
@@ -108,8 +100,7 @@ void CheckAgainstJson(const MappingConfig& config, std::string_view payload, con
     } else if (value.is_string()) {
       FUZZ_CHECK(f->type == FieldType::kString && f->s == value.get<std::string>(),
                  "string changed: " + Show(key) + " in " + Show(payload));
-    } else if (std::find(config.json_integers.begin(), config.json_integers.end(), key) !=
-               config.json_integers.end()) {
+    } else if (std::find(config.json_integers.begin(), config.json_integers.end(), key) != config.json_integers.end()) {
       FUZZ_CHECK(f->type == FieldType::kInteger, "integer key not an integer: " + Show(key));
       if (value.is_number_integer()) {
         FUZZ_CHECK(f->i == value.get<int64_t>(), "integer changed: " + Show(key) + " in " + Show(payload));

@@ -26,8 +26,8 @@ TEST(DeadLetters, RealTypeConflictIsIsolatedListedReplayedAndPurged) {
   auto env = testing::AgentEnv(mosquitto, influxd, dir + "/queue.db", "conflict");
   env["EDGELINE_MQTT_TOPICS"] = "lp/#";
   testing::Subscriber status(mosquitto.url(), "status-watch", "edgeline/edgeline-test/status");
-  auto agent = std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env,
-                                                  dir + "/agent.log");
+  auto agent =
+      std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env, dir + "/agent.log");
   ASSERT_TRUE(WaitFor([&] { return status.Last("edgeline/edgeline-test/status") == "online"; }, 20s));
   testing::Publisher publisher(mosquitto.url(), "dlq-publisher");
   publisher.PublishAll({{"lp/a", "m,g=a v=1i 1764000000000000000"}});

@@ -25,8 +25,8 @@ class DownsampleEndToEnd : public ::testing::Test {
   // Starts the agent with `env`, waits until it is online, publishes the trace and the closing
   // messages.
   void RunAgentOnTheTrace() {
-    agent = std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env,
-                                               dir_ + "/agent.log");
+    agent =
+        std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env, dir_ + "/agent.log");
     ASSERT_TRUE(WaitFor([&] { return status_.Last("edgeline/edgeline-test/status") == "online"; }, 20s))
         << agent->Log();
     testing::Publisher publisher(mosquitto.url(), "fixture-publisher");
@@ -51,8 +51,7 @@ TEST_F(DownsampleEndToEnd, FixtureArrivesInTheDownsampledDatabaseWithAlarmsOnMqt
 
   const std::vector<std::string> expected = testing::ExpectedDownsampled();
   ASSERT_EQ(expected.size(), 45u);
-  bool arrived = WaitFor([&] { return testing::DownsampledInInflux(influxd, "downsampled").size() >= 45; },
-                         60s, 200ms);
+  bool arrived = WaitFor([&] { return testing::DownsampledInInflux(influxd, "downsampled").size() >= 45; }, 60s, 200ms);
   EXPECT_TRUE(arrived) << agent->Log();
   EXPECT_EQ(testing::DownsampledInInflux(influxd, "downsampled"), expected);
   // The raw stream went to its own database, all 399 points (plus the closing ones).
@@ -73,10 +72,13 @@ TEST_F(DownsampleEndToEnd, FixtureArrivesInTheDownsampledDatabaseWithAlarmsOnMqt
   }
   for (const auto& [generator, level] : last_level) {
     const std::string topic = "site/alarms/" + generator + "/alarm";
-    EXPECT_TRUE(WaitFor([&] {
-      std::string last = alarms.Last(topic);
-      return !last.empty() && nlohmann::json::parse(last)["value"] == level;
-    }, 20s)) << topic << " last: " << alarms.Last(topic);
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          std::string last = alarms.Last(topic);
+          return !last.empty() && nlohmann::json::parse(last)["value"] == level;
+        },
+        20s))
+        << topic << " last: " << alarms.Last(topic);
   }
 
   auto report = testing::RunCommand({EDGELINE_BINARY, "status", "--json"}, env);

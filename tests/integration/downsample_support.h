@@ -36,8 +36,8 @@ inline Messages TimestampedFixture() {
 inline Messages ClosingMessages() {
   Messages out;
   for (const char* g : {"generator1", "generator2", "generator3"}) {
-    nlohmann::json p = {{"generatorID", g}, {"lat", 0.0}, {"lon", 0.0}, {"temperature", 0},
-                        {"power", 0},      {"load", 0},  {"fuel", 1000}, {"ts", kTraceEndNs + 120'000'000'000}};
+    nlohmann::json p = {{"generatorID", g}, {"lat", 0.0}, {"lon", 0.0},   {"temperature", 0},
+                        {"power", 0},       {"load", 0},  {"fuel", 1000}, {"ts", kTraceEndNs + 120'000'000'000}};
     out.emplace_back(std::string("emergency_generator/") + g, p.dump());
   }
   return out;
@@ -77,9 +77,8 @@ inline std::vector<std::string> ExpectedDownsampled() {
 inline std::vector<std::string> RowsInInflux(const Influxd& influx, const std::string& db, int64_t from_ns,
                                              int64_t until_ns) {
   std::vector<std::string> out;
-  auto r = influx.Query("SELECT * FROM genData WHERE time >= " + std::to_string(from_ns) +
-                            " AND time < " + std::to_string(until_ns),
-                        db);
+  auto r = influx.Query(
+      "SELECT * FROM genData WHERE time >= " + std::to_string(from_ns) + " AND time < " + std::to_string(until_ns), db);
   const auto& series = r["results"][0]["series"];
   if (!series.is_array()) return out;
   const std::set<std::string> tag_keys = {"generatorID", "region"};
@@ -121,8 +120,7 @@ inline std::vector<std::string> DownsampledInInflux(const Influxd& influx, const
 }
 
 inline std::map<std::string, std::string> DownsampleAgentEnv(const Mosquitto& mqtt, const Influxd& influx,
-                                                             const std::string& queue_path,
-                                                             const std::string& raw_db,
+                                                             const std::string& queue_path, const std::string& raw_db,
                                                              const std::string& downsampled_db) {
   auto env = AgentEnv(mqtt, influx, queue_path, raw_db);
   env["EDGELINE_DOWNSAMPLE_PRESET"] = "seed";

@@ -55,15 +55,18 @@ class HttpApiTest : public ::testing::Test {
     env_ = testing::AgentEnv(mosquitto_, influxd_, dir_ + "/queue.db", "http");  // HTTP on port 0
     env_["EDGELINE_HTTP_TOKEN"] = "edge-secret-token";
     env_["EDGELINE_HTTP_MAX_BODY"] = "64KiB";
-    agent_ = std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env_,
-                                                dir_ + "/agent.log");
+    agent_ =
+        std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env_, dir_ + "/agent.log");
     ASSERT_TRUE(WaitFor([&] { return (port_ = testing::AgentHttpPort(*agent_)) > 0; }, 20s)) << agent_->Log();
     // Up, and its MQTT session connected (the metrics test counts on it).
-    ASSERT_TRUE(WaitFor([&] {
-      CurlResult h = Curl({Url("/health")});
-      auto j = nlohmann::json::parse(h.body, nullptr, false);
-      return h.code == 200 && !j.is_discarded() && j["mqtt"]["connected"] == 1;
-    }, 20s)) << agent_->Log();
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          CurlResult h = Curl({Url("/health")});
+          auto j = nlohmann::json::parse(h.body, nullptr, false);
+          return h.code == 200 && !j.is_discarded() && j["mqtt"]["connected"] == 1;
+        },
+        20s))
+        << agent_->Log();
   }
   std::string Url(const std::string& path) { return "http://127.0.0.1:" + std::to_string(port_) + path; }
 
@@ -100,10 +103,13 @@ TEST_F(HttpApiTest, GzipWritesLikeTelegrafReachInfluxdAfterCommit) {
   auto v1 = Curl({"-X", "POST", Url("/write?db=mydb&precision=s&u=any&p=edge-secret-token"), "--data-binary",
                   "mem,host=edge1 used=42 1764000000"});
   EXPECT_EQ(v1.code, 204) << v1.body;
-  EXPECT_TRUE(WaitFor([&] {
-    auto r = influxd_.Query("SELECT used FROM mem", "http");
-    return r["results"][0]["series"][0]["values"][0][0] == 1764000000000000000;
-  }, 30s)) << influxd_.Query("SELECT used FROM mem", "http").dump();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto r = influxd_.Query("SELECT used FROM mem", "http");
+        return r["results"][0]["series"][0]["values"][0][0] == 1764000000000000000;
+      },
+      30s))
+      << influxd_.Query("SELECT used FROM mem", "http").dump();
 }
 
 TEST_F(HttpApiTest, AuthBadLinesAndLimitsAnswerLikeInfluxDB) {
@@ -114,8 +120,9 @@ TEST_F(HttpApiTest, AuthBadLinesAndLimitsAnswerLikeInfluxDB) {
   EXPECT_EQ(wrong.code, 401);
 
   // One bad line: 400 partial write naming it; the good ones are committed and delivered.
-  auto partial = Curl({"-X", "POST", Url("/api/v2/write?org=o&bucket=b"), "-H", "Authorization: Token edge-secret-token",
-                       "--data-binary", "good,k=1 v=1 1764000000000000001\nbad line here\ngood,k=2 v=2 1764000000000000002"});
+  auto partial =
+      Curl({"-X", "POST", Url("/api/v2/write?org=o&bucket=b"), "-H", "Authorization: Token edge-secret-token",
+            "--data-binary", "good,k=1 v=1 1764000000000000001\nbad line here\ngood,k=2 v=2 1764000000000000002"});
   EXPECT_EQ(partial.code, 400);
   EXPECT_NE(partial.body.find("partial write"), std::string::npos) << partial.body;
   EXPECT_NE(partial.body.find("bad line here"), std::string::npos) << partial.body;
@@ -127,14 +134,18 @@ TEST_F(HttpApiTest, AuthBadLinesAndLimitsAnswerLikeInfluxDB) {
     for (int i = 0; i < 3000; ++i) out << "big,k=1 v=" << i << " " << 1764000000000000000 + i << "\n";
   }
   EXPECT_EQ(Curl({"-X", "POST", Url("/api/v2/write?org=o&bucket=b"), "-H", "Authorization: Token edge-secret-token",
-                  "--data-binary", "@" + big}).code, 413);
+                  "--data-binary", "@" + big})
+                .code,
+            413);
   EXPECT_LE(influxd_.QueryCount("SELECT count(v) FROM big", "http"), 0);  // nothing of it kept
 
   auto precision = Curl({"-X", "POST", Url("/api/v2/write?org=o&bucket=b&precision=fortnights"), "-H",
                          "Authorization: Token edge-secret-token", "--data-binary", "m v=1 1"});
   EXPECT_EQ(precision.code, 400);
   EXPECT_EQ(Curl({"-X", "POST", Url("/api/v2/write?org=o"), "-H", "Authorization: Token edge-secret-token",
-                  "--data-binary", "m v=1 1"}).code, 400);  // no bucket
+                  "--data-binary", "m v=1 1"})
+                .code,
+            400);  // no bucket
 }
 
 TEST_F(HttpApiTest, HealthAndMetricsAreWellFormed) {

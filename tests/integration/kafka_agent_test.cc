@@ -78,8 +78,8 @@ class KafkaAgentTest : public ::testing::Test {
     env_["EDGELINE_KAFKA_PROP_MESSAGE_TIMEOUT_MS"] = "5000";  // exercise the mirror's own retry
   }
   std::unique_ptr<testing::Process> StartAgent() {
-    auto agent = std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env_,
-                                                    dir_ + "/agent.log");
+    auto agent =
+        std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env_, dir_ + "/agent.log");
     EXPECT_TRUE(WaitFor([&] { return status_.Last("edgeline/edgeline-test/status") == "online"; }, 20s))
         << agent->Log();
     return agent;
@@ -113,10 +113,12 @@ TEST_F(KafkaAgentTest, EveryRawAndDownsampledRecordWithTheRightTopicKeyAndValue)
   const std::multiset<std::string> down(down_list.begin(), down_list.end());
   bool keys_ok = true;
   EXPECT_TRUE(WaitFor([&] { return TraceRecords(cluster_.bootstrap(), "generators", &keys_ok).size() >= raw.size(); },
-                      60s, 500ms)) << agent->Log();
-  EXPECT_TRUE(WaitFor([&] {
-    return TraceRecords(cluster_.bootstrap(), "EGkafka_downsampled", &keys_ok).size() >= down.size();
-  }, 60s, 500ms)) << agent->Log();
+                      60s, 500ms))
+      << agent->Log();
+  EXPECT_TRUE(
+      WaitFor([&] { return TraceRecords(cluster_.bootstrap(), "EGkafka_downsampled", &keys_ok).size() >= down.size(); },
+              60s, 500ms))
+      << agent->Log();
   EXPECT_EQ(TraceRecords(cluster_.bootstrap(), "generators", &keys_ok), raw);
   EXPECT_EQ(TraceRecords(cluster_.bootstrap(), "EGkafka_downsampled", &keys_ok), down);
   EXPECT_TRUE(keys_ok);
@@ -145,9 +147,9 @@ TEST_F(KafkaAgentTest, KafkaDownNeverBlocksInfluxAndInfluxDownNeverBlocksKafka) 
   publisher.PublishAll(testing::ClosingMessages());
   bool keys_ok = true;
   const std::multiset<std::string> raw = ExpectedRaw();
-  EXPECT_TRUE(WaitFor([&] {
-    return Distinct(TraceRecords(cluster_.bootstrap(), "generators", &keys_ok)) == raw;
-  }, 90s, 500ms)) << agent->Log();
+  EXPECT_TRUE(
+      WaitFor([&] { return Distinct(TraceRecords(cluster_.bootstrap(), "generators", &keys_ok)) == raw; }, 90s, 500ms))
+      << agent->Log();
   EXPECT_GT(Sink("influx")["pending_points"].get<int64_t>(), 0);  // held for InfluxDB meanwhile
 
   influxd_.Start();

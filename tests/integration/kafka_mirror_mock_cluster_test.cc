@@ -32,17 +32,16 @@
 #include "tests/support/harness.h"
 #include "tests/support/kafka_mock.h"
 
-
 namespace edgeline {
 namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
 using testing::MakeTempDir;
+using testing::MockCluster;
 using testing::Process;
 using testing::RunCommand;
 using testing::WaitFor;
-using testing::MockCluster;
 
 constexpr const char* kRawTopicGen1 = "EGgenerator1";
 constexpr const char* kRawTopicOthers = "EGgenerators";
@@ -156,12 +155,14 @@ class KafkaMirrorIntegrationTest : public ::testing::Test {
   // Appends raw and downsampled batches [from, to) of each list, interleaved like a live agent.
   void AppendBatches(size_t from_fraction_num, size_t to_fraction_num, size_t denom) {
     auto range = [&](size_t n, size_t f) { return n * f / denom; };
-    for (size_t i = range(raw_batches_.size(), from_fraction_num); i < range(raw_batches_.size(), to_fraction_num); ++i) {
+    for (size_t i = range(raw_batches_.size(), from_fraction_num); i < range(raw_batches_.size(), to_fraction_num);
+         ++i) {
       auto seqs = queue_->Append({raw_batches_[i]}, {});
       ASSERT_TRUE(seqs.ok()) << seqs.status().ToString();
       last_raw_seq_ = seqs->front();
     }
-    for (size_t i = range(down_batches_.size(), from_fraction_num); i < range(down_batches_.size(), to_fraction_num); ++i) {
+    for (size_t i = range(down_batches_.size(), from_fraction_num); i < range(down_batches_.size(), to_fraction_num);
+         ++i) {
       auto seqs = queue_->Append({down_batches_[i]}, {});
       ASSERT_TRUE(seqs.ok()) << seqs.status().ToString();
       last_down_seq_ = seqs->front();
@@ -194,7 +195,7 @@ class KafkaMirrorIntegrationTest : public ::testing::Test {
     }
   }
   void StopMirrors() {
-    threads_.clear();  // request_stop + join
+    threads_.clear();   // request_stop + join
     producer_.reset();  // before the mirrors: see kafka/producer.h
     mirrors_.clear();
   }
@@ -230,8 +231,8 @@ class KafkaMirrorIntegrationTest : public ::testing::Test {
     Comparison c;
     c.expected = static_cast<int64_t>(expected_.size());
     for (const std::string topic : {kRawTopicGen1, kRawTopicOthers, kDownTopic}) {
-      testing::CommandResult result = RunCommand(
-          {"kcat", "-C", "-b", cluster_->bootstrap(), "-t", topic, "-e", "-q", "-f", "%k\t%s\n"}, {}, 30s);
+      testing::CommandResult result =
+          RunCommand({"kcat", "-C", "-b", cluster_->bootstrap(), "-t", topic, "-e", "-q", "-f", "%k\t%s\n"}, {}, 30s);
       EXPECT_EQ(result.exit_code, 0) << result.output;
       std::multiset<std::pair<std::string, std::string>> got;
       std::map<std::string, int64_t> last_time_per_key;
@@ -328,10 +329,13 @@ TEST_F(KafkaMirrorIntegrationTest, AllBrokersDownThenUpLosesNothing) {
   ASSERT_TRUE(WaitFor([&] { return CaughtUp(); }, 20s));
   cluster_->Command("down");
   AppendBatches(1, 3, 3);
-  ASSERT_TRUE(WaitFor([&] {
-    SinkStatus s = Sink("kafka-raw");
-    return s.state == "offline" && s.consecutive_failures >= 1;
-  }, 15s)) << Sink("kafka-raw").state;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        SinkStatus s = Sink("kafka-raw");
+        return s.state == "offline" && s.consecutive_failures >= 1;
+      },
+      15s))
+      << Sink("kafka-raw").state;
   SinkStatus offline = Sink("kafka-raw");
   EXPECT_NE(offline.last_error, "");
   EXPECT_LT(offline.cursor_seq, last_raw_seq_);
@@ -417,8 +421,8 @@ TEST_F(KafkaMirrorIntegrationTest, Throughput) {
     for (int i = 0; i < kLinesPerBatch; ++i) {
       const std::string& base = raw[static_cast<size_t>(i) % raw.size()];
       // Unique timestamps keep every record distinct.
-      std::string line = base.substr(0, base.rfind(' ') + 1) +
-                         std::to_string(1764000000000000000LL + b * kLinesPerBatch + i);
+      std::string line =
+          base.substr(0, base.rfind(' ') + 1) + std::to_string(1764000000000000000LL + b * kLinesPerBatch + i);
       AddLine(&in, line, "emergency_generator/generator" + std::to_string(i % 3 + 1));
     }
     batches.push_back(std::move(in));

@@ -195,8 +195,8 @@ TEST(OutageTest, InfluxdStoppedWhileMessagesFlowLosesNothing) {
       "total=%.1fs\n",
       kMessages, published_during, static_cast<long long>(distinct), static_cast<long long>(points),
       static_cast<long long>(kMessages - distinct), static_cast<long long>(points - distinct), outage_s,
-      after.max_consecutive_failures, after.failure_streaks, states.c_str(), codes.c_str(), log_offline,
-      log_recovered, static_cast<long long>(after.max_pending_points), Seconds(publish_done - publish_started),
+      after.max_consecutive_failures, after.failure_streaks, states.c_str(), codes.c_str(), log_offline, log_recovered,
+      static_cast<long long>(after.max_pending_points), Seconds(publish_done - publish_started),
       Seconds(delivered - outage_end), Seconds(delivered - test_start));
 
   // Zero lost; each point once (re-sent points of a retried request deduplicate in influxd).
@@ -261,8 +261,7 @@ TEST(OutageTest, RetryAfterHoldsTheAgentBackWhileMessagesKeepArriving) {
   std::thread publisher([&] {
     testing::Publisher pub(mosquitto.url(), "retry-after-publisher");
     for (int seq = 0; !stop && seq < 250; ++seq) {
-      pub.PublishAll(
-          {{"emergency_generator/ra", "{\"generatorID\": \"ra\", \"seq\": " + std::to_string(seq) + "}"}});
+      pub.PublishAll({{"emergency_generator/ra", "{\"generatorID\": \"ra\", \"seq\": " + std::to_string(seq) + "}"}});
       published = seq + 1;
       std::this_thread::sleep_for(20ms);  // pacing of the load
     }
@@ -294,7 +293,8 @@ TEST(OutageTest, RetryAfterHoldsTheAgentBackWhileMessagesKeepArriving) {
   // Everything published arrives.
   const int total = published;
   EXPECT_TRUE(WaitFor([&] { return static_cast<int>(server.Lines().size()) >= total; }, 15s))
-      << server.Lines().size() << " of " << total << "\n" << agent.Log();
+      << server.Lines().size() << " of " << total << "\n"
+      << agent.Log();
   EXPECT_EQ(agent.Terminate(), 0) << agent.Log();
   std::error_code ignored;
   if (!HasFailure()) std::filesystem::remove_all(dir, ignored);

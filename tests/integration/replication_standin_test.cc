@@ -16,14 +16,14 @@
 #include <thread>
 #include <vector>
 
-#include "common/clock.h"
 #include "common/backoff.h"
+#include "common/clock.h"
 #include "replication/http_transport.h"
 #include "replication/influx_writer.h"
 #include "replication/replicator.h"
 #include "storage/queue.h"
-#include "tests/support/influx_standin.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/influx_standin.h"
 #include "tests/support/temp_queue.h"
 
 namespace edgeline {
@@ -44,9 +44,7 @@ std::vector<std::string> MakeLines(int n, int offset = 0) {
   return lines;
 }
 
-std::vector<std::string_view> Views(const std::vector<std::string>& lines) {
-  return {lines.begin(), lines.end()};
-}
+std::vector<std::string_view> Views(const std::vector<std::string>& lines) { return {lines.begin(), lines.end()}; }
 
 std::vector<std::string> Sorted(std::vector<std::string> v) {
   std::sort(v.begin(), v.end());
@@ -206,8 +204,7 @@ TEST_F(StandinTest, BisectionIsolatesOneBadLineInA5000LineBatch) {
   EXPECT_EQ(out.accepted, 4999);
   ASSERT_EQ(out.rejected.size(), 1u);
   EXPECT_EQ(out.rejected[0].line, bad);
-  EXPECT_NE(out.rejected[0].reason.find("unable to parse '" + bad + "'"), std::string::npos)
-      << out.rejected[0].reason;
+  EXPECT_NE(out.rejected[0].reason.find("unable to parse '" + bad + "'"), std::string::npos) << out.rejected[0].reason;
   EXPECT_NE(out.error.find("1 line(s) rejected"), std::string::npos) << out.error;
 
   std::vector<std::string> good = lines;
@@ -319,7 +316,8 @@ TEST_F(StandinTest, TooLargeSplitsUntilEverythingIsStored) {
   // One line alone above the limit cannot be split: rejected, the rest goes on.
   standin_->Clear();
   standin_->SetMaxBodyBytes(60);
-  const std::vector<std::string> mixed = {MakeLines(1)[0], "genData,generatorID=g1 note=\"" + std::string(80, 'x') + "\" 1"};
+  const std::vector<std::string> mixed = {MakeLines(1)[0],
+                                          "genData,generatorID=g1 note=\"" + std::string(80, 'x') + "\" 1"};
   out = Write(V2(), mixed);
   EXPECT_EQ(out.kind, WriteOutcomeKind::kOk);
   ASSERT_EQ(out.rejected.size(), 1u);
@@ -419,9 +417,10 @@ TEST_F(StandinTest, StandinAnswers100ContinueBeforeTheBody) {
   addr.sin_port = htons(static_cast<uint16_t>(standin_->port()));
   ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   const std::string body = MakeLines(1)[0] + "\n";
-  const std::string head = "POST /api/v2/write?org=edge-org&bucket=kafka&precision=ns HTTP/1.1\r\n"
-                           "Host: x\r\nAuthorization: Token " + std::string(kToken) +
-                           "\r\nExpect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  const std::string head =
+      "POST /api/v2/write?org=edge-org&bucket=kafka&precision=ns HTTP/1.1\r\n"
+      "Host: x\r\nAuthorization: Token " +
+      std::string(kToken) + "\r\nExpect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
   ASSERT_EQ(::send(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
   auto read_until = [fd](const std::string& end) {
     std::string got;

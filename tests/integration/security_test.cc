@@ -16,11 +16,11 @@
 #include <set>
 #include <sstream>
 
+#include "common/strings.h"
 #include "gtest/gtest.h"
 #include "replication/http_transport.h"
 #include "tests/support/harness.h"
 #include "tests/support/tls_support.h"
-#include "common/strings.h"
 
 namespace edgeline {
 namespace {
@@ -87,7 +87,7 @@ std::string ReadFile(const std::string& path) {
 }
 
 int Mode(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return -1;
   return static_cast<int>(st.st_mode & 07777);
 }
@@ -141,18 +141,24 @@ class SecurityTest : public ::testing::Test {
   // agent keeps running, disconnected, with nothing committed. Returns the reported error.
   std::string ExpectRefusedConnect(Process& agent, const Env& env) {
     nlohmann::json status;
-    EXPECT_TRUE(WaitFor([&] {
-      status = StatusJson(env);
-      return !status.is_discarded() && status["agent"]["running"] == true &&
-             !status["agent"]["mqtt_last_error"].get<std::string>().empty();
-    }, 30s)) << agent.Log();
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          status = StatusJson(env);
+          return !status.is_discarded() && status["agent"]["running"] == true &&
+                 !status["agent"]["mqtt_last_error"].get<std::string>().empty();
+        },
+        30s))
+        << agent.Log();
     // Several attempts, not just the first: the retry loop must not crash or give up.
-    EXPECT_TRUE(WaitFor([&] {
-      const std::string log = agent.Log();
-      size_t n = 0;
-      for (size_t p = log.find("failed"); p != std::string::npos; p = log.find("failed", p + 1)) ++n;
-      return n >= 2;
-    }, 30s)) << agent.Log();
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          const std::string log = agent.Log();
+          size_t n = 0;
+          for (size_t p = log.find("failed"); p != std::string::npos; p = log.find("failed", p + 1)) ++n;
+          return n >= 2;
+        },
+        30s))
+        << agent.Log();
     EXPECT_TRUE(agent.running()) << agent.Log();
     status = StatusJson(env);
     EXPECT_EQ(status["agent"]["mqtt_connected"], false);
@@ -314,10 +320,14 @@ TEST_F(SecurityTest, InfluxHttpsWrongCaKeepsPointsQueuedUntilTheRightCa) {
     testing::Publisher publisher(broker.url(), "security-publisher");
     publisher.PublishAll(GeneratorMessages(0, kPoints));
     nlohmann::json sink;
-    ASSERT_TRUE(WaitFor([&] {
-      sink = InfluxSink(StatusJson(env));
-      return !sink.is_null() && sink["pending_points"] == kPoints && sink["consecutive_failures"].get<int64_t>() >= 2;
-    }, 60s)) << sink.dump() << agent->Log();
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          sink = InfluxSink(StatusJson(env));
+          return !sink.is_null() && sink["pending_points"] == kPoints &&
+                 sink["consecutive_failures"].get<int64_t>() >= 2;
+        },
+        60s))
+        << sink.dump() << agent->Log();
     const std::string error = sink["last_error"].get<std::string>();
     EXPECT_TRUE(ContainsAny(error, {"certificate"})) << error;
     std::cout << "influx sink with the wrong CA: " << sink["state"] << ": " << error << "\n";
@@ -337,10 +347,13 @@ TEST_F(SecurityTest, InfluxHttpsWrongCaKeepsPointsQueuedUntilTheRightCa) {
   EXPECT_TRUE(WaitFor([&] { return influx.QueryCount("SELECT count(seq) FROM genData", "https") == kPoints; }, 60s))
       << agent->Log();
   nlohmann::json sink;
-  EXPECT_TRUE(WaitFor([&] {
-    sink = InfluxSink(StatusJson(env));
-    return sink["pending_points"] == 0 && sink["sent_points"] == kPoints;
-  }, 30s)) << sink.dump();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        sink = InfluxSink(StatusJson(env));
+        return sink["pending_points"] == 0 && sink["sent_points"] == kPoints;
+      },
+      30s))
+      << sink.dump();
   EXPECT_EQ(sink["dead_lettered"], 0);
   EXPECT_EQ(sink["consecutive_failures"], 0);
   EXPECT_EQ(influx.QueryCount("SELECT count(seq) FROM genData", "https"), kPoints);
@@ -473,13 +486,16 @@ TEST_F(SecurityTest, SecretsAppearInNoOutputAndNotInTheQueueFile) {
     EXPECT_EQ(write(*agent, {"-H", "Authorization: Token " + http_token}, "m v=1 1764000000000000001").code, 204);
     EXPECT_EQ(write(*agent, {}, "m v=2 1764000000000000002", "/write?db=d&u=x&p=" + http_token).code, 204);
     nlohmann::json status;
-    ASSERT_TRUE(WaitFor([&] {
-      status = StatusJson(env);
-      const nlohmann::json sink = InfluxSink(status);
-      // One 401 is enough: auth failures are retried slowly (EDGELINE_RETRY_MAX does not apply).
-      return !sink.is_null() && sink["last_code"] == 401 && sink["state"] == "auth-failed" &&
-             !status["agent"]["mqtt_last_error"].get<std::string>().empty();
-    }, 60s)) << status.dump(2) << agent->Log();
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          status = StatusJson(env);
+          const nlohmann::json sink = InfluxSink(status);
+          // One 401 is enough: auth failures are retried slowly (EDGELINE_RETRY_MAX does not apply).
+          return !sink.is_null() && sink["last_code"] == 401 && sink["state"] == "auth-failed" &&
+                 !status["agent"]["mqtt_last_error"].get<std::string>().empty();
+        },
+        60s))
+        << status.dump(2) << agent->Log();
     EXPECT_EQ(InfluxSink(status)["pending_points"], 2);
     collect_live("phase 1 (errors)", *agent);
     EXPECT_EQ(agent->Terminate(), 0);
@@ -495,16 +511,22 @@ TEST_F(SecurityTest, SecretsAppearInNoOutputAndNotInTheQueueFile) {
     auto agent = StartAgent(env, "agent-2.log");
     ASSERT_TRUE(WaitFor([&] { return AgentHttpPort(*agent) > 0; }, 20s)) << agent->Log();
     nlohmann::json sink;
-    ASSERT_TRUE(WaitFor([&] {
-      sink = InfluxSink(StatusJson(env));
-      return !sink.is_null() && sink["pending_points"] == 0 && sink["sent_points"] == 2;
-    }, 60s)) << sink.dump() << agent->Log();
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          sink = InfluxSink(StatusJson(env));
+          return !sink.is_null() && sink["pending_points"] == 0 && sink["sent_points"] == 2;
+        },
+        60s))
+        << sink.dump() << agent->Log();
     EXPECT_EQ(write(*agent, {"-H", "Authorization: Token " + http_token}, "m v=\"text\" 1764000000000000003").code,
               204);
-    ASSERT_TRUE(WaitFor([&] {
-      sink = InfluxSink(StatusJson(env));
-      return sink["dead_lettered"] == 1 && sink["pending_points"] == 0;
-    }, 60s)) << sink.dump() << agent->Log();
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          sink = InfluxSink(StatusJson(env));
+          return sink["dead_lettered"] == 1 && sink["pending_points"] == 0;
+        },
+        60s))
+        << sink.dump() << agent->Log();
     collect_live("phase 2 (dead letter)", *agent);
     outputs.emplace_back("dlq list", RunCommand({EDGELINE_BINARY, "dlq", "list"}, env).output);
     const std::string dlq_json = RunCommand({EDGELINE_BINARY, "dlq", "list", "--json"}, env).output;
@@ -522,8 +544,8 @@ TEST_F(SecurityTest, SecretsAppearInNoOutputAndNotInTheQueueFile) {
   EXPECT_NE(outputs.back().second.find("sink_status"), std::string::npos) << outputs.back().second;
 
   // Every `edgeline config` output, and the problem reports of invalid configurations.
-  for (const std::vector<std::string>& flags : {std::vector<std::string>{}, {"--json"}, {"--env-example"},
-                                               {"--markdown"}}) {
+  for (const std::vector<std::string>& flags :
+       {std::vector<std::string>{}, {"--json"}, {"--env-example"}, {"--markdown"}}) {
     std::vector<std::string> argv = {EDGELINE_BINARY, "config"};
     argv.insert(argv.end(), flags.begin(), flags.end());
     auto r = RunCommand(argv, env);
@@ -581,7 +603,7 @@ TEST_F(SecurityTest, SecretsAppearInNoOutputAndNotInTheQueueFile) {
   EXPECT_NE(output("sqlite3 .dump").find("conflict"), std::string::npos);  // the dead letter's reason
   EXPECT_NE(output("phase 1 agent log").find("401"), std::string::npos);
   for (const std::string var : {"EDGELINE_MQTT_PASSWORD", "EDGELINE_INFLUX_TOKEN", "EDGELINE_INFLUX_PASSWORD",
-                                 "EDGELINE_HTTP_TOKEN", "EDGELINE_KAFKA_SASL_PASSWORD"}) {
+                                "EDGELINE_HTTP_TOKEN", "EDGELINE_KAFKA_SASL_PASSWORD"}) {
     const std::string table = output("config ");
     const size_t row = table.find(var + " ");
     EXPECT_NE(row, std::string::npos) << var;
@@ -604,7 +626,9 @@ TEST_F(SecurityTest, QueueFilesAreOwnerOnlyWhateverTheUmask) {
   ::umask(old_umask);
   ASSERT_TRUE(WaitFor([&] { return AgentHttpPort(*agent) > 0; }, 20s)) << agent->Log();
   EXPECT_EQ(Curl({"-X", "POST", "http://127.0.0.1:" + std::to_string(AgentHttpPort(*agent)) + "/write?db=d",
-                  "--data-binary", "m v=1 1764000000000000001"}).code, 204);
+                  "--data-binary", "m v=1 1764000000000000001"})
+                .code,
+            204);
   auto check = [&](const std::string& when) {
     size_t seen = 0;
     for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
@@ -615,9 +639,11 @@ TEST_F(SecurityTest, QueueFilesAreOwnerOnlyWhateverTheUmask) {
     }
     return seen;
   };
-  ASSERT_TRUE(WaitFor([&] {
-    return std::filesystem::exists(dir_ + "/queue.db-wal") && std::filesystem::exists(dir_ + "/queue.db-shm");
-  }, 10s));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return std::filesystem::exists(dir_ + "/queue.db-wal") && std::filesystem::exists(dir_ + "/queue.db-shm");
+      },
+      10s));
   EXPECT_GE(check("while running"), 3u);
   EXPECT_EQ(agent->Terminate(), 0);
   check("after a clean stop");
@@ -729,9 +755,13 @@ TEST_F(SecurityTest, HttpEndpointIsLoopbackByDefaultAndTheTokenGuardsTheQueue) {
   EXPECT_EQ(StatusJson(env)["agent"]["committed_points"], 0);
 
   EXPECT_EQ(Curl({"-X", "POST", base + "/api/v2/write?org=o&bucket=b", "-H", "Authorization: Token " + token,
-                  "--data-binary", lp}).code, 204);
-  EXPECT_EQ(Curl({"-X", "POST", base + "/write?db=d", "-u", "x:" + token, "--data-binary",
-                  "guarded v=2 1764000000000000002"}).code, 204);
+                  "--data-binary", lp})
+                .code,
+            204);
+  EXPECT_EQ(
+      Curl({"-X", "POST", base + "/write?db=d", "-u", "x:" + token, "--data-binary", "guarded v=2 1764000000000000002"})
+          .code,
+      204);
   EXPECT_EQ(committed(), 2);  // 204 means committed
   EXPECT_TRUE(WaitFor([&] { return influx.QueryCount("SELECT count(v) FROM guarded", "token") == 2; }, 30s));
   EXPECT_EQ(agent->Terminate(), 0);

@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <set>
 
-#include "ingest/mapping.h"
 #include "common/line_protocol.h"
 #include "gtest/gtest.h"
+#include "ingest/mapping.h"
 #include "storage/queue.h"
 #include "tests/support/harness.h"
 
@@ -146,8 +146,8 @@ class SpineTest : public ::testing::Test {
   }
   // The agent publishes "online" (retained) after it subscribed on session 0.
   void WaitOnline(Subscriber& sub) {
-    ASSERT_TRUE(WaitFor([&] { return sub.Last(status_topic_) == "online"; }, 20s))
-        << "agent never came online; log:\n" << agent_->Log();
+    ASSERT_TRUE(WaitFor([&] { return sub.Last(status_topic_) == "online"; }, 20s)) << "agent never came online; log:\n"
+                                                                                   << agent_->Log();
   }
   int64_t Count(const std::string& field = "fuel") {
     return influxd_->QueryCount("SELECT count(\"" + field + "\") FROM genData", db_);
@@ -196,18 +196,23 @@ TEST_F(SpineTest, FixtureTraceArrivesInInfluxdWithTheExpectedPoints) {
   EXPECT_LE(*rows.timestamps.rbegin(), SystemClock::Instance().WallNowNs());
 
   // Status while running: the documented JSON fields.
-  ASSERT_TRUE(WaitFor([&] {
-    auto s = Sinks();
-    return !s.empty() && s[0].pending_points == 0;
-  }, 10s));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto s = Sinks();
+        return !s.empty() && s[0].pending_points == 0;
+      },
+      10s));
   // The agent records its counters once a second: wait for the record covering the trace.
   testing::CommandResult status;
   nlohmann::json report;
-  ASSERT_TRUE(WaitFor([&] {
-    status = Status();
-    report = nlohmann::json::parse(status.output, nullptr, false);
-    return !report.is_discarded() && report["agent"]["messages"] == 399;
-  }, 10s)) << status.output;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        status = Status();
+        report = nlohmann::json::parse(status.output, nullptr, false);
+        return !report.is_discarded() && report["agent"]["messages"] == 399;
+      },
+      10s))
+      << status.output;
   ASSERT_EQ(status.exit_code, 0) << status.output;
   EXPECT_TRUE(report["agent"]["running"].get<bool>());
   EXPECT_TRUE(report["agent"]["mqtt_connected"].get<bool>());
@@ -248,10 +253,12 @@ TEST_F(SpineTest, InfluxdDownWhileMessagesFlowThenBackDeliversEachPointOnce) {
   influxd_->Stop();
   Publisher(mosquitto_->url(), "pub-" + name_).PublishAll(FixtureMessages());
   // All committed locally, sink failing.
-  bool queued = WaitFor([&] {
-    auto s = Sinks();
-    return !s.empty() && s[0].pending_points == 399 && s[0].consecutive_failures > 0;
-  }, 30s);
+  bool queued = WaitFor(
+      [&] {
+        auto s = Sinks();
+        return !s.empty() && s[0].pending_points == 399 && s[0].consecutive_failures > 0;
+      },
+      30s);
   auto status = Status();
   influxd_->Start();
   ASSERT_TRUE(queued) << agent_->Log();
@@ -261,10 +268,13 @@ TEST_F(SpineTest, InfluxdDownWhileMessagesFlowThenBackDeliversEachPointOnce) {
   EXPECT_EQ(report["sinks"][0]["last_code"], 0);
   EXPECT_NE(report["sinks"][0]["last_error"], "");
 
-  ASSERT_TRUE(WaitFor([&] {
-    auto s = Sinks();
-    return !s.empty() && s[0].pending_points == 0;
-  }, 60s)) << agent_->Log();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto s = Sinks();
+        return !s.empty() && s[0].pending_points == 0;
+      },
+      60s))
+      << agent_->Log();
   EXPECT_EQ(Count(), 399);
   InfluxRows rows = ReadMeasurement(*influxd_, db_, "genData", {"generatorID"});
   EXPECT_EQ(rows.points, ExpectedRawPoints());
@@ -281,10 +291,12 @@ TEST_F(SpineTest, MessagesPublishedWhileAgentIsDownArriveAfterRestart) {
   Publisher(mosquitto_->url(), "pub-" + name_).PublishAll(FixtureMessages());
   StartAgent();
   ASSERT_TRUE(WaitFor([&] { return Count() >= 399; }, 60s)) << "count=" << Count() << "\n" << agent_->Log();
-  ASSERT_TRUE(WaitFor([&] {
-    auto s = Sinks();
-    return !s.empty() && s[0].pending_points == 0;
-  }, 10s));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto s = Sinks();
+        return !s.empty() && s[0].pending_points == 0;
+      },
+      10s));
   EXPECT_EQ(Count(), 399);
 }
 
@@ -316,8 +328,7 @@ TEST_F(SpineTest, BadInputsAreDeadLetteredAndDoNotBlockGoodOnes) {
   ASSERT_GE(dlq, 5);
   ASSERT_GE(accepted, 5);
   // A good message after the bad ones must not be blocked by them.
-  messages.emplace_back("emergency_generator/generator9",
-                        R"({"generatorID": "generator9", "fuel": 42})");
+  messages.emplace_back("emergency_generator/generator9", R"({"generatorID": "generator9", "fuel": 42})");
   ++accepted;
   Publisher(mosquitto_->url(), "pub-" + name_).PublishAll(messages);
   ASSERT_TRUE(WaitFor([&] { return Count() >= accepted; }, 30s)) << "count=" << Count() << "\n" << agent_->Log();
@@ -363,17 +374,19 @@ TEST_F(SpineTest, BackpressureLeavesMessagesAtTheBrokerUntilThereIsRoom) {
   constexpr int kMessages = 1500;  // ~120 bytes each on disk: about three times what fits
   Messages messages;
   for (int i = 0; i < kMessages; ++i) {
-    messages.emplace_back("emergency_generator/bp",
-                          "{\"generatorID\": \"bp\", \"seq\": " + std::to_string(i) + ", \"fuel\": " +
-                              std::to_string(i * 7 % 1000) + "}");
+    messages.emplace_back("emergency_generator/bp", "{\"generatorID\": \"bp\", \"seq\": " + std::to_string(i) +
+                                                        ", \"fuel\": " + std::to_string(i * 7 % 1000) + "}");
   }
   Publisher(mosquitto_->url(), "pub-" + name_).PublishAll(messages);
 
   nlohmann::json report;
-  ASSERT_TRUE(WaitFor([&] {
-    report = nlohmann::json::parse(Status().output, nullptr, false);
-    return !report.is_discarded() && report["agent"]["commit_failing"] == true;
-  }, 30s)) << agent_->Log();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        report = nlohmann::json::parse(Status().output, nullptr, false);
+        return !report.is_discarded() && report["agent"]["commit_failing"] == true;
+      },
+      30s))
+      << agent_->Log();
   EXPECT_FALSE(report["healthy"].get<bool>());
   EXPECT_EQ(report["agent"]["state"], "queue-full") << report.dump(2);
   // /health says the queue cannot be written, and why: 503, queue-full (not a disk error).
@@ -395,25 +408,26 @@ TEST_F(SpineTest, BackpressureLeavesMessagesAtTheBrokerUntilThereIsRoom) {
   env_["EDGELINE_INFLUX_URL"] = influxd_->url();
   StartAgent();
   ASSERT_TRUE(WaitFor([&] { return Count("seq") >= kMessages; }, 60s)) << "count=" << Count("seq") << "\n"
-                                                                      << agent_->Log();
-  ASSERT_TRUE(WaitFor([&] {
-    auto s = Sinks();
-    return !s.empty() && s[0].pending_points == 0;
-  }, 20s));
+                                                                       << agent_->Log();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto s = Sinks();
+        return !s.empty() && s[0].pending_points == 0;
+      },
+      20s));
   EXPECT_EQ(Count("seq"), kMessages);
   EXPECT_EQ(influxd_->QueryCount("SELECT count(distinct(seq)) FROM genData", db_), kMessages);
 }
 
 TEST(ConfigCommandTest, BadEnvironmentListsEveryProblemAndExits2) {
-  auto r = testing::RunCommand({EDGELINE_BINARY, "config"},
-                               {{"EDGELINE_QUEUE_MAX_BYTES", "lots"},
-                                {"EDGELINE_MQTT_KEEPALIVE", "soon"},
-                                {"EDGELINE_INFLUX_API", "v9"},
-                                {"EDGELINE_INFLUX_TOKEN", "s3cr3t-token-value"},
-                                {"EDGELINE_NOT_A_SETTING", "1"}});
+  auto r = testing::RunCommand({EDGELINE_BINARY, "config"}, {{"EDGELINE_QUEUE_MAX_BYTES", "lots"},
+                                                             {"EDGELINE_MQTT_KEEPALIVE", "soon"},
+                                                             {"EDGELINE_INFLUX_API", "v9"},
+                                                             {"EDGELINE_INFLUX_TOKEN", "s3cr3t-token-value"},
+                                                             {"EDGELINE_NOT_A_SETTING", "1"}});
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  for (const char* name : {"EDGELINE_QUEUE_MAX_BYTES", "EDGELINE_MQTT_KEEPALIVE", "EDGELINE_INFLUX_API",
-                           "EDGELINE_NOT_A_SETTING"}) {
+  for (const char* name :
+       {"EDGELINE_QUEUE_MAX_BYTES", "EDGELINE_MQTT_KEEPALIVE", "EDGELINE_INFLUX_API", "EDGELINE_NOT_A_SETTING"}) {
     EXPECT_NE(r.output.find(name), std::string::npos) << name << " not reported:\n" << r.output;
   }
   EXPECT_EQ(r.output.find("s3cr3t-token-value"), std::string::npos) << "secret leaked:\n" << r.output;

@@ -104,8 +104,8 @@ size_t CollectBody(char* data, size_t size, size_t n, void* user) {
 
 // Returns the HTTP status (0 on transport failure); body in *body. `ca_file` and `userpwd`
 // ("user:password", Basic) reach an HTTPS or auth-enabled influxd.
-int HttpCall(const std::string& url, const std::string& post_fields, std::string* body,
-             const std::string& ca_file = "", const std::string& userpwd = "") {
+int HttpCall(const std::string& url, const std::string& post_fields, std::string* body, const std::string& ca_file = "",
+             const std::string& userpwd = "") {
   CURL* curl = curl_easy_init();
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   if (!ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file.c_str());
@@ -255,8 +255,8 @@ StartedServer StartServer(const ServerSpec& spec) {
     }
     history += "  attempt " + std::to_string(attempt) + " on ports " + PortList(ports) + ": " + why + "\n";
   }
-  throw std::runtime_error(spec.name + " did not start (" + (fixed ? "fixed ports" : "new ports each time") +
-                           "):\n" + history + "last log:\n" + last_log);
+  throw std::runtime_error(spec.name + " did not start (" + (fixed ? "fixed ports" : "new ports each time") + "):\n" +
+                           history + "last log:\n" + last_log);
 }
 
 int AgentHttpPort(const Process& agent) {
@@ -306,14 +306,24 @@ std::unique_ptr<Process> Influxd::Launch(const std::vector<int>& ports) {
   }
   WriteFile(dir_ + "/influxd.conf",
             "reporting-disabled = true\n"
-            "bind-address = \"127.0.0.1:" + std::to_string(ports[1]) + "\"\n"
-            "[meta]\n  dir = \"" + dir_ + "/meta\"\n"
-            "[data]\n  dir = \"" + dir_ + "/data\"\n  wal-dir = \"" + dir_ + "/wal\"\n"
-            "  query-log-enabled = false\n"
-            "[http]\n  bind-address = \"127.0.0.1:" + std::to_string(ports[0]) + "\"\n"
-            "  log-enabled = false\n" + https + options_.http_config + "\n"
-            "[monitor]\n  store-enabled = false\n"
-            "[continuous_queries]\n  enabled = false\n");
+            "bind-address = \"127.0.0.1:" +
+                std::to_string(ports[1]) +
+                "\"\n"
+                "[meta]\n  dir = \"" +
+                dir_ +
+                "/meta\"\n"
+                "[data]\n  dir = \"" +
+                dir_ + "/data\"\n  wal-dir = \"" + dir_ +
+                "/wal\"\n"
+                "  query-log-enabled = false\n"
+                "[http]\n  bind-address = \"127.0.0.1:" +
+                std::to_string(ports[0]) +
+                "\"\n"
+                "  log-enabled = false\n" +
+                https + options_.http_config +
+                "\n"
+                "[monitor]\n  store-enabled = false\n"
+                "[continuous_queries]\n  enabled = false\n");
   return std::make_unique<Process>(std::vector<std::string>{"influxd", "-config", dir_ + "/influxd.conf"},
                                    std::map<std::string, std::string>{}, dir_ + "/influxd.log");
 }
@@ -462,8 +472,8 @@ CurlResult Curl(std::vector<std::string> args) {
   return out;
 }
 
-std::map<std::string, std::string> AgentEnv(const Mosquitto& mqtt, const Influxd& influx,
-                                            const std::string& queue_path, const std::string& database) {
+std::map<std::string, std::string> AgentEnv(const Mosquitto& mqtt, const Influxd& influx, const std::string& queue_path,
+                                            const std::string& database) {
   return {
       {"EDGELINE_MQTT_URL", mqtt.url()},
       {"EDGELINE_MQTT_CLIENT_ID", "edgeline-test"},

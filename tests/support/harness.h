@@ -39,7 +39,7 @@ class Process {
   pid_t pid() const { return pid_; }
   bool running();
   int Terminate(std::chrono::milliseconds grace = std::chrono::milliseconds(10000));  // SIGTERM, then SIGKILL
-  void Kill();  // SIGKILL and reap
+  void Kill();                                                                        // SIGKILL and reap
   int exit_code() const { return exit_code_; }
   std::string Log() const;
   const std::string& log_path() const { return log_path_; }
@@ -87,19 +87,19 @@ int AgentHttpPort(const Process& agent);
 // TLS and authentication variants of the servers.
 // Default-constructed options give exactly the plain servers the other tests use.
 struct MosquittoOptions {
-  std::string listener_config;  // lines right after `listener` (cafile, certfile, keyfile...)
-  std::string global_config;    // e.g. password_file; anonymous clients stay allowed unless this
-                                // sets allow_anonymous itself
-  std::string scheme = "tcp";   // of url(): "ssl" or "mqtts" for a TLS listener
+  std::string listener_config;     // lines right after `listener` (cafile, certfile, keyfile...)
+  std::string global_config;       // e.g. password_file; anonymous clients stay allowed unless this
+                                   // sets allow_anonymous itself
+  std::string scheme = "tcp";      // of url(): "ssl" or "mqtts" for a TLS listener
   std::function<int()> pick_port;  // empty: FreePort(); StartServer's own test injects a taken port
 };
 
 struct InfluxdOptions {
   std::string https_certificate;  // both set: the HTTP API is HTTPS only
   std::string https_private_key;
-  std::string ca_file;            // trusted by the harness's own calls (readiness, Query)
-  std::string http_config;        // extra [http] lines, e.g. auth-enabled = true
-  std::string username;           // Basic auth for Query, once an admin user exists
+  std::string ca_file;      // trusted by the harness's own calls (readiness, Query)
+  std::string http_config;  // extra [http] lines, e.g. auth-enabled = true
+  std::string username;     // Basic auth for Query, once an admin user exists
   std::string password;
   std::function<int()> pick_port;  // empty: FreePort(); HTTP port first, then the RPC port
 };
@@ -194,8 +194,8 @@ struct CurlResult {
 CurlResult Curl(std::vector<std::string> args);
 
 // Environment for an agent using these servers, v1 API, fast retries, a temp queue file.
-std::map<std::string, std::string> AgentEnv(const Mosquitto& mqtt, const Influxd& influx,
-                                            const std::string& queue_path, const std::string& database);
+std::map<std::string, std::string> AgentEnv(const Mosquitto& mqtt, const Influxd& influx, const std::string& queue_path,
+                                            const std::string& database);
 
 // PRAGMA integrity_check of a queue file ("ok" when healthy), opened as the agent would.
 std::string QueueIntegrity(const std::string& path);

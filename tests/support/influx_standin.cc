@@ -14,8 +14,8 @@
 #include <string_view>
 
 #include "common/line_protocol.h"
-#include "tests/support/ports.h"
 #include "common/strings.h"
+#include "tests/support/ports.h"
 
 namespace edgeline::testing {
 
@@ -311,13 +311,14 @@ InfluxStandin::Next InfluxStandin::ServeOne(int fd, int number, std::string* buf
     // Stored before answering, so a client that saw the answer also sees the lines.
     if (reply.status / 100 == 2) lines_.insert(lines_.end(), lines.begin(), lines.end());
   }
-  std::string response = "HTTP/1.1 " + std::to_string(reply.status) + " " +
-                         std::string(ReasonPhrase(reply.status)) + "\r\nX-Influxdb-Version: standin\r\n";
+  std::string response = "HTTP/1.1 " + std::to_string(reply.status) + " " + std::string(ReasonPhrase(reply.status)) +
+                         "\r\nX-Influxdb-Version: standin\r\n";
   if (!reply.retry_after.empty()) response += "Retry-After: " + reply.retry_after + "\r\n";
   if (!keep_alive) response += "Connection: close\r\n";
   if (reply.status != 204) {
-    response += "Content-Type: application/json; charset=utf-8\r\nContent-Length: " +
-                std::to_string(reply.body.size()) + "\r\n\r\n" + reply.body;
+    response +=
+        "Content-Type: application/json; charset=utf-8\r\nContent-Length: " + std::to_string(reply.body.size()) +
+        "\r\n\r\n" + reply.body;
   } else {
     response += "\r\n";
   }
@@ -328,8 +329,8 @@ InfluxStandin::Reply InfluxStandin::Handle(const StandinRequest& request, const 
                                            std::vector<std::string>* lines, size_t* decoded_bytes) {
   const size_t question = request.target.find('?');
   const std::string path = request.target.substr(0, question);
-  const auto query =
-      ParseQuery(question == std::string::npos ? std::string_view() : std::string_view(request.target).substr(question + 1));
+  const auto query = ParseQuery(question == std::string::npos ? std::string_view()
+                                                              : std::string_view(request.target).substr(question + 1));
   auto param = [&query](const std::string& key) {
     auto it = query.find(key);
     return it == query.end() ? std::string() : it->second;

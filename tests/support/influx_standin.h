@@ -21,21 +21,21 @@
 namespace edgeline::testing {
 
 struct InfluxStandinConfig {
-  std::string token = "standin-token";   // v2 "Token <t>", v3 "Bearer <t>"
-  std::string org = "edge-org";          // v2 org
+  std::string token = "standin-token";           // v2 "Token <t>", v3 "Bearer <t>"
+  std::string org = "edge-org";                  // v2 org
   std::vector<std::string> buckets = {"kafka"};  // v2 buckets and v1/v3 databases
-  std::string username;                  // v1: when set, Basic auth is required
+  std::string username;                          // v1: when set, Basic auth is required
   std::string password;
 };
 
 // One request as the stand-in saw it.
 struct StandinRequest {
   std::string method;
-  std::string target;  // path + query, as sent
+  std::string target;                                        // path + query, as sent
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
-  size_t body_bytes = 0;  // after gzip decoding
-  int status = -1;        // answered status; 0 = connection reset instead; -1 = not answered yet
-  int connection = 0;     // 1-based connection number (keep-alive: several requests share one)
+  size_t body_bytes = 0;                                     // after gzip decoding
+  int status = -1;     // answered status; 0 = connection reset instead; -1 = not answered yet
+  int connection = 0;  // 1-based connection number (keep-alive: several requests share one)
 };
 
 class InfluxStandin {
@@ -105,17 +105,17 @@ class InfluxStandin {
 
   mutable std::mutex mu_;
   std::condition_variable stop_cv_;
-  bool stopping_ = false;                          // guarded by mu_
+  bool stopping_ = false;                                 // guarded by mu_
   std::vector<std::unique_ptr<Connection>> connections_;  // guarded by mu_
-  std::vector<RejectRule> reject_rules_;           // guarded by mu_
-  size_t max_body_bytes_ = 0;                      // guarded by mu_
-  int fail_next_ = 0;                              // guarded by mu_
-  int fail_status_ = 0;                            // guarded by mu_
-  std::string fail_retry_after_;                   // guarded by mu_
-  int64_t delay_ms_ = 0;                           // guarded by mu_
-  int reset_next_ = 0;                             // guarded by mu_
-  std::vector<std::string> lines_;                 // guarded by mu_
-  std::vector<StandinRequest> requests_;           // guarded by mu_
+  std::vector<RejectRule> reject_rules_;                  // guarded by mu_
+  size_t max_body_bytes_ = 0;                             // guarded by mu_
+  int fail_next_ = 0;                                     // guarded by mu_
+  int fail_status_ = 0;                                   // guarded by mu_
+  std::string fail_retry_after_;                          // guarded by mu_
+  int64_t delay_ms_ = 0;                                  // guarded by mu_
+  int reset_next_ = 0;                                    // guarded by mu_
+  std::vector<std::string> lines_;                        // guarded by mu_
+  std::vector<StandinRequest> requests_;                  // guarded by mu_
   uint64_t generation_ = 0;  // guarded by mu_; bumped by Clear() so in-flight requests skip their record
 };
 

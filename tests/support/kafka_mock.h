@@ -66,10 +66,14 @@ class MockCluster {
     const std::string ok = "ok " + std::to_string(commands_) + " ";
     const std::string error = "error " + std::to_string(commands_) + " ";
     std::string log;
-    ASSERT_TRUE(WaitFor([&] {
-      log = process_->Log();
-      return log.find(ok) != std::string::npos || log.find(error) != std::string::npos;
-    }, k10s, k10ms)) << "no answer to " << command << ":\n" << log;
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          log = process_->Log();
+          return log.find(ok) != std::string::npos || log.find(error) != std::string::npos;
+        },
+        k10s, k10ms))
+        << "no answer to " << command << ":\n"
+        << log;
     ASSERT_EQ(log.find(error), std::string::npos) << log;
   }
 
@@ -80,7 +84,6 @@ class MockCluster {
   std::string bootstrap_;
   int commands_ = 0;
 };
-
 
 }  // namespace edgeline::testing
 

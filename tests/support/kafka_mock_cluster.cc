@@ -38,8 +38,8 @@ std::string Execute(rd_kafka_mock_cluster_t* cluster, const std::string& line) {
   in >> command;
   if (command == "down" || command == "up") {
     for (int32_t id = 1; id <= kBrokers; ++id) {
-      rd_kafka_resp_err_t err = command == "down" ? rd_kafka_mock_broker_set_down(cluster, id)
-                                                  : rd_kafka_mock_broker_set_up(cluster, id);
+      rd_kafka_resp_err_t err =
+          command == "down" ? rd_kafka_mock_broker_set_down(cluster, id) : rd_kafka_mock_broker_set_up(cluster, id);
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return std::string("broker: ") + rd_kafka_err2name(err);
     }
     return "";

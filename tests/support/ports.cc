@@ -11,7 +11,7 @@
 namespace edgeline::testing {
 namespace {
 
-constexpr int kLowest = 20000;      // below: well-known and registered service ports we avoid
+constexpr int kLowest = 20000;  // below: well-known and registered service ports we avoid
 constexpr int kMinCandidates = 2000;
 
 bool Bindable(int port) {

@@ -57,8 +57,8 @@ class PortAllocator {
   const Options options_;
   int lock_fd_ = -1;
   std::mutex mu_;
-  std::mt19937_64 random_;     // guarded by mu_
-  std::set<int> handed_out_;   // guarded by mu_
+  std::mt19937_64 random_;    // guarded by mu_
+  std::set<int> handed_out_;  // guarded by mu_
 };
 
 // A socket bound to 127.0.0.1 and already listening, for a server in this process.

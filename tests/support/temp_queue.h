@@ -45,11 +45,12 @@ class TempDir {
 
 // Opens (creating) the queue at `path` with `config` (its path is replaced), on `clock`.
 // Durability is not what unit tests check, so sync defaults to normal. Fails the test on error.
-inline std::unique_ptr<Queue> OpenTestQueue(const std::string& path, const Clock* clock, QueueConfig config = [] {
-  QueueConfig c;
-  c.sync = SyncMode::kNormal;
-  return c;
-}()) {
+inline std::unique_ptr<Queue> OpenTestQueue(
+    const std::string& path, const Clock* clock, QueueConfig config = [] {
+      QueueConfig c;
+      c.sync = SyncMode::kNormal;
+      return c;
+    }()) {
   QueueOpenOptions options;
   options.config = std::move(config);
   options.config.path = path;

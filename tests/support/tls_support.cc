@@ -21,9 +21,26 @@ void Run(const std::vector<std::string>& argv) {
 
 // A self-signed CA certificate and its key.
 void MakeCa(const std::string& dir, const std::string& name, const std::string& subject) {
-  Run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-       "-keyout", dir + "/" + name + ".key", "-out", dir + "/" + name + ".pem", "-days", "3", "-subj",
-       subject, "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"});
+  Run({"openssl",
+       "req",
+       "-x509",
+       "-newkey",
+       "ec",
+       "-pkeyopt",
+       "ec_paramgen_curve:prime256v1",
+       "-nodes",
+       "-keyout",
+       dir + "/" + name + ".key",
+       "-out",
+       dir + "/" + name + ".pem",
+       "-days",
+       "3",
+       "-subj",
+       subject,
+       "-addext",
+       "basicConstraints=critical,CA:TRUE",
+       "-addext",
+       "keyUsage=critical,keyCertSign,cRLSign"});
 }
 
 // A leaf certificate for `san`, signed by the CA `ca`.
@@ -34,8 +51,8 @@ void MakeLeaf(const std::string& dir, const std::string& name, const std::string
                      << "basicConstraints=CA:FALSE\n"
                      << "keyUsage=critical,digitalSignature,keyEncipherment\n"
                      << "extendedKeyUsage=" << usage << "\n";
-  Run({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-       "-keyout", dir + "/" + name + ".key", "-out", dir + "/" + name + ".csr", "-subj", "/CN=edgeline test server"});
+  Run({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+       dir + "/" + name + ".key", "-out", dir + "/" + name + ".csr", "-subj", "/CN=edgeline test server"});
   Run({"openssl", "x509", "-req", "-in", dir + "/" + name + ".csr", "-CA", dir + "/" + ca + ".pem", "-CAkey",
        dir + "/" + ca + ".key", "-CAcreateserial", "-out", dir + "/" + name + ".pem", "-days", "2", "-extfile", ext});
 }
@@ -60,8 +77,7 @@ TestPki MakeTestPki(const std::string& dir) {
   return pki;
 }
 
-std::string MakeMosquittoPasswordFile(const std::string& dir, const std::string& user,
-                                      const std::string& password) {
+std::string MakeMosquittoPasswordFile(const std::string& dir, const std::string& user, const std::string& password) {
   const std::string path = dir + "/mosquitto.passwd";
   Run({"mosquitto_passwd", "-b", "-c", path, user, password});
   return path;

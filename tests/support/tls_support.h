@@ -13,13 +13,13 @@
 namespace edgeline::testing {
 
 struct TestPki {
-  std::string ca_cert;        // PEM of the CA that signed the server certificate
-  std::string server_cert;    // SAN IP:127.0.0.1, DNS:localhost; serverAuth
+  std::string ca_cert;      // PEM of the CA that signed the server certificate
+  std::string server_cert;  // SAN IP:127.0.0.1, DNS:localhost; serverAuth
   std::string server_key;
-  std::string other_ca_cert;  // an unrelated CA: verifying the server against it must fail
+  std::string other_ca_cert;    // an unrelated CA: verifying the server against it must fail
   std::string wrong_host_cert;  // signed by ca_cert but for DNS:elsewhere.invalid only
   std::string wrong_host_key;
-  std::string client_cert;      // signed by ca_cert, clientAuth: for mutual TLS
+  std::string client_cert;  // signed by ca_cert, clientAuth: for mutual TLS
   std::string client_key;
 };
 
@@ -27,8 +27,7 @@ struct TestPki {
 TestPki MakeTestPki(const std::string& dir);
 
 // `mosquitto_passwd -b -c`: a password file with one user; returns its path.
-std::string MakeMosquittoPasswordFile(const std::string& dir, const std::string& user,
-                                      const std::string& password);
+std::string MakeMosquittoPasswordFile(const std::string& dir, const std::string& user, const std::string& password);
 
 struct MqttClientAuth {
   std::string ca_file;  // empty: plain TCP

@@ -12,8 +12,8 @@
 
 #include "gtest/gtest.h"
 #include "tests/support/fake_clock.h"
-#include "tests/support/temp_queue.h"
 #include "tests/support/gunzip.h"
+#include "tests/support/temp_queue.h"
 
 namespace edgeline {
 namespace {

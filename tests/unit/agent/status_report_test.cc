@@ -94,9 +94,9 @@ TEST_F(StatusReportTest, HealthyReportHasEveryDocumentedField) {
   for (const char* key : {"time_ns", "healthy", "problems", "agent", "queue", "sinks"}) {
     EXPECT_TRUE(r.contains(key)) << key;
   }
-  for (const char* key : {"running", "pid", "heartbeat_ns", "mqtt_connected", "mqtt_sessions",
-                          "mqtt_sessions_connected", "mqtt_last_error", "last_message_ns", "messages",
-                          "committed_points"}) {
+  for (const char* key :
+       {"running", "pid", "heartbeat_ns", "mqtt_connected", "mqtt_sessions", "mqtt_sessions_connected",
+        "mqtt_last_error", "last_message_ns", "messages", "committed_points"}) {
     EXPECT_TRUE(r["agent"].contains(key)) << "agent." << key;
   }
   for (const char* key : {"path", "batches", "points", "bytes", "raw_bytes", "dead_letters", "ingest_rejected",
@@ -105,10 +105,9 @@ TEST_F(StatusReportTest, HealthyReportHasEveryDocumentedField) {
   }
   ASSERT_EQ(r["sinks"].size(), 1u);
   const json& s = r["sinks"][0];
-  for (const char* key : {"name", "stream", "state", "pending_points", "pending_bytes", "oldest_pending_age_s",
-                          "lag_s", "last_success_ns", "last_attempt_ns", "last_code", "last_error", "sent_points",
-                          "dropped_points", "dead_lettered", "consecutive_failures", "next_retry_ns",
-                          "cursor_seq"}) {
+  for (const char* key : {"name", "stream", "state", "pending_points", "pending_bytes", "oldest_pending_age_s", "lag_s",
+                          "last_success_ns", "last_attempt_ns", "last_code", "last_error", "sent_points",
+                          "dropped_points", "dead_lettered", "consecutive_failures", "next_retry_ns", "cursor_seq"}) {
     EXPECT_TRUE(s.contains(key)) << "sinks[0]." << key;
   }
 
@@ -208,8 +207,8 @@ TEST_F(StatusReportTest, CleanStopMeansNotRunning) {
 TEST_F(StatusReportTest, DisconnectedSessionIsDegraded) {
   auto q = Open();
   WriteLiveAgentState(q.get());
-  ASSERT_TRUE(q->SetAgentState({{"mqtt_sessions", "2"}, {"mqtt_sessions_connected", "1"},
-                                {"mqtt_last_error", "connection lost"}})
+  ASSERT_TRUE(q->SetAgentState(
+                   {{"mqtt_sessions", "2"}, {"mqtt_sessions_connected", "1"}, {"mqtt_last_error", "connection lost"}})
                   .ok());
   json r = Report(q.get());
   EXPECT_TRUE(r["agent"]["running"].get<bool>());

@@ -14,16 +14,11 @@ namespace {
 bool SameValue(const FieldValue& a, const FieldValue& b) {
   if (a.type != b.type) return false;
   switch (a.type) {
-    case FieldType::kFloat:
-      return a.f == b.f && std::signbit(a.f) == std::signbit(b.f);
-    case FieldType::kInteger:
-      return a.i == b.i;
-    case FieldType::kUnsigned:
-      return a.u == b.u;
-    case FieldType::kString:
-      return a.s == b.s;
-    case FieldType::kBool:
-      return a.b == b.b;
+    case FieldType::kFloat: return a.f == b.f && std::signbit(a.f) == std::signbit(b.f);
+    case FieldType::kInteger: return a.i == b.i;
+    case FieldType::kUnsigned: return a.u == b.u;
+    case FieldType::kString: return a.s == b.s;
+    case FieldType::kBool: return a.b == b.b;
   }
   return false;
 }
@@ -94,7 +89,8 @@ TEST(LineProtocolTest, FormatsCanonically) {
   s.type = FieldType::kString;
   s.s = "hi";
   p.fields.emplace_back("s", s);
-  EXPECT_EQ(FormatPoint(p), "genData,generatorID=g1,z=1 fuel=944,lat=40.68066,n=-123i,u=18446744073709551615u,ok=true,s=\"hi\"");
+  EXPECT_EQ(FormatPoint(p),
+            "genData,generatorID=g1,z=1 fuel=944,lat=40.68066,n=-123i,u=18446744073709551615u,ok=true,s=\"hi\"");
   p.timestamp_ns = 1764000000603000000;
   EXPECT_EQ(FormatPoint(p),
             "genData,generatorID=g1,z=1 fuel=944,lat=40.68066,n=-123i,u=18446744073709551615u,ok=true,s=\"hi\" "

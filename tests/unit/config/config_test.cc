@@ -22,9 +22,7 @@ constexpr char kMqttPassword[] = "mqtt-pw-Kx7";
 constexpr char kInfluxPassword[] = "influx-pw-Lm3";
 
 // A valid base: the default v2 setup needs an org and a token.
-Env ValidEnv() {
-  return {{"EDGELINE_INFLUX_ORG", "acme"}, {"EDGELINE_INFLUX_TOKEN", kToken}};
-}
+Env ValidEnv() { return {{"EDGELINE_INFLUX_ORG", "acme"}, {"EDGELINE_INFLUX_TOKEN", kToken}}; }
 
 std::set<std::string> ProblemVariables(const ConfigParseResult& r) {
   std::set<std::string> out;
@@ -52,8 +50,7 @@ TEST(ConfigTable, DefaultTextMatchesConfigStructBothWays) {
   for (const Variable& var : Variables()) {
     config_internal::ParsedValue value;
     std::string error;
-    ASSERT_TRUE(config_internal::ParseValue(var, var.default_text, &value, &error))
-        << var.name << ": " << error;
+    ASSERT_TRUE(config_internal::ParseValue(var, var.default_text, &value, &error)) << var.name << ": " << error;
     config_internal::Assign(var, value, &applied);
     Config defaults;
     EXPECT_EQ(config_internal::Show(var, defaults), var.default_text)
@@ -87,8 +84,7 @@ TEST(ParseConfig, EmptyEnvGivesDefaultsAndAsksForInfluxCredentials) {
   Config expected;
   expected.mqtt.status_topic = "edgeline/edgeline/status";
   EXPECT_EQ(r.config, expected);
-  EXPECT_EQ(ProblemVariables(r),
-            (std::set<std::string>{"EDGELINE_INFLUX_ORG", "EDGELINE_INFLUX_TOKEN"}));
+  EXPECT_EQ(ProblemVariables(r), (std::set<std::string>{"EDGELINE_INFLUX_ORG", "EDGELINE_INFLUX_TOKEN"}));
 }
 
 TEST(ParseConfig, DisabledInfluxNeedsNothing) {
@@ -99,18 +95,18 @@ TEST(ParseConfig, DisabledInfluxNeedsNothing) {
 
 TEST(ParseConfig, EachTypeParses) {
   Env env = ValidEnv();
-  env["EDGELINE_QUEUE_PATH"] = "/data/q.db";                 // string
-  env["EDGELINE_QUEUE_MAX_BYTES"] = "64MiB";                 // size
-  env["EDGELINE_QUEUE_MAX_AGE"] = "0";                       // duration, zero
-  env["EDGELINE_QUEUE_COMMIT_INTERVAL"] = "20ms";            // duration
-  env["EDGELINE_QUEUE_FULL_POLICY"] = "BackPressure";        // enum, any case
+  env["EDGELINE_QUEUE_PATH"] = "/data/q.db";           // string
+  env["EDGELINE_QUEUE_MAX_BYTES"] = "64MiB";           // size
+  env["EDGELINE_QUEUE_MAX_AGE"] = "0";                 // duration, zero
+  env["EDGELINE_QUEUE_COMMIT_INTERVAL"] = "20ms";      // duration
+  env["EDGELINE_QUEUE_FULL_POLICY"] = "BackPressure";  // enum, any case
   env["EDGELINE_QUEUE_SYNC"] = "normal";
-  env["EDGELINE_QUEUE_COMMIT_MAX_MESSAGES"] = " 250 ";       // int, trimmed
-  env["EDGELINE_MQTT_TOPICS"] = " a/+ , ,b/# ,";             // list
-  env["EDGELINE_MQTT_TLS_SKIP_VERIFY"] = "Yes";              // bool
+  env["EDGELINE_QUEUE_COMMIT_MAX_MESSAGES"] = " 250 ";  // int, trimmed
+  env["EDGELINE_MQTT_TOPICS"] = " a/+ , ,b/# ,";        // list
+  env["EDGELINE_MQTT_TLS_SKIP_VERIFY"] = "Yes";         // bool
   env["EDGELINE_MQTT_CLIENT_ID"] = "edge-7";
   env["EDGELINE_MQTT_KEEPALIVE"] = "1m30s";
-  env["EDGELINE_JSON_TAGS"] = "";                            // explicitly no tags
+  env["EDGELINE_JSON_TAGS"] = "";  // explicitly no tags
   env["EDGELINE_JSON_INTEGERS"] = "rpm,load";
   env["EDGELINE_JSON_TIME_FORMAT"] = "rfc3339";
   env["EDGELINE_INFLUX_API"] = "v3";
@@ -159,8 +155,7 @@ TEST(ParseConfig, BoolSpellings) {
   for (const char* bad : {"", "2", "enabled", "y"}) {
     Env env = ValidEnv();
     env["EDGELINE_INFLUX_GZIP"] = bad;
-    EXPECT_EQ(ProblemVariables(ParseConfig(env)), std::set<std::string>{"EDGELINE_INFLUX_GZIP"})
-        << bad;
+    EXPECT_EQ(ProblemVariables(ParseConfig(env)), std::set<std::string>{"EDGELINE_INFLUX_GZIP"}) << bad;
   }
 }
 
@@ -185,12 +180,10 @@ TEST(ParseConfig, SeveralBadVariablesAreAllReported) {
   env["EDGELINE_INFLUX_TIMEOUT"] = "-5s";
   ConfigParseResult r = ParseConfig(env);
   EXPECT_EQ(ProblemVariables(r),
-            (std::set<std::string>{"EDGELINE_QUEUE_MAX_AGE", "EDGELINE_QUEUE_MAX_BYTES",
-                                   "EDGELINE_QUEUE_SYNC", "EDGELINE_MQTT_QOS",
-                                   "EDGELINE_MQTT_CONNECTIONS", "EDGELINE_INFLUX_BATCH_POINTS",
-                                   "EDGELINE_QUEUE_COMMIT_MAX_MESSAGES",
-                                   "EDGELINE_JSON_TIME_FORMAT", "EDGELINE_MQTT_TOPICS",
-                                   "EDGELINE_QUEUE_PATH", "EDGELINE_INFLUX_TIMEOUT"}))
+            (std::set<std::string>{"EDGELINE_QUEUE_MAX_AGE", "EDGELINE_QUEUE_MAX_BYTES", "EDGELINE_QUEUE_SYNC",
+                                   "EDGELINE_MQTT_QOS", "EDGELINE_MQTT_CONNECTIONS", "EDGELINE_INFLUX_BATCH_POINTS",
+                                   "EDGELINE_QUEUE_COMMIT_MAX_MESSAGES", "EDGELINE_JSON_TIME_FORMAT",
+                                   "EDGELINE_MQTT_TOPICS", "EDGELINE_QUEUE_PATH", "EDGELINE_INFLUX_TIMEOUT"}))
       << AllProblemText(r);
   // Messages say what is expected.
   EXPECT_NE(ProblemFor(r, "EDGELINE_MQTT_QOS").find("between 0 and 2"), std::string::npos);
@@ -209,10 +202,8 @@ TEST(ParseConfig, DurationAndSizeBoundsNameTheLimits) {
   env["EDGELINE_QUEUE_COMMIT_INTERVAL"] = "11s";
   env["EDGELINE_MAX_STRING_FIELD"] = "64KiB";
   ConfigParseResult r = ParseConfig(env);
-  EXPECT_NE(ProblemFor(r, "EDGELINE_QUEUE_COMMIT_INTERVAL").find("between 0 and 10s"),
-            std::string::npos);
-  EXPECT_NE(ProblemFor(r, "EDGELINE_MAX_STRING_FIELD").find("between 1 and 65535"),
-            std::string::npos);
+  EXPECT_NE(ProblemFor(r, "EDGELINE_QUEUE_COMMIT_INTERVAL").find("between 0 and 10s"), std::string::npos);
+  EXPECT_NE(ProblemFor(r, "EDGELINE_MAX_STRING_FIELD").find("between 1 and 65535"), std::string::npos);
 }
 
 TEST(ParseConfig, UnknownVariableIsReportedWithSuggestion) {
@@ -221,10 +212,9 @@ TEST(ParseConfig, UnknownVariableIsReportedWithSuggestion) {
   env["EDGELINE_COMPLETELY_DIFFERENT_THING"] = "x";
   env["PATH"] = "/usr/bin";  // not ours: ignored
   ConfigParseResult r = ParseConfig(env);
-  EXPECT_EQ(ProblemVariables(r), (std::set<std::string>{"EDGELINE_INFLUX_TOKN",
-                                                        "EDGELINE_COMPLETELY_DIFFERENT_THING"}));
-  EXPECT_EQ(ProblemFor(r, "EDGELINE_INFLUX_TOKN"),
-            "unknown variable (did you mean EDGELINE_INFLUX_TOKEN?)");
+  EXPECT_EQ(ProblemVariables(r),
+            (std::set<std::string>{"EDGELINE_INFLUX_TOKN", "EDGELINE_COMPLETELY_DIFFERENT_THING"}));
+  EXPECT_EQ(ProblemFor(r, "EDGELINE_INFLUX_TOKN"), "unknown variable (did you mean EDGELINE_INFLUX_TOKEN?)");
   EXPECT_EQ(ProblemFor(r, "EDGELINE_COMPLETELY_DIFFERENT_THING"), "unknown variable");
   EXPECT_EQ(AllProblemText(r).find("another-secret-value"), std::string::npos);
 }
@@ -238,9 +228,8 @@ TEST(ParseConfig, SecretsNeverAppearInProblems) {
   env["EDGELINE_MQTT_URL"] = std::string("tcp:/user:") + kMqttPassword + "@host";
   env["EDGELINE_INFLUX_URL"] = std::string("ftp://user:") + kInfluxPassword + "@host";
   ConfigParseResult r = ParseConfig(env);
-  EXPECT_EQ(ProblemVariables(r),
-            (std::set<std::string>{"EDGELINE_INFLUX_ORG", "EDGELINE_INFLUX_BUCKET",
-                                   "EDGELINE_MQTT_URL", "EDGELINE_INFLUX_URL"}));
+  EXPECT_EQ(ProblemVariables(r), (std::set<std::string>{"EDGELINE_INFLUX_ORG", "EDGELINE_INFLUX_BUCKET",
+                                                        "EDGELINE_MQTT_URL", "EDGELINE_INFLUX_URL"}));
   std::string text = AllProblemText(r);
   EXPECT_EQ(text.find(kToken), std::string::npos) << text;
   EXPECT_EQ(text.find(kMqttPassword), std::string::npos) << text;
@@ -255,16 +244,12 @@ TEST(ParseConfig, InfluxApiRequirements) {
   std::vector<Case> cases = {
       {{{"EDGELINE_INFLUX_API", "v2"}, {"EDGELINE_INFLUX_BUCKET", ""}},
        {"EDGELINE_INFLUX_ORG", "EDGELINE_INFLUX_BUCKET", "EDGELINE_INFLUX_TOKEN"}},
-      {{{"EDGELINE_INFLUX_API", "v2"},
-        {"EDGELINE_INFLUX_ORG", "o"},
-        {"EDGELINE_INFLUX_TOKEN", "t"}},
-       {}},
+      {{{"EDGELINE_INFLUX_API", "v2"}, {"EDGELINE_INFLUX_ORG", "o"}, {"EDGELINE_INFLUX_TOKEN", "t"}}, {}},
       {{{"EDGELINE_INFLUX_API", "v1"}}, {}},  // default database "kafka", no credentials needed
       {{{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_INFLUX_DB", ""}}, {"EDGELINE_INFLUX_DB"}},
       // Username without password is fine.
       {{{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_INFLUX_USERNAME", "writer"}}, {}},
-      {{{"EDGELINE_INFLUX_API", "v3"}, {"EDGELINE_INFLUX_DB", ""}},
-       {"EDGELINE_INFLUX_DB", "EDGELINE_INFLUX_TOKEN"}},
+      {{{"EDGELINE_INFLUX_API", "v3"}, {"EDGELINE_INFLUX_DB", ""}}, {"EDGELINE_INFLUX_DB", "EDGELINE_INFLUX_TOKEN"}},
       {{{"EDGELINE_INFLUX_API", "v3"}, {"EDGELINE_INFLUX_TOKEN", "t"}}, {}},
       {{{"EDGELINE_INFLUX_API", "v3"}, {"EDGELINE_INFLUX_ENABLED", "no"}}, {}},
       // A bad API value is reported once, without follow-on noise.
@@ -279,8 +264,8 @@ TEST(ParseConfig, InfluxApiRequirements) {
 }
 
 TEST(ParseConfig, UrlSchemes) {
-  for (const char* good : {"tcp://h:1883", "ssl://h:8883", "mqtt://h", "mqtts://h", "ws://h/mqtt",
-                           "wss://h/mqtt", "TCP://h"}) {
+  for (const char* good :
+       {"tcp://h:1883", "ssl://h:8883", "mqtt://h", "mqtts://h", "ws://h/mqtt", "wss://h/mqtt", "TCP://h"}) {
     Env env = ValidEnv();
     env["EDGELINE_MQTT_URL"] = good;
     EXPECT_TRUE(ParseConfig(env).ok()) << good;
@@ -288,8 +273,7 @@ TEST(ParseConfig, UrlSchemes) {
   for (const char* bad : {"h:1883", "http://h", "tcp://", "", "tcp:/h"}) {
     Env env = ValidEnv();
     env["EDGELINE_MQTT_URL"] = bad;
-    EXPECT_EQ(ProblemVariables(ParseConfig(env)), std::set<std::string>{"EDGELINE_MQTT_URL"})
-        << bad;
+    EXPECT_EQ(ProblemVariables(ParseConfig(env)), std::set<std::string>{"EDGELINE_MQTT_URL"}) << bad;
   }
   for (const char* good : {"http://influx:8086", "https://cloud.example/"}) {
     Env env = ValidEnv();
@@ -311,8 +295,7 @@ TEST(ParseConfig, MinimumDelaysMustNotExceedMaximum) {
   env["EDGELINE_MQTT_RECONNECT_MIN"] = "10s";
   env["EDGELINE_MQTT_RECONNECT_MAX"] = "5s";
   ConfigParseResult r = ParseConfig(env);
-  EXPECT_EQ(ProblemVariables(r),
-            (std::set<std::string>{"EDGELINE_RETRY_MIN", "EDGELINE_MQTT_RECONNECT_MIN"}));
+  EXPECT_EQ(ProblemVariables(r), (std::set<std::string>{"EDGELINE_RETRY_MIN", "EDGELINE_MQTT_RECONNECT_MIN"}));
   EXPECT_NE(ProblemFor(r, "EDGELINE_RETRY_MIN").find("EDGELINE_RETRY_MAX"), std::string::npos);
 
   env["EDGELINE_RETRY_MIN"] = "1m";  // equal is fine
@@ -346,8 +329,8 @@ TEST(ParseDurationNs, Good) {
 }
 
 TEST(ParseDurationNs, Bad) {
-  for (const char* text : {"", " ", "-1s", "10", "5x", "s", "1.5s", "1 s", "10S", "ms10",
-                           "106752d", "99999999999999999999s", "1h-5m", "+5s"}) {
+  for (const char* text : {"", " ", "-1s", "10", "5x", "s", "1.5s", "1 s", "10S", "ms10", "106752d",
+                           "99999999999999999999s", "1h-5m", "+5s"}) {
     Result<int64_t> r = ParseDurationNs(text);
     EXPECT_FALSE(r.ok()) << "accepted \"" << text << "\"";
     if (!r.ok()) {
@@ -380,8 +363,8 @@ TEST(ParseSizeBytes, Good) {
 }
 
 TEST(ParseSizeBytes, Bad) {
-  for (const char* text : {"", "-1", "-1KiB", "KiB", "1.5GiB", "10XB", "10K", "12 34",
-                           "9223372036854775808", "8388608TiB", "1GiBx", "0x10"}) {
+  for (const char* text : {"", "-1", "-1KiB", "KiB", "1.5GiB", "10XB", "10K", "12 34", "9223372036854775808",
+                           "8388608TiB", "1GiBx", "0x10"}) {
     Result<int64_t> r = ParseSizeBytes(text);
     EXPECT_FALSE(r.ok()) << "accepted \"" << text << "\"";
   }
@@ -475,8 +458,7 @@ TEST_F(EnvFileTest, MalformedVariants) {
     std::string path = Write(content);
     Result<std::map<std::string, std::string>> r = ReadEnvFile(path);
     ASSERT_FALSE(r.ok()) << content;
-    EXPECT_NE(r.status().message().find(path + ":" + std::to_string(line) + ":"),
-              std::string::npos)
+    EXPECT_NE(r.status().message().find(path + ":" + std::to_string(line) + ":"), std::string::npos)
         << r.status().message();
   }
 }
@@ -492,7 +474,9 @@ TEST_F(EnvFileTest, MissingFileIsNotFoundNamingPath) {
 TEST_F(EnvFileTest, ValuesFeedParseConfig) {
   std::string path = Write(
       "EDGELINE_INFLUX_ORG=acme\n"
-      "EDGELINE_INFLUX_TOKEN=\"" + std::string(kToken) + "\"\n"
+      "EDGELINE_INFLUX_TOKEN=\"" +
+      std::string(kToken) +
+      "\"\n"
       "EDGELINE_MQTT_TOPICS=a/+, b/+\n");
   Result<std::map<std::string, std::string>> r = ReadEnvFile(path);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -538,19 +522,13 @@ TEST(RenderEffectiveConfig, TextShowsEveryVariableMaskedAndAligned) {
     for (std::string w; in >> w;) out.push_back(w);
     return out;
   };
-  EXPECT_EQ(fields("EDGELINE_INFLUX_TOKEN"),
-            (std::vector<std::string>{"EDGELINE_INFLUX_TOKEN", "********", "env"}));
-  EXPECT_EQ(fields("EDGELINE_MQTT_PASSWORD"),
-            (std::vector<std::string>{"EDGELINE_MQTT_PASSWORD", "********", "env"}));
-  EXPECT_EQ(fields("EDGELINE_INFLUX_PASSWORD"),
-            (std::vector<std::string>{"EDGELINE_INFLUX_PASSWORD", "default"}));
-  EXPECT_EQ(fields("EDGELINE_QUEUE_MAX_BYTES"),
-            (std::vector<std::string>{"EDGELINE_QUEUE_MAX_BYTES", "2GiB", "env"}));
-  EXPECT_EQ(fields("EDGELINE_QUEUE_MAX_AGE"),
-            (std::vector<std::string>{"EDGELINE_QUEUE_MAX_AGE", "7d", "default"}));
+  EXPECT_EQ(fields("EDGELINE_INFLUX_TOKEN"), (std::vector<std::string>{"EDGELINE_INFLUX_TOKEN", "********", "env"}));
+  EXPECT_EQ(fields("EDGELINE_MQTT_PASSWORD"), (std::vector<std::string>{"EDGELINE_MQTT_PASSWORD", "********", "env"}));
+  EXPECT_EQ(fields("EDGELINE_INFLUX_PASSWORD"), (std::vector<std::string>{"EDGELINE_INFLUX_PASSWORD", "default"}));
+  EXPECT_EQ(fields("EDGELINE_QUEUE_MAX_BYTES"), (std::vector<std::string>{"EDGELINE_QUEUE_MAX_BYTES", "2GiB", "env"}));
+  EXPECT_EQ(fields("EDGELINE_QUEUE_MAX_AGE"), (std::vector<std::string>{"EDGELINE_QUEUE_MAX_AGE", "7d", "default"}));
   EXPECT_EQ(fields("EDGELINE_MQTT_STATUS_TOPIC"),
-            (std::vector<std::string>{"EDGELINE_MQTT_STATUS_TOPIC", "edgeline/edgeline/status",
-                                      "default"}));
+            (std::vector<std::string>{"EDGELINE_MQTT_STATUS_TOPIC", "edgeline/edgeline/status", "default"}));
 }
 
 TEST(RenderEffectiveConfig, JsonShowsEveryVariableMasked) {
@@ -564,9 +542,9 @@ TEST(RenderEffectiveConfig, JsonShowsEveryVariableMasked) {
   ASSERT_EQ(doc.size(), Variables().size());
   std::map<std::string, nlohmann::json> by_name;
   for (const nlohmann::json& row : doc) by_name[row.at("name").get<std::string>()] = row;
-  EXPECT_EQ(by_name["EDGELINE_INFLUX_TOKEN"],
-            (nlohmann::json{{"name", "EDGELINE_INFLUX_TOKEN"}, {"value", "********"},
-                            {"source", "env"}, {"secret", true}}));
+  EXPECT_EQ(
+      by_name["EDGELINE_INFLUX_TOKEN"],
+      (nlohmann::json{{"name", "EDGELINE_INFLUX_TOKEN"}, {"value", "********"}, {"source", "env"}, {"secret", true}}));
   EXPECT_EQ(by_name["EDGELINE_INFLUX_PASSWORD"]["value"], "");
   EXPECT_EQ(by_name["EDGELINE_INFLUX_PASSWORD"]["secret"], true);
   EXPECT_EQ(by_name["EDGELINE_MQTT_TOPICS"]["value"], "emergency_generator/+");
@@ -613,10 +591,9 @@ TEST(MaskSecrets, ReplacesEveryConfiguredSecret) {
   config.influx.token = kToken;
   config.influx.password = kInfluxPassword;
   config.mqtt.password = kMqttPassword;
-  std::string text = std::string("401: token ") + kToken + " rejected; tried " + kMqttPassword +
-                     " and " + kInfluxPassword + kToken;
-  EXPECT_EQ(MaskSecrets(text, config),
-            "401: token ******** rejected; tried ******** and ****************");
+  std::string text =
+      std::string("401: token ") + kToken + " rejected; tried " + kMqttPassword + " and " + kInfluxPassword + kToken;
+  EXPECT_EQ(MaskSecrets(text, config), "401: token ******** rejected; tried ******** and ****************");
 }
 
 TEST(MaskSecrets, LongerSecretMaskedWhole) {
@@ -655,7 +632,7 @@ TEST(KafkaConfigParse, SeedTopicsPropertiesAndSecrets) {
   EXPECT_EQ(k.topic_prefix, "EG");
   EXPECT_EQ(k.format, KafkaFormat::kJson);
   EXPECT_EQ(k.properties, (std::vector<std::pair<std::string, std::string>>{{"linger.ms", "20"},
-                                                                          {"ssl.key.password", "hunter2-secret"}}));
+                                                                            {"ssl.key.password", "hunter2-secret"}}));
   EXPECT_EQ(MaskSecrets("a hunter2-secret b sasl-secret-1", r.config), "a ******** b ********");
   std::string shown = RenderEffectiveConfig({{"EDGELINE_KAFKA_SASL_PASSWORD", "sasl-secret-1"}}, false);
   EXPECT_EQ(shown.find("sasl-secret-1"), std::string::npos);

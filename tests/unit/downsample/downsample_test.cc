@@ -71,11 +71,12 @@ std::vector<std::string> CanonicalPoints(const std::vector<Point>& points) {
 }
 
 DownsampleConfig SeedConfig(std::map<std::string, std::string> extra = {}) {
-  std::map<std::string, std::string> env = {{"EDGELINE_INFLUX_API", "v1"},
-                                            {"EDGELINE_DOWNSAMPLE_PRESET", "seed"}};
+  std::map<std::string, std::string> env = {{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_DOWNSAMPLE_PRESET", "seed"}};
   for (auto& [k, v] : extra) env[k] = v;
   ConfigParseResult parsed = ParseConfig(env);
-  EXPECT_TRUE(parsed.ok()) << (parsed.problems.empty() ? "" : parsed.problems[0].variable + ": " + parsed.problems[0].message);
+  EXPECT_TRUE(parsed.ok()) << (parsed.problems.empty()
+                                   ? ""
+                                   : parsed.problems[0].variable + ": " + parsed.problems[0].message);
   return parsed.config.downsample;
 }
 
@@ -124,8 +125,9 @@ TEST(DownsampleConfigParse, ReportsEveryBadRuleAtOnce) {
   EXPECT_EQ(vars.count("EDGELINE_DOWNSAMPLE_AGGREGATE"), 1u);
   EXPECT_EQ(vars.count("EDGELINE_DOWNSAMPLE_ALARM"), 3u);
   EXPECT_EQ(vars.count("EDGELINE_DOWNSAMPLE_SET_TAGS"), 1u);
-  ConfigParseResult ok = ParseConfig({{"EDGELINE_INFLUX_API", "v1"},
-                                      {"EDGELINE_DOWNSAMPLE_ALARM", "hot:temperature>=250?hot:ok; low:fuel != 0 ?x:y"}});
+  ConfigParseResult ok =
+      ParseConfig({{"EDGELINE_INFLUX_API", "v1"},
+                   {"EDGELINE_DOWNSAMPLE_ALARM", "hot:temperature>=250?hot:ok; low:fuel != 0 ?x:y"}});
   ASSERT_TRUE(ok.ok());
   ASSERT_EQ(ok.config.downsample.alarms.size(), 2u);
   EXPECT_EQ(ok.config.downsample.alarms[1], (AlarmRule{"low", "fuel", CompareOp::kNe, 0, "x", "y"}));
@@ -187,12 +189,11 @@ TEST(Downsampler, WindowClosesOnlyWhenTheWatermarkPassesItsEnd) {
   EXPECT_TRUE(out.points.empty());
   EXPECT_EQ(d.open_windows(), 2);
   d.Add(P("g1", 10 * kMin + 50 * kSec, 450), &out);  // out of order, but not late yet
-  d.Add(P("g1", 11 * kMin + 5 * kSec, 700), &out);  // watermark 11m00s: window 10m closes
+  d.Add(P("g1", 11 * kMin + 5 * kSec, 700), &out);   // watermark 11m00s: window 10m closes
   ASSERT_EQ(out.points.size(), 1u);
   EXPECT_EQ(out.points[0].timestamp_ns, 10 * kMin + 50 * kSec);  // the last row by event time
-  EXPECT_EQ(Canonical(out.points[0]),
-            "genData,generatorID=g1,region=US alarm=\"refuel\",fuel=450,load=1, " +
-                std::to_string(10 * kMin + 50 * kSec));
+  EXPECT_EQ(Canonical(out.points[0]), "genData,generatorID=g1,region=US alarm=\"refuel\",fuel=450,load=1, " +
+                                          std::to_string(10 * kMin + 50 * kSec));
   d.Add(P("g1", 10 * kMin + 59 * kSec, 100), &out);  // its window is closed: late
   EXPECT_EQ(d.counters().points_late, 1);
   EXPECT_EQ(out.points.size(), 1u);
@@ -244,7 +245,8 @@ TEST(Downsampler, SeveralRulesAndAggregatesUseWindowEndAsTime) {
   ASSERT_EQ(out.points.size(), 1u);
   EXPECT_EQ(Canonical(out.points[0]),
             "genData,generatorID=g1 alarm=\"refuel\",count_me=3i,f=\"c\",fuel=450,l=\"b\",load=95,"
-            "overload=\"yes\",s=9i, " + std::to_string(kMin));
+            "overload=\"yes\",s=9i, " +
+                std::to_string(kMin));
   ASSERT_EQ(out.alarms.size(), 2u);
   EXPECT_EQ(out.alarms[0].output, "alarm");
   EXPECT_EQ(out.alarms[0].value, "refuel");
@@ -299,11 +301,11 @@ TEST(Downsampler, PointsStampedAfterAWallClockStepBackAreWindowedNotLate) {
   Downsampler d(SeedConfig({{"EDGELINE_DOWNSAMPLE_LATENESS", "5s"}}));
   DownsampleOutput out;
   for (int m : {60, 61, 62}) d.Add(P("g1", m * kMin + 10 * kSec, 900), &out);
-  ASSERT_EQ(out.points.size(), 2u);  // windows 60m and 61m
+  ASSERT_EQ(out.points.size(), 2u);                 // windows 60m and 61m
   d.Add(P("g1", 2 * kMin + 10 * kSec, 900), &out);  // before any step is known: late
   EXPECT_EQ(d.counters().points_late, 1);
 
-  d.ExpectClockStepBack(2 * kMin + 15 * kSec);  // everything stamped after the step is >= this
+  d.ExpectClockStepBack(2 * kMin + 15 * kSec);      // everything stamped after the step is >= this
   d.Add(P("g1", 2 * kMin + 10 * kSec, 900), &out);  // older than the step: still late
   EXPECT_EQ(d.counters().points_late, 2);
   d.Add(P("g1", 2 * kMin + 20 * kSec, 450), &out);  // the first point after the step
@@ -346,8 +348,8 @@ TEST(Downsampler, ObserveWallClockSeesOnlyStepsBackLongerThanAWindow) {
   Downsampler d(SeedConfig());  // 1 min windows, lateness 10 s
   DownsampleOutput out;
   d.Add(P("g1", 100 * kMin, 900), &out);
-  EXPECT_EQ(d.ObserveWallClock(100 * kMin, 5 * kSec), 0);            // first reading
-  EXPECT_EQ(d.ObserveWallClock(100 * kMin + 1 * kSec, 6 * kSec), 0);  // in step
+  EXPECT_EQ(d.ObserveWallClock(100 * kMin, 5 * kSec), 0);              // first reading
+  EXPECT_EQ(d.ObserveWallClock(100 * kMin + 1 * kSec, 6 * kSec), 0);   // in step
   EXPECT_EQ(d.ObserveWallClock(100 * kMin + 90 * kSec, 7 * kSec), 0);  // forward: not a step back
   EXPECT_EQ(d.ObserveWallClock(100 * kMin + 31 * kSec, 8 * kSec), 0);  // 60 s back: not longer than a window
   EXPECT_FALSE(d.expecting_clock_step());

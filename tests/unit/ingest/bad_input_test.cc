@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "ingest/group_committer.h"
-#include "ingest/mapping.h"
 #include "common/clock.h"
 #include "common/line_protocol.h"
 #include "config/config.h"
+#include "ingest/group_committer.h"
+#include "ingest/mapping.h"
 #include "storage/queue.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/temp_queue.h"
@@ -136,8 +136,8 @@ TEST(BadInputTest, DeepBalancedArraysAreNotAnObject) {
   EXPECT_LT(peak, 8 * kMiB);
 
   // Inside an object the deep array is one dropped key; the rest of the message is kept.
-  m = MapChecked(mapper, "t",
-                 R"({"fuel": 1, "x": )" + std::string(100'000, '[') + std::string(100'000, ']') + "}", &peak);
+  m = MapChecked(mapper, "t", R"({"fuel": 1, "x": )" + std::string(100'000, '[') + std::string(100'000, ']') + "}",
+                 &peak);
   ASSERT_EQ(m.lines.size(), 1u) << Joined(m.errors);
   EXPECT_TRUE(AnyContains(m.warnings, "key x dropped: arrays are not supported")) << Joined(m.warnings);
   EXPECT_LT(peak, 8 * kMiB);
@@ -187,10 +187,10 @@ TEST(BadInputTest, HugeNumbers) {
   config.json_integers = {"count", "big"};
   Mapper mapper{config};
   const std::string hundred_k_digits = "1" + std::string(100'000, '0');
-  MappedMessage m = MapChecked(
-      mapper, "t",
-      R"({"fuel": 1, "inf": 1e400, "ninf": -1e400, "long": )" + hundred_k_digits +
-          R"(, "tiny": 1e-400, "big": 123456789012345678901234567890, "count": 18446744073709551615})");
+  MappedMessage m =
+      MapChecked(mapper, "t",
+                 R"({"fuel": 1, "inf": 1e400, "ninf": -1e400, "long": )" + hundred_k_digits +
+                     R"(, "tiny": 1e-400, "big": 123456789012345678901234567890, "count": 18446744073709551615})");
   ASSERT_EQ(m.lines.size(), 1u) << Joined(m.errors);
   EXPECT_TRUE(AnyContains(m.warnings, "field inf dropped: number out of range")) << Joined(m.warnings);
   EXPECT_TRUE(AnyContains(m.warnings, "field ninf dropped: number out of range"));
@@ -201,8 +201,8 @@ TEST(BadInputTest, HugeNumbers) {
   EXPECT_EQ(p.fields.size(), 2u);  // fuel and tiny (an underflow is 0, still a number)
 
   // Line protocol: out-of-range numbers reject the line with the reason.
-  for (const char* line : {"m f=99999999999999999999i", "m f=18446744073709551616u", "m f=1e400",
-                           "m f=1 99999999999999999999"}) {
+  for (const char* line :
+       {"m f=99999999999999999999i", "m f=18446744073709551616u", "m f=1e400", "m f=1 99999999999999999999"}) {
     m = MapChecked(mapper, "t", line);
     EXPECT_TRUE(m.lines.empty()) << line;
     EXPECT_TRUE(AnyContains(m.errors, "out of range")) << line << ": " << Joined(m.errors);
@@ -211,8 +211,8 @@ TEST(BadInputTest, HugeNumbers) {
 
 TEST(BadInputTest, NanAndInfinityLiterals) {
   Mapper mapper{MappingConfig{}};
-  for (const char* payload : {R"({"fuel": NaN})", R"({"fuel": Infinity})", R"({"fuel": -Infinity})",
-                              R"({"fuel": nan})"}) {
+  for (const char* payload :
+       {R"({"fuel": NaN})", R"({"fuel": Infinity})", R"({"fuel": -Infinity})", R"({"fuel": nan})"}) {
     MappedMessage m = MapChecked(mapper, "t", payload);
     EXPECT_TRUE(m.lines.empty()) << payload;
     EXPECT_TRUE(AnyContains(m.errors, "malformed JSON")) << payload << ": " << Joined(m.errors);

@@ -10,9 +10,9 @@
 #include <thread>
 #include <vector>
 
-#include "ingest/mapping.h"
 #include "common/clock.h"
 #include "gtest/gtest.h"
+#include "ingest/mapping.h"
 #include "storage/queue.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/temp_queue.h"
@@ -56,7 +56,8 @@ class FlakyQueue final : public Queue {
   }
   // Blocks until Append has been entered at least `n` times, or `also` holds (checked whenever
   // Wake() is called), so that a broken committer fails the test instead of hanging it.
-  void WaitForAttempts(int n, const std::function<bool()>& also = [] { return false; }) {
+  void WaitForAttempts(
+      int n, const std::function<bool()>& also = [] { return false; }) {
     std::unique_lock lock(mu_);
     cv_.wait(lock, [&] { return attempts_ >= n || also(); });
   }
@@ -137,9 +138,7 @@ class FlakyQueue final : public Queue {
   Status SetAgentState(const std::vector<std::pair<std::string, std::string>>& kv) override {
     return inner_->SetAgentState(kv);
   }
-  Result<std::vector<std::pair<std::string, std::string>>> AgentState() override {
-    return inner_->AgentState();
-  }
+  Result<std::vector<std::pair<std::string, std::string>>> AgentState() override { return inner_->AgentState(); }
   Result<std::string> IntegrityCheck() override { return inner_->IntegrityCheck(); }
 
  private:

@@ -31,16 +31,11 @@ std::vector<json> ReadJsonl(const std::string& name) {
 
 std::string Describe(const FieldValue& v) {
   switch (v.type) {
-    case FieldType::kFloat:
-      return "float:" + FormatPoint(Point{"m", {}, {{"f", v}}, {}}).substr(4);
-    case FieldType::kInteger:
-      return "int:" + std::to_string(v.i);
-    case FieldType::kUnsigned:
-      return "uint:" + std::to_string(v.u);
-    case FieldType::kString:
-      return "string:" + v.s;
-    case FieldType::kBool:
-      return v.b ? "bool:true" : "bool:false";
+    case FieldType::kFloat: return "float:" + FormatPoint(Point{"m", {}, {{"f", v}}, {}}).substr(4);
+    case FieldType::kInteger: return "int:" + std::to_string(v.i);
+    case FieldType::kUnsigned: return "uint:" + std::to_string(v.u);
+    case FieldType::kString: return "string:" + v.s;
+    case FieldType::kBool: return v.b ? "bool:true" : "bool:false";
   }
   return "";
 }
@@ -112,7 +107,8 @@ TEST(MappingTest, GeneratorTraceMatchesRawFixture) {
   Mapper mapper{MappingConfig{}};
   for (size_t i = 0; i < messages.size(); ++i) {
     const int64_t ts = messages[i]["ts_ns"].get<int64_t>();
-    MappedMessage m = mapper.Map(messages[i]["topic"].get<std::string>(), messages[i]["payload"].get<std::string>(), ts);
+    MappedMessage m =
+        mapper.Map(messages[i]["topic"].get<std::string>(), messages[i]["payload"].get<std::string>(), ts);
     ASSERT_EQ(m.lines.size(), 1u) << "message " << i;
     EXPECT_TRUE(m.errors.empty()) << "message " << i;
     EXPECT_TRUE(m.warnings.empty()) << "message " << i;
@@ -281,7 +277,8 @@ TEST(MappingTest, JsonIntegers) {
   config.json_integers = {"load", "count", "nested_n", "big", "frac"};
   Mapper mapper(config);
   MappedMessage m = mapper.Map(
-      "t", R"({"load": 67, "count": -3, "nested": {"n": 5}, "big": 18446744073709551615, "frac": 1.5, "fuel": 2, "x": 4.0})",
+      "t",
+      R"({"load": 67, "count": -3, "nested": {"n": 5}, "big": 18446744073709551615, "frac": 1.5, "fuel": 2, "x": 4.0})",
       1);
   Point p = ParsedOnlyLine(m);
   ASSERT_NE(FindField(p, "load"), nullptr);
@@ -363,7 +360,9 @@ TEST(MappingTest, BadTimeValueFallsBackToReceiveTime) {
 TEST(MappingTest, ArraysAndUnwritableKeysAreDroppedWithWarnings) {
   Mapper mapper{MappingConfig{}};
   MappedMessage m = mapper.Map(
-      "t", R"({"fuel": 1, "list": [1, 2], "a\nb": 2, "": 3, "note": "two\nlines", "back\\": 4, "nested": {"deep": [1]}})", 1);
+      "t",
+      R"({"fuel": 1, "list": [1, 2], "a\nb": 2, "": 3, "note": "two\nlines", "back\\": 4, "nested": {"deep": [1]}})",
+      1);
   Point p = ParsedOnlyLine(m);
   EXPECT_EQ(p.fields.size(), 1u);
   EXPECT_TRUE(m.errors.empty());

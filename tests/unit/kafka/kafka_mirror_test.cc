@@ -34,8 +34,8 @@ class FakeProducer final : public Producer {
     uint64_t token;
   };
 
-  Status Produce(std::string_view topic, std::string_view key, std::string_view value,
-                 DeliveryListener* listener, uint64_t token) override {
+  Status Produce(std::string_view topic, std::string_view key, std::string_view value, DeliveryListener* listener,
+                 uint64_t token) override {
     if (fail_next_n > 0 && pass_first_n-- <= 0) {
       --fail_next_n;
       return fail_status;
@@ -66,13 +66,15 @@ class FakeProducer final : public Producer {
   int DeliverValue(const std::string& value, const Status& status = Status::Ok()) {
     return DeliverIf([&](const Record& r) { return r.value == value; }, status);
   }
-  int DeliverAll() { return DeliverIf([](const Record&) { return true; }); }
+  int DeliverAll() {
+    return DeliverIf([](const Record&) { return true; });
+  }
 
-  std::vector<Record> all;           // every record ever produced
-  std::vector<size_t> outstanding;   // indexes into `all`, not yet reported
+  std::vector<Record> all;             // every record ever produced
+  std::vector<size_t> outstanding;     // indexes into `all`, not yet reported
   std::vector<std::string> delivered;  // values reported OK, in report order
-  int fail_next_n = 0;   // fail this many Produce calls ...
-  int pass_first_n = 0;  // ... after letting this many through
+  int fail_next_n = 0;                 // fail this many Produce calls ...
+  int pass_first_n = 0;                // ... after letting this many through
   Status fail_status = Status::ResourceExhausted("_QUEUE_FULL: Local: Queue full");
   Status last_error;
 };
@@ -97,11 +99,11 @@ class KafkaMirrorTest : public ::testing::Test {
   }
 
   KafkaMirror& RawMirror() {
-    Result<TopicRouter> router = TopicRouter::FromRoutes({{"EGgen1", "emergency_generator/generator1"},
-                                                          {"EGgens", "emergency_generator/.*"}});
+    Result<TopicRouter> router =
+        TopicRouter::FromRoutes({{"EGgen1", "emergency_generator/generator1"}, {"EGgens", "emergency_generator/.*"}});
     EXPECT_TRUE(router.ok());
-    mirrors_.push_back(std::make_unique<KafkaMirror>("kafka-raw", std::string(kRawStream), queue_.get(),
-                                                     &producer_, &clock_, std::move(router).value(), options_));
+    mirrors_.push_back(std::make_unique<KafkaMirror>("kafka-raw", std::string(kRawStream), queue_.get(), &producer_,
+                                                     &clock_, std::move(router).value(), options_));
     EXPECT_TRUE(mirrors_.back()->Start().ok());
     return *mirrors_.back();
   }
@@ -365,10 +367,9 @@ TEST_F(KafkaMirrorTest, LargerBatchThanTheBoundIsSentWhole) {
 
 TEST_F(KafkaMirrorTest, UnmatchedTopicsAreSkippedAndCounted) {
   KafkaMirror& mirror = RawMirror();
-  const int64_t s1 = AppendRaw({Line("generator1", 1), Line("generator1", 2), Line("x", 3), Line("x", 4),
-                                Line("x", 5), Line("generator2", 6)},
-                               {kGen1, kGen1, "factory/other", "factory/other", "site/emergency_generator/g",
-                                kGen2});
+  const int64_t s1 = AppendRaw(
+      {Line("generator1", 1), Line("generator1", 2), Line("x", 3), Line("x", 4), Line("x", 5), Line("generator2", 6)},
+      {kGen1, kGen1, "factory/other", "factory/other", "site/emergency_generator/g", kGen2});
   mirror.Step();
   ASSERT_EQ(producer_.all.size(), 3u);
   EXPECT_EQ(producer_.all[0].topic, "EGgen1");
@@ -549,30 +550,51 @@ class HookQueue final : public Queue {
  public:
   explicit HookQueue(Queue* q) : q_(q) {}
   std::function<void()> after_ack;
-  Result<std::vector<int64_t>> Append(const std::vector<BatchInput>& b, const std::vector<DeadLetter>& d) override { return q_->Append(b, d); }
+  Result<std::vector<int64_t>> Append(const std::vector<BatchInput>& b, const std::vector<DeadLetter>& d) override {
+    return q_->Append(b, d);
+  }
   Status RegisterConsumer(const std::string& s, const std::string& st) override { return q_->RegisterConsumer(s, st); }
   Result<std::vector<Batch>> Read(const std::string& s, int64_t m) override { return q_->Read(s, m); }
   Result<std::vector<Batch>> ReadNewest(const std::string& s, int64_t m) override { return q_->ReadNewest(s, m); }
-  Status AckBatches(const std::string& s, const std::vector<int64_t>& q, const SinkAttempt& a, const std::vector<DeadLetter>& d) override { return q_->AckBatches(s, q, a, d); }
+  Status AckBatches(const std::string& s, const std::vector<int64_t>& q, const SinkAttempt& a,
+                    const std::vector<DeadLetter>& d) override {
+    return q_->AckBatches(s, q, a, d);
+  }
   Status Ack(const std::string& s, int64_t seq, const SinkAttempt& a, const std::vector<DeadLetter>& d) override {
     Status st = q_->Ack(s, seq, a, d);
-    if (after_ack) { auto f = after_ack; after_ack = nullptr; f(); }
+    if (after_ack) {
+      auto f = after_ack;
+      after_ack = nullptr;
+      f();
+    }
     return st;
   }
-  Status AckWithOutput(const std::string& s, int64_t seq, const SinkAttempt& a, const std::vector<BatchInput>& o, std::string_view st) override { return q_->AckWithOutput(s, seq, a, o, st); }
+  Status AckWithOutput(const std::string& s, int64_t seq, const SinkAttempt& a, const std::vector<BatchInput>& o,
+                       std::string_view st) override {
+    return q_->AckWithOutput(s, seq, a, o, st);
+  }
   Result<std::string> ConsumerState(const std::string& s) override { return q_->ConsumerState(s); }
   Status RecordAttempt(const std::string& s, const SinkAttempt& a) override { return q_->RecordAttempt(s, a); }
   Result<int64_t> EnforceLimits() override { return q_->EnforceLimits(); }
   Result<std::vector<SinkStatus>> SinkStatuses() override { return q_->SinkStatuses(); }
   Result<QueueStats> Stats() override { return q_->Stats(); }
-  Result<std::vector<DeadLetter>> DeadLetters(const std::string& s, int64_t l) override { return q_->DeadLetters(s, l); }
+  Result<std::vector<DeadLetter>> DeadLetters(const std::string& s, int64_t l) override {
+    return q_->DeadLetters(s, l);
+  }
   Result<ReplayMarks> RequestReplay(const std::string& s) override { return q_->RequestReplay(s); }
   Result<int64_t> PurgeDeadLetters(const std::string& s) override { return q_->PurgeDeadLetters(s); }
-  Result<std::vector<DeadLetter>> ReplayRequested(const std::string& s, int64_t l) override { return q_->ReplayRequested(s, l); }
-  Status FinishReplay(const std::vector<int64_t>& i, const std::vector<DeadLetter>& r) override { return q_->FinishReplay(i, r); }
-  Status SetAgentState(const std::vector<std::pair<std::string, std::string>>& kv) override { return q_->SetAgentState(kv); }
+  Result<std::vector<DeadLetter>> ReplayRequested(const std::string& s, int64_t l) override {
+    return q_->ReplayRequested(s, l);
+  }
+  Status FinishReplay(const std::vector<int64_t>& i, const std::vector<DeadLetter>& r) override {
+    return q_->FinishReplay(i, r);
+  }
+  Status SetAgentState(const std::vector<std::pair<std::string, std::string>>& kv) override {
+    return q_->SetAgentState(kv);
+  }
   Result<std::vector<std::pair<std::string, std::string>>> AgentState() override { return q_->AgentState(); }
   Result<std::string> IntegrityCheck() override { return q_->IntegrityCheck(); }
+
  private:
   Queue* q_;
 };
@@ -585,7 +607,7 @@ TEST_F(KafkaMirrorTest, FailedBatchDroppedByTheQueueBoundsDoesNotWedgeTheCursor)
   mirror.Step();
   ASSERT_EQ(producer_.all.size(), 2u);
   producer_.DeliverIf([](const FakeProducer::Record&) { return true; }, kTimedOut);
-  mirror.Step();  // takes the failure: offline, backoff
+  mirror.Step();                                  // takes the failure: offline, backoff
   clock_.AdvanceNs(8LL * 24 * 3600 * kNsPerSec);  // past EDGELINE_QUEUE_MAX_AGE (7d)
   auto dropped = queue_->EnforceLimits();
   ASSERT_TRUE(dropped.ok());
@@ -613,7 +635,7 @@ TEST_F(KafkaMirrorTest, FailedBatchIsNotProducedAgainWhileARecordIsStillOut) {
   const int64_t s2 = AppendRaw({Line("generator1", 100), Line("generator1", 101)}, {kGen1, kGen1});
   mirror.Step();
   ASSERT_EQ(producer_.all.size(), 3u);
-  producer_.DeliverValue(Line("generator1", 1));  // s1 delivered
+  producer_.DeliverValue(Line("generator1", 1));                                         // s1 delivered
   hook.after_ack = [&] { producer_.DeliverValue(Line("generator1", 100), kTimedOut); };  // mid-Step
   mirror.Step();
   EXPECT_EQ(producer_.all.size(), 3u);  // not produced again: record 101 is still out

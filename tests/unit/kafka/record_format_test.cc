@@ -46,8 +46,7 @@ TEST(KafkaRecordFormatTest, LargeValuesAreExact) {
 }
 
 TEST(KafkaRecordFormatTest, EscapedLineProtocolBecomesPlainJsonStrings) {
-  json value = ValueJson(
-      R"(my\ meas\,x,tag\ key=va\=l\,ue s="say \"hi\" \\ ok",t="tab	é" 5)");
+  json value = ValueJson(R"(my\ meas\,x,tag\ key=va\=l\,ue s="say \"hi\" \\ ok",t="tab	é" 5)");
   EXPECT_EQ(value["measurement"], "my meas,x");
   EXPECT_EQ(value["tags"]["tag key"], "va=l,ue");
   EXPECT_EQ(value["fields"]["s"], R"(say "hi" \ ok)");

@@ -18,7 +18,7 @@ namespace edgeline {
 namespace {
 
 HttpResponse MakeResponse(int status, std::string body = "",
-                                 std::vector<std::pair<std::string, std::string>> headers = {}) {
+                          std::vector<std::pair<std::string, std::string>> headers = {}) {
   HttpResponse r;
   r.status = status;
   r.body = std::move(body);
@@ -61,7 +61,8 @@ std::string HeaderOf(const HttpRequest& request, const std::string& name) {
 
 std::vector<std::string> MakeLines(int n) {
   std::vector<std::string> lines;
-  for (int i = 0; i < n; ++i) lines.push_back("m,g=g" + std::to_string(i) + " v=" + std::to_string(i) + " " + std::to_string(1000 + i));
+  for (int i = 0; i < n; ++i)
+    lines.push_back("m,g=g" + std::to_string(i) + " v=" + std::to_string(i) + " " + std::to_string(1000 + i));
   return lines;
 }
 
@@ -218,8 +219,9 @@ FakeTransport::Handler RejectLines(std::vector<std::string> bad, int status, std
 TEST_F(InfluxWriterTest, Status400BisectsToTheSingleBadLine) {
   InfluxWriter writer(V2Config(), &transport_, &clock_);
   auto lines = MakeLines(16);
-  transport_.handler = RejectLines({lines[11]}, 400,
-                                   R"({"error":"partial write: field type conflict: input field \"v\" on measurement \"m\" is type string, already exists as type float dropped=1"})");
+  transport_.handler = RejectLines(
+      {lines[11]}, 400,
+      R"({"error":"partial write: field type conflict: input field \"v\" on measurement \"m\" is type string, already exists as type float dropped=1"})");
   WriteOutcome out = writer.Write(Views(lines));
   EXPECT_EQ(out.kind, WriteOutcomeKind::kOk);
   EXPECT_EQ(out.http_status, 400);
@@ -236,8 +238,9 @@ TEST_F(InfluxWriterTest, Status400BisectsToTheSingleBadLine) {
 TEST_F(InfluxWriterTest, Status400TwoBadLinesV2MessageAnd422) {
   InfluxWriter writer(V2Config(), &transport_, &clock_);
   auto lines = MakeLines(7);
-  transport_.handler = RejectLines({lines[0], lines[6]}, 422,
-                                   R"({"code":"unprocessable entity","message":"points beyond retention policy dropped=1"})");
+  transport_.handler =
+      RejectLines({lines[0], lines[6]}, 422,
+                  R"({"code":"unprocessable entity","message":"points beyond retention policy dropped=1"})");
   WriteOutcome out = writer.Write(Views(lines));
   EXPECT_EQ(out.kind, WriteOutcomeKind::kOk);
   EXPECT_EQ(out.accepted, 5);
@@ -275,9 +278,9 @@ struct StatusCase {
 
 TEST_F(InfluxWriterTest, FailureStatusesClassify) {
   const StatusCase cases[] = {
-      {401, WriteOutcomeKind::kAuthFailed}, {403, WriteOutcomeKind::kAuthFailed},
-      {404, WriteOutcomeKind::kNotFound},   {429, WriteOutcomeKind::kRetryLater},
-      {503, WriteOutcomeKind::kRetryLater}, {500, WriteOutcomeKind::kUnavailable},
+      {401, WriteOutcomeKind::kAuthFailed},  {403, WriteOutcomeKind::kAuthFailed},
+      {404, WriteOutcomeKind::kNotFound},    {429, WriteOutcomeKind::kRetryLater},
+      {503, WriteOutcomeKind::kRetryLater},  {500, WriteOutcomeKind::kUnavailable},
       {502, WriteOutcomeKind::kUnavailable}, {504, WriteOutcomeKind::kUnavailable},
   };
   for (const StatusCase& c : cases) {
@@ -468,8 +471,8 @@ TEST_F(RequestLevelTest, A400AboutTheRequestKeepsEveryLineInsteadOfBisecting) {
 TEST_F(RequestLevelTest, WordsInsideTheQuotedLineDoNotMakeItRequestLevel) {
   InfluxWriter writer(V2Config(), &transport_, &clock_);
   std::vector<std::string> lines = {"m,precision=gzip v=1 1", "m v=2 2"};
-  transport_.handler = RejectLines({lines[0]}, 400,
-                                   R"({"code":"invalid","message":"unable to parse 'm,precision=gzip v=1 1': bad timestamp"})");
+  transport_.handler = RejectLines(
+      {lines[0]}, 400, R"({"code":"invalid","message":"unable to parse 'm,precision=gzip v=1 1': bad timestamp"})");
   WriteOutcome out = writer.Write(Views(lines));
   EXPECT_EQ(out.kind, WriteOutcomeKind::kOk);
   ASSERT_EQ(out.rejected.size(), 1u);

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "common/clock.h"
 #include "common/backoff.h"
+#include "common/clock.h"
 #include "replication/http_transport.h"
 #include "replication/influx_writer.h"
 #include "replication/replicator.h"
@@ -71,8 +71,8 @@ class OutageTransport final : public HttpTransport {
   }
 
   int RequestsBefore(int64_t steady_ns) const {
-    return static_cast<int>(std::count_if(request_times.begin(), request_times.end(),
-                                          [&](int64_t t) { return t < steady_ns; }));
+    return static_cast<int>(
+        std::count_if(request_times.begin(), request_times.end(), [&](int64_t t) { return t < steady_ns; }));
   }
 
   Failure failure = Failure::kRefused;
@@ -108,8 +108,8 @@ class OutageTest : public ::testing::Test {
     options.idle_ns = kNsPerSec;
     options.random = Backoff::SeededRandom(seed);
     options.newest_first = newest_first;
-    replicator_ = std::make_unique<Replicator>("influx", std::string(kRawStream), queue_.get(), writer_.get(),
-                                               &clock_, options);
+    replicator_ =
+        std::make_unique<Replicator>("influx", std::string(kRawStream), queue_.get(), writer_.get(), &clock_, options);
     ASSERT_TRUE(replicator_->Start().ok());
   }
 
@@ -233,7 +233,7 @@ TEST_P(OneHourOutageTest, LosesNothingAndMakesFewRequests) {
   int64_t max_failure_delay = 0;
   int64_t drained_at = -1;
   int64_t backlog_drained_at = -1;
-  std::vector<std::string> first_delivery;  // the lines of the first request that worked
+  std::vector<std::string> first_delivery;     // the lines of the first request that worked
   std::string oldest_pending, newest_pending;  // just before it
   for (int guard = 0; guard < 100000; ++guard) {
     const int64_t now = clock_.SteadyNowNs();
@@ -278,10 +278,9 @@ TEST_P(OneHourOutageTest, LosesNothingAndMakesFewRequests) {
       "outage[%s%s seed=%llu]: appended=%zu delivered=%zu lost=%zu duplicates=%zu requests_during_1h_outage=%d "
       "steps_during_outage=%d max_retry_wait=%.1fs first_success_after_recovery=%.1fs backlog_drained=+%.1fs "
       "total_requests=%zu\n",
-      FailureName(c.failure).c_str(), c.newest_first ? " newest-first" : "",
-      static_cast<unsigned long long>(c.seed), appended_.size(),
-      transport_.delivered.size(), lost.size(), transport_.delivered.size() - unique.size(), outage_requests,
-      steps_in_outage, static_cast<double>(max_failure_delay) / kNsPerSec,
+      FailureName(c.failure).c_str(), c.newest_first ? " newest-first" : "", static_cast<unsigned long long>(c.seed),
+      appended_.size(), transport_.delivered.size(), lost.size(), transport_.delivered.size() - unique.size(),
+      outage_requests, steps_in_outage, static_cast<double>(max_failure_delay) / kNsPerSec,
       static_cast<double>(first_success - outage_end) / kNsPerSec,
       static_cast<double>(backlog_drained_at - outage_end) / kNsPerSec, transport_.request_times.size());
 
@@ -334,8 +333,7 @@ INSTANTIATE_TEST_SUITE_P(Seeds, OneHourOutageTest,
                          ::testing::Values(OutageCase{Failure::kRefused, 1}, OutageCase{Failure::kRefused, 2},
                                            OutageCase{Failure::kRefused, 3}, OutageCase{Failure::k503, 1},
                                            OutageCase{Failure::k503, 4}, OutageCase{Failure::k503, 5},
-                                           OutageCase{Failure::kRefused, 1, true},
-                                           OutageCase{Failure::k503, 4, true}),
+                                           OutageCase{Failure::kRefused, 1, true}, OutageCase{Failure::k503, 4, true}),
                          [](const ::testing::TestParamInfo<OutageCase>& info) {
                            return (info.param.failure == Failure::kRefused ? std::string("Refused")
                                                                            : std::string("Status503")) +
@@ -371,8 +369,8 @@ TEST_F(OutageTest, BackoffGrowsWithinFullJitterBoundsUpToTheCap) {
   const double max_s = static_cast<double>(*std::max_element(delays.begin(), delays.end())) / kNsPerSec;
   std::printf("backoff: first delays %.3f %.3f %.3f %.3f s; mean once capped %.1f s; max %.1f s\n",
               static_cast<double>(delays[0]) / kNsPerSec, static_cast<double>(delays[1]) / kNsPerSec,
-              static_cast<double>(delays[2]) / kNsPerSec, static_cast<double>(delays[3]) / kNsPerSec,
-              mean_capped_s, max_s);
+              static_cast<double>(delays[2]) / kNsPerSec, static_cast<double>(delays[3]) / kNsPerSec, mean_capped_s,
+              max_s);
   // Uniform over [0, 300 s): mean 150 s, sd of the mean of 191 draws about 6 s.
   EXPECT_GT(mean_capped_s, 120.0);
   EXPECT_LT(mean_capped_s, 180.0);
@@ -436,10 +434,9 @@ TEST_P(RetryAfterTest, Status503RetryAfter120WaitsExactly120Seconds) {
   EXPECT_EQ(Sink().state, "ok");
 }
 
-INSTANTIATE_TEST_SUITE_P(Forms, RetryAfterTest, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? "HttpDate" : "Seconds";
-                         });
+INSTANTIATE_TEST_SUITE_P(Forms, RetryAfterTest, ::testing::Bool(), [](const ::testing::TestParamInfo<bool>& info) {
+  return info.param ? "HttpDate" : "Seconds";
+});
 
 }  // namespace
 }  // namespace edgeline

@@ -55,8 +55,8 @@ class ReplicatorSqliteTest : public ::testing::Test {
   }
   void MakeReplicator(ReplicatorOptions ro) {
     ro.random = Backoff::SeededRandom(3);
-    replicator_ = std::make_unique<Replicator>("influx", std::string(kRawStream), queue_.get(),
-                                               writer_.get(), &clock_, ro);
+    replicator_ =
+        std::make_unique<Replicator>("influx", std::string(kRawStream), queue_.get(), writer_.get(), &clock_, ro);
     ASSERT_TRUE(replicator_->Start().ok());
   }
   void TearDown() override {

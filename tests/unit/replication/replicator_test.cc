@@ -23,8 +23,7 @@ namespace {
 // In-memory Queue with just enough behaviour for a sink; fail_* switches inject queue errors.
 class FakeQueue final : public Queue {
  public:
-  Result<std::vector<int64_t>> Append(const std::vector<BatchInput>& inputs,
-                                      const std::vector<DeadLetter>&) override {
+  Result<std::vector<int64_t>> Append(const std::vector<BatchInput>& inputs, const std::vector<DeadLetter>&) override {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<int64_t> seqs;
     for (const BatchInput& in : inputs) {
@@ -76,8 +75,8 @@ class FakeQueue final : public Queue {
     attempts.push_back(attempt);
     return Status::Ok();
   }
-  Status AckWithOutput(const std::string&, int64_t, const SinkAttempt&,
-                       const std::vector<BatchInput>&, std::string_view) override {
+  Status AckWithOutput(const std::string&, int64_t, const SinkAttempt&, const std::vector<BatchInput>&,
+                       std::string_view) override {
     return Status::Internal("not used by the replicator");
   }
   Result<std::string> ConsumerState(const std::string&) override { return std::string(); }

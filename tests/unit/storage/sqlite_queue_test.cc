@@ -343,8 +343,8 @@ TEST_F(QueueTest, NewestFirstReadsAndOutOfOrderAcksKeepCursorAndGcRight) {
     }
     return SinkStatus{};
   };
-  EXPECT_EQ(status().cursor_seq, 0);       // the oldest three are still pending
-  EXPECT_EQ(status().pending_points, 6);   // the acknowledged newest one does not count
+  EXPECT_EQ(status().cursor_seq, 0);      // the oldest three are still pending
+  EXPECT_EQ(status().pending_points, 6);  // the acknowledged newest one does not count
   // Both orders skip what was acknowledged out of order.
   auto oldest = q->Read("influx", 100);
   ASSERT_EQ(oldest->size(), 3u);
@@ -377,8 +377,7 @@ TEST_F(QueueTest, ReplayLeavesTruncatedPayloadsAndNonReplayingSinksAlone) {
   ASSERT_TRUE(q->Append({}, {dl("influx", "type conflict", "m v=1 1"),
                              dl("influx", "type conflict", std::string(70 * 1024, 'x')),  // stored truncated
                              dl("ingest", "payload of 2000000 bytes exceeds EDGELINE_MQTT_MAX_PAYLOAD (1048576)", "{"),
-                             dl("ingest", "malformed JSON", "{"),
-                             dl("kafka-raw", "too large", "m v=2 2")})
+                             dl("ingest", "malformed JSON", "{"), dl("kafka-raw", "too large", "m v=2 2")})
                   .ok());
   auto marks = q->RequestReplay("");
   ASSERT_TRUE(marks.ok());

@@ -8,12 +8,12 @@
 #include <fstream>
 #include <random>
 
+#include "gtest/gtest.h"
 #include "ingest/group_committer.h"
 #include "ingest/mapping.h"
-#include "gtest/gtest.h"
 #include "storage/queue.h"
-#include "tests/support/fault_vfs.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/fault_vfs.h"
 #include "tests/support/temp_queue.h"
 
 namespace edgeline {
@@ -44,7 +44,8 @@ class StorageFaultTest : public ::testing::Test {
   static BatchInput Lines(int first, int n) {
     BatchInput b;
     b.stream = std::string(kRawStream);
-    for (int i = first; i < first + n; ++i) b.lines.push_back("m,g=a v=" + std::to_string(i) + " " + std::to_string(1000 + i));
+    for (int i = first; i < first + n; ++i)
+      b.lines.push_back("m,g=a v=" + std::to_string(i) + " " + std::to_string(1000 + i));
     b.min_ts_ns = 1000 + first;
     b.max_ts_ns = 1000 + first + n - 1;
     return b;
@@ -81,7 +82,8 @@ TEST_F(StorageFaultTest, EveryFaultPositionKeepsCommittedAppendsAndNothingElse) 
         // The workload makes about 2 WAL writes and 1 sync per append.
         const bool sync = std::string(op) == "sync";
         for (long skip = 0; skip < (sync ? kAppends : 2 * kAppends); skip += (sync ? 1 : 2)) {
-          SCOPED_TRACE(std::string(op) + " " + error + " skip=" + std::to_string(skip) + " count=" + std::to_string(count));
+          SCOPED_TRACE(std::string(op) + " " + error + " skip=" + std::to_string(skip) +
+                       " count=" + std::to_string(count));
           const std::string path = dir_.File("q" + std::to_string(trials++) + ".db");
           std::vector<std::string> committed;
           {

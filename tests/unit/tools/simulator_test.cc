@@ -35,10 +35,10 @@ std::string Shape(const std::string& payload) {
   auto j = nlohmann::ordered_json::parse(payload);
   std::string shape;
   for (auto it = j.begin(); it != j.end(); ++it) {
-    const char* type = it->is_string()            ? "string"
-                       : it->is_number_float()    ? "float"
-                       : it->is_number_integer()  ? "integer"
-                                                  : "other";
+    const char* type = it->is_string()           ? "string"
+                       : it->is_number_float()   ? "float"
+                       : it->is_number_integer() ? "integer"
+                                                 : "other";
     shape += it.key() + ":" + type + ",";
   }
   return shape;
@@ -56,8 +56,9 @@ TEST(SimulatorModelTest, PayloadKeysAndTypesMatchFixture) {
   auto fixture = ReadFixture();
   ASSERT_FALSE(fixture.empty());
   const std::string expected = Shape(fixture[0].payload);
-  EXPECT_EQ(expected, "generatorID:string,lat:float,lon:float,temperature:integer,power:integer,"
-                      "load:integer,fuel:integer,");
+  EXPECT_EQ(expected,
+            "generatorID:string,lat:float,lon:float,temperature:integer,power:integer,"
+            "load:integer,fuel:integer,");
   for (const auto& m : fixture) EXPECT_EQ(Shape(m.payload), expected) << m.payload;
   for (int g = 0; g < 7; ++g) {
     GeneratorModel model(g, 42);
@@ -265,9 +266,8 @@ TEST(SimulatorArgsTest, DefaultsAndEnvironment) {
 }
 
 TEST(SimulatorArgsTest, EveryOptionBothSpellings) {
-  auto o = ParseSimulatorArgs({"--url=tcp://h:1", "--generators", "10", "--interval", "2s-3500ms",
-                               "--qos=2", "--count", "30", "--duration=1m", "--prefix", "site/gen",
-                               "--seed", "4294967295"},
+  auto o = ParseSimulatorArgs({"--url=tcp://h:1", "--generators", "10", "--interval", "2s-3500ms", "--qos=2", "--count",
+                               "30", "--duration=1m", "--prefix", "site/gen", "--seed", "4294967295"},
                               {});
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_EQ(o->url, "tcp://h:1");
@@ -292,15 +292,14 @@ TEST(SimulatorArgsTest, EveryOptionBothSpellings) {
 }
 
 TEST(SimulatorArgsTest, EveryProblemIsListed) {
-  auto o = ParseSimulatorArgs({"--generators", "0", "--interval", "15s-5s", "--rate", "fast", "--qos", "3",
-                               "--count", "-1", "--duration", "soon", "--prefix", "a/+", "--seed", "-5",
-                               "--bogus", "--url", ""},
+  auto o = ParseSimulatorArgs({"--generators", "0", "--interval", "15s-5s", "--rate", "fast", "--qos", "3", "--count",
+                               "-1", "--duration", "soon", "--prefix", "a/+", "--seed", "-5", "--bogus", "--url", ""},
                               {{"EDGELINE_MQTT_PASSWORD", "s3cret"}});
   ASSERT_FALSE(o.ok());
   EXPECT_EQ(o.status().code(), StatusCode::kInvalidArgument);
   const std::string& m = o.status().message();
-  for (const char* what : {"--generators", "--interval", "--rate", "--qos", "--count", "--duration",
-                           "--prefix", "--seed", "unknown argument '--bogus'", "--url"}) {
+  for (const char* what : {"--generators", "--interval", "--rate", "--qos", "--count", "--duration", "--prefix",
+                           "--seed", "unknown argument '--bogus'", "--url"}) {
     EXPECT_NE(m.find(what), std::string::npos) << what << " not in:\n" << m;
   }
   EXPECT_EQ(std::count(m.begin(), m.end(), '\n'), 9) << "one problem per line:\n" << m;
