@@ -10,14 +10,13 @@ namespace edgeline {
 AlarmPublisher::AlarmPublisher(Queue* queue, MessagePublisher* publisher, const Clock* clock,
                                AlarmPublisherOptions options)
     : QueueConsumer(std::string(kAlarmSink), std::string(kAlarmStream), queue, "alarms"),
-      queue_(queue),
       publisher_(publisher),
       clock_(clock),
       options_(options) {}
 
 int64_t AlarmPublisher::Step() {
   if (!started() && !Start().ok()) return options_.retry_min_ns;
-  auto read = queue_->Read(std::string(kAlarmSink), 100);
+  auto read = queue()->Read(std::string(kAlarmSink), 100);
   if (!read.ok()) {
     LOG_WARN("alarms") << "cannot read alarm changes: " << read.status().ToString();
     return options_.retry_min_ns;
@@ -48,7 +47,7 @@ int64_t AlarmPublisher::Step() {
         attempt.last_error = st.ToString();
         attempt.consecutive_failures = consecutive_failures_;
         attempt.next_retry_ns = clock_->WallNowNs() + delay;
-        (void)queue_->RecordAttempt(std::string(kAlarmSink), attempt);
+        (void)queue()->RecordAttempt(std::string(kAlarmSink), attempt);
         // Records of this batch already published go out again on retry (retained: harmless).
         return delay;
       }
@@ -58,7 +57,7 @@ int64_t AlarmPublisher::Step() {
     attempt.state = SinkState::kOk;
     attempt.sent_points = published;
     published = 0;
-    Status st = queue_->Ack(std::string(kAlarmSink), batch.seq, attempt, {});
+    Status st = queue()->Ack(std::string(kAlarmSink), batch.seq, attempt, {});
     if (!st.ok()) {
       LOG_WARN("alarms") << "cannot record published alarms: " << st.ToString();
       return options_.retry_min_ns;

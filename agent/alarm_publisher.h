@@ -7,7 +7,6 @@
 #pragma once
 
 #include <cstdint>
-#include <stop_token>
 #include <string>
 
 #include "common/clock.h"
@@ -36,7 +35,6 @@ class AlarmPublisher final : public QueueConsumer {
  private:
   bool WakeOnAppend() const override { return consecutive_failures_ == 0; }
 
-  Queue* queue_;
   MessagePublisher* publisher_;
   const Clock* clock_;
   AlarmPublisherOptions options_;

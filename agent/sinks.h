@@ -38,8 +38,6 @@ class Sinks {
   // mirrors' cursors did not pass them, so the next run sends them again).
   void StopThreads();
 
-  bool empty() const { return consumers_.empty(); }
-
  private:
   // What an InfluxDB replicator borrows: its connection and its writer.
   struct InfluxTargetParts {

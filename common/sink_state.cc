@@ -17,12 +17,4 @@ std::string_view Name(SinkState state) {
   return "starting";
 }
 
-SinkState SinkStateFromName(std::string_view name) {
-  for (SinkState s : {SinkState::kOk, SinkState::kOffline, SinkState::kAuthFailed, SinkState::kNotFound,
-                      SinkState::kRejecting, SinkState::kBadRequest, SinkState::kThrottled, SinkState::kQueueError}) {
-    if (Name(s) == name) return s;
-  }
-  return SinkState::kStarting;
-}
-
 }  // namespace edgeline

@@ -20,7 +20,4 @@ enum class SinkState {
 
 std::string_view Name(SinkState state);
 
-// The state a stored name stands for; kStarting for "" or an unknown name.
-SinkState SinkStateFromName(std::string_view name);
-
 }  // namespace edgeline

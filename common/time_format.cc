@@ -18,8 +18,7 @@ bool ReadDigits(std::string_view s, size_t* pos, size_t n, int64_t* out) {
   return true;
 }
 
-}  // namespace
-
+// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
 int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
   y -= m <= 2;
   const int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -28,6 +27,8 @@ int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
   const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
   return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
+
+}  // namespace
 
 // RFC 3339: 2025-11-24T16:00:00.123456789Z or with +hh:mm / -hh:mm; 't'/'z'/' ' accepted.
 std::optional<int64_t> ParseRfc3339Ns(std::string_view s) {

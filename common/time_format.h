@@ -8,9 +8,6 @@
 
 namespace edgeline {
 
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d);
-
 // RFC 3339: 2025-11-24T16:00:00.123456789Z or with +hh:mm / -hh:mm; 't', 'z' and ' ' (for 'T')
 // accepted. Nanoseconds since the epoch, or nullopt when malformed or outside int64 ns
 // (1677-09-21 .. 2262-04-11). Fractions beyond 9 digits are truncated.

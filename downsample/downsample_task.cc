@@ -4,7 +4,6 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
-#include "common/wakeup.h"
 
 namespace edgeline {
 namespace {
@@ -69,7 +68,6 @@ DownsampleTask::DownsampleTask(const DownsampleConfig& config, Queue* queue, con
                                DownsampleTaskOptions options)
     : QueueConsumer(std::string(kDownsamplerSink), std::string(kRawStream), queue, "downsample"),
       config_(config),
-      queue_(queue),
       clock_(clock),
       options_(options) {}
 
@@ -84,9 +82,9 @@ Status DownsampleTask::OnStart() {
 
 Status DownsampleTask::Reload() {
   engine_ = std::make_unique<Downsampler>(config_);
-  ASSIGN_OR_RETURN(std::string state, queue_->ConsumerState(std::string(kDownsamplerSink)));
+  ASSIGN_OR_RETURN(std::string state, queue()->ConsumerState(std::string(kDownsamplerSink)));
   if (!state.empty()) RETURN_IF_ERROR(engine_->RestoreState(state));
-  ASSIGN_OR_RETURN(cursor_seq_, queue_->CursorOf(std::string(kDownsamplerSink)));
+  ASSIGN_OR_RETURN(cursor_seq_, queue()->CursorOf(std::string(kDownsamplerSink)));
   // Idle time is counted from now: time spent stopped is not event time that passed.
   newest_seen_steady_ns_ = clock_->SteadyNowNs();
   return Status::Ok();
@@ -117,7 +115,7 @@ Status DownsampleTask::Commit(int64_t seq, int64_t points_consumed, const Downsa
   SinkAttempt attempt;
   attempt.state = SinkState::kOk;
   attempt.sent_points = points_consumed;
-  return queue_->AckWithOutput(std::string(kDownsamplerSink), seq, attempt, outputs, engine_->SaveState());
+  return queue()->AckWithOutput(std::string(kDownsamplerSink), seq, attempt, outputs, engine_->SaveState());
 }
 
 int64_t DownsampleTask::Step() {
@@ -138,7 +136,7 @@ int64_t DownsampleTask::Step() {
     }
     reload_needed_ = false;
   }
-  auto read = queue_->Read(std::string(kDownsamplerSink), options_.batch_points);
+  auto read = queue()->Read(std::string(kDownsamplerSink), options_.batch_points);
   if (!read.ok()) {
     last_error_ = read.status().ToString();
     LOG_WARN("downsample") << "cannot read the raw stream: " << last_error_;

@@ -12,7 +12,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <stop_token>
 #include <string>
 
 #include "common/clock.h"
@@ -59,7 +58,6 @@ class DownsampleTask final : public QueueConsumer {
   Status Commit(int64_t seq, int64_t points_consumed, const DownsampleOutput& out);
 
   DownsampleConfig config_;
-  Queue* queue_;
   const Clock* clock_;
   DownsampleTaskOptions options_;
   std::unique_ptr<Downsampler> engine_;

@@ -1,7 +1,6 @@
 #include "kafka/kafka_mirror.h"
 
 #include <algorithm>
-#include <chrono>
 #include <climits>
 #include <cstdint>
 #include <string_view>
@@ -29,7 +28,6 @@ KafkaMirrorOptions KafkaMirrorOptionsFromConfig(const KafkaConfig& config) {
 KafkaMirror::KafkaMirror(std::string name, std::string stream, Queue* queue, Producer* producer, const Clock* clock,
                          TopicRouter router, KafkaMirrorOptions options)
     : QueueConsumer(std::move(name), std::move(stream), queue, std::string(kLog)),
-      queue_(queue),
       producer_(producer),
       clock_(clock),
       router_(std::move(router)),
@@ -51,7 +49,7 @@ int64_t KafkaMirror::Fail(SinkState state, const std::string& error, int64_t del
   attempt.last_error = error;
   attempt.consecutive_failures = consecutive_failures_;
   attempt.next_retry_ns = clock_->WallNowNs() + delay_ns;
-  Status recorded = queue_->RecordAttempt(name(), attempt);
+  Status recorded = queue()->RecordAttempt(name(), attempt);
   if (!recorded.ok()) {
     LOG_DEBUG(kLog) << "sink " << name() << ": could not record attempt: " << recorded.ToString();
   }
@@ -222,7 +220,7 @@ int64_t KafkaMirror::Step() {
       attempt.consecutive_failures = consecutive_failures_;
       attempt.next_retry_ns = retry_at_ns_ > now ? clock_->WallNowNs() + (retry_at_ns_ - now) : 0;
     }
-    Status acked = queue_->Ack(name(), ack_seq, attempt, dead_letters);
+    Status acked = queue()->Ack(name(), ack_seq, attempt, dead_letters);
     if (!acked.ok()) {
       // Delivered but not acknowledged: they are sent again (Kafka sees duplicates).
       Reset();
@@ -274,7 +272,7 @@ int64_t KafkaMirror::Step() {
     return WaitForReports(in_flight, now);
   }
 
-  Result<std::vector<Batch>> batches = queue_->Read(name(), options_.max_in_flight);
+  Result<std::vector<Batch>> batches = queue()->Read(name(), options_.max_in_flight);
   if (!batches.ok()) {
     ++consecutive_failures_;
     return Fail(SinkState::kQueueError, batches.status().ToString(), backoff_.DelayNs(consecutive_failures_ - 1));
@@ -351,7 +349,7 @@ int64_t KafkaMirror::WaitForReports(int64_t in_flight, int64_t now) {
   attempt.state = state;
   attempt.last_error = error;
   attempt.consecutive_failures = consecutive_failures_;
-  Status recorded = queue_->RecordAttempt(name(), attempt);
+  Status recorded = queue()->RecordAttempt(name(), attempt);
   if (!recorded.ok()) {
     LOG_DEBUG(kLog) << "sink " << name() << ": could not record attempt: " << recorded.ToString();
   }

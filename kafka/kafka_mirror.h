@@ -12,7 +12,6 @@
 #include <deque>
 #include <functional>
 #include <mutex>
-#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -85,7 +84,6 @@ class KafkaMirror final : public QueueConsumer, public DeliveryListener {
   bool WakeOnAppend() const override { return consecutive_failures_ == 0; }
   std::string Description() const override { return producer_->Description(); }
 
-  Queue* const queue_;
   Producer* const producer_;
   const Clock* const clock_;
   TopicRouter router_;

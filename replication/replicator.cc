@@ -1,7 +1,6 @@
 #include "replication/replicator.h"
 
 #include <algorithm>
-#include <chrono>
 #include <string_view>
 #include <vector>
 
@@ -18,7 +17,6 @@ constexpr int64_t kMinFailureDelayNs = 10 * kNsPerMs;
 Replicator::Replicator(std::string name, std::string stream, Queue* queue, InfluxWriter* writer, const Clock* clock,
                        ReplicatorOptions options)
     : QueueConsumer(std::move(name), std::move(stream), queue, std::string(kLog)),
-      queue_(queue),
       writer_(writer),
       clock_(clock),
       options_(std::move(options)),
@@ -39,7 +37,7 @@ int64_t Replicator::Fail(SinkState state, int code, const std::string& error, in
   attempt.next_retry_ns = clock_->WallNowNs() + delay_ns;
   attempt.retry_after_ns = retry_after_ns;
   attempt.batch_points = batch_points_;
-  Status recorded = queue_->RecordAttempt(name(), attempt);
+  Status recorded = queue()->RecordAttempt(name(), attempt);
   if (!recorded.ok()) {
     LOG_DEBUG(kLog) << "sink " << name() << ": could not record attempt: " << recorded.ToString();
   }
@@ -101,7 +99,7 @@ int64_t Replicator::Replay(std::vector<DeadLetter> dead_letters) {
   Account(outcome);
   if (outcome.kind != WriteOutcomeKind::kOk) return FailWrite(outcome);
   std::vector<DeadLetter> again = DeadLettersOf(std::move(outcome.rejected));
-  Status settled = queue_->FinishReplay(ids, again);
+  Status settled = queue()->FinishReplay(ids, again);
   if (!settled.ok()) return QueueError(settled);
   LOG_INFO(kLog) << "sink " << name() << ": replayed " << ids.size() << " dead letters: " << outcome.accepted
                  << " written, " << again.size() << " rejected again";
@@ -110,7 +108,7 @@ int64_t Replicator::Replay(std::vector<DeadLetter> dead_letters) {
   attempt.last_code = outcome.http_status;
   attempt.sent_points = outcome.accepted;
   attempt.batch_points = batch_points_;
-  (void)queue_->RecordAttempt(name(), attempt);
+  (void)queue()->RecordAttempt(name(), attempt);
   consecutive_failures_ = 0;
   SetState(SinkState::kOk, "");
   return 0;
@@ -125,11 +123,11 @@ int64_t Replicator::Step() {
   if (pace_ns > 0) return pace_ns;  // EDGELINE_INFLUX_MAX_BYTES_PER_SEC
 
   // Dead letters the user asked to replay go first: they are few and someone is waiting.
-  Result<std::vector<DeadLetter>> replay = queue_->ReplayRequested(name(), batch_points_);
+  Result<std::vector<DeadLetter>> replay = queue()->ReplayRequested(name(), batch_points_);
   if (replay.ok() && !replay->empty()) return Replay(std::move(replay).value());
 
   Result<std::vector<Batch>> batches =
-      options_.newest_first ? queue_->ReadNewest(name(), batch_points_) : queue_->Read(name(), batch_points_);
+      options_.newest_first ? queue()->ReadNewest(name(), batch_points_) : queue()->Read(name(), batch_points_);
   if (!batches.ok()) return QueueError(batches.status());
   if (batches->empty()) return options_.idle_ns;
 
@@ -169,9 +167,9 @@ int64_t Replicator::Step() {
   if (options_.newest_first) {
     std::vector<int64_t> seqs;
     for (const Batch& batch : *batches) seqs.push_back(batch.seq);
-    acked = queue_->AckBatches(name(), seqs, attempt, dead_letters);
+    acked = queue()->AckBatches(name(), seqs, attempt, dead_letters);
   } else {
-    acked = queue_->Ack(name(), batches->back().seq, attempt, dead_letters);
+    acked = queue()->Ack(name(), batches->back().seq, attempt, dead_letters);
   }
   // On failure the points are in InfluxDB but the cursor did not move: they will be re-sent,
   // which InfluxDB deduplicates.

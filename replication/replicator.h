@@ -6,7 +6,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <stop_token>
 #include <string>
 
 #include "common/backoff.h"
@@ -55,7 +54,6 @@ class Replicator final : public QueueConsumer {
   // After a request: the bandwidth cap's pacing and the drain rate.
   void Account(const WriteOutcome& outcome);
 
-  Queue* queue_;
   InfluxWriter* writer_;
   const Clock* clock_;
   ReplicatorOptions options_;

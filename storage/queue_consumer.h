@@ -58,7 +58,6 @@ class QueueConsumer : public StreamWatcher {
 
   bool started() const { return started_; }
   Queue* queue() const { return queue_; }
-  const std::string& log_tag() const { return log_tag_; }
 
   // Ends the current or next wait of Run, even one after a failure.
   void WakeNow() { wakeup_.NotifyAlways(); }
