@@ -120,22 +120,34 @@ TEST(LineProtocolTest, EqualsSignNeedsNoEscapeInMeasurement) {
   EXPECT_EQ(p.measurement, "a=b");
 }
 
-TEST(LineProtocolTest, BackslashesFollowInfluxScanner) {
-  // "\\" is not an escape outside string fields: both bytes are kept, as InfluxDB does.
-  Point p = ParseOk(R"(m\\x,k=C:\dir\\ f="a\\b\"c\d" 1)");
+// Issue 13: "k=C:\dir\\ f=1" was answered 204 as tag value `C:\dir\\`, then forwarded; InfluxDB
+// reads the backslash before the space as an escape (the tag value runs on into "f=1") and
+// refused the line. A backslash before a separator always escapes it; any other is kept.
+TEST(LineProtocolTest, BackslashBeforeSeparatorAlwaysEscapesIt) {
+  EXPECT_FALSE(ParseLine(R"(m,k=C:\dir\\ f=1)").ok());
+  Point p = ParseOk(R"(m\\x,k=C:\dir\\\ x f="a\\b\"c\d" 1)");
   EXPECT_EQ(p.measurement, R"(m\\x)");
-  EXPECT_EQ(p.tags[0].second, R"(C:\dir\\)");
+  EXPECT_EQ(p.tags[0].second, R"(C:\dir\\ x)");
   EXPECT_EQ(p.fields[0].second.s, R"(a\b"c\d)");
+  EXPECT_EQ(FormatPoint(p), R"(m\\x,k=C:\dir\\\ x f="a\\b\"c\\d" 1)");
   ExpectSamePoint(p, ParseOk(FormatPoint(p)));
 
   EXPECT_TRUE(UnrepresentableReason(LpElement::kKey, R"(C:\dir)").empty());
-  EXPECT_TRUE(UnrepresentableReason(LpElement::kKey, R"(a\\)").empty());
+  EXPECT_FALSE(UnrepresentableReason(LpElement::kKey, R"(a\\)").empty());  // the 204 above
+  EXPECT_FALSE(UnrepresentableReason(LpElement::kTag, R"(a\\)").empty());
   EXPECT_FALSE(UnrepresentableReason(LpElement::kKey, R"(a\)").empty());
   EXPECT_FALSE(UnrepresentableReason(LpElement::kKey, R"(a\,b)").empty());
+  EXPECT_TRUE(UnrepresentableReason(LpElement::kTag, R"(a\,b)").empty());
+  EXPECT_FALSE(UnrepresentableReason(LpElement::kFieldKey, R"(a\,b)").empty());
+  EXPECT_TRUE(UnrepresentableReason(LpElement::kFieldKey, R"(a\\,b)").empty());
   EXPECT_FALSE(UnrepresentableReason(LpElement::kKey, "a\nb").empty());
+  EXPECT_FALSE(UnrepresentableReason(LpElement::kTag, "a\tb").empty());
   EXPECT_TRUE(UnrepresentableReason(LpElement::kMeasurement, R"(a\=b)").empty());
-  EXPECT_FALSE(UnrepresentableReason(LpElement::kMeasurement, R"(a\ b)").empty());
+  EXPECT_TRUE(UnrepresentableReason(LpElement::kMeasurement, R"(a\ b)").empty());
+  EXPECT_FALSE(UnrepresentableReason(LpElement::kMeasurement, R"(a\)").empty());
+  EXPECT_FALSE(UnrepresentableReason(LpElement::kMeasurement, "a\x7f").empty());
   EXPECT_TRUE(UnrepresentableReason(LpElement::kStringField, R"(a\)").empty());
+  EXPECT_TRUE(UnrepresentableReason(LpElement::kStringField, "a\tb").empty());
   EXPECT_FALSE(UnrepresentableReason(LpElement::kStringField, "a\rb").empty());
 }
 
@@ -213,7 +225,7 @@ struct InvalidCase {
 TEST(LineProtocolTest, RejectsInvalidLines) {
   const std::vector<InvalidCase> cases = {
       {"", "empty line"},
-      {" f=1", "empty measurement"},
+      {" f=1", "missing fields"},  // leading spaces are skipped: "f=1" is the measurement
       {",t=1 f=1", "empty measurement"},
       {"m", "missing fields"},
       {"m ", "missing fields"},
@@ -253,9 +265,12 @@ TEST(LineProtocolTest, RejectsInvalidLines) {
       {"m f=1 9223372036854775808", "timestamp out of range"},
       {"m f=1 1 2", "trailing garbage"},
       {"m f=1 1 x", "trailing garbage"},
-      {"m\\", "backslash at end"},
+      {"m\\", "missing fields"},  // a final backslash is kept
       {"m f=1\nn f=2", "line break"},
-      {"m f=1\r", "line break"},
+      {"m f=1\rx", "line break"},
+      {"m\x01 f=1", "control character in measurement"},
+      {"m,t=a\tb f=1", "control character in tag value"},
+      {"m,b=2,c=3,b=1 f=1i", "duplicate tag key"},
       {"m,t=\xff f=1", "invalid UTF-8"},
       {"m f=\"\xc3\x28\"", "invalid UTF-8"},
       {"m f=\"\xed\xa0\x80\"", "invalid UTF-8"},  // UTF-16 surrogate
