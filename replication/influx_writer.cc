@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <ctime>
+#include <regex>
 
 #include "common/log.h"
+#include "common/strings.h"
 #include "replication/gzip.h"
 
 namespace edgeline {
@@ -75,7 +78,134 @@ bool IsRequestLevelError(std::string_view message) {
   return false;
 }
 
+// Throttling, never bisected: the server asks us to slow down.
+bool IsThrottling(int status) { return status == 429 || status == 503; }
+// A 5xx that a single line can cause (influxd 1.6 answers 500 to some lines, and 500 after a
+// handler panic).
+bool IsPoisonCandidate(int status) { return status >= 500 && status < 600 && status != 503; }
+
+// A 5xx body that names a condition of the server rather than of the request: never evidence
+// against a line.
+bool NamesServerCondition(std::string_view message) {
+  static constexpr std::string_view kPhrases[] = {
+      "timeout",       "timed out", "no space",  "out of memory", "cache-max-memory-size", "cache maximum memory",
+      "max-concurrent", "too many", "shutting down", "shutdown",    "not open",              "closed",
+      "unavailable",   "hinted handoff", "queue is full", "overloaded", "disk", "read-only", "readonly"};
+  const std::string lower = Lower(message);
+  for (std::string_view p : kPhrases) {
+    if (lower.find(p) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// A server's name for a column type (v1/v2 influxql names, IOx names, v3 iox::column_type).
+std::optional<FieldType> FieldTypeFromServerName(std::string name) {
+  name = Lower(name);
+  if (name.rfind("field::", 0) == 0) name.erase(0, 7);
+  if (name == "float" || name == "f64" || name == "float64") return FieldType::kFloat;
+  if (name == "integer" || name == "i64" || name == "int64") return FieldType::kInteger;
+  if (name == "unsigned" || name == "uinteger" || name == "u64" || name == "uint64") return FieldType::kUnsigned;
+  if (name == "string") return FieldType::kString;
+  if (name == "boolean" || name == "bool") return FieldType::kBool;
+  return std::nullopt;
+}
+
+// Go's %q and \"%s\": undo \" and \\.
+std::string GoUnquote(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size() && (s[i + 1] == '"' || s[i + 1] == '\\' || s[i + 1] == '\'')) ++i;
+    out += s[i];
+  }
+  return out;
+}
+
+struct ParsedConflict {
+  std::string measurement;  // empty: not named
+  std::string field;
+  std::optional<FieldType> server_type;
+  bool server_type_named = false;  // false: the column is a tag/time: any field value conflicts
+  std::string text;                // the message it came from
+};
+
+void ParseConflictText(const std::string& text, const std::string& measurement_hint,
+                       std::vector<ParsedConflict>* out) {
+  // v1 tsdb/shard.go and v2: field type conflict: input field "f" on measurement "m" is type
+  // float, already exists as type string (several may follow one another).
+  static const std::regex kV1(
+      R"re(input field "((?:[^"\\]|\\.)*)" on measurement "((?:[^"\\]|\\.)*)" is type ([A-Za-z0-9]+), already exists as type ([A-Za-z0-9]+))re");
+  // Older 1.x meta wording without the measurement.
+  static const std::regex kV1Old(
+      R"re(input field "((?:[^"\\]|\\.)*)" is type [^,]+, already exists as type ([A-Za-z0-9]+))re");
+  // v3 (influxdb3): invalid column type for column 'f', expected iox::column_type::field::string,
+  // got iox::column_type::field::float.
+  static const std::regex kV3(
+      R"re(invalid column type for column '((?:[^'\\]|\\.)*)', expected iox::column_type::([a-z:]+), got iox::column_type::([a-z:]+))re");
+  // IOx (Cloud Serverless/Dedicated): schema conflict: table m, column f is type string but write
+  // has type f64.
+  static const std::regex kIox(R"re((?:table ([^,\s]+), )?column ([^\s,]+) is type ([a-z0-9]+) but write has type ([a-z0-9]+))re");
+  for (std::sregex_iterator it(text.begin(), text.end(), kV1), end; it != end; ++it) {
+    auto type = FieldTypeFromServerName((*it)[4]);
+    out->push_back({GoUnquote((*it)[2]), GoUnquote((*it)[1]), type, type.has_value(), text});
+  }
+  if (out->empty()) {
+    for (std::sregex_iterator it(text.begin(), text.end(), kV1Old), end; it != end; ++it) {
+      auto type = FieldTypeFromServerName((*it)[2]);
+      out->push_back({measurement_hint, GoUnquote((*it)[1]), type, type.has_value(), text});
+    }
+  }
+  for (std::sregex_iterator it(text.begin(), text.end(), kV3), end; it != end; ++it) {
+    auto type = FieldTypeFromServerName((*it)[2]);
+    out->push_back({measurement_hint, GoUnquote((*it)[1]), type, type.has_value(), text});
+  }
+  for (std::sregex_iterator it(text.begin(), text.end(), kIox), end; it != end; ++it) {
+    auto type = FieldTypeFromServerName((*it)[3]);
+    std::string table = (*it)[1];
+    out->push_back({table.empty() ? measurement_hint : table, (*it)[2], type, type.has_value(), text});
+  }
+}
+
+std::vector<ParsedConflict> ParseConflicts(std::string_view body) {
+  std::vector<ParsedConflict> out;
+  const nlohmann::json json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object()) {
+    ParseConflictText(std::string(body), "", &out);
+    return out;
+  }
+  for (const char* key : {"error", "message"}) {
+    auto it = json.find(key);
+    if (it != json.end() && it->is_string()) ParseConflictText(it->get<std::string>(), "", &out);
+  }
+  // v3: one entry per refused line: error_message, line_number, original_line.
+  auto data = json.find("data");
+  if (data != json.end() && data->is_array()) {
+    for (const auto& entry : *data) {
+      if (!entry.is_object()) continue;
+      auto message = entry.find("error_message");
+      if (message == entry.end() || !message->is_string()) continue;
+      std::string measurement;
+      auto original = entry.find("original_line");
+      if (original != entry.end() && original->is_string()) {
+        Result<Point> point = ParseLine(original->get<std::string>());
+        if (point.ok()) measurement = point->measurement;
+      }
+      ParseConflictText(message->get<std::string>(), measurement, &out);
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+std::vector<LearnedFieldType> ParseFieldTypeConflicts(std::string_view body) {
+  std::vector<LearnedFieldType> out;
+  for (const ParsedConflict& c : ParseConflicts(body)) {
+    if (c.measurement.empty() || !c.server_type) continue;
+    LearnedFieldType learned{c.measurement, c.field, *c.server_type};
+    if (std::find(out.begin(), out.end(), learned) == out.end()) out.push_back(std::move(learned));
+  }
+  return out;
+}
 
 std::string_view WriteOutcomeKindName(WriteOutcomeKind kind) {
   switch (kind) {
@@ -192,36 +322,39 @@ std::string InfluxWriter::Sanitize(std::string_view text) const {
   return TruncateUtf8(out, kMaxMessageBytes);
 }
 
-HttpRequest InfluxWriter::BuildRequest(const std::vector<std::string_view>& lines, size_t begin, size_t end,
-                                       Status* status) const {
+void InfluxWriter::AddAuth(HttpRequest* request) const {
+  switch (config_.api) {
+    case InfluxApi::kV1:
+      if (!config_.username.empty()) {
+        request->headers.emplace_back("Authorization", "Basic " + Base64(config_.username + ":" + config_.password));
+      } else if (!config_.token.empty()) {
+        // InfluxDB 2.x's v1 compatibility endpoint takes a token.
+        request->headers.emplace_back("Authorization", "Token " + config_.token);
+      }
+      break;
+    case InfluxApi::kV2:
+      if (!config_.token.empty()) request->headers.emplace_back("Authorization", "Token " + config_.token);
+      break;
+    case InfluxApi::kV3:
+      if (!config_.token.empty()) request->headers.emplace_back("Authorization", "Bearer " + config_.token);
+      break;
+  }
+}
+
+HttpRequest InfluxWriter::BuildRequest(const std::vector<std::string_view>& lines, Status* status) const {
   HttpRequest request;
   request.method = "POST";
   request.url = url_;
   std::string body;
   size_t size = 0;
-  for (size_t i = begin; i < end; ++i) size += lines[i].size() + 1;
+  for (std::string_view line : lines) size += line.size() + 1;
   body.reserve(size);
-  for (size_t i = begin; i < end; ++i) {
-    body += lines[i];
+  for (std::string_view line : lines) {
+    body += line;
     body += '\n';
   }
   request.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
-  switch (config_.api) {
-    case InfluxApi::kV1:
-      if (!config_.username.empty()) {
-        request.headers.emplace_back("Authorization", "Basic " + Base64(config_.username + ":" + config_.password));
-      } else if (!config_.token.empty()) {
-        // InfluxDB 2.x's v1 compatibility endpoint takes a token.
-        request.headers.emplace_back("Authorization", "Token " + config_.token);
-      }
-      break;
-    case InfluxApi::kV2:
-      if (!config_.token.empty()) request.headers.emplace_back("Authorization", "Token " + config_.token);
-      break;
-    case InfluxApi::kV3:
-      if (!config_.token.empty()) request.headers.emplace_back("Authorization", "Bearer " + config_.token);
-      break;
-  }
+  AddAuth(&request);
   if (config_.gzip) {
     Result<std::string> compressed = GzipCompress(body);
     if (!compressed.ok()) {
@@ -237,69 +370,248 @@ HttpRequest InfluxWriter::BuildRequest(const std::vector<std::string_view>& line
   return request;
 }
 
-InfluxWriter::SliceResult InfluxWriter::WriteSlice(const std::vector<std::string_view>& lines, size_t begin, size_t end,
-                                                   WriteOutcome* outcome) {
-  Status build_status;
-  HttpRequest request = BuildRequest(lines, begin, end, &build_status);
-  if (!build_status.ok()) {
-    outcome->kind = WriteOutcomeKind::kUnavailable;
-    outcome->http_status = 0;
-    outcome->error = Sanitize(build_status.message());
+bool InfluxWriter::HealthOk(WriteOutcome* outcome) {
+  HttpRequest request;
+  request.method = "GET";
+  request.url = base_url_ + (config_.api == InfluxApi::kV2 ? "/health" : "/ping");
+  AddAuth(&request);
+  ++outcome->health_probes;
+  Result<HttpResponse> response = transport_->Send(request);
+  return response.ok() && IsSuccess(response->status);
+}
+
+InfluxWriter::SliceResult InfluxWriter::Abort(WriteOutcomeKind kind, int status, const std::string& message,
+                                              WriteOutcome* outcome) {
+  outcome->kind = kind;
+  outcome->http_status = status;
+  outcome->error = Sanitize(message);
+  return SliceResult::kAbort;
+}
+
+bool InfluxWriter::LearnConflicts(const HttpResponse& response, WriteOutcome* outcome) {
+  bool learned = false;
+  for (ParsedConflict& parsed : ParseConflicts(response.body)) {
+    const bool known = std::any_of(conflicts_.begin(), conflicts_.end(), [&](const Conflict& c) {
+      return c.measurement == parsed.measurement && c.field == parsed.field && c.server_type == parsed.server_type;
+    });
+    if (known) continue;
+    learned = true;
+    if (!parsed.measurement.empty() && parsed.server_type) {
+      LearnedFieldType type{parsed.measurement, parsed.field, *parsed.server_type};
+      if (std::find(outcome->learned_types.begin(), outcome->learned_types.end(), type) ==
+          outcome->learned_types.end()) {
+        outcome->learned_types.push_back(std::move(type));
+      }
+    }
+    conflicts_.push_back({std::move(parsed.measurement), std::move(parsed.field), parsed.server_type,
+                          Sanitize(parsed.text)});
+  }
+  return learned;
+}
+
+bool InfluxWriter::StripConflicts(std::vector<std::string_view>* lines, WriteOutcome* outcome) {
+  if (conflicts_.empty()) return false;
+  // Lines that cannot hold a conflicting field skip the parse (a plain field name appears verbatim).
+  bool all_plain = true;
+  for (const Conflict& c : conflicts_) {
+    if (c.field.find_first_of(" ,=\\\"") != std::string::npos || c.field.empty()) all_plain = false;
+  }
+  bool changed = false;
+  std::vector<std::string_view> kept_lines;
+  kept_lines.reserve(lines->size());
+  for (std::string_view line : *lines) {
+    if (all_plain && std::none_of(conflicts_.begin(), conflicts_.end(),
+                                  [&](const Conflict& c) { return line.find(c.field) != std::string_view::npos; })) {
+      kept_lines.push_back(line);
+      continue;
+    }
+    Result<Point> parsed = ParseLine(line);
+    if (!parsed.ok()) {
+      kept_lines.push_back(line);  // bisection deals with it
+      continue;
+    }
+    Point kept = *parsed;
+    kept.fields.clear();
+    Point removed = kept;
+    std::vector<std::string> reasons;
+    for (auto& field : parsed->fields) {
+      const Conflict* hit = nullptr;
+      for (const Conflict& c : conflicts_) {
+        if (c.field != field.first) continue;
+        if (!c.measurement.empty() && c.measurement != parsed->measurement) continue;
+        if (c.server_type && *c.server_type == field.second.type) continue;
+        hit = &c;
+        break;
+      }
+      if (hit == nullptr) {
+        kept.fields.push_back(std::move(field));
+        continue;
+      }
+      removed.fields.push_back(std::move(field));
+      if (std::find(reasons.begin(), reasons.end(), hit->reason) == reasons.end()) reasons.push_back(hit->reason);
+    }
+    if (removed.fields.empty()) {
+      kept_lines.push_back(line);
+      continue;
+    }
+    changed = true;
+    std::string reason;
+    for (const std::string& r : reasons) reason += (reason.empty() ? "" : "; ") + r;
+    reason = TruncateUtf8(reason, kMaxMessageBytes);
+    if (kept.fields.empty()) {
+      outcome->rejected.push_back({std::string(line), std::move(reason), false});
+      continue;
+    }
+    outcome->rejected.push_back({FormatPoint(removed), std::move(reason), true});
+    owned_lines_.push_back(FormatPoint(kept));
+    kept_lines.push_back(owned_lines_.back());
+  }
+  if (changed) *lines = std::move(kept_lines);
+  return changed;
+}
+
+InfluxWriter::SliceResult InfluxWriter::Bisect(const std::vector<std::string_view>& lines, WriteOutcome* outcome) {
+  const size_t mid = lines.size() / 2;
+  if (WriteSlice({lines.begin(), lines.begin() + static_cast<std::ptrdiff_t>(mid)}, outcome) == SliceResult::kAbort) {
     return SliceResult::kAbort;
   }
+  return WriteSlice({lines.begin() + static_cast<std::ptrdiff_t>(mid), lines.end()}, outcome);
+}
+
+InfluxWriter::SliceResult InfluxWriter::WriteSlice(std::vector<std::string_view> lines, WriteOutcome* outcome) {
+  StripConflicts(&lines, outcome);
+  if (lines.empty()) return SliceResult::kDone;
+  Status build_status;
+  HttpRequest request = BuildRequest(lines, &build_status);
+  if (!build_status.ok()) return Abort(WriteOutcomeKind::kUnavailable, 0, build_status.message(), outcome);
   ++outcome->requests;
   outcome->bytes_sent += static_cast<int64_t>(request.body.size());
   Result<HttpResponse> response = transport_->Send(request);
-  if (!response.ok()) {
-    outcome->kind = WriteOutcomeKind::kUnavailable;
-    outcome->http_status = 0;
-    outcome->error = Sanitize(response.status().message());
-    return SliceResult::kAbort;
-  }
+  if (!response.ok()) return Abort(WriteOutcomeKind::kUnavailable, 0, response.status().message(), outcome);
   const int status = response->status;
-  if (outcome->requests == 1) outcome->http_status = status;
+  if (outcome->requests == 1) {
+    outcome->http_status = status;
+    first_response_5xx_ = IsPoisonCandidate(status);
+  }
   if (IsSuccess(status)) {
-    outcome->accepted += static_cast<int64_t>(end - begin);
-    if (saw_413_) outcome->lines_fitting_413 = std::max<int64_t>(outcome->lines_fitting_413, end - begin);
+    outcome->accepted += static_cast<int64_t>(lines.size());
+    if (saw_413_) outcome->lines_fitting_413 = std::max<int64_t>(outcome->lines_fitting_413, lines.size());
+    answered_ = true;
+    accepted_any_ = true;
+    fives_without_success_ = 0;
+    if (!suspects_.empty()) {
+      for (std::string_view line : lines) {
+        auto it = suspects_.find(line);
+        if (it != suspects_.end()) suspects_.erase(it);
+      }
+    }
     return SliceResult::kDone;
   }
   if (status == 404 && config_.api == InfluxApi::kV1 && config_.create_database && !outcome->created_database) {
-    if (CreateDatabase(outcome)) return WriteSlice(lines, begin, end, outcome);
+    if (CreateDatabase(outcome)) return WriteSlice(std::move(lines), outcome);
   }
   if (status == 413) saw_413_ = true;
   const std::string server_message = InfluxErrorMessage(response->body);
+  if (IsLineRejection(status)) {
+    answered_ = true;
+    // A type conflict costs only the conflicting fields: remove them and send the rest again.
+    if (LearnConflicts(*response, outcome)) {
+      std::vector<std::string_view> stripped = lines;
+      if (StripConflicts(&stripped, outcome)) return WriteSlice(std::move(stripped), outcome);
+    }
+  }
   if (status == 400 && outcome->requests == 1 && IsRequestLevelError(server_message)) {
-    outcome->kind = WriteOutcomeKind::kBadRequest;
-    outcome->http_status = status;
-    outcome->error = Sanitize("HTTP 400 about the request, not a line: " + server_message);
-    return SliceResult::kAbort;
+    return Abort(WriteOutcomeKind::kBadRequest, status, "HTTP 400 about the request, not a line: " + server_message,
+                 outcome);
   }
   if (IsLineRejection(status) || status == 413) {
-    if (end - begin == 1) {
+    if (lines.size() == 1) {
       std::string reason = status == 413 ? "line too large for the server (HTTP 413)" : server_message;
       if (reason.empty()) reason = "HTTP " + std::to_string(status);
-      outcome->rejected.push_back({std::string(lines[begin]), Sanitize(reason)});
+      outcome->rejected.push_back({std::string(lines.front()), Sanitize(reason), false});
       return SliceResult::kDone;
     }
-    const size_t mid = begin + (end - begin) / 2;
-    if (WriteSlice(lines, begin, mid, outcome) == SliceResult::kAbort) return SliceResult::kAbort;
-    return WriteSlice(lines, mid, end, outcome);
+    return Bisect(lines, outcome);
   }
+  if (IsPoisonCandidate(status)) return Handle5xx(lines, *response, server_message, outcome);
 
-  outcome->http_status = status;
-  const std::string& message = server_message;
-  outcome->error = Sanitize("HTTP " + std::to_string(status) + (message.empty() ? "" : ": " + message));
-  if (status == 401 || status == 403) {
-    outcome->kind = WriteOutcomeKind::kAuthFailed;
-  } else if (status == 404) {
-    outcome->kind = WriteOutcomeKind::kNotFound;
-  } else if (status == 429 || status == 503) {
-    outcome->kind = WriteOutcomeKind::kRetryLater;
+  const std::string error = "HTTP " + std::to_string(status) + (server_message.empty() ? "" : ": " + server_message);
+  if (status == 401 || status == 403) return Abort(WriteOutcomeKind::kAuthFailed, status, error, outcome);
+  if (status == 404) return Abort(WriteOutcomeKind::kNotFound, status, error, outcome);
+  if (IsThrottling(status)) {
+    Abort(WriteOutcomeKind::kRetryLater, status, error, outcome);
     outcome->retry_after_ns = ParseRetryAfterNs(response->Header("retry-after"), clock_->WallNowNs());
-  } else {
-    outcome->kind = WriteOutcomeKind::kUnavailable;
+    return SliceResult::kAbort;
   }
-  return SliceResult::kAbort;
+  return Abort(WriteOutcomeKind::kUnavailable, status, error, outcome);
+}
+
+InfluxWriter::SliceResult InfluxWriter::Handle5xx(const std::vector<std::string_view>& lines,
+                                                  const HttpResponse& response, const std::string& message,
+                                                  WriteOutcome* outcome) {
+  const int status = response.status;
+  const std::string error = "HTTP " + std::to_string(status) + (message.empty() ? "" : ": " + message);
+  // A first 5xx is an outage, as always; it takes a repeat, or an answer in this Write, or a
+  // known suspect to look further. A body about the server's own condition never blames a line.
+  const bool look_further = previous_write_5xx_ || answered_ || holds_suspect_;
+  if (!look_further || NamesServerCondition(message)) {
+    return Abort(WriteOutcomeKind::kUnavailable, status, error, outcome);
+  }
+  if (++fives_without_success_ > five_budget_) return Abort(WriteOutcomeKind::kUnavailable, status, error, outcome);
+  if (lines.size() > 1) {
+    if (!answered_ && !healthy_ && !(healthy_ = HealthOk(outcome))) {
+      return Abort(WriteOutcomeKind::kUnavailable, status, error, outcome);
+    }
+    return Bisect(lines, outcome);
+  }
+  // Alone: the health endpoint must answer right now, else this is an outage.
+  if (!HealthOk(outcome)) return Abort(WriteOutcomeKind::kUnavailable, status, error, outcome);
+  healthy_ = true;
+  failed_alone_.push_back({std::string(lines.front()), status, Sanitize(error)});
+  return SliceResult::kDone;
+}
+
+void InfluxWriter::SettleSuspects(WriteOutcome* outcome) {
+  if (failed_alone_.empty()) return;
+  // Evidence that the line, not the server, is at fault: another write of this Write was
+  // accepted, or nothing but suspects was sent (each right after a healthy probe).
+  const bool evidence = accepted_any_ || lines_in_write_ == failed_alone_.size();
+  const int64_t now = clock_->SteadyNowNs();
+  std::vector<const FailedAlone*> pending;
+  int max_strikes = 0;
+  for (const FailedAlone& failed : failed_alone_) {
+    if (!evidence) {
+      auto it = suspects_.find(failed.line);
+      if (it != suspects_.end()) suspects_.erase(it);
+      pending.push_back(&failed);
+      continue;
+    }
+    if (suspects_.size() >= kMaxSuspects && suspects_.find(failed.line) == suspects_.end()) suspects_.clear();
+    Suspect& suspect = suspects_[failed.line];
+    if (++suspect.strikes == 1) suspect.first_strike_ns = now;
+    if (suspect.strikes >= kPoisonStrikes && now - suspect.first_strike_ns >= kPoisonMinSpreadNs) {
+      const int64_t spread_s = (now - suspect.first_strike_ns) / kNsPerSec;
+      outcome->rejected.push_back({failed.line,
+                                   TruncateUtf8(failed.message + " (failed alone " + std::to_string(suspect.strikes) +
+                                                    " times over " + std::to_string(spread_s) +
+                                                    " s while the server accepted other requests)",
+                                                kMaxMessageBytes),
+                                   false});
+      suspects_.erase(failed.line);
+      continue;
+    }
+    max_strikes = std::max(max_strikes, suspect.strikes);
+    pending.push_back(&failed);
+  }
+  if (pending.empty()) return;
+  outcome->kind = WriteOutcomeKind::kUnavailable;
+  outcome->http_status = pending.front()->status;
+  std::string error = pending.front()->message + "; " + std::to_string(pending.size()) + " line(s) fail alone";
+  if (evidence) {
+    error += " while the server accepts other requests (try " + std::to_string(max_strikes) + " of " +
+             std::to_string(kPoisonStrikes) + " before the dead-letter queue)";
+  }
+  outcome->error = Sanitize(error);
 }
 
 bool InfluxWriter::CreateDatabase(WriteOutcome* outcome) {
@@ -331,11 +643,45 @@ bool InfluxWriter::CreateDatabase(WriteOutcome* outcome) {
   return created;
 }
 
+
 WriteOutcome InfluxWriter::Write(const std::vector<std::string_view>& lines) {
   WriteOutcome outcome;
   saw_413_ = false;
+  conflicts_.clear();
+  owned_lines_.clear();
+  answered_ = false;
+  accepted_any_ = false;
+  healthy_ = false;
+  first_response_5xx_ = false;
+  fives_without_success_ = 0;
+  failed_alone_.clear();
+  lines_in_write_ = lines.size();
   if (lines.empty()) return outcome;
-  if (WriteSlice(lines, 0, lines.size(), &outcome) == SliceResult::kAbort) {
+
+  // Known suspects go last and alone, so the other lines are written (and witness the server)
+  // first.
+  std::vector<std::string_view> others;
+  std::vector<std::string_view> suspects;
+  if (!suspects_.empty()) {
+    for (std::string_view line : lines) (suspects_.count(line) != 0 ? suspects : others).push_back(line);
+  }
+  holds_suspect_ = !suspects.empty();
+  int depth = 0;
+  while ((size_t{1} << depth) < lines.size()) ++depth;
+  five_budget_ = depth + 2 + static_cast<int>(suspects.size());
+
+  SliceResult result = SliceResult::kDone;
+  if (!holds_suspect_) {
+    result = WriteSlice(lines, &outcome);
+  } else {
+    if (!others.empty()) result = WriteSlice(std::move(others), &outcome);
+    for (size_t i = 0; i < suspects.size() && result == SliceResult::kDone; ++i) {
+      result = WriteSlice({suspects[i]}, &outcome);
+    }
+  }
+  previous_write_5xx_ = first_response_5xx_;
+  if (result == SliceResult::kDone) SettleSuspects(&outcome);
+  if (outcome.kind != WriteOutcomeKind::kOk) {
     outcome.accepted = 0;
     outcome.rejected.clear();
     return outcome;

@@ -12,6 +12,17 @@ namespace {
 constexpr std::string_view kLog = "replication";
 // A jittered delay can round to 0, which Step's contract reserves for "run again now".
 constexpr int64_t kMinFailureDelayNs = 10 * kNsPerMs;
+
+std::string_view TypeName(FieldType type) {
+  switch (type) {
+    case FieldType::kFloat: return "float";
+    case FieldType::kInteger: return "integer";
+    case FieldType::kUnsigned: return "unsigned";
+    case FieldType::kString: return "string";
+    case FieldType::kBool: return "boolean";
+  }
+  return "unknown";
+}
 }  // namespace
 
 Replicator::Replicator(std::string name, std::string stream, Queue* queue, InfluxWriter* writer, const Clock* clock,
@@ -66,6 +77,11 @@ std::vector<DeadLetter> Replicator::DeadLettersOf(std::vector<RejectedLine> reje
 }
 
 void Replicator::Account(const WriteOutcome& outcome) {
+  // Not persisted yet: this is where learned types would be handed to the ingest-side guard.
+  for (const LearnedFieldType& learned : outcome.learned_types) {
+    LOG_WARN(kLog) << "sink " << name() << ": the server holds field " << learned.field << " of " << learned.measurement
+                   << " as " << TypeName(learned.server_type) << "; values of another type lose that field";
+  }
   const int64_t now = clock_->SteadyNowNs();
   if (options_.max_bytes_per_sec > 0 && outcome.bytes_sent > 0) {
     // Virtual-time pacing: each request pushes the next one back by its size at the capped rate.

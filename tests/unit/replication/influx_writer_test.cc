@@ -1,13 +1,16 @@
 // Tests for replication/influx_writer.h and replication/gzip.h: request shape per API version,
 // response classification, bisection of rejected lines, Retry-After parsing.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "common/clock.h"
+#include "common/line_protocol.h"
 #include "replication/gzip.h"
 #include "replication/http_transport.h"
 #include "replication/influx_writer.h"
@@ -504,6 +507,352 @@ TEST_F(RequestLevelTest, V1CreatesTheMissingDatabaseOnceWhenAllowed) {
   created = false;
   InfluxWriter plain(c, &transport_, &clock_);
   EXPECT_EQ(plain.Write(Views(MakeLines(1))).kind, WriteOutcomeKind::kNotFound);
+}
+
+// ---- field type conflicts (issue 13: one device's wrong type must not cost the fleet) ----
+
+// Like influxd 1.x: a field's type is fixed by the first write; a point with a field of another
+// type is dropped, the others are written, and the answer names the FIRST conflict only.
+class SchemaServer {
+ public:
+  explicit SchemaServer(std::map<std::string, FieldType> types) : types_(std::move(types)) {}
+  static std::string TypeName(FieldType t) {
+    switch (t) {
+      case FieldType::kFloat: return "float";
+      case FieldType::kInteger: return "integer";
+      case FieldType::kUnsigned: return "unsigned";
+      case FieldType::kString: return "string";
+      case FieldType::kBool: return "boolean";
+    }
+    return "?";
+  }
+  Result<HttpResponse> Handle(const std::vector<std::string>& lines) {
+    std::string reason;
+    int dropped = 0;
+    for (const std::string& line : lines) {
+      Result<Point> p = ParseLine(line);
+      if (!p.ok()) return MakeResponse(400, R"({"error":"unable to parse"})");
+      bool bad = false;
+      for (const auto& [key, value] : p->fields) {
+        auto it = types_.find(p->measurement + "." + key);
+        if (it == types_.end() || it->second == value.type) continue;
+        if (reason.empty()) {
+          reason = "field type conflict: input field \"" + key + "\" on measurement \"" + p->measurement +
+                   "\" is type " + TypeName(value.type) + ", already exists as type " + TypeName(it->second);
+        }
+        bad = true;
+      }
+      if (bad) {
+        ++dropped;
+        continue;
+      }
+      for (const auto& [key, value] : p->fields) types_.emplace(p->measurement + "." + key, value.type);
+      stored[*p->timestamp_ns] = *p;  // a point written again (same series and time) replaces itself
+    }
+    if (dropped == 0) return MakeResponse(204);
+    nlohmann::json body = {{"error", "partial write: " + reason + " dropped=" + std::to_string(dropped)}};
+    return MakeResponse(400, body.dump());
+  }
+  std::map<int64_t, Point> stored;  // by timestamp (the tests use one point per timestamp)
+
+ private:
+  std::map<std::string, FieldType> types_;
+};
+
+TEST_F(InfluxWriterTest, TypeConflictRemovesOnlyTheConflictingFieldOfEachPoint) {
+  SchemaServer server({{"genData.temperature", FieldType::kString}});
+  transport_.handler = [&](const HttpRequest&, const std::vector<std::string>& lines) { return server.Handle(lines); };
+  InfluxConfig c = V2Config();
+  c.api = InfluxApi::kV1;
+  InfluxWriter writer(c, &transport_, &clock_);
+  std::vector<std::string> lines;
+  for (int i = 0; i < 40; ++i) {
+    lines.push_back("genData,generatorID=g" + std::to_string(i % 3) + " temperature=" + std::to_string(200 + i) +
+                    ",fuel=" + std::to_string(900 + i) + ",load=5 " + std::to_string(1000 + i));
+  }
+  lines.push_back(R"(genData,generatorID=g18 temperature="warm",fuel=7 2000)");  // matches the server
+  WriteOutcome out = writer.Write(Views(lines));
+  EXPECT_EQ(out.kind, WriteOutcomeKind::kOk);
+  EXPECT_EQ(out.accepted, 41);
+  EXPECT_EQ(out.requests, 2);  // the refused request, then the rest without the conflicting field
+  ASSERT_EQ(out.rejected.size(), 40u);
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_TRUE(out.rejected[i].fields_only);
+    EXPECT_EQ(out.rejected[i].line, "genData,generatorID=g" + std::to_string(i % 3) + " temperature=" +
+                                        std::to_string(200 + i) + " " + std::to_string(1000 + i));
+    EXPECT_NE(out.rejected[i].reason.find("field type conflict: input field \"temperature\""), std::string::npos);
+  }
+  // Every point arrived with its good fields.
+  int with_fuel = 0;
+  for (const auto& [ts, p] : server.stored) {
+    for (const auto& [key, value] : p.fields) with_fuel += key == "fuel";
+  }
+  EXPECT_EQ(with_fuel, 41);
+  ASSERT_EQ(out.learned_types.size(), 1u);
+  EXPECT_EQ(out.learned_types[0], (LearnedFieldType{"genData", "temperature", FieldType::kString}));
+}
+
+TEST_F(InfluxWriterTest, TypeConflictsNamedOneAtATimeAndAPointLeftWithoutFieldsGoesWhole) {
+  SchemaServer server({{"m.a", FieldType::kString}, {"m.b", FieldType::kInteger}});
+  transport_.handler = [&](const HttpRequest&, const std::vector<std::string>& lines) { return server.Handle(lines); };
+  InfluxWriter writer(V2Config(), &transport_, &clock_);
+  const std::vector<std::string> lines = {"m,t=x a=1.5,b=2,c=3 10", "m,t=y a=1.5,b=2 11", "m,t=z b=4i,c=1 12",
+                                          "other a=1.5 13"};
+  WriteOutcome out = writer.Write(Views(lines));
+  EXPECT_EQ(out.kind, WriteOutcomeKind::kOk);
+  EXPECT_EQ(out.requests, 3);
+  EXPECT_EQ(out.accepted, 3);
+  std::vector<std::string> rejected;
+  for (const RejectedLine& r : out.rejected) rejected.push_back(r.line + (r.fields_only ? " [fields]" : " [whole]"));
+  std::sort(rejected.begin(), rejected.end());
+  // 1.x names a's conflict first: a goes from both points; then b's: b goes from x, and y, left
+  // without fields, goes whole.
+  EXPECT_EQ(rejected, (std::vector<std::string>{"m,t=x a=1.5 10 [fields]", "m,t=x b=2 10 [fields]",
+                                                "m,t=y a=1.5 11 [fields]", "m,t=y b=2 11 [whole]"}));
+  ASSERT_EQ(server.stored.size(), 3u);
+  EXPECT_EQ(FormatPoint(server.stored[10]), "m,t=x c=3 10");
+  EXPECT_EQ(FormatPoint(server.stored[12]), "m,t=z b=4i,c=1 12");
+  EXPECT_EQ(FormatPoint(server.stored[13]), "other a=1.5 13");
+  EXPECT_EQ(out.learned_types.size(), 2u);
+}
+
+TEST(FieldTypeConflictTest, ParsesV1V2V3AndIoxWordings) {
+  EXPECT_EQ(ParseFieldTypeConflicts(
+                R"({"error":"partial write: field type conflict: input field \"temperature\" on measurement \"genData\" is type float, already exists as type string dropped=3"})"),
+            (std::vector<LearnedFieldType>{{"genData", "temperature", FieldType::kString}}));
+  // v2 (422), with Go-quoted names.
+  EXPECT_EQ(ParseFieldTypeConflicts(
+                R"({"code":"unprocessable entity","message":"failure writing points to database: partial write: field type conflict: input field \"a \\\"b\" on measurement \"cpu\" is type integer, already exists as type unsigned dropped=1"})"),
+            (std::vector<LearnedFieldType>{{"cpu", "a \"b", FieldType::kUnsigned}}));
+  // v3: per-line data; the measurement comes from the original line.
+  EXPECT_EQ(
+      ParseFieldTypeConflicts(
+          R"({"error":"partial write of line protocol occurred","data":[{"error_message":"invalid column type for column 'v', expected iox::column_type::field::integer, got iox::column_type::field::float","line_number":2,"original_line":"cpu,h=a v=1.5 1"},{"error_message":"invalid column type for column 'ok', expected iox::column_type::field::boolean, got iox::column_type::field::string","line_number":3,"original_line":"mem ok=\"x\" 2"}]})"),
+      (std::vector<LearnedFieldType>{{"cpu", "v", FieldType::kInteger}, {"mem", "ok", FieldType::kBool}}));
+  // IOx (Cloud Serverless / Dedicated).
+  EXPECT_EQ(ParseFieldTypeConflicts(
+                R"({"code":"invalid","message":"partial write has occurred, errors encountered on line(s): schema conflict: table cpu, column val is type f64 but write has type i64"})"),
+            (std::vector<LearnedFieldType>{{"cpu", "val", FieldType::kFloat}}));
+  EXPECT_TRUE(ParseFieldTypeConflicts(R"({"error":"unable to parse 'x': missing fields"})").empty());
+}
+
+TEST_F(InfluxWriterTest, V3TypeConflictRemovesTheFieldNamedPerLine) {
+  InfluxConfig c = V2Config();
+  c.api = InfluxApi::kV3;
+  c.database = "db";
+  transport_.handler = [](const HttpRequest&, const std::vector<std::string>& lines) -> Result<HttpResponse> {
+    for (size_t i = 0; i < lines.size(); ++i) {
+      if (lines[i].find("v=\"") == std::string::npos) continue;
+      nlohmann::json body = {{"error", "partial write of line protocol occurred"},
+                             {"data",
+                              {{{"error_message",
+                                 "invalid column type for column 'v', expected iox::column_type::field::float, got "
+                                 "iox::column_type::field::string"},
+                                {"line_number", i + 1},
+                                {"original_line", lines[i]}}}}};
+      return MakeResponse(400, body.dump());
+    }
+    return MakeResponse(204);
+  };
+  InfluxWriter writer(c, &transport_, &clock_);
+  const std::vector<std::string> lines = {"cpu v=1 1", R"(cpu v="hot",w=2 2)", "cpu v=3 3"};
+  WriteOutcome out = writer.Write(Views(lines));
+  EXPECT_EQ(out.kind, WriteOutcomeKind::kOk);
+  EXPECT_EQ(out.accepted, 3);
+  ASSERT_EQ(out.rejected.size(), 1u);
+  EXPECT_EQ(out.rejected[0].line, R"(cpu v="hot" 2)");
+  EXPECT_TRUE(out.rejected[0].fields_only);
+  EXPECT_EQ(out.learned_types, (std::vector<LearnedFieldType>{{"cpu", "v", FieldType::kFloat}}));
+}
+
+// ---- poison lines: 5xx for one line while the server works (issue 13 item 2) ----
+
+class PoisonTest : public InfluxWriterTest {
+ protected:
+  // Writes holding `poison` answer 500 like influxd 1.6; `down` answers 500 to everything,
+  // the health endpoint included; `ping_ok` keeps /ping at 204 while writes fail.
+  void Serve() {
+    transport_.handler = [this](const HttpRequest& r, const std::vector<std::string>& lines) -> Result<HttpResponse> {
+      if (r.method == "GET") {
+        ++pings;
+        return MakeResponse(down && !ping_ok ? 500 : 204);
+      }
+      if (down) return MakeResponse(500, R"({"error":"internal error"})");
+      for (const std::string& line : lines) {
+        if (line == poison) return MakeResponse(500, R"({"error":"engine: unable to parse bool value"})");
+      }
+      for (const std::string& line : lines) written.push_back(line);
+      return MakeResponse(204);
+    };
+  }
+  InfluxConfig V1() {
+    InfluxConfig c = V2Config();
+    c.api = InfluxApi::kV1;
+    c.database = "db";
+    return c;
+  }
+  std::string poison = "m,g=g5 v=5 1005";
+  bool down = false;
+  bool ping_ok = false;
+  int pings = 0;
+  std::vector<std::string> written;
+};
+
+TEST_F(PoisonTest, LineFailingAloneIsRejectedAfterThreeStrikesSpreadOverTime) {
+  Serve();
+  InfluxWriter writer(V1(), &transport_, &clock_);
+  auto lines = MakeLines(16);
+  ASSERT_EQ(lines[5], poison);
+  // 1st: a first 500 is an outage, as always (one request, no probe).
+  WriteOutcome out = writer.Write(Views(lines));
+  EXPECT_EQ(out.kind, WriteOutcomeKind::kUnavailable);
+  EXPECT_EQ(out.requests, 1);
+  EXPECT_EQ(out.health_probes, 0);
+  // 2nd: the same 500 again: health ok, bisection writes the other 15, the line gets strike 1.
+  clock_.AdvanceNs(kNsPerSec);
+  out = writer.Write(Views(lines));
+  EXPECT_EQ(out.kind, WriteOutcomeKind::kUnavailable);
+  EXPECT_EQ(out.http_status, 500);
+  EXPECT_NE(out.error.find("try 1 of 3"), std::string::npos) << out.error;
+  EXPECT_EQ(written.size(), 15u);
+  // 3rd: the others first in one request, then the suspect alone: strike 2.
+  clock_.AdvanceNs(kNsPerSec);
+  written.clear();
+  out = writer.Write(Views(lines));
+  EXPECT_EQ(out.kind, WriteOutcomeKind::kUnavailable);
+  EXPECT_EQ(out.requests, 2);
+  EXPECT_EQ(written.size(), 15u);
+  // 4th, 2 s after the first strike: strike 3: rejected with the status and the server's body.
+  clock_.AdvanceNs(kNsPerSec);
+  out = writer.Write(Views(lines));
+  EXPECT_EQ(out.kind, WriteOutcomeKind::kOk);
+  EXPECT_EQ(out.accepted, 15);
+  ASSERT_EQ(out.rejected.size(), 1u);
+  EXPECT_EQ(out.rejected[0].line, poison);
+  EXPECT_FALSE(out.rejected[0].fields_only);
+  EXPECT_NE(out.rejected[0].reason.find("HTTP 500: engine: unable to parse bool value"), std::string::npos)
+      << out.rejected[0].reason;
+}
+
+TEST_F(PoisonTest, StrikesCloseTogetherWaitForTheMinimumSpread) {
+  Serve();
+  InfluxWriter writer(V1(), &transport_, &clock_);
+  auto lines = MakeLines(4);
+  poison = lines[1];
+  int writes = 0;
+  WriteOutcome out;
+  do {
+    out = writer.Write(Views(lines));
+    ++writes;
+    clock_.AdvanceNs(100 * kNsPerMs);
+  } while (out.kind != WriteOutcomeKind::kOk && writes < 100);
+  EXPECT_EQ(out.rejected.size(), 1u);
+  // 1 outage try, then strikes every 100 ms: the 3rd strike comes at 200 ms, the rejection at 2 s.
+  EXPECT_EQ(writes, 1 + 21);
+}
+
+TEST_F(PoisonTest, ServerDownForEverythingNeverRejectsAndCostsFewRequests) {
+  down = true;
+  Serve();
+  InfluxWriter writer(V1(), &transport_, &clock_);
+  auto lines = MakeLines(64);
+  for (int i = 0; i < 50; ++i) {
+    const size_t before = transport_.requests.size();
+    WriteOutcome out = writer.Write(Views(lines));
+    EXPECT_EQ(out.kind, WriteOutcomeKind::kUnavailable);
+    EXPECT_TRUE(out.rejected.empty());
+    EXPECT_LE(transport_.requests.size() - before, 2u);  // the write and, from the 2nd on, one probe
+    clock_.AdvanceNs(10 * kNsPerSec);
+  }
+  // Back up, except for the poison line: isolated, everything else written.
+  down = false;
+  poison = lines[7];
+  WriteOutcome out;
+  for (int i = 0; i < 20 && out.rejected.empty(); ++i) {
+    out = writer.Write(Views(lines));
+    clock_.AdvanceNs(kNsPerSec);
+  }
+  EXPECT_EQ(out.kind, WriteOutcomeKind::kOk);
+  ASSERT_EQ(out.rejected.size(), 1u);
+  EXPECT_EQ(out.rejected[0].line, lines[7]);
+  EXPECT_EQ(out.accepted, 63);
+}
+
+TEST_F(PoisonTest, WritesFailingWhileHealthAnswersNeverRejectAndStayBounded) {
+  down = true;
+  ping_ok = true;  // e.g. a full disk: /ping answers, every write fails
+  Serve();
+  InfluxWriter writer(V1(), &transport_, &clock_);
+  auto lines = MakeLines(64);
+  for (int i = 0; i < 50; ++i) {
+    const size_t before = transport_.requests.size();
+    WriteOutcome out = writer.Write(Views(lines));
+    EXPECT_EQ(out.kind, WriteOutcomeKind::kUnavailable);
+    EXPECT_TRUE(out.rejected.empty());
+    // At most log2(64)+2 answers of 5xx before the attempt gives up, plus its last, and a probe
+    // for the request and for each single line it reached.
+    EXPECT_LE(transport_.requests.size() - before, (6u + 3u) + 3u);
+    clock_.AdvanceNs(10 * kNsPerSec);
+  }
+  // Then the poison line alone among healthy writes: isolated.
+  down = false;
+  ping_ok = false;
+  poison = lines[40];
+  WriteOutcome out;
+  for (int i = 0; i < 20 && out.rejected.empty(); ++i) {
+    out = writer.Write(Views(lines));
+    clock_.AdvanceNs(kNsPerSec);
+  }
+  ASSERT_EQ(out.rejected.size(), 1u);
+  EXPECT_EQ(out.rejected[0].line, lines[40]);
+}
+
+TEST_F(PoisonTest, ServerConditionInTheBodyNeverBlamesTheLineAndThrottlingIsNeverBisected) {
+  transport_.handler = [&](const HttpRequest& r, const std::vector<std::string>& lines) -> Result<HttpResponse> {
+    if (r.method == "GET") return MakeResponse(204);
+    for (const std::string& line : lines) {
+      if (line == poison) return MakeResponse(500, R"({"error":"timeout"})");
+    }
+    return MakeResponse(204);
+  };
+  InfluxWriter writer(V1(), &transport_, &clock_);
+  auto lines = MakeLines(8);
+  for (int i = 0; i < 20; ++i) {
+    WriteOutcome out = writer.Write(Views(lines));
+    EXPECT_EQ(out.kind, WriteOutcomeKind::kUnavailable);
+    EXPECT_EQ(out.requests, 1);
+    clock_.AdvanceNs(5 * kNsPerSec);
+  }
+  // 503 (with or without Retry-After) and 429: throttling, one request, no probe, never bisected.
+  for (int status : {503, 429}) {
+    transport_.handler = [&](const HttpRequest&, const std::vector<std::string>&) -> Result<HttpResponse> {
+      return MakeResponse(status);
+    };
+    for (int i = 0; i < 5; ++i) {
+      WriteOutcome out = writer.Write(Views(lines));
+      EXPECT_EQ(out.kind, WriteOutcomeKind::kRetryLater);
+      EXPECT_EQ(out.requests, 1);
+      EXPECT_EQ(out.health_probes, 0);
+    }
+  }
+}
+
+TEST_F(PoisonTest, HealthProbeUsesPingForV1AndV3AndHealthForV2) {
+  Serve();
+  poison = MakeLines(2)[0];
+  for (InfluxApi api : {InfluxApi::kV1, InfluxApi::kV2, InfluxApi::kV3}) {
+    transport_.requests.clear();
+    InfluxConfig c = V1();
+    c.api = api;
+    InfluxWriter writer(c, &transport_, &clock_);
+    (void)writer.Write(Views(MakeLines(2)));
+    (void)writer.Write(Views(MakeLines(2)));
+    std::string probe;
+    for (const HttpRequest& r : transport_.requests) {
+      if (r.method == "GET") probe = r.url;
+    }
+    EXPECT_EQ(probe, api == InfluxApi::kV2 ? "http://influx.local:8086/health" : "http://influx.local:8086/ping");
+  }
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/clock.h"
@@ -241,8 +242,15 @@ TEST_F(ReplicatorTest, Status500KeepsCursorAndBacksOff) {
   auto r = Make();
   Append(0, 3);
   Backoff reference(options_.retry_min_ns, options_.retry_max_ns, Backoff::SeededRandom(5));
+  // Down: 500 for every request, the health endpoint included (a server that answers other
+  // requests gets its batch bisected instead: PoisonLine* below).
+  transport_.handler = [](const HttpRequest&) -> Result<HttpResponse> {
+    HttpResponse resp;
+    resp.status = 500;
+    resp.body = R"({"error":"internal"})";
+    return resp;
+  };
   for (int attempt = 0; attempt < 6; ++attempt) {
-    transport_.Push(500, R"({"error":"internal"})");
     const int64_t delay = r->Step();
     EXPECT_GE(delay, 10 * kNsPerMs);
     EXPECT_LE(delay, reference.CapNs(attempt)) << attempt;
@@ -259,6 +267,93 @@ TEST_F(ReplicatorTest, Status500KeepsCursorAndBacksOff) {
     clock_.AdvanceNs(delay);
   }
   EXPECT_EQ(Name(r->state()), "offline");
+}
+
+// Issue 13: a line influxd answers 500 for (engine: unable to parse bool value) blocked the sink
+// for good. Retry settings of seconds: it is dead-lettered within a minute, the rest delivered.
+TEST_F(ReplicatorTest, PoisonLineIsDeadLetteredWithinAMinuteAndTheRestDelivered) {
+  options_.retry_min_ns = kNsPerSec;
+  options_.retry_max_ns = 10 * kNsPerSec;
+  options_.batch_points = 50;
+  auto r = Make();
+  const std::string poison = "m,g=g1 v=37 37";
+  std::set<std::string> delivered;
+  transport_.handler = [&](const HttpRequest& req) -> Result<HttpResponse> {
+    HttpResponse resp;
+    resp.status = 204;
+    if (req.method == "GET") return resp;  // /ping
+    if (req.body.find(poison + "\n") != std::string::npos) {
+      resp.status = 500;
+      resp.body = R"({"error":"engine: unable to parse bool value"})";
+      return resp;
+    }
+    size_t start = 0;
+    for (size_t nl = req.body.find('\n'); nl != std::string::npos; nl = req.body.find('\n', start)) {
+      delivered.insert(req.body.substr(start, nl - start));
+      start = nl + 1;
+    }
+    return resp;
+  };
+  for (int i = 0; i < 10; ++i) Append(i * 20, 20);  // 200 points, the poison in the 2nd batch
+  const int64_t start = clock_.SteadyNowNs();
+  int steps = 0;
+  while (queue_.Cursor("influx") < 10 && steps < 1000) {
+    clock_.AdvanceNs(r->Step());
+    ++steps;
+  }
+  EXPECT_EQ(queue_.Cursor("influx"), 10);
+  EXPECT_LT(clock_.SteadyNowNs() - start, 60 * kNsPerSec);
+  EXPECT_EQ(delivered.size(), 199u);
+  EXPECT_EQ(delivered.count(poison), 0u);
+  ASSERT_EQ(queue_.dead.size(), 1u);
+  EXPECT_EQ(queue_.dead[0].payload, poison);
+  EXPECT_EQ(queue_.dead[0].kind, DeadLetterKind::kRejected);
+  EXPECT_NE(queue_.dead[0].reason.find("HTTP 500: engine: unable to parse bool value"), std::string::npos)
+      << queue_.dead[0].reason;
+  EXPECT_EQ(Name(r->state()), "ok");
+}
+
+// A server down for 10 minutes (500 for everything, health included) never costs a dead letter;
+// after it comes back everything arrives, and a poison line among the backlog is isolated.
+TEST_F(ReplicatorTest, PoisonLineIsIsolatedOnlyOnceTheServerAnswersAgain) {
+  options_.retry_min_ns = kNsPerSec;
+  options_.retry_max_ns = 10 * kNsPerSec;
+  auto r = Make();
+  const std::string poison = "m,g=g1 v=5 5";
+  bool down = true;
+  std::set<std::string> delivered;
+  transport_.handler = [&](const HttpRequest& req) -> Result<HttpResponse> {
+    HttpResponse resp;
+    resp.status = 204;
+    if (down || (req.method != "GET" && req.body.find(poison + "\n") != std::string::npos)) {
+      resp.status = 500;
+      resp.body = R"({"error":"internal error"})";
+      return resp;
+    }
+    size_t start = 0;
+    for (size_t nl = req.body.find('\n'); nl != std::string::npos; nl = req.body.find('\n', start)) {
+      delivered.insert(req.body.substr(start, nl - start));
+      start = nl + 1;
+    }
+    return resp;
+  };
+  const int64_t outage_end = clock_.SteadyNowNs() + 600 * kNsPerSec;
+  int appended = 0;
+  while (clock_.SteadyNowNs() < outage_end) {
+    if (appended < 50) {
+      Append(appended, 1);  // lone points keep arriving
+      ++appended;
+    }
+    clock_.AdvanceNs(r->Step());
+    EXPECT_TRUE(queue_.dead.empty());
+  }
+  EXPECT_EQ(queue_.Cursor("influx"), 0);
+  down = false;
+  for (int steps = 0; queue_.Cursor("influx") < 50 && steps < 200; ++steps) clock_.AdvanceNs(r->Step());
+  EXPECT_EQ(queue_.Cursor("influx"), 50);
+  EXPECT_EQ(delivered.size(), 49u);
+  ASSERT_EQ(queue_.dead.size(), 1u);
+  EXPECT_EQ(queue_.dead[0].payload, poison);
 }
 
 TEST_F(ReplicatorTest, RecoveryResetsFailures) {
