@@ -14,7 +14,8 @@ Agent::~Agent() { Stop(); }
 
 // The data path of one MQTT message, one file per hop:
 //   ingest/mqtt_ingest.cc      Paho delivers it to OnMqttMessage on its receive thread
-//   ingest/mapping.cc          JSON or line protocol -> lines stamped with the receive time
+//   ingest/mapping.cc          JSON or line protocol -> lines stamped with the receive time;
+//                              ingest/field_type_guard.cc refuses fields of the wrong type
 //   ingest/group_committer.cc  committed to the queue with its dead letters; only then does
 //                              OnMqttMessage return and Paho send the PUBACK
 //   storage/sqlite_queue.cc    one transaction; the queue wakes the watchers of stream "raw"
@@ -37,7 +38,8 @@ Status Agent::Start() {
 
   // Sinks registered before this are from an earlier configuration (status shows them inactive).
   const int64_t started_ns = clock_->WallNowNs();
-  mapper_ = std::make_unique<Mapper>(config_.mapping, config_.mqtt.max_payload_bytes);
+  field_types_ = std::make_unique<FieldTypeGuard>(config_.mapping.field_types, queue_.get(), clock_);
+  mapper_ = std::make_unique<Mapper>(config_.mapping, config_.mqtt.max_payload_bytes, field_types_.get());
   GroupCommitterOptions committer_options;
   committer_options.commit_interval_ns = config_.queue.commit_interval_ns;
   committer_options.commit_max_messages = config_.queue.commit_max_messages;

@@ -49,6 +49,7 @@ class Agent {
   Env* env_;
   const Clock* clock_;
   std::unique_ptr<Queue> queue_;
+  std::unique_ptr<FieldTypeGuard> field_types_;
   std::unique_ptr<Mapper> mapper_;
   std::unique_ptr<GroupCommitter> committer_;
   std::unique_ptr<MqttIngest> mqtt_;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/field_types.h"
+#include "common/field_types.h"
 #include "common/status.h"
 
 namespace edgeline {

@@ -4,6 +4,7 @@
 #include <set>
 #include <utility>
 
+#include "common/field_types.h"
 #include "common/strings.h"
 #include "config/config_grammars.h"
 #include "config/config_table.h"
@@ -267,6 +268,18 @@ ConfigParseResult ParseConfig(const std::map<std::string, std::string>& env) {
   if (result.config.http.enabled() && problems.AllValid({"EDGELINE_HTTP_LISTEN"}) &&
       !ParseListenAddress(result.config.http.listen).ok()) {
     problems.Add("EDGELINE_HTTP_LISTEN", "expected host:port (e.g. 127.0.0.1:8087) or off");
+  }
+  {
+    std::vector<std::string> errors;
+    MappingConfig& m = result.config.mapping;
+    config_internal::ParseFieldTypes(m.field_types_text, &m.field_types, &errors);
+    problems.AddEach("EDGELINE_FIELD_TYPES", std::move(errors));
+    for (const auto& [field, type] : m.field_types) {
+      if (Contains(m.json_integers, field) && type != FieldType::kInteger) {
+        problems.Add("EDGELINE_FIELD_TYPES", "field " + field + " is in EDGELINE_JSON_INTEGERS but declared " +
+                                                 std::string(Name(type)));
+      }
+    }
   }
   ResolveDownsample(env, &result.config, &problems);
   ResolveKafka(env, &result.config, &problems);

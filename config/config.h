@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/field_types.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "config/env_file.h"
@@ -63,6 +64,8 @@ struct MappingConfig {
   std::string time_key;            // EDGELINE_JSON_TIME_KEY (empty = receive time)
   std::string time_format = "ns";  // EDGELINE_JSON_TIME_FORMAT s|ms|us|ns|rfc3339
   int64_t max_string_field_bytes = 64 * 1024 - 1;  // EDGELINE_MAX_STRING_FIELD (size)
+  std::string field_types_text;                    // EDGELINE_FIELD_TYPES field=type,...
+  std::vector<std::pair<std::string, FieldType>> field_types;  // parsed, sorted by field
 
   friend bool operator==(const MappingConfig&, const MappingConfig&) = default;
 };

@@ -7,6 +7,7 @@
 #include <regex>
 #include <set>
 
+#include "common/field_types.h"
 #include "common/strings.h"
 
 namespace edgeline::config_internal {
@@ -170,6 +171,31 @@ void ParseSetTags(std::string_view text, std::vector<std::pair<std::string, std:
     set_tags->emplace_back(std::move(key), std::move(value));
   }
   std::sort(set_tags->begin(), set_tags->end());
+}
+
+void ParseFieldTypes(std::string_view text, std::vector<std::pair<std::string, FieldType>>* field_types,
+                     std::vector<std::string>* errors) {
+  field_types->clear();
+  if (Trim(text).empty()) return;
+  for (std::string_view item : SplitOn(text, ',')) {
+    const size_t eq = item.rfind('=');
+    std::string key(Trim(item.substr(0, eq)));
+    const std::string_view type_name = eq == std::string_view::npos ? "" : Trim(item.substr(eq + 1));
+    std::optional<FieldType> type = FieldTypeFromName(type_name);
+    if (key.empty() || !type) {
+      errors->push_back("expected field=type items with type float, integer, unsigned, string or boolean (got \"" +
+                        std::string(item) + "\")");
+      continue;
+    }
+    field_types->emplace_back(std::move(key), *type);
+  }
+  std::sort(field_types->begin(), field_types->end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 1; i < field_types->size(); ++i) {
+    if ((*field_types)[i].first == (*field_types)[i - 1].first) {
+      errors->push_back("field " + (*field_types)[i].first + " is declared twice");
+    }
+  }
 }
 
 void ParseTopicMap(std::string_view text, std::vector<KafkaTopicRoute>* topic_map, std::vector<std::string>* errors) {

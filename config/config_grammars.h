@@ -31,6 +31,11 @@ void ParseAlarms(std::string_view text, std::vector<AlarmRule>* alarms, std::vec
 void ParseSetTags(std::string_view text, std::vector<std::pair<std::string, std::string>>* set_tags,
                   std::vector<std::string>* errors);
 
+// EDGELINE_FIELD_TYPES: `field=type,...` with InfluxDB's type names (float, integer, unsigned,
+// string, boolean), sorted by field; a field may appear once.
+void ParseFieldTypes(std::string_view text, std::vector<std::pair<std::string, FieldType>>* field_types,
+                     std::vector<std::string>* errors);
+
 // EDGELINE_KAFKA_TOPIC_MAP: `kafka_topic:mqtt_regex,...`; each regex must compile.
 void ParseTopicMap(std::string_view text, std::vector<KafkaTopicRoute>* topic_map, std::vector<std::string>* errors);
 

@@ -144,6 +144,14 @@ std::vector<Variable> BuildTable() {
        .default_text = "",
        .doc = "JSON keys whose numbers are written as integers; other numbers are floats.",
        .field = [](Config& c) -> FieldPtr { return &c.mapping.json_integers; }},
+      {.name = "EDGELINE_FIELD_TYPES", .group = G::kMapping, .type = T::kString,
+       .default_text = "",
+       .doc = "Declared field types, `field=type,...` with type float, integer, unsigned, string or "
+              "boolean, e.g. `temperature=float,note=string`. A field of another type is removed at "
+              "ingest (the rest of the point is kept) and dead-lettered, so the first device to send "
+              "a wrong type cannot fix it on the server. A JSON number of a field declared integer or "
+              "unsigned is written as one. Empty = types are learned from the server's conflicts.",
+       .field = [](Config& c) -> FieldPtr { return &c.mapping.field_types_text; }},
       {.name = "EDGELINE_TOPIC_TAGS", .group = G::kMapping, .type = T::kString,
        .default_text = "",
        .doc = "Topic template whose `{name}` levels become tags, e.g. "

@@ -121,6 +121,7 @@ Status GroupCommitter::CommitGroup(const std::vector<Item*>& group) {
   std::vector<DeadLetter> dead_letters;
   int64_t rejected = 0;
   int64_t partial = 0;
+  int64_t refused_fields = 0;
   for (const auto& item : group) {
     const MappedMessage& m = item->message.mapped;
     const std::string& topic = item->message.topic;
@@ -150,6 +151,16 @@ Status GroupCommitter::CommitGroup(const std::vector<Item*>& group) {
     };
     rejected += dead_letter(m.errors, DeadLetterKind::kRejected);
     partial += dead_letter(m.warnings, DeadLetterKind::kPartial);
+    for (const RefusedFields& r : m.refused_fields) {
+      DeadLetter d;
+      d.sink = "ingest";
+      d.kind = DeadLetterKind::kRejected;
+      d.reason = r.reason;
+      d.topic = topic;
+      d.payload = r.line;
+      dead_letters.push_back(std::move(d));
+      ++refused_fields;
+    }
   }
   auto seqs = queue_->Append({batch}, dead_letters);
   if (!seqs.ok()) return seqs.status();
@@ -157,6 +168,7 @@ Status GroupCommitter::CommitGroup(const std::vector<Item*>& group) {
   counters_.committed_points += static_cast<int64_t>(batch.lines.size());
   counters_.rejected += rejected;
   counters_.partial += partial;
+  counters_.refused_fields += refused_fields;
   return Status::Ok();
 }
 

@@ -34,6 +34,7 @@ struct IngestCounters {
   std::atomic<int64_t> committed_points{0};
   std::atomic<int64_t> rejected{0};  // dead-lettered whole
   std::atomic<int64_t> partial{0};
+  std::atomic<int64_t> refused_fields{0};  // points with fields refused for their type (FieldTypeGuard)
   std::atomic<int64_t> commits{0};  // transactions
   std::atomic<int64_t> commit_failures{0};
   std::atomic<bool> commit_failing{false};  // the latest commit attempt failed

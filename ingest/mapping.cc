@@ -144,7 +144,8 @@ class ParseErrorCapture : public nlohmann::json_sax<json> {
 
 class JsonMapper {
  public:
-  JsonMapper(const MappingConfig& config, MappedMessage* out) : config_(config), out_(out), warnings_{&out->warnings} {}
+  JsonMapper(const MappingConfig& config, const FieldTypeGuard* guard, MappedMessage* out)
+      : config_(config), guard_(guard), out_(out), warnings_{&out->warnings} {}
 
   // Adds the object's members (flattened below `prefix`) as tags/fields of point_.
   // Returns false when the whole message must be rejected (reason in out_->errors).
@@ -273,6 +274,8 @@ class JsonMapper {
         }
         fv.i = static_cast<int64_t>(d);
       }
+    } else if (std::optional<FieldValue> declared = DeclaredNumber(key, value)) {
+      fv = std::move(*declared);
     } else {
       fv.type = FieldType::kFloat;
       fv.f = value.get<double>();
@@ -285,7 +288,33 @@ class JsonMapper {
     return true;
   }
 
+  // A number of a field declared integer or unsigned, when it is one; else nullopt (the number
+  // is then a float, which the guard refuses as a type conflict).
+  std::optional<FieldValue> DeclaredNumber(const std::string& key, const json& value) const {
+    const std::optional<FieldType> declared = guard_ ? guard_->Declared(key) : std::nullopt;
+    FieldValue fv;
+    if (declared == FieldType::kUnsigned && value.is_number_unsigned()) {
+      fv.type = FieldType::kUnsigned;
+      fv.u = value.get<uint64_t>();
+      return fv;
+    }
+    if (declared != FieldType::kInteger) return std::nullopt;
+    fv.type = FieldType::kInteger;
+    if (value.is_number_unsigned()) {
+      if (value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
+      fv.i = static_cast<int64_t>(value.get<uint64_t>());
+    } else if (value.is_number_integer()) {
+      fv.i = value.get<int64_t>();
+    } else {
+      const double d = value.get<double>();
+      if (d != std::trunc(d) || d >= 9223372036854775808.0 || d < -9223372036854775808.0) return std::nullopt;
+      fv.i = static_cast<int64_t>(d);
+    }
+    return fv;
+  }
+
   const MappingConfig& config_;
+  const FieldTypeGuard* guard_;
   MappedMessage* out_;
   ReasonList warnings_;
   Point point_;
@@ -305,9 +334,16 @@ void MappedMessage::AddLine(std::string line, int64_t ts_ns) {
   lines.push_back(std::move(line));
 }
 
-Mapper::Mapper(MappingConfig config, int64_t max_payload_bytes)
-    : config_(std::move(config)), max_payload_bytes_(max_payload_bytes) {
+Mapper::Mapper(MappingConfig config, int64_t max_payload_bytes, FieldTypeGuard* guard)
+    : config_(std::move(config)), max_payload_bytes_(max_payload_bytes), guard_(guard) {
   if (!config_.topic_tags.empty()) template_segments_ = SplitTopic(config_.topic_tags);
+}
+
+bool Mapper::Guard(Point* point, MappedMessage* out) const {
+  if (guard_ == nullptr) return true;
+  std::optional<RefusedFields> refused = guard_->Check(point);
+  if (refused) out->refused_fields.push_back(std::move(*refused));
+  return !point->fields.empty();
 }
 
 MappedMessage Mapper::Map(std::string_view topic, std::string_view payload, int64_t receive_ns) const {
@@ -336,10 +372,11 @@ MappedMessage Mapper::Map(std::string_view topic, std::string_view payload, int6
         continue;
       }
       if (!point->timestamp_ns) point->timestamp_ns = receive_ns;
+      if (!Guard(&*point, &out)) continue;
       add_line(FormatPoint(*point), *point->timestamp_ns);
     }
     errors.Finish("lines rejected");
-    if (out.lines.empty() && out.errors.empty()) out.errors.push_back("empty payload");
+    if (out.lines.empty() && out.errors.empty() && out.refused_fields.empty()) out.errors.push_back("empty payload");
     return out;
   }
 
@@ -369,7 +406,7 @@ MappedMessage Mapper::Map(std::string_view topic, std::string_view payload, int6
     return out;
   }
 
-  JsonMapper mapper(config_, &out);
+  JsonMapper mapper(config_, guard_, &out);
   for (const auto& key : overflowed) mapper.Warn("field " + Sanitize(key, 64) + " dropped: number out of range");
   // Every exit of the object mapping passes through FinishWarnings() below.
   auto map_object = [&]() {
@@ -413,6 +450,7 @@ MappedMessage Mapper::Map(std::string_view topic, std::string_view payload, int6
         }
       }
     }
+    if (!Guard(&point, &out)) return;
     add_line(FormatPoint(point), *point.timestamp_ns);
   };
   map_object();

@@ -3,7 +3,7 @@
 // other payloads are validated as line protocol. A missing timestamp gets the receive time, given
 // by the caller once at ingest, so a replay writes identical points. Bounded for hostile payloads
 // (memory in proportion to what is kept, at most 20 errors/warnings plus a count of the rest).
-// Immutable after construction: Map() is thread-safe.
+// Immutable after construction: Map() is thread-safe (the guard is).
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "ingest/field_type_guard.h"
 
 namespace edgeline {
 
@@ -21,6 +22,10 @@ struct MappedMessage {
   // letter holding the payload).
   std::vector<std::string> warnings;  // parts dropped (e.g. "field fuel: number out of range")
   std::vector<std::string> errors;    // whole message (or LP lines) rejected, each with its reason
+  // Fields refused for their type (FieldTypeGuard), each as a line of its own (the point's
+  // measurement, tags and timestamp with only those fields) with the reason; each becomes a
+  // replayable dead letter holding that line.
+  std::vector<RefusedFields> refused_fields;
   int64_t min_ts_ns = 0;              // over `lines`; 0 when none
   int64_t max_ts_ns = 0;
 
@@ -42,8 +47,11 @@ inline constexpr int64_t kDefaultMaxPayloadBytes = int64_t{1} << 20;
 
 class Mapper {
  public:
-  // Payloads over `max_payload_bytes` (EDGELINE_MQTT_MAX_PAYLOAD) are refused whole.
-  explicit Mapper(MappingConfig config, int64_t max_payload_bytes = kDefaultMaxPayloadBytes);
+  // Payloads over `max_payload_bytes` (EDGELINE_MQTT_MAX_PAYLOAD) are refused whole. With a
+  // `guard` (borrowed; may be null), fields of the wrong type are refused (MappedMessage::
+  // refused_fields) and JSON numbers of fields declared integer or unsigned are written as such.
+  explicit Mapper(MappingConfig config, int64_t max_payload_bytes = kDefaultMaxPayloadBytes,
+                  FieldTypeGuard* guard = nullptr);
 
   MappedMessage Map(std::string_view topic, std::string_view payload, int64_t receive_ns) const;
 
@@ -52,8 +60,12 @@ class Mapper {
   IngestMessage Prepare(std::string_view topic, std::string_view payload, int64_t receive_ns) const;
 
  private:
+  // Applies the guard to a point about to be added; false when no field is left.
+  bool Guard(Point* point, MappedMessage* out) const;
+
   MappingConfig config_;
   int64_t max_payload_bytes_;
+  FieldTypeGuard* guard_;
   // Parsed topic template: literal segments and {tag} placeholders.
   std::vector<std::string> template_segments_;
 };

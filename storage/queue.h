@@ -3,7 +3,8 @@
 // each consumer (sink) owns a cursor = the last batch sequence it has acknowledged. A batch is
 // deleted once every registered consumer of its stream has passed it, or when the size/age
 // bound drops it (counted per consumer that had not yet passed it). The same object is the
-// file's DeadLetterStore and StatusStore, so `edgeline status` reads everything from the file.
+// file's DeadLetterStore, StatusStore and FieldTypeStore, so `edgeline status` reads everything
+// from the file.
 // Thread-safe: all methods may be called from any thread (one SQLite connection, serialized).
 #pragma once
 
@@ -18,6 +19,7 @@
 #include "common/status.h"
 #include "config/config.h"
 #include "storage/dead_letter_store.h"
+#include "storage/field_type_store.h"
 #include "storage/status_store.h"
 
 namespace edgeline {
@@ -62,7 +64,7 @@ class StreamWatcher {
   virtual void OnAppended(std::string_view stream) = 0;
 };
 
-class Queue : public DeadLetterStore, public StatusStore {
+class Queue : public DeadLetterStore, public StatusStore, public FieldTypeStore {
  public:
   ~Queue() override = default;
 

@@ -3,9 +3,10 @@
 // every mutation is one BEGIN IMMEDIATE transaction. A BackgroundCheck may own a second,
 // read-only connection while it runs. Thread-safe. Created by OpenSqliteQueue; declared here for
 // the files that implement it, one job each: sqlite_queue.cc, sqlite_gc.cc,
-// sqlite_dead_letters.cc, sqlite_status_store.cc.
+// sqlite_dead_letters.cc, sqlite_status_store.cc, sqlite_field_types.cc.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -71,6 +72,11 @@ class SqliteQueue final : public Queue {
   Status SetAgentState(const std::vector<std::pair<std::string, std::string>>& kv) override;
   Result<std::vector<std::pair<std::string, std::string>>> AgentState() override;
 
+  // FieldTypeStore (sqlite_field_types.cc)
+  Status RecordFieldTypes(const std::vector<KnownFieldType>& types) override;
+  Result<std::vector<KnownFieldType>> FieldTypes() override;
+  int64_t FieldTypesVersion() const override { return field_types_version_.load(); }
+
  private:
   // The *Locked methods REQUIRE mu_ held; those that write REQUIRE an open transaction
   // (TransactionLocked) unless they say otherwise.
@@ -120,6 +126,8 @@ class SqliteQueue final : public Queue {
 
   std::mutex watch_mu_;  // held while watchers are called, so Unwatch waits for them
   std::map<std::string, std::vector<StreamWatcher*>, std::less<>> watchers_;  // guarded by watch_mu_
+
+  std::atomic<int64_t> field_types_version_{0};
 
   std::unique_ptr<BackgroundCheck> check_;  // set by Init; none when the check ran at open
 };

@@ -64,6 +64,13 @@ CREATE INDEX IF NOT EXISTS dead_letter_sink ON dead_letter(sink, id);
 CREATE TABLE IF NOT EXISTS agent_state(key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ns INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS acked_batch(sink TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(sink, seq));
 CREATE TABLE IF NOT EXISTS consumer_state(sink TEXT PRIMARY KEY, state BLOB NOT NULL, updated_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS field_type(
+  measurement TEXT NOT NULL,
+  field TEXT NOT NULL,
+  type TEXT NOT NULL,
+  source TEXT NOT NULL,
+  updated_ns INTEGER NOT NULL,
+  PRIMARY KEY(measurement, field));
 )sql";
 
 // The columns kSchema has beyond schema version 1, with their definitions for ALTER TABLE.

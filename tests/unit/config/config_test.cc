@@ -72,12 +72,40 @@ TEST(ConfigTable, EveryFieldHasExactlyOneRow) {
       EXPECT_FALSE(var.allowed.empty()) << var.name;
     }
   }
-  // config.h has 8 queue + 17 MQTT + 7 mapping + 18 InfluxDB fields + log_level. Adding a field
+  // config.h has 8 queue + 17 MQTT + 8 mapping + 18 InfluxDB fields + log_level. Adding a field
   // there without a row here fails this count.
-  EXPECT_EQ(Variables().size(), 82u);
+  EXPECT_EQ(Variables().size(), 83u);
 }
 
 // --- ParseConfig ---------------------------------------------------------------------------
+
+TEST(ParseConfig, FieldTypesParseWithInfluxNamesSortedByField) {
+  Env env = ValidEnv();
+  env["EDGELINE_FIELD_TYPES"] = " temperature = float, note=string,count=Integer,ok=bool,n=unsigned";
+  ConfigParseResult r = ParseConfig(env);
+  ASSERT_TRUE(r.ok()) << AllProblemText(r);
+  EXPECT_EQ(r.config.mapping.field_types,
+            (std::vector<std::pair<std::string, FieldType>>{{"count", FieldType::kInteger},
+                                                            {"n", FieldType::kUnsigned},
+                                                            {"note", FieldType::kString},
+                                                            {"ok", FieldType::kBool},
+                                                            {"temperature", FieldType::kFloat}}));
+}
+
+TEST(ParseConfig, FieldTypesRefuseUnknownTypesDuplicatesAndContradictions) {
+  for (const char* bad : {"temperature=floaty", "temperature", "=float", "a=float,a=string"}) {
+    Env env = ValidEnv();
+    env["EDGELINE_FIELD_TYPES"] = bad;
+    ConfigParseResult r = ParseConfig(env);
+    EXPECT_EQ(ProblemVariables(r), std::set<std::string>{"EDGELINE_FIELD_TYPES"}) << bad;
+  }
+  Env env = ValidEnv();
+  env["EDGELINE_FIELD_TYPES"] = "fuel=float";
+  env["EDGELINE_JSON_INTEGERS"] = "fuel";
+  ConfigParseResult r = ParseConfig(env);
+  EXPECT_NE(ProblemFor(r, "EDGELINE_FIELD_TYPES").find("EDGELINE_JSON_INTEGERS"), std::string::npos)
+      << AllProblemText(r);
+}
 
 TEST(ParseConfig, EmptyEnvGivesDefaultsAndAsksForInfluxCredentials) {
   ConfigParseResult r = ParseConfig({});
