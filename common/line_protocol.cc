@@ -128,7 +128,7 @@ class LineParser {
     }
     SkipSpaces();
     if (AtEnd()) return Error(pos_, "empty line");
-    if (s_[pos_] == '#') return Error(pos_, "comment line with a control character");
+    if (s_[pos_] == '#') return Error(pos_, "line starts with '#' (a comment)");
     Point point;
     size_t start = pos_;
     ScanName(kMeasurementSpecials, &point.measurement);
@@ -489,6 +489,8 @@ std::string_view UnrepresentableReason(LpElement kind, std::string_view s) {
   // The escaper puts one backslash before each separator; a final backslash would escape the
   // separator that follows the name.
   if (!s.empty() && s.back() == '\\') return "ends with a backslash";
+  // A line that starts with '#' is a comment; escaping does not change that ("\\#" is kept whole).
+  if (kind == LpElement::kMeasurement && !s.empty() && s.front() == '#') return "starts with '#' (a comment)";
   if ((kind == LpElement::kKey || kind == LpElement::kFieldKey) &&
       FindOddBackslashRunBefore(s, kKeySpecials) != std::string_view::npos) {
     return "has a backslash before a separator";

@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "common/field_types.h"
-#include "common/field_types.h"
 #include "common/status.h"
 
 namespace edgeline {
@@ -76,7 +75,8 @@ std::string SeriesKey(const Point& point);
 
 // Why `s` cannot be written exactly as the given kind of element, or an empty view when it can.
 // Names (measurement, keys, tag values): no control characters (line protocol has no escape for
-// them), no final backslash (it would escape the separator after it), valid UTF-8. Field keys
+// them), no final backslash (it would escape the separator after it), valid UTF-8, and a
+// measurement must not start with '#' (the line would be a comment). Field keys
 // also must not hold an odd run of backslashes before ',', '=' or ' ': InfluxDB's field scanner
 // pairs backslashes there and would split the key elsewhere. kKey is the strictest rule (any of
 // tag key, tag value, field key). String fields: valid UTF-8 and, although a quoted line break is

@@ -146,6 +146,8 @@ TEST(LineProtocolTest, BackslashBeforeSeparatorAlwaysEscapesIt) {
   EXPECT_TRUE(UnrepresentableReason(LpElement::kMeasurement, R"(a\ b)").empty());
   EXPECT_FALSE(UnrepresentableReason(LpElement::kMeasurement, R"(a\)").empty());
   EXPECT_FALSE(UnrepresentableReason(LpElement::kMeasurement, "a\x7f").empty());
+  EXPECT_FALSE(UnrepresentableReason(LpElement::kMeasurement, "#m").empty());  // found by fuzz_line_protocol
+  EXPECT_TRUE(UnrepresentableReason(LpElement::kMeasurement, "m#").empty());
   EXPECT_TRUE(UnrepresentableReason(LpElement::kStringField, R"(a\)").empty());
   EXPECT_TRUE(UnrepresentableReason(LpElement::kStringField, "a\tb").empty());
   EXPECT_FALSE(UnrepresentableReason(LpElement::kStringField, "a\rb").empty());
