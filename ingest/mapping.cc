@@ -355,20 +355,10 @@ MappedMessage Mapper::Map(std::string_view topic, std::string_view payload, int6
 
   if (!is_json) {
     ReasonList errors{&out.errors};
-    size_t start = 0;
-    int line_no = 0;
-    while (start <= payload.size()) {
-      size_t nl = payload.find('\n', start);
-      if (nl == std::string_view::npos) nl = payload.size();
-      std::string_view line = payload.substr(start, nl - start);
-      ++line_no;
-      start = nl + 1;
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      size_t content = line.find_first_not_of(" \t");
-      if (content == std::string_view::npos || line[content] == '#') continue;
-      Result<Point> point = ParseLine(line);
+    for (const LpLine& line : SplitBodyLines(payload)) {
+      Result<Point> point = ParseLine(line.text);
       if (!point.ok()) {
-        errors.Add("line " + std::to_string(line_no) + ": " + point.status().message());
+        errors.Add("line " + std::to_string(line.number) + ": " + point.status().message());
         continue;
       }
       if (!point->timestamp_ns) point->timestamp_ns = receive_ns;

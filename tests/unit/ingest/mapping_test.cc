@@ -429,6 +429,19 @@ TEST(MappingTest, LineProtocolPassThrough) {
   EXPECT_EQ(m.max_ts_ns, 1000);
 }
 
+// InfluxDB splits a body on line breaks outside quoted string fields only.
+TEST(MappingTest, LineProtocolStringFieldsMayHoldLineBreaks) {
+  Mapper mapper{MappingConfig{}};
+  MappedMessage m = mapper.Map("t", "m note=\"4\n2\" 5\nm f=1 6\nm,dup=a,dup=b f=1 7", 1000);
+  ASSERT_EQ(m.lines.size(), 2u);
+  Result<Point> p = ParseLine(m.lines[0]);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->fields[0].second.s, "4\n2");
+  EXPECT_EQ(ToCanonical(m.lines[1]), ToCanonical("m f=1 6"));
+  ASSERT_EQ(m.errors.size(), 1u);
+  EXPECT_NE(m.errors[0].find("line 4"), std::string::npos) << m.errors[0];
+}
+
 TEST(MappingTest, EmptyPayloadIsRejected) {
   Mapper mapper{MappingConfig{}};
   for (const char* payload : {"", "\n\n", "# only a comment"}) {
