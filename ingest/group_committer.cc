@@ -16,18 +16,32 @@ GroupCommitter::GroupCommitter(Queue* queue, const Clock* clock, GroupCommitterO
 GroupCommitter::~GroupCommitter() { Stop(); }
 
 Status GroupCommitter::Submit(IngestMessage message) {
-  auto item = std::make_shared<Item>();
-  counters_.messages++;
-  counters_.last_message_ns = message.receive_ns;
-  item->message = std::move(message);
+  std::vector<IngestMessage> one;
+  one.push_back(std::move(message));
+  return SubmitAll(std::move(one));
+}
+
+Status GroupCommitter::SubmitAll(std::vector<IngestMessage> messages) {
+  if (messages.empty()) return Status::Ok();
+  // The first item waits (and may lead); the others ride with it, always in the same group.
+  std::vector<std::unique_ptr<Item>> items;
+  for (IngestMessage& message : messages) {
+    counters_.messages++;
+    counters_.last_message_ns = message.receive_ns;
+    items.push_back(std::make_unique<Item>());
+    items.back()->message = std::move(message);
+    items.back()->new_batch = messages.size() > 1;
+    items.back()->run_left = static_cast<int>(messages.size() - items.size());
+  }
+  Item* const item = items.front().get();
 
   std::unique_lock lock(mu_);
   if (stopping_) return Status::Unavailable("ingest is shutting down");
   // LevelDB-style writer queue: the producer at the front is the leader and commits for
   // everyone queued behind it; the others wait until a leader marks them done. A lone
   // producer commits on its own thread, with no handoff.
-  writers_.push_back(item.get());
-  item->cv.wait(lock, [&] { return item->done || writers_.front() == item.get(); });
+  for (const auto& i : items) writers_.push_back(i.get());
+  item->cv.wait(lock, [&] { return item->done || writers_.front() == item; });
   if (item->done) return item->result;
 
   if (options_.commit_interval_ns > 0) {
@@ -41,9 +55,11 @@ Status GroupCommitter::Submit(IngestMessage message) {
     }
   }
   std::vector<Item*> group;
+  int run_left = 0;  // a SubmitAll's items are never split between groups
   for (Item* w : writers_) {
-    if (static_cast<int>(group.size()) >= options_.commit_max_messages) break;
+    if (run_left == 0 && static_cast<int>(group.size()) >= options_.commit_max_messages) break;
     group.push_back(w);
+    run_left = run_left > 0 ? run_left - 1 : w->run_left;
   }
 
   Status st;
@@ -75,7 +91,7 @@ Status GroupCommitter::Submit(IngestMessage message) {
     writers_.pop_front();
     w->result = st;
     w->done = true;
-    if (w != item.get()) w->cv.notify_one();
+    if (w != item) w->cv.notify_one();
   }
   if (!writers_.empty()) writers_.front()->cv.notify_one();  // the next leader
   if (writers_.empty()) stop_cv_.notify_all();
@@ -117,12 +133,14 @@ void GroupCommitter::Stop() {
 }
 
 Status GroupCommitter::CommitGroup(const std::vector<Item*>& group) {
-  BatchInput batch;
+  std::vector<BatchInput> batches(1);
   std::vector<DeadLetter> dead_letters;
   int64_t rejected = 0;
   int64_t partial = 0;
   int64_t refused_fields = 0;
   for (const auto& item : group) {
+    if (item->new_batch && !batches.back().lines.empty()) batches.emplace_back();
+    BatchInput& batch = batches.back();
     const MappedMessage& m = item->message.mapped;
     const std::string& topic = item->message.topic;
     for (const auto& line : m.lines) batch.lines.push_back(line);
@@ -162,10 +180,10 @@ Status GroupCommitter::CommitGroup(const std::vector<Item*>& group) {
       ++refused_fields;
     }
   }
-  auto seqs = queue_->Append({batch}, dead_letters);
+  auto seqs = queue_->Append(batches, dead_letters);
   if (!seqs.ok()) return seqs.status();
   counters_.commits++;
-  counters_.committed_points += static_cast<int64_t>(batch.lines.size());
+  for (const BatchInput& batch : batches) counters_.committed_points += static_cast<int64_t>(batch.lines.size());
   counters_.rejected += rejected;
   counters_.partial += partial;
   counters_.refused_fields += refused_fields;

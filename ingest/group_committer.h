@@ -64,6 +64,11 @@ class GroupCommitter {
   // stopped before the message could be committed: the caller must then NOT acknowledge it.
   Status Submit(IngestMessage message);
 
+  // Submit() for messages that are committed together or not at all, each as its own batch (the
+  // chunks of one HTTP write request): one transaction holds all of them, and the result is the
+  // same for all. Returns OK once all are committed; Unavailable (nothing committed) as Submit.
+  Status SubmitAll(std::vector<IngestMessage> messages);
+
   // How many producers can be blocked in Submit at most (MQTT connections): when all of them
   // are waiting no further message can arrive, so the writer commits without lingering.
   void SetProducerCount(int n) { producers_ = n; }
@@ -77,6 +82,8 @@ class GroupCommitter {
  private:
   struct Item {
     IngestMessage message;
+    bool new_batch = false;  // starts a batch of its own (SubmitAll)
+    int run_left = 0;        // items after this one that must be in the same group (SubmitAll)
     bool done = false;
     Status result;
     std::condition_variable cv;  // signalled when done or when this item becomes the leader

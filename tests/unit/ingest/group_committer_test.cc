@@ -439,6 +439,73 @@ TEST_F(GroupCommitterTest, StopCommitsWhatIsPending) {
   EXPECT_EQ(committer.Submit(Prepared("t", "{}")).code(), StatusCode::kUnavailable);
 }
 
+// The chunks of one HTTP write request: all in one transaction, each its own batch.
+TEST_F(GroupCommitterTest, SubmitAllCommitsEveryChunkInOneTransactionEachAsItsOwnBatch) {
+  std::vector<IngestMessage> chunks;
+  for (int i = 0; i < 3; ++i) chunks.push_back(Prepared("http/b", R"({"generatorID":"g)" + std::to_string(i) + R"(","fuel":1})"));
+  ASSERT_TRUE(Committer().SubmitAll(std::move(chunks)).ok());
+  EXPECT_EQ(queue_->attempts(), 1);
+  EXPECT_EQ(Committer().counters().commits.load(), 1);
+  EXPECT_EQ(Committer().counters().messages.load(), 3);
+  EXPECT_EQ(Committer().counters().committed_points.load(), 3);
+  auto batches = queue_->Read("influx", 1'000'000);
+  ASSERT_TRUE(batches.ok());
+  ASSERT_EQ(batches->size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ((*batches)[i].lines.size(), 1u);
+    EXPECT_NE((*batches)[i].lines[0].find("generatorID=g" + std::to_string(i)), std::string::npos);
+  }
+  EXPECT_TRUE(Committer().SubmitAll({}).ok());
+}
+
+// commit_max_messages cuts groups, but never through one SubmitAll: its chunks are committed
+// together or not at all.
+TEST_F(GroupCommitterTest, SubmitAllIsNeverSplitBetweenGroups) {
+  options_.commit_max_messages = 2;
+  GroupCommitter& committer = Committer();
+  committer.SetProducerCount(2);
+  queue_->CloseGate();
+  AsyncSubmit first(&committer, queue_.get(), "t", R"({"generatorID":"a","fuel":1})");
+  queue_->WaitForAttempts(1, [&] { return first.done(); });  // the writer holds `first`
+  Status all_result;
+  std::atomic<bool> all_done{false};
+  std::thread all([&] {
+    std::vector<IngestMessage> chunks;
+    for (int i = 0; i < 3; ++i) chunks.push_back(Prepared("http/b", R"({"generatorID":"c)" + std::to_string(i) + R"(","fuel":1})"));
+    all_result = committer.SubmitAll(std::move(chunks));
+    all_done = true;
+    queue_->Wake();
+  });
+  // Queued behind `first` (the leader is still in Append): opening the gate commits them.
+  for (int i = 0; i < 20000 && committer.counters().messages.load() < 4; ++i) std::this_thread::yield();
+  ASSERT_EQ(committer.counters().messages.load(), 4);
+  queue_->OpenGate();
+  EXPECT_TRUE(first.Join().ok());
+  all.join();
+  EXPECT_TRUE(all_result.ok());
+  // `first` alone, then the three chunks in one transaction (not 2 + 1).
+  EXPECT_EQ(queue_->successes(), 2);
+  EXPECT_EQ(ReadLines().size(), 4u);
+}
+
+TEST_F(GroupCommitterTest, SubmitAllRefusedAtStopCommitsNoChunk) {
+  GroupCommitter& committer = Committer();
+  queue_->FailAlways(true, Status::ResourceExhausted("queue full"));
+  Status result;
+  std::thread all([&] {
+    std::vector<IngestMessage> chunks;
+    for (int i = 0; i < 3; ++i) chunks.push_back(Prepared("http/b", R"({"generatorID":"c)" + std::to_string(i) + R"(","fuel":1})"));
+    result = committer.SubmitAll(std::move(chunks));
+    queue_->Wake();
+  });
+  queue_->WaitForAttempts(2);
+  committer.Stop();
+  all.join();
+  EXPECT_EQ(result.code(), StatusCode::kUnavailable) << result.ToString();
+  queue_->FailAlways(false);
+  EXPECT_TRUE(ReadLines().empty());
+}
+
 // The sinks of stream "raw" are woken by the queue after each commit.
 TEST_F(GroupCommitterTest, EachCommitWakesTheRawStreamsWatchers) {
   struct Counter final : StreamWatcher {
