@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <exception>
 #include <sstream>
+#include <vector>
 
 #include "common/line_protocol.h"
 #include "common/log.h"
@@ -24,8 +26,95 @@ int64_t PrecisionNs(std::string_view p) {
   return 0;
 }
 
+// InfluxDB's error JSON. Never throws on bytes that are not UTF-8 (they become U+FFFD), though
+// callers pass text made safe by Excerpt.
 std::string ErrorBody(std::string_view code, std::string_view message) {
-  return nlohmann::json({{"code", code}, {"message", message}}).dump();
+  return nlohmann::json({{"code", code}, {"message", message}})
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlongs, no surrogates, at
+// most U+10FFFF), or 0 when the byte there does not start one.
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // bounds of the second byte
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    if (b(i + k) < 0x80 || b(i + k) > 0xBF) return 0;
+  }
+  return n;
+}
+
+// At most about `max_bytes` of `text` for an error message: well-formed UTF-8 is kept, control
+// characters and bytes that are not UTF-8 are written as \xNN; "..." marks a cut.
+std::string Excerpt(std::string_view text, size_t max_bytes = 200) {
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    if (out.size() >= max_bytes) return out + "...";
+    const size_t n = Utf8SequenceLength(text, i);
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (n == 0 || (n == 1 && (c < 0x20 || c == 0x7F))) {
+      char buf[5];
+      std::snprintf(buf, sizeof(buf), "\\x%02X", c);
+      out += buf;
+      ++i;
+      continue;
+    }
+    out.append(text.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
+// The label of a request path in /metrics: the endpoint's own paths, anything else "other" (a
+// client must not be able to make up series).
+std::string PathLabel(const std::string& path) {
+  for (const char* known : {"/api/v2/write", "/write", "/health", "/metrics", "/ping"}) {
+    if (path == known) return path;
+  }
+  return "other";
+}
+
+// One line of a write body: its number (from 1, as InfluxDB counts them) and text.
+struct BodyLine {
+  int64_t number = 0;
+  std::string_view text;
+};
+
+// Splits a write body into its lines: '\n' ends one, a '\r' before it is dropped, empty lines and
+// comments (#) are skipped. The single place to switch to line protocol's own body splitter
+// (common/line_protocol.h), which also knows string fields that hold a line break.
+std::vector<BodyLine> SplitBody(std::string_view body) {
+  std::vector<BodyLine> lines;
+  int64_t number = 0;
+  size_t start = 0;
+  while (start < body.size()) {
+    size_t nl = body.find('\n', start);
+    std::string_view line = body.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
+    start = nl == std::string_view::npos ? body.size() : nl + 1;
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty() || line.front() == '#') continue;
+    lines.push_back({number, line});
+  }
+  return lines;
 }
 
 // Escapes a Prometheus label value.
@@ -133,55 +222,72 @@ void HttpApi::Count(const std::string& path, int status) {
 
 HttpApi::WriteResult HttpApi::Write(const std::string& topic, std::string_view body, std::string_view precision) {
   const int64_t scale = PrecisionNs(precision);
-  if (scale == 0) return {400, ErrorBody("invalid", "invalid precision \"" + std::string(precision) + "\"")};
-  // One receive time for the request: lines without a timestamp get it, as InfluxDB does.
-  const int64_t receive_ns = clock_->WallNowNs();
+  if (scale == 0) {
+    return {400, ErrorBody("invalid", "invalid precision \"" + Excerpt(precision, 20) + "\"")};
+  }
+  // One receive time for the request: lines without a timestamp get it, truncated to the
+  // request's precision (as InfluxDB's models.Point.SetPrecision does: time.Truncate).
+  const int64_t now_ns = clock_->WallNowNs();
+  const int64_t receive_ns = now_ns - (((now_ns % scale) + scale) % scale);
+  struct BadLine {
+    int64_t number;
+    std::string_view text;
+    std::string reason;
+  };
+  std::vector<BadLine> bad;
   std::vector<IngestMessage> chunks;
-  std::string first_error;
-  int64_t bad = 0;
-  size_t start = 0;
-  while (start <= body.size()) {
-    size_t nl = body.find('\n', start);
-    std::string_view line = body.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
-    start = nl == std::string_view::npos ? body.size() + 1 : nl + 1;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty() || line.front() == '#') continue;
-    Result<Point> point = ParseLine(line);
-    if (point.ok() && scale != 1 && point->timestamp_ns) {
+  int64_t points = 0;
+  for (const BodyLine& line : SplitBody(body)) {
+    // split -> parse -> timestamp -> (field types) -> format.
+    Result<Point> point = ParseLine(line.text);
+    if (point.ok() && point->timestamp_ns) {
       int64_t ns = 0;
       if (__builtin_mul_overflow(*point->timestamp_ns, scale, &ns)) {
         point = Status::InvalidArgument("timestamp out of range at precision " + std::string(precision));
       } else {
         point->timestamp_ns = ns;
       }
+    } else if (point.ok()) {
+      point->timestamp_ns = receive_ns;
     }
     if (!point.ok()) {
-      if (bad++ == 0)
-        first_error = "unable to parse '" + std::string(line.substr(0, 200)) + "': " + point.status().message();
+      bad.push_back({line.number, line.text, point.status().message()});
       continue;
     }
-    if (!point->timestamp_ns) point->timestamp_ns = receive_ns;
-    // Committed in chunks the committer accepts as one message each.
+    // Committed in chunks of at most max_lines_per_commit lines, each its own queue batch.
     if (chunks.empty() || static_cast<int64_t>(chunks.back().mapped.lines.size()) >= options_.max_lines_per_commit) {
       chunks.emplace_back();
       chunks.back().topic = topic;
       chunks.back().receive_ns = receive_ns;
     }
     chunks.back().mapped.AddLine(FormatPoint(*point), *point->timestamp_ns);
+    ++points;
   }
-  // Committed before answering.
-  for (IngestMessage& chunk : chunks) {
-    const auto points = static_cast<int64_t>(chunk.mapped.lines.size());
-    Status st = committer_->Submit(std::move(chunk));
+  // The answer is built before the commit: nothing that runs after a commit may fail, or the
+  // client would get a 5xx for lines that are stored (and send them again).
+  WriteResult result;
+  if (!bad.empty()) {
+    // InfluxDB 1.x's words: "partial write: ... dropped=N" when some lines were written.
+    constexpr size_t kNamed = 20;
+    std::string message = points > 0 ? "partial write: " : "";
+    for (size_t i = 0; i < bad.size() && i < kNamed; ++i) {
+      message += (i == 0 ? "" : "; ") + std::string("line ") + std::to_string(bad[i].number) + ": unable to parse '" +
+                 Excerpt(bad[i].text) + "': " + Excerpt(bad[i].reason);
+    }
+    if (bad.size() > kNamed) message += "; ... and " + std::to_string(bad.size() - kNamed) + " more";
+    message += " dropped=" + std::to_string(bad.size());
+    result = {400, ErrorBody("invalid", message)};
+  }
+  if (!chunks.empty()) {
+    // All chunks in one transaction: a 5xx never follows a partial commit.
+    Status st = committer_->SubmitAll(std::move(chunks));
     if (!st.ok()) {
-      return {503, ErrorBody("unavailable", "points could not be committed: " + st.message())};
+      LOG_WARN("http") << "write to " << Excerpt(topic, 100) << ": nothing committed, answering 503: " << st.message();
+      return {503, ErrorBody("unavailable", "points could not be committed, nothing was written: " + st.message())};
     }
     points_written_ += points;
   }
-  if (bad > 0) {
-    return {400, ErrorBody("invalid", "partial write: " + first_error + " dropped=" + std::to_string(bad))};
-  }
-  return {};
+  return result;
 }
 
 std::pair<int, nlohmann::json> HttpApi::Health() {
@@ -309,19 +415,16 @@ Status HttpApi::Start() {
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     auto [status, body] = Health();
     res.status = status;
-    res.set_content(body.dump(), "application/json");
-    Count("/health", status);
+    res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
   });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(Metrics(), "text/plain; version=0.0.4; charset=utf-8");
-    Count("/metrics", 200);
   });
   // A content reader, not a plain handler: httplib would parse a body sent as
   // application/x-www-form-urlencoded (curl's default) as a form and refuse it above 8 KiB.
   // InfluxDB ignores the content type; so do we. gzip is decoded by the reader.
   auto write = [this](bool v1) {
     return [this, v1](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
-      const std::string path = v1 ? "/write" : "/api/v2/write";
       std::string body;
       bool too_large = false;
       const bool read = reader([&](const char* data, size_t length) {
@@ -348,19 +451,33 @@ Status HttpApi::Start() {
       }
       res.status = r.status;
       if (!r.body.empty()) res.set_content(r.body, "application/json");
-      Count(path, r.status);
     };
   };
   s.Post("/api/v2/write", write(false));
   s.Post("/write", write(true));
-  s.Get("/ping", [this](const httplib::Request&, httplib::Response& res) {
-    res.status = 204;
-    Count("/ping", 204);
+  s.Get("/ping", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
+  // A handler's exception (a bug, or memory exhausted) becomes InfluxDB's JSON 500, logged and
+  // counted, never httplib's empty 500. The write handlers commit last and build their answer
+  // before committing, so an exception means nothing of the request was committed.
+  s.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    LOG_ERROR("http") << req.method << " " << PathLabel(req.path)
+                      << ": internal error (nothing committed): " << Excerpt(what);
+    res.status = 500;
+    res.set_content(ErrorBody("internal error", "internal error, nothing was written: " + Excerpt(what)),
+                    "application/json");
   });
-  // httplib answers 413 itself above set_payload_max_length; count those too.
-  s.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (res.status == 413) Count(req.path, 413);
-  });
+  // Every answer is counted here, just before it is written: the handlers', the exception
+  // handler's, and httplib's own (404, 413 above set_payload_max_length, 400 for a malformed
+  // request, ...).
+  s.set_post_routing_handler(
+      [this](const httplib::Request& req, httplib::Response& res) { Count(PathLabel(req.path), res.status); });
   port_ = address.second == 0 ? s.bind_to_any_port(address.first)
                               : (s.bind_to_port(address.first, address.second) ? address.second : -1);
   if (port_ <= 0) {

@@ -6,8 +6,17 @@
 //   POST /api/v2/write    line protocol like InfluxDB 2 (org, bucket, precision, Token auth)
 //   POST /write           line protocol like InfluxDB 1.x (db, precision, u/p or Token auth)
 // Writes answer 204 only after the points are committed to the queue (the group commit), so a
-// client that got 204 can forget its data; a line that does not parse gets InfluxDB's 400
-// "partial write" answer while the others are committed.
+// client that got 204 can forget its data. Partial-write rule (InfluxDB's): the lines that parse
+// are committed and the others are named in a 400 {"code":"invalid","message":"partial write:
+// line N: unable to parse '<excerpt>': <reason>; ... dropped=K"} (no "partial write:" when no line
+// was good); excerpts are escaped (\xNN for bytes that are not UTF-8 or are control characters).
+// InfluxDB clients do not retry a 4xx. A 5xx means nothing of the request was committed: all its
+// chunks (max_lines_per_commit lines each, one queue batch each) are committed in one
+// transaction (GroupCommitter::SubmitAll), 503 when that fails; a handler's exception answers a
+// JSON 500 (logged) and happens before any commit. 401 bad token, 413 body too large, 400 bad
+// precision/bucket/body. Lines without a timestamp get the request's receive time truncated to
+// its precision (ns, us/u, ms, s, and m, h), as InfluxDB does. Every answer, httplib's own
+// included, is counted in edgeline_http_requests_total{path,code} (unknown paths as "other").
 // Borrows the queue, committer and clock; the state getters are called from server threads.
 // Start/Stop from one control thread.
 #pragma once
@@ -37,7 +46,7 @@ struct HttpApiOptions {
   std::string listen = "127.0.0.1:8087";  // host:port
   std::string token;                      // empty = no auth
   int64_t max_body_bytes = 10 << 20;      // decoded body; larger -> 413
-  int64_t max_lines_per_commit = 5000;    // a body is committed in chunks of this many lines
+  int64_t max_lines_per_commit = 5000;    // lines per queue batch; a body's batches commit together
 };
 
 // What /health and /metrics need from the rest of the agent, read on request.

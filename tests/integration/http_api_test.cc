@@ -1,12 +1,24 @@
 // The agent's local HTTP endpoint with REAL servers: curl (as Telegraf would, gzip bodies)
 // writes line protocol to edgeline's /api/v2/write and /write; the points must reach a real
 // influxd 1.6 through the queue. Also /health and /metrics (checked by a strict Prometheus
-// text-format parser here), token checks and InfluxDB's error answers.
+// text-format parser here), token checks and InfluxDB's error answers. HttpApi also runs in
+// process over a real SQLite queue and group committer, for what the agent cannot show on cue: a
+// queue that refuses commits, a handler that throws, a fixed receive time (FakeClock).
+#include <httplib.h>
+
+#include <filesystem>
 #include <fstream>
+#include <random>
 #include <regex>
 #include <set>
+#include <stdexcept>
+#include <thread>
 
+#include "agent/http_api.h"
 #include "gtest/gtest.h"
+#include "ingest/group_committer.h"
+#include "storage/queue.h"
+#include "tests/support/fake_clock.h"
 #include "tests/support/harness.h"
 
 namespace edgeline {
@@ -170,6 +182,216 @@ TEST_F(HttpApiTest, HealthAndMetricsAreWellFormed) {
   EXPECT_TRUE(samples.count("edgeline_queue_bytes"));
   EXPECT_EQ(metrics.body.find("edge-secret-token"), std::string::npos);
   EXPECT_EQ(agent_->Log().find("edge-secret-token"), std::string::npos);
+}
+
+// Regression (issue 13): invalid UTF-8 in one line answered an empty 500 after the good lines
+// were committed, so every client retry wrote them again.
+TEST_F(HttpApiTest, InvalidUtf8LineGets400NamingItAndTheGoodLinesAreCommittedOnce) {
+  const std::string file = dir_ + "/utf8.lp";
+  std::ofstream(file) << "utf,k=1 v=1 1764000000000000001\n"
+                      << "utf,k=caf\xC3\xA9\xFF v=2 1764000000000000002\n"
+                      << "utf,k=3 v=3 1764000000000000003\n";
+  auto r = Curl({"-X", "POST", Url("/api/v2/write?org=o&bucket=b"), "-H", "Authorization: Token edge-secret-token",
+                 "--data-binary", "@" + file});
+  EXPECT_EQ(r.code, 400) << r.body;
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.body;
+  EXPECT_EQ(j["code"], "invalid");
+  const std::string message = j["message"].get<std::string>();
+  EXPECT_NE(message.find("partial write"), std::string::npos) << message;
+  EXPECT_NE(message.find("line 2"), std::string::npos) << message;
+  EXPECT_NE(message.find("utf,k=caf\xC3\xA9\\xFF v=2"), std::string::npos) << message;  // escaped, never raw
+  EXPECT_NE(message.find("dropped=1"), std::string::npos) << message;
+  // Committed once: a 4xx is not retried by InfluxDB clients, and there was no 5xx.
+  auto report = nlohmann::json::parse(RunCommand({EDGELINE_BINARY, "status", "--json"}, env_).output);
+  const auto& sink = report["sinks"][0];
+  EXPECT_EQ(sink["pending_points"].get<int64_t>() + sink["sent_points"].get<int64_t>(), 2) << report.dump(2);
+  EXPECT_TRUE(WaitFor([&] { return influxd_.QueryCount("SELECT count(v) FROM utf", "http") == 2; }, 30s));
+  std::map<std::string, double> samples;
+  ParsePrometheus(Curl({Url("/metrics")}).body, &samples);
+  EXPECT_EQ(samples["edgeline_http_requests_total{path=\"/api/v2/write\",code=\"400\"}"], 1);
+  EXPECT_EQ(samples.count("edgeline_http_requests_total{path=\"/api/v2/write\",code=\"500\"}"), 0u);
+}
+
+TEST_F(HttpApiTest, MetricsCountEveryAnswerByPathAndStatus) {
+  const std::string auth = "Authorization: Token edge-secret-token";
+  EXPECT_EQ(Curl({"-X", "POST", Url("/write?db=d"), "--data-binary", "m v=1 1"}).code, 401);
+  EXPECT_EQ(Curl({"-X", "POST", Url("/write?db=d&precision=fortnights"), "-H", auth, "--data-binary", "m v=1 1"}).code,
+            400);
+  EXPECT_EQ(Curl({"-X", "POST", Url("/write?db=d"), "-H", auth, "--data-binary", "only garbage"}).code, 400);
+  const std::string big = dir_ + "/big.lp";
+  {
+    std::ofstream out(big);
+    for (int i = 0; i < 3000; ++i) out << "big,k=1 v=" << i << " " << 1764000000000000000 + i << "\n";
+  }
+  EXPECT_EQ(Curl({"-X", "POST", Url("/write?db=d"), "-H", auth, "--data-binary", "@" + big}).code, 413);
+  EXPECT_EQ(Curl({Url("/no/such/path/" + std::to_string(port_))}).code, 404);
+  EXPECT_EQ(Curl({"-X", "POST", Url("/write?db=d"), "-H", auth, "--data-binary", "m v=1 1764000000000000000"}).code,
+            204);
+  std::map<std::string, double> samples;
+  auto problems = ParsePrometheus(Curl({Url("/metrics")}).body, &samples);
+  EXPECT_TRUE(problems.empty()) << problems[0];
+  EXPECT_EQ(samples["edgeline_http_requests_total{path=\"/write\",code=\"401\"}"], 1);
+  EXPECT_EQ(samples["edgeline_http_requests_total{path=\"/write\",code=\"400\"}"], 2);
+  EXPECT_EQ(samples["edgeline_http_requests_total{path=\"/write\",code=\"413\"}"], 1);
+  EXPECT_EQ(samples["edgeline_http_requests_total{path=\"other\",code=\"404\"}"], 1);
+  EXPECT_EQ(samples["edgeline_http_requests_total{path=\"/write\",code=\"204\"}"], 1);
+}
+
+// HttpApi in process: a real SQLite queue and group committer, a fake clock.
+class HttpApiInProcessTest : public ::testing::Test {
+ protected:
+  static constexpr int64_t kNowNs = 1764001234123456789;
+
+  void SetUp() override {
+    dir_ = testing::MakeTempDir("edgeline-http-inproc");
+    clock_.SetWallNs(kNowNs);
+  }
+  void Start(QueueConfig config = {}, AgentProbe probe = {}) {
+    QueueOpenOptions options;
+    options.config = std::move(config);
+    options.config.path = dir_ + "/queue.db";
+    options.config.sync = SyncMode::kNormal;
+    options.clock = &clock_;
+    auto queue = OpenSqliteQueue(options);
+    ASSERT_TRUE(queue.ok()) << queue.status().ToString();
+    queue_ = std::move(queue).value();
+    ASSERT_TRUE(queue_->RegisterConsumer("influx", std::string(kRawStream)).ok());
+    GroupCommitterOptions committer_options;
+    committer_options.retry_delay_ns = kNsPerMs;
+    committer_ = std::make_unique<GroupCommitter>(queue_.get(), &clock_, committer_options);
+    probe.ingest = &committer_->counters();
+    HttpApiOptions api_options;
+    api_options.listen = "127.0.0.1:0";
+    api_options.max_lines_per_commit = 5;
+    api_ = std::make_unique<HttpApi>(api_options, queue_.get(), committer_.get(), &clock_, std::move(probe));
+    ASSERT_TRUE(api_->Start().ok());
+  }
+  void TearDown() override {
+    api_.reset();
+    committer_.reset();
+    queue_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  httplib::Client Client() {
+    httplib::Client c("127.0.0.1", api_->port());
+    c.set_read_timeout(60, 0);
+    return c;
+  }
+  std::vector<std::string> QueuedLines() {
+    auto batches = queue_->Read("influx", 1'000'000);
+    EXPECT_TRUE(batches.ok());
+    std::vector<std::string> lines;
+    if (batches.ok()) {
+      for (const Batch& b : *batches) lines.insert(lines.end(), b.lines.begin(), b.lines.end());
+    }
+    return lines;
+  }
+  double Sample(const std::string& name) {
+    std::map<std::string, double> samples;
+    ParsePrometheus(api_->Metrics(), &samples);
+    return samples[name];
+  }
+
+  std::string dir_;
+  FakeClock clock_;
+  std::unique_ptr<Queue> queue_;
+  std::unique_ptr<GroupCommitter> committer_;
+  std::unique_ptr<HttpApi> api_;
+};
+
+// Regression: a body over max_lines_per_commit was committed chunk by chunk, and a failure of a
+// later chunk answered 503 after the first was committed (the client's retry duplicated it).
+TEST_F(HttpApiInProcessTest, CommitFailureAnswers503WithNothingCommitted) {
+  QueueConfig config;
+  config.full_policy = QueueFullPolicy::kBackpressure;
+  config.max_bytes = 4096;
+  Start(config);
+  // Chunk 1 (5 short lines) fits the queue's bound; chunk 2 (5 lines of incompressible text)
+  // does not, so the queue refuses it (backpressure) until the committer stops.
+  std::string body;
+  for (int i = 0; i < 5; ++i) body += "small v=" + std::to_string(i) + " " + std::to_string(kNowNs + i) + "\n";
+  std::mt19937 random(7);
+  for (int i = 0; i < 5; ++i) {
+    std::string text;
+    for (int k = 0; k < 4000; ++k) text += static_cast<char>('a' + random() % 26);
+    body += "large s=\"" + text + "\" " + std::to_string(kNowNs + i) + "\n";
+  }
+  int status = 0;
+  std::string answer;
+  std::thread client([&] {
+    auto r = Client().Post("/api/v2/write?bucket=b", body, "text/plain");
+    if (r) status = r->status, answer = r->body;
+  });
+  const bool refused = testing::WaitFor([&] { return committer_->counters().commit_failures.load() >= 1; }, 20s);
+  committer_->Stop();  // the waiting commit is refused: Unavailable
+  client.join();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(status, 503) << answer;
+  EXPECT_FALSE(nlohmann::json::parse(answer, nullptr, false).is_discarded()) << answer;
+  EXPECT_TRUE(QueuedLines().empty()) << QueuedLines().size() << " line(s) committed before a 503";
+  auto stats = queue_->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->points, 0);
+  EXPECT_EQ(Sample("edgeline_http_requests_total{path=\"/api/v2/write\",code=\"503\"}"), 1);
+}
+
+TEST_F(HttpApiInProcessTest, ABodyOverTheChunkSizeIsCommittedAsBatchesOfOneTransaction) {
+  Start();
+  std::string body;
+  for (int i = 0; i < 12; ++i) body += "m v=" + std::to_string(i) + " " + std::to_string(kNowNs + i) + "\n";
+  auto answer = Client().Post("/api/v2/write?bucket=b", body, "text/plain");
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->status, 204) << answer->body;
+  auto batches = queue_->Read("influx", 1'000'000);
+  ASSERT_TRUE(batches.ok());
+  ASSERT_EQ(batches->size(), 3u);  // 5 + 5 + 2
+  EXPECT_EQ((*batches)[2].lines.size(), 2u);
+  EXPECT_EQ(committer_->counters().commits.load(), 1);
+}
+
+// Regression: a handler's exception became httplib's empty 500, neither logged nor counted.
+TEST_F(HttpApiInProcessTest, HandlerExceptionAnswersJson500AndIsCounted) {
+  auto throws = std::make_shared<std::atomic<bool>>(true);
+  AgentProbe probe;
+  probe.mqtt_sessions = [throws]() -> int {
+    if (throws->exchange(false)) throw std::runtime_error("probe broke \xFF");
+    return 1;
+  };
+  Start({}, probe);
+  auto answer = Client().Get("/metrics");
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->status, 500);
+  auto j = nlohmann::json::parse(answer->body, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << answer->body;
+  EXPECT_EQ(j["code"], "internal error");
+  EXPECT_NE(j["message"].get<std::string>().find("probe broke \\xFF"), std::string::npos) << answer->body;
+  EXPECT_EQ(Sample("edgeline_http_requests_total{path=\"/metrics\",code=\"500\"}"), 1);
+}
+
+// Lines without a timestamp get the request's receive time truncated to its precision, as
+// InfluxDB does (models.Point.SetPrecision: time.Truncate).
+TEST_F(HttpApiInProcessTest, ReceiveTimeIsTruncatedToTheRequestsPrecision) {
+  Start();
+  const std::vector<std::pair<std::string, int64_t>> cases = {
+      {"/api/v2/write?bucket=b&precision=ns", 1764001234123456789},
+      {"/api/v2/write?bucket=b&precision=us", 1764001234123456000},
+      {"/api/v2/write?bucket=b&precision=ms", 1764001234123000000},
+      {"/api/v2/write?bucket=b&precision=s", 1764001234000000000},
+      {"/write?db=d&precision=u", 1764001234123456000},
+      {"/write?db=d&precision=m", 1764001200000000000},
+      {"/write?db=d&precision=h", 1764000000000000000},
+  };
+  for (const auto& [path, expected] : cases) {
+    auto answer = Client().Post(path, "nots v=1", "text/plain");
+    ASSERT_TRUE(answer);
+    EXPECT_EQ(answer->status, 204) << path << ": " << answer->body;
+  }
+  std::vector<std::string> lines = QueuedLines();
+  ASSERT_EQ(lines.size(), cases.size());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    EXPECT_EQ(lines[i], "nots v=1 " + std::to_string(cases[i].second)) << cases[i].first;
+  }
 }
 
 }  // namespace
