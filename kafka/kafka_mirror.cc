@@ -59,6 +59,7 @@ int64_t KafkaMirror::Fail(SinkState state, const std::string& error, int64_t del
 void KafkaMirror::Reset() {
   std::lock_guard<std::mutex> lock(mu_);
   pending_.clear();
+  out_.clear();
   failed_ = false;
   produced_seq_ = acked_seq_;
   recovering_ = true;
@@ -68,18 +69,34 @@ void KafkaMirror::OnDelivery(uint64_t token, const Status& status) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     --in_flight_;
-    // The token is the batch seq. A batch is produced again only once all its reports are in,
-    // so a report always belongs to the batch's latest production.
-    const auto seq = static_cast<int64_t>(token);
-    auto it = std::lower_bound(pending_.begin(), pending_.end(), seq,
+    auto out = out_.find(token);
+    if (out == out_.end()) return;  // from before a Reset: that batch is produced again anyway
+    OutRecord record = std::move(out->second);
+    out_.erase(out);
+    // A batch is produced again only once all its reports are in, so a report always belongs
+    // to the batch's latest production.
+    auto it = std::lower_bound(pending_.begin(), pending_.end(), record.seq,
                                [](const PendingBatch& b, int64_t s) { return b.seq < s; });
-    if (it != pending_.end() && it->seq == seq) {
-      --it->remaining;
-      if (!status.ok()) it->failed = true;
-    }
-    if (!status.ok() && !failed_) {
-      failed_ = true;
-      failure_ = status;
+    if (it == pending_.end() || it->seq != record.seq) return;
+    --it->remaining;
+    if (!status.ok() && status.code() == StatusCode::kInvalidArgument) {
+      // Refused for good (too large, invalid): retrying cannot help, and must not hold back
+      // the records after it. Dead-lettered with the batch's acknowledgement.
+      DeadLetter dl;
+      dl.sink = name();
+      dl.kind = DeadLetterKind::kRejected;
+      dl.reason = status.message();
+      dl.topic = std::move(record.mqtt_topic);
+      dl.payload = std::move(record.line);
+      dl.created_ns = clock_->WallNowNs();
+      it->dead_letters.push_back(std::move(dl));
+      --it->sent;
+    } else if (!status.ok()) {
+      it->failed = true;
+      if (!failed_) {
+        failed_ = true;
+        failure_ = status;
+      }
     }
   }
   WakeNow();
@@ -136,8 +153,9 @@ Status KafkaMirror::ProduceBatch(const Batch& batch, bool again) {
     records.push_back({topic, std::move(content).value(), i});
   }
 
-  // Counted before producing: a report may arrive before Produce returns.
+  // Counted (and registered) before producing: a report may arrive before Produce returns.
   const auto count = static_cast<int64_t>(records.size());
+  std::vector<uint64_t> tokens(records.size());
   auto entry = [&]() -> PendingBatch& {  // REQUIRES: mu_ held
     return *std::lower_bound(pending_.begin(), pending_.end(), batch.seq,
                              [](const PendingBatch& b, int64_t s) { return b.seq < s; });
@@ -152,17 +170,21 @@ Status KafkaMirror::ProduceBatch(const Batch& batch, bool again) {
       pending_.push_back(std::move(pending));
     }
     in_flight_ += count;
+    for (size_t r = 0; r < records.size(); ++r) {
+      tokens[r] = next_token_++;
+      out_[tokens[r]] = {batch.seq, batch.lines[records[r].line], std::string(line_topics[records[r].line])};
+    }
   }
-  const auto token = static_cast<uint64_t>(batch.seq);
   for (size_t r = 0; r < records.size(); ++r) {
     const Record& record = records[r];
-    Status status = producer_->Produce(*record.topic, record.content.key, record.content.value, this, token);
+    Status status = producer_->Produce(*record.topic, record.content.key, record.content.value, this, tokens[r]);
     if (status.ok()) continue;
     // Not queued, so never reported: uncount it, and the rest too when giving up on the batch
     // (which is then produced again, whole, after the backoff).
     const bool give_up = status.code() != StatusCode::kInvalidArgument;
     const auto uncounted = give_up ? static_cast<int64_t>(records.size() - r) : 1;
     std::lock_guard<std::mutex> lock(mu_);
+    for (size_t u = r; u < r + static_cast<size_t>(uncounted); ++u) out_.erase(tokens[u]);
     PendingBatch& b = entry();
     in_flight_ -= uncounted;
     b.remaining -= uncounted;
@@ -249,7 +271,7 @@ int64_t KafkaMirror::Step() {
         return Fail(SinkState::kAuthFailed, failure.message(), std::max(options_.slow_retry_ns, backoff));
       case StatusCode::kNotFound:
         return Fail(SinkState::kNotFound, failure.message(), std::max(options_.slow_retry_ns, backoff));
-      case StatusCode::kInvalidArgument:
+      case StatusCode::kFailedPrecondition:  // refused for every record (configuration, clock)
         return Fail(SinkState::kRejecting, failure.message(), std::max(options_.slow_retry_ns, backoff));
       default: return Fail(SinkState::kOffline, failure.message(), backoff);
     }

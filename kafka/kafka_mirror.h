@@ -3,7 +3,10 @@
 // in-flight table; it borrows the queue, producer and clock (they must outlive it). The cursor
 // moves only from delivery reports, in order: to batch S once every record of every batch <= S
 // is delivered. A batch with a failed record is sent again, whole, once every record out has
-// been reported and the backoff has passed (at-least-once: Kafka may see duplicates).
+// been reported and the backoff has passed (at-least-once: Kafka may see duplicates). A record
+// the broker refuses for good (a report with kInvalidArgument: producer.h lists the Kafka errors)
+// is not retried: it goes to the dead-letter queue (sink = this mirror's name, kRejected, the
+// reason starting with the Kafka error name) and the batch is acknowledged without it.
 // Threads: Start/Step/Run belong to one thread; Notify and OnDelivery may be called from any.
 // Lifetime: records in flight report to the mirror, so destroy the producer first.
 #pragma once
@@ -13,6 +16,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/backoff.h"
@@ -64,6 +68,12 @@ class KafkaMirror final : public QueueConsumer, public DeliveryListener {
   int64_t in_flight() const;
 
  private:
+  // A record produced and not yet reported: what its dead letter needs if it is refused for good.
+  struct OutRecord {
+    int64_t seq = 0;
+    std::string line;
+    std::string mqtt_topic;
+  };
   // A produced batch not yet acknowledged in the queue.
   struct PendingBatch {
     int64_t seq = 0;
@@ -102,6 +112,10 @@ class KafkaMirror final : public QueueConsumer, public DeliveryListener {
   mutable std::mutex mu_;
   // Guarded by mu_.
   std::deque<PendingBatch> pending_;  // ascending seq
+  // Each record's delivery token (unique per mirror) -> its batch and line; entries of a Reset
+  // are dropped, and their late reports only count down in_flight_.
+  std::unordered_map<uint64_t, OutRecord> out_;
+  uint64_t next_token_ = 1;
   int64_t in_flight_ = 0;             // records produced and not reported
   bool failed_ = false;               // a record failed since Step last looked
   Status failure_;                    // the first such failure

@@ -22,9 +22,21 @@ class DeliveryListener {
   virtual ~DeliveryListener() = default;
   // `status` is OK when the broker acknowledged the record (acks=all); otherwise its message
   // starts with the Kafka error name (e.g. "_MSG_TIMED_OUT: Local: Message timed out") and its
-  // code says what kind of failure it is: kUnavailable (retriable: timeouts, brokers down),
-  // kPermissionDenied (authentication/authorization), kNotFound (unknown topic),
-  // kInvalidArgument (this record is refused, e.g. too large), kInternal (fatal producer error).
+  // code says what kind of failure it is:
+  //   kInvalidArgument    this record is refused for good, retrying cannot help (the mirror
+  //                       dead-letters it): MSG_SIZE_TOO_LARGE, RECORD_LIST_TOO_LARGE,
+  //                       INVALID_RECORD, _INVALID_ARG
+  //   kFailedPrecondition every record would be refused until the configuration (or the clock)
+  //                       is fixed: INVALID_REQUIRED_ACKS, UNSUPPORTED_FOR_MESSAGE_FORMAT,
+  //                       UNSUPPORTED_COMPRESSION_TYPE, POLICY_VIOLATION, INVALID_TIMESTAMP
+  //   kPermissionDenied   authentication/authorization; kNotFound unknown topic
+  //   kInternal           fatal producer error (_FATAL)
+  //   kUnavailable        everything else, retriable: timeouts, brokers down, LEADER_NOT_AVAILABLE,
+  //                       NOT_ENOUGH_REPLICAS(_AFTER_APPEND), REQUEST_TIMED_OUT, INVALID_MSG
+  //                       (CRC mismatch: damaged in transit), and any code not listed here.
+  // The broker refuses a produce request as a whole: a size refusal hits every record librdkafka
+  // batched with the large one. Keep the producer's message.max.bytes at most the topic's
+  // max.message.bytes, so a record too large is refused locally, alone, at Produce.
   // Must be quick and must not call back into the producer.
   virtual void OnDelivery(uint64_t token, const Status& status) = 0;
 };

@@ -28,6 +28,9 @@ struct Envelope {
   uint64_t token;
 };
 
+// What a Kafka error means for the mirror (see producer.h). Delivery reports carry plain error
+// codes: librdkafka has already retried the retriable ones (message.send.max.retries, until
+// message.timeout.ms), so a report still failing with one of those means "not now", never "never".
 StatusCode ClassifyError(rd_kafka_resp_err_t err) {
   switch (err) {
     case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
@@ -37,9 +40,21 @@ StatusCode ClassifyError(rd_kafka_resp_err_t err) {
     case RD_KAFKA_RESP_ERR__AUTHENTICATION: return StatusCode::kPermissionDenied;
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART: return StatusCode::kNotFound;
+    // This record is refused for good: larger than message.max.bytes (locally, at produce) or
+    // than the topic's max.message.bytes, a batch larger than the segment size, a record the
+    // broker's validation refuses (e.g. no key on a compacted topic).
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_INVALID_RECORD:
     case RD_KAFKA_RESP_ERR__INVALID_ARG: return StatusCode::kInvalidArgument;
+    // Refused whatever the record: the producer's configuration, the broker's message format or
+    // policy, or a clock outside the broker's timestamp window. Retried slowly ("rejecting"):
+    // dead-lettering would empty the stream into the dead-letter queue.
+    case RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_COMPRESSION_TYPE:
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP: return StatusCode::kFailedPrecondition;
     case RD_KAFKA_RESP_ERR__QUEUE_FULL: return StatusCode::kResourceExhausted;
     case RD_KAFKA_RESP_ERR__FATAL: return StatusCode::kInternal;
     default: return StatusCode::kUnavailable;

@@ -367,6 +367,9 @@ TEST_F(KafkaMirrorIntegrationTest, ProduceErrorsAreRetriedWithoutLossOrDuplicate
   EXPECT_EQ(c.unexpected, 0) << c.first_problem;
   EXPECT_EQ(c.duplicates, 0);
   EXPECT_EQ(c.first_problem, "");
+  auto dead = queue_->DeadLetters("", 10);  // retriable errors never dead-letter
+  ASSERT_TRUE(dead.ok());
+  EXPECT_TRUE(dead->empty()) << dead->front().reason;
 }
 
 TEST_F(KafkaMirrorIntegrationTest, RejectedProduceIsSentAgainFromTheCursor) {
@@ -383,6 +386,44 @@ TEST_F(KafkaMirrorIntegrationTest, RejectedProduceIsSentAgainFromTheCursor) {
   std::printf("[ rejected produce ] %lld records expected, %lld received, %lld duplicates\n",
               static_cast<long long>(c.expected), static_cast<long long>(c.received),
               static_cast<long long>(c.duplicates));
+}
+
+// Regression (issue 13): a record the broker refuses for good was retried as "rejecting"
+// forever. Now it is dead-lettered (sink = the mirror, kind rejected, the Kafka error name in
+// the reason) and everything else flows: each fixture line is in Kafka or in the dead-letter
+// queue. The broker refuses a produce request whole, so every record of that request goes.
+TEST_F(KafkaMirrorIntegrationTest, RecordsTheBrokerRefusesForGoodAreDeadLetteredAndTheRestFlows) {
+  LoadFixture();
+  StartMirrors(KafkaFormat::kLineProtocol);
+  cluster_->Command("errors 1 MSG_SIZE_TOO_LARGE");
+  cluster_->Command("errors 1 INVALID_RECORD");
+  AppendBatches(0, 1, 1);
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(); }, 20s)) << Sink("kafka-raw").last_error;
+  auto dead = queue_->DeadLetters("", 1000);
+  ASSERT_TRUE(dead.ok());
+  ASSERT_GE(dead->size(), 2u);
+  std::set<std::string> reasons;
+  std::multiset<std::string> dead_lines;
+  for (const DeadLetter& d : *dead) {
+    EXPECT_TRUE(d.sink == "kafka-raw" || d.sink == "kafka-downsampled") << d.sink;
+    EXPECT_EQ(d.kind, DeadLetterKind::kRejected);
+    reasons.insert(d.reason.substr(0, d.reason.find(':')));
+    dead_lines.insert(d.payload);
+  }
+  EXPECT_EQ(reasons, (std::set<std::string>{"INVALID_RECORD", "MSG_SIZE_TOO_LARGE"}));
+  Comparison c = ReadBackAndCompare(KafkaFormat::kLineProtocol, /*check_order=*/false);
+  EXPECT_EQ(c.unexpected, 0) << c.first_problem;
+  EXPECT_EQ(c.missing, static_cast<int64_t>(dead->size())) << c.first_problem;
+  // The lines missing from Kafka are exactly the dead-lettered ones.
+  std::multiset<std::string> received;
+  for (const char* topic : {kRawTopicGen1, kRawTopicOthers, kDownTopic}) {
+    for (const auto& [key, value] : testing::ReadKafkaTopic(cluster_->bootstrap(), topic)) received.insert(value);
+  }
+  for (const std::string& line : dead_lines) EXPECT_EQ(received.count(line), 0u) << line;
+  for (const std::string name : {"kafka-raw", "kafka-downsampled"}) {
+    EXPECT_EQ(Sink(name).state, "ok") << name << ": " << Sink(name).last_error;
+    EXPECT_EQ(Sink(name).consecutive_failures, 0) << name;
+  }
 }
 
 // The mock cluster has no SASL (librdkafka 2.0.2): the handshake fails, which shows the

@@ -415,6 +415,56 @@ TEST_F(KafkaMirrorTest, AnUnsendableRecordIsDeadLetteredAndTheRestGoes) {
   EXPECT_NE(dead->front().reason.find("MSG_SIZE_TOO_LARGE"), std::string::npos);
 }
 
+// Regression (issue 13): a record the broker refused for good was retried as "rejecting"
+// forever, holding back every record after it.
+TEST_F(KafkaMirrorTest, ARecordTheBrokerRefusesForGoodIsDeadLetteredNotRetried) {
+  KafkaMirror& mirror = RawMirror();
+  const int64_t s1 = AppendGen1(3);
+  const int64_t s2 = AppendGen1(2);
+  mirror.Step();
+  ASSERT_EQ(producer_.all.size(), 5u);
+  EXPECT_EQ(producer_.DeliverValue(Line("generator1", 2),
+                                   Status::InvalidArgument("MSG_SIZE_TOO_LARGE: Broker: Message size too large")),
+            1);
+  producer_.DeliverAll();
+  mirror.Step();
+  EXPECT_EQ(Cursor(), s2);
+  EXPECT_NE(s1, s2);
+  EXPECT_EQ(Name(mirror.state()), "ok");
+  EXPECT_EQ(mirror.consecutive_failures(), 0);
+  EXPECT_EQ(Sink("kafka-raw").sent_points, 4);
+  auto dead = queue_->DeadLetters("kafka-raw", 10);
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_EQ(dead->front().payload, Line("generator1", 2));
+  EXPECT_EQ(dead->front().kind, DeadLetterKind::kRejected);
+  EXPECT_EQ(dead->front().topic, kGen1);
+  EXPECT_NE(dead->front().reason.find("MSG_SIZE_TOO_LARGE"), std::string::npos);
+  // Nothing is produced again.
+  clock_.AdvanceNs(options_.slow_retry_ns);
+  mirror.Step();
+  EXPECT_EQ(producer_.all.size(), 5u);
+}
+
+TEST_F(KafkaMirrorTest, ARefusalForEveryRecordIsRetriedSlowlyNotDeadLettered) {
+  KafkaMirror& mirror = RawMirror();
+  const int64_t seq = AppendGen1(2);
+  mirror.Step();
+  producer_.DeliverIf([](const FakeProducer::Record&) { return true; },
+                      Status::FailedPrecondition("INVALID_TIMESTAMP: Broker: Invalid timestamp"));
+  EXPECT_GE(mirror.Step(), options_.slow_retry_ns);
+  EXPECT_EQ(Name(mirror.state()), "rejecting");
+  auto dead = queue_->DeadLetters("kafka-raw", 10);
+  ASSERT_TRUE(dead.ok());
+  EXPECT_TRUE(dead->empty());
+  clock_.AdvanceNs(options_.slow_retry_ns);
+  mirror.Step();
+  EXPECT_EQ(producer_.all.size(), 4u);  // the batch again, whole
+  producer_.DeliverAll();
+  mirror.Step();
+  EXPECT_EQ(Cursor(), seq);
+}
+
 TEST_F(KafkaMirrorTest, LocalQueueFullBacksOffAndLosesNothing) {
   KafkaMirror& mirror = RawMirror();
   const int64_t s1 = AppendGen1(2);
