@@ -269,10 +269,11 @@ int CmdDlq(const std::map<std::string, std::string>& env, const std::vector<std:
            {"kind", d.kind == DeadLetterKind::kPartial ? "partial" : "rejected"},
            {"reason", d.reason},
            {"topic", d.topic},
-           {"payload", nlohmann::json(d.payload).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
+           {"payload", d.payload},
            {"created_ns", d.created_ns}});
     }
-    std::cout << out.dump(2) << "\n";
+    // Payloads are text as received; bytes that are not UTF-8 are shown as U+FFFD.
+    std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
   for (const auto& d : *entries) {
