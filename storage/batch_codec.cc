@@ -11,6 +11,51 @@ namespace {
 // Below this, bodies and sources are stored without a zstd frame.
 constexpr size_t kMinCompressBytes = 256;
 
+// A batch whose lines hold a line break (a string field may, in line protocol) is stored as
+// "<bytes>:<line>\n" records instead, under the codec name plus kFramedSuffix.
+constexpr std::string_view kFramedSuffix = "+framed";
+
+bool AnyLineBreak(const std::vector<std::string>& lines) {
+  for (const auto& l : lines) {
+    if (l.find('\n') != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::string JoinFramed(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) {
+    out += std::to_string(l.size());
+    out += ':';
+    out += l;
+    out += '\n';
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> SplitFramed(std::string_view body) {
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    const size_t colon = body.find(':', pos);
+    if (colon == std::string_view::npos || colon == pos || colon - pos > 19) {
+      return Status::Corruption("framed batch body malformed");
+    }
+    size_t length = 0;
+    for (size_t i = pos; i < colon; ++i) {
+      if (body[i] < '0' || body[i] > '9') return Status::Corruption("framed batch body malformed");
+      length = length * 10 + static_cast<size_t>(body[i] - '0');
+    }
+    if (length > body.size() - colon - 1 || body.size() - colon - 1 - length < 1 ||
+        body[colon + 1 + length] != '\n') {
+      return Status::Corruption("framed batch body malformed");
+    }
+    lines.emplace_back(body.substr(colon + 1, length));
+    pos = colon + 1 + length + 1;
+  }
+  return lines;
+}
+
 std::string JoinLines(const std::vector<std::string>& lines) {
   size_t total = 0;
   for (const auto& l : lines) total += l.size() + 1;
@@ -92,7 +137,8 @@ Result<std::vector<EncodedBatch>> BatchCodec::Encode(const std::vector<BatchInpu
   for (size_t i = 0; i < batches.size(); ++i) {
     const BatchInput& in = batches[i];
     if (in.lines.empty()) continue;
-    std::string raw = JoinLines(in.lines);
+    const bool framed = AnyLineBreak(in.lines);
+    std::string raw = framed ? JoinFramed(in.lines) : JoinLines(in.lines);
     encoded[i].raw_bytes = static_cast<int64_t>(raw.size());
     // A frame costs more CPU than it saves below a few lines (one 120-byte point compresses
     // to about its own size): a lone MQTT message is stored as it is.
@@ -104,6 +150,7 @@ Result<std::vector<EncodedBatch>> BatchCodec::Encode(const std::vector<BatchInpu
       encoded[i].body = std::move(raw);
       encoded[i].codec = "none";
     }
+    if (framed) encoded[i].codec += kFramedSuffix;
     if (!in.sources.empty()) {
       int64_t covered = 0;
       for (const auto& r : in.sources) covered += r.lines;
@@ -126,8 +173,10 @@ Result<std::vector<EncodedBatch>> BatchCodec::Encode(const std::vector<BatchInpu
 
 Result<std::vector<std::string>> BatchCodec::DecodeLines(std::string_view codec, std::string_view body,
                                                          int64_t raw_bytes) {
+  const bool framed = codec.size() > kFramedSuffix.size() && codec.substr(codec.size() - kFramedSuffix.size()) == kFramedSuffix;
+  if (framed) codec.remove_suffix(kFramedSuffix.size());
   ASSIGN_OR_RETURN(std::string raw, Decompress(codec, body, raw_bytes));
-  return SplitLines(raw);
+  return framed ? SplitFramed(raw) : SplitLines(raw);
 }
 
 Result<std::vector<SourceRun>> BatchCodec::DecodeSources(std::string_view blob) {

@@ -1,6 +1,7 @@
 // BatchCodec: how a batch's lines and sources are stored (docs/QUEUE_FORMAT.md, table `batch`).
-// The body is the newline-terminated lines, as a zstd frame from 256 bytes on when that is
-// smaller, else as they are; the sources are "<lines>\t<topic>\n" runs, as a zstd frame from 256
+// The body is the newline-terminated lines (or, when a line holds a line break, length-framed
+// lines: codec "<codec>+framed"), as a zstd frame from 256 bytes on when that is smaller, else as
+// they are; the sources are "<lines>\t<topic>\n" runs, as a zstd frame from 256
 // bytes on. Owns one zstd compression and one decompression context, reused across calls.
 // Not thread-safe: the queue calls it under its mutex.
 #pragma once
@@ -21,7 +22,7 @@ namespace edgeline {
 // One batch as stored: the `body`, `codec`, `raw_bytes` and `sources` columns.
 struct EncodedBatch {
   std::string body;
-  std::string codec;  // "zstd" or "none"
+  std::string codec;  // "zstd" or "none", with "+framed" when the lines are length-framed
   int64_t raw_bytes = 0;
   std::string sources;  // empty when the input had none
 };

@@ -74,6 +74,27 @@ TEST_F(QueueTest, AppendReadAckRoundTrip) {
   EXPECT_EQ((*statuses)[0].last_success_ns, clock_.WallNowNs());
 }
 
+// A line-protocol string field may hold a line break; the stored batch must keep such a line whole,
+// small (stored as is) or large (zstd), and batches without one keep the plain format.
+TEST_F(QueueTest, LinesHoldingLineBreaksComeBackWhole) {
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("influx", "raw").ok());
+  BatchInput small;
+  small.lines = {"m note=\"4\n2\" 1", "m f=1 2", "m note=\"\n\r\n\" 3"};
+  BatchInput large = Lines(0, 40);
+  large.lines[7] = "m note=\"a\nb\nc\" 7";
+  ASSERT_TRUE(q->Append({small, large, Lines(100, 1)}, {}).ok());
+  q.reset();
+  q = Open();  // read back from the file
+  ASSERT_TRUE(q->RegisterConsumer("influx", "raw").ok());
+  auto batches = q->Read("influx", 1000);
+  ASSERT_TRUE(batches.ok()) << batches.status().ToString();
+  ASSERT_EQ(batches->size(), 3u);
+  EXPECT_EQ((*batches)[0].lines, small.lines);
+  EXPECT_EQ((*batches)[1].lines, large.lines);
+  EXPECT_EQ((*batches)[2].lines, Lines(100, 1).lines);
+}
+
 TEST_F(QueueTest, ReadRespectsMaxPointsButReturnsAtLeastOneBatch) {
   auto q = Open();
   ASSERT_TRUE(q->RegisterConsumer("influx", "raw").ok());
