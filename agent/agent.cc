@@ -90,7 +90,7 @@ void Agent::StartHttp() {
   probe.mqtt_connected = [mqtt] { return mqtt->connected_sessions(); };
   probe.ingest = &committer_->counters();
   probe.state_write_failing = [housekeeping] { return housekeeping->state_write_failing(); };
-  http_ = std::make_unique<HttpApi>(options, queue_.get(), committer_.get(), clock_, probe);
+  http_ = std::make_unique<HttpApi>(options, queue_.get(), committer_.get(), clock_, probe, field_types_.get());
   Status listening = http_->Start();
   if (!listening.ok()) {
     // MQTT ingest does not depend on it: keep running, say so loudly.

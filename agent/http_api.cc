@@ -92,31 +92,6 @@ std::string PathLabel(const std::string& path) {
   return "other";
 }
 
-// One line of a write body: its number (from 1, as InfluxDB counts them) and text.
-struct BodyLine {
-  int64_t number = 0;
-  std::string_view text;
-};
-
-// Splits a write body into its lines: '\n' ends one, a '\r' before it is dropped, empty lines and
-// comments (#) are skipped. The single place to switch to line protocol's own body splitter
-// (common/line_protocol.h), which also knows string fields that hold a line break.
-std::vector<BodyLine> SplitBody(std::string_view body) {
-  std::vector<BodyLine> lines;
-  int64_t number = 0;
-  size_t start = 0;
-  while (start < body.size()) {
-    size_t nl = body.find('\n', start);
-    std::string_view line = body.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
-    start = nl == std::string_view::npos ? body.size() : nl + 1;
-    ++number;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty() || line.front() == '#') continue;
-    lines.push_back({number, line});
-  }
-  return lines;
-}
-
 // Escapes a Prometheus label value.
 std::string Label(std::string_view v) {
   std::string out;
@@ -210,8 +185,14 @@ bool TokenMatches(const httplib::Request& req, const std::string& token, bool v1
 
 }  // namespace
 
-HttpApi::HttpApi(HttpApiOptions options, Queue* queue, GroupCommitter* committer, const Clock* clock, AgentProbe probe)
-    : options_(std::move(options)), queue_(queue), committer_(committer), clock_(clock), probe_(std::move(probe)) {}
+HttpApi::HttpApi(HttpApiOptions options, Queue* queue, GroupCommitter* committer, const Clock* clock, AgentProbe probe,
+                 FieldTypeGuard* field_types)
+    : options_(std::move(options)),
+      queue_(queue),
+      committer_(committer),
+      clock_(clock),
+      probe_(std::move(probe)),
+      field_types_(field_types) {}
 
 HttpApi::~HttpApi() { Stop(); }
 
@@ -233,12 +214,15 @@ HttpApi::WriteResult HttpApi::Write(const std::string& topic, std::string_view b
     int64_t number;
     std::string_view text;
     std::string reason;
+    bool parsed = false;   // refused for its field types, not for its syntax
+    bool dropped = true;   // nothing of the line was written
   };
   std::vector<BadLine> bad;
   std::vector<IngestMessage> chunks;
   int64_t points = 0;
-  for (const BodyLine& line : SplitBody(body)) {
-    // split -> parse -> timestamp -> (field types) -> format.
+  std::vector<BadLine> refused;
+  for (const LpLine& line : SplitBodyLines(body)) {
+    // split -> parse -> timestamp -> field types -> format.
     Result<Point> point = ParseLine(line.text);
     if (point.ok() && point->timestamp_ns) {
       int64_t ns = 0;
@@ -251,7 +235,7 @@ HttpApi::WriteResult HttpApi::Write(const std::string& topic, std::string_view b
       point->timestamp_ns = receive_ns;
     }
     if (!point.ok()) {
-      bad.push_back({line.number, line.text, point.status().message()});
+      bad.push_back({static_cast<int64_t>(line.number), line.text, point.status().message()});
       continue;
     }
     // Committed in chunks of at most max_lines_per_commit lines, each its own queue batch.
@@ -260,25 +244,44 @@ HttpApi::WriteResult HttpApi::Write(const std::string& topic, std::string_view b
       chunks.back().topic = topic;
       chunks.back().receive_ns = receive_ns;
     }
-    chunks.back().mapped.AddLine(FormatPoint(*point), *point->timestamp_ns);
+    MappedMessage& chunk = chunks.back().mapped;
+    if (field_types_ != nullptr) {
+      if (std::optional<RefusedFields> r = field_types_->Check(&*point)) {
+        refused.push_back({static_cast<int64_t>(line.number), line.text, r->reason, true, point->fields.empty()});
+        chunk.refused_fields.push_back(std::move(*r));
+        if (point->fields.empty()) continue;
+      }
+    }
+    chunk.AddLine(FormatPoint(*point), *point->timestamp_ns);
     ++points;
   }
   // The answer is built before the commit: nothing that runs after a commit may fail, or the
   // client would get a 5xx for lines that are stored (and send them again).
   WriteResult result;
+  for (BadLine& r : refused) {
+    r.reason += r.dropped ? " (the point is in the dead-letter queue)"
+                          : " (those fields are in the dead-letter queue; the rest of the point is written)";
+    bad.push_back(std::move(r));
+  }
+  std::stable_sort(bad.begin(), bad.end(), [](const BadLine& a, const BadLine& b) { return a.number < b.number; });
   if (!bad.empty()) {
     // InfluxDB 1.x's words: "partial write: ... dropped=N" when some lines were written.
     constexpr size_t kNamed = 20;
     std::string message = points > 0 ? "partial write: " : "";
     for (size_t i = 0; i < bad.size() && i < kNamed; ++i) {
-      message += (i == 0 ? "" : "; ") + std::string("line ") + std::to_string(bad[i].number) + ": unable to parse '" +
-                 Excerpt(bad[i].text) + "': " + Excerpt(bad[i].reason);
+      message += (i == 0 ? "" : "; ") + std::string("line ") + std::to_string(bad[i].number) + ": " +
+                 (bad[i].parsed ? "'" : "unable to parse '") + Excerpt(bad[i].text) + "': " + Excerpt(bad[i].reason);
     }
     if (bad.size() > kNamed) message += "; ... and " + std::to_string(bad.size() - kNamed) + " more";
-    message += " dropped=" + std::to_string(bad.size());
+    message += " dropped=" + std::to_string(std::count_if(bad.begin(), bad.end(), [](const BadLine& b) { return b.dropped; }));
     result = {400, ErrorBody("invalid", message)};
   }
-  if (!chunks.empty()) {
+  if (!chunks.empty() || !refused.empty()) {
+    if (chunks.empty()) {  // every field of every good line refused: only dead letters to store
+      chunks.emplace_back();
+      chunks.back().topic = topic;
+      chunks.back().receive_ns = receive_ns;
+    }
     // All chunks in one transaction: a 5xx never follows a partial commit.
     Status st = committer_->SubmitAll(std::move(chunks));
     if (!st.ok()) {

@@ -9,7 +9,9 @@
 // client that got 204 can forget its data. Partial-write rule (InfluxDB's): the lines that parse
 // are committed and the others are named in a 400 {"code":"invalid","message":"partial write:
 // line N: unable to parse '<excerpt>': <reason>; ... dropped=K"} (no "partial write:" when no line
-// was good); excerpts are escaped (\xNN for bytes that are not UTF-8 or are control characters).
+// was good). With a FieldTypeGuard, a field of the wrong type is refused the same way: the rest of
+// its point is committed, the refused fields become a dead letter, and the 400 names the line
+// (dropped= counts only lines of which nothing was written); excerpts are escaped (\xNN for bytes that are not UTF-8 or are control characters).
 // InfluxDB clients do not retry a 4xx. A 5xx means nothing of the request was committed: all its
 // chunks (max_lines_per_commit lines each, one queue batch each) are committed in one
 // transaction (GroupCommitter::SubmitAll), 503 when that fails; a handler's exception answers a
@@ -17,7 +19,7 @@
 // precision/bucket/body. Lines without a timestamp get the request's receive time truncated to
 // its precision (ns, us/u, ms, s, and m, h), as InfluxDB does. Every answer, httplib's own
 // included, is counted in edgeline_http_requests_total{path,code} (unknown paths as "other").
-// Borrows the queue, committer and clock; the state getters are called from server threads.
+// Borrows the queue, committer, clock and guard; the state getters are called from server threads.
 // Start/Stop from one control thread.
 #pragma once
 
@@ -33,6 +35,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "ingest/field_type_guard.h"
 #include "ingest/group_committer.h"
 #include "storage/queue.h"
 
@@ -61,7 +64,9 @@ struct AgentProbe {
 
 class HttpApi {
  public:
-  HttpApi(HttpApiOptions options, Queue* queue, GroupCommitter* committer, const Clock* clock, AgentProbe probe);
+  // `field_types` may be null (no field-type checks).
+  HttpApi(HttpApiOptions options, Queue* queue, GroupCommitter* committer, const Clock* clock, AgentProbe probe,
+          FieldTypeGuard* field_types = nullptr);
   ~HttpApi();  // Stop()
 
   // Binds and starts serving on its own thread. Fails when the address cannot be bound.
@@ -86,6 +91,7 @@ class HttpApi {
   GroupCommitter* committer_;
   const Clock* clock_;
   AgentProbe probe_;
+  FieldTypeGuard* field_types_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

@@ -247,7 +247,8 @@ class HttpApiInProcessTest : public ::testing::Test {
     dir_ = testing::MakeTempDir("edgeline-http-inproc");
     clock_.SetWallNs(kNowNs);
   }
-  void Start(QueueConfig config = {}, AgentProbe probe = {}) {
+  void Start(QueueConfig config = {}, AgentProbe probe = {},
+             std::vector<std::pair<std::string, FieldType>> declared_types = {}) {
     QueueOpenOptions options;
     options.config = std::move(config);
     options.config.path = dir_ + "/queue.db";
@@ -264,12 +265,15 @@ class HttpApiInProcessTest : public ::testing::Test {
     HttpApiOptions api_options;
     api_options.listen = "127.0.0.1:0";
     api_options.max_lines_per_commit = 5;
-    api_ = std::make_unique<HttpApi>(api_options, queue_.get(), committer_.get(), &clock_, std::move(probe));
+    guard_ = std::make_unique<FieldTypeGuard>(std::move(declared_types), queue_.get(), &clock_);
+    api_ = std::make_unique<HttpApi>(api_options, queue_.get(), committer_.get(), &clock_, std::move(probe),
+                                     guard_.get());
     ASSERT_TRUE(api_->Start().ok());
   }
   void TearDown() override {
     api_.reset();
     committer_.reset();
+    guard_.reset();
     queue_.reset();
     std::filesystem::remove_all(dir_);
   }
@@ -297,8 +301,49 @@ class HttpApiInProcessTest : public ::testing::Test {
   FakeClock clock_;
   std::unique_ptr<Queue> queue_;
   std::unique_ptr<GroupCommitter> committer_;
+  std::unique_ptr<FieldTypeGuard> guard_;
   std::unique_ptr<HttpApi> api_;
 };
+
+// InfluxDB accepts a line break inside a quoted string field; the point must reach the queue
+// whole, and the lines around it too.
+TEST_F(HttpApiInProcessTest, AStringFieldWithALineBreakIsOnePoint) {
+  Start();
+  const std::string ts = std::to_string(kNowNs);
+  auto answer = Client().Post("/api/v2/write?bucket=b", "m note=\"4\n2\" " + ts + "\r\nm v=1 " + ts + "\n", "text/plain");
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->status, 204) << answer->body;
+  EXPECT_EQ(QueuedLines(), (std::vector<std::string>{"m note=\"4\n2\" " + ts, "m v=1 " + ts}));
+}
+
+// With declared types, a wrong-typed field costs that field only: the rest of its point is
+// committed, the field is a replayable dead letter, and the client is told in a 400.
+TEST_F(HttpApiInProcessTest, AFieldOfTheWrongDeclaredTypeIsRefusedAloneAndNamed) {
+  Start({}, {}, {{"temperature", FieldType::kFloat}});
+  const std::string ts = std::to_string(kNowNs);
+  const std::string body = "genData,generatorID=g18 temperature=\"hot\",fuel=5 " + ts + "\n" +
+                           "genData,generatorID=g1 temperature=186,fuel=277 " + ts + "\n" +
+                           "genData,generatorID=g19 temperature=true " + ts + "\n";
+  auto answer = Client().Post("/api/v2/write?bucket=b", body, "text/plain");
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->status, 400) << answer->body;
+  auto j = nlohmann::json::parse(answer->body, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << answer->body;
+  const std::string message = j["message"].get<std::string>();
+  EXPECT_EQ(message.rfind("partial write: line 1: ", 0), 0u) << message;
+  EXPECT_NE(message.find("field temperature is string, expected float"), std::string::npos) << message;
+  EXPECT_NE(message.find("line 3: "), std::string::npos) << message;
+  EXPECT_NE(message.find("dropped=1"), std::string::npos) << message;  // only g19 lost every field
+  EXPECT_EQ(QueuedLines(), (std::vector<std::string>{"genData,generatorID=g18 fuel=5 " + ts,
+                                                     "genData,generatorID=g1 temperature=186,fuel=277 " + ts}));
+  auto dead = queue_->DeadLetters("ingest", 10);
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 2u);
+  std::set<std::string> payloads = {(*dead)[0].payload, (*dead)[1].payload};
+  EXPECT_EQ(payloads, (std::set<std::string>{"genData,generatorID=g18 temperature=\"hot\" " + ts,
+                                             "genData,generatorID=g19 temperature=true " + ts}));
+  EXPECT_EQ((*dead)[0].topic, "http/b");
+}
 
 // Regression: a body over max_lines_per_commit was committed chunk by chunk, and a failure of a
 // later chunk answered 503 after the first was committed (the client's retry duplicated it).
