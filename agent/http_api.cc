@@ -345,6 +345,9 @@ std::string HttpApi::Metrics() {
           static_cast<double>(c.committed_points.load()));
     m.One("edgeline_ingest_rejected_total", "counter", "Payloads or lines dead-lettered at ingest in this run.",
           static_cast<double>(c.rejected.load()));
+    m.One("edgeline_ingest_refused_fields_total", "counter",
+          "Points with fields refused for their type (declared or learned) in this run.",
+          static_cast<double>(c.refused_fields.load()));
     m.One("edgeline_ingest_commits_total", "counter", "Group commits in this run.",
           static_cast<double>(c.commits.load()));
     m.One("edgeline_ingest_commit_failures_total", "counter", "Failed commit attempts in this run.",

@@ -343,6 +343,7 @@ TEST_F(HttpApiInProcessTest, AFieldOfTheWrongDeclaredTypeIsRefusedAloneAndNamed)
   EXPECT_EQ(payloads, (std::set<std::string>{"genData,generatorID=g18 temperature=\"hot\" " + ts,
                                              "genData,generatorID=g19 temperature=true " + ts}));
   EXPECT_EQ((*dead)[0].topic, "http/b");
+  EXPECT_EQ(Sample("edgeline_ingest_refused_fields_total"), 2);
 }
 
 // Regression: a body over max_lines_per_commit was committed chunk by chunk, and a failure of a
