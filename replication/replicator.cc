@@ -4,6 +4,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/field_types.h"
 #include "common/log.h"
 
 namespace edgeline {
@@ -13,16 +14,6 @@ constexpr std::string_view kLog = "replication";
 // A jittered delay can round to 0, which Step's contract reserves for "run again now".
 constexpr int64_t kMinFailureDelayNs = 10 * kNsPerMs;
 
-std::string_view TypeName(FieldType type) {
-  switch (type) {
-    case FieldType::kFloat: return "float";
-    case FieldType::kInteger: return "integer";
-    case FieldType::kUnsigned: return "unsigned";
-    case FieldType::kString: return "string";
-    case FieldType::kBool: return "boolean";
-  }
-  return "unknown";
-}
 }  // namespace
 
 Replicator::Replicator(std::string name, std::string stream, Queue* queue, InfluxWriter* writer, const Clock* clock,
@@ -76,12 +67,35 @@ std::vector<DeadLetter> Replicator::DeadLettersOf(std::vector<RejectedLine> reje
   return dead_letters;
 }
 
-void Replicator::Account(const WriteOutcome& outcome) {
-  // Not persisted yet: this is where learned types would be handed to the ingest-side guard.
-  for (const LearnedFieldType& learned : outcome.learned_types) {
-    LOG_WARN(kLog) << "sink " << name() << ": the server holds field " << learned.field << " of " << learned.measurement
-                   << " as " << TypeName(learned.server_type) << "; values of another type lose that field";
+void Replicator::RecordLearnedTypes(const std::vector<LearnedFieldType>& learned_types) {
+  // Recorded when new or changed, and again after an hour, so that the queue's updated_ns (which
+  // bounds how long ingest trusts it) follows the server's latest confirmation.
+  constexpr int64_t kRefreshNs = 3600 * kNsPerSec;
+  const int64_t now = clock_->SteadyNowNs();
+  std::vector<KnownFieldType> changed;
+  for (const LearnedFieldType& learned : learned_types) {
+    auto it = recorded_types_.find({learned.measurement, learned.field});
+    if (it != recorded_types_.end() && it->second.first == learned.server_type && now - it->second.second < kRefreshNs) {
+      continue;
+    }
+    if (it == recorded_types_.end() || it->second.first != learned.server_type) {
+      LOG_WARN(kLog) << "sink " << name() << ": the server holds field " << learned.field << " of "
+                     << learned.measurement << " as " << Name(learned.server_type)
+                     << "; ingest now refuses values of another type for that field";
+    }
+    changed.push_back({learned.measurement, learned.field, learned.server_type, name(), 0});
   }
+  if (changed.empty()) return;
+  Status recorded = queue()->RecordFieldTypes(changed);
+  if (!recorded.ok()) {
+    LOG_WARN(kLog) << "sink " << name() << ": could not record learned field types: " << recorded.ToString();
+    return;  // the next conflict tries again
+  }
+  for (const KnownFieldType& t : changed) recorded_types_[{t.measurement, t.field}] = {t.type, now};
+}
+
+void Replicator::Account(const WriteOutcome& outcome) {
+  RecordLearnedTypes(outcome.learned_types);
   const int64_t now = clock_->SteadyNowNs();
   if (options_.max_bytes_per_sec > 0 && outcome.bytes_sent > 0) {
     // Virtual-time pacing: each request pushes the next one back by its size at the capped rate.

@@ -1,11 +1,13 @@
 // Replicator: one sink that drains one queue stream into InfluxDB. A QueueConsumer: it owns its
 // cursor in the queue (consumer `name`) and its backoff state; it borrows the queue, writer and
-// clock (they must outlive it). Step() and Run() belong to one thread; Notify() may be called
-// from any thread.
+// clock (they must outlive it). Field types the server reports in type conflicts are recorded in
+// the queue (FieldTypeStore), where ingest's FieldTypeGuard reads them. Step() and Run() belong to
+// one thread; Notify() may be called from any thread.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "common/backoff.h"
@@ -51,8 +53,10 @@ class Replicator final : public QueueConsumer {
   // Re-sends dead letters that `edgeline dlq replay` marked; returns the Step delay.
   int64_t Replay(std::vector<DeadLetter> dead_letters);
   std::vector<DeadLetter> DeadLettersOf(std::vector<RejectedLine> rejected) const;
-  // After a request: the bandwidth cap's pacing and the drain rate.
+  // After a request: learned field types, the bandwidth cap's pacing and the drain rate.
   void Account(const WriteOutcome& outcome);
+  // Keeps the field types the server reported in the queue (FieldTypeStore), for ingest.
+  void RecordLearnedTypes(const std::vector<LearnedFieldType>& learned_types);
 
   InfluxWriter* writer_;
   const Clock* clock_;
@@ -65,6 +69,8 @@ class Replicator final : public QueueConsumer {
   int64_t rate_window_start_ns_ = 0;    // drain rate over windows of a few seconds
   int64_t rate_window_points_ = 0;
   double drain_rate_ = -1;  // last measured points/s (-1 = none yet)
+  // (measurement, field) -> (type, steady time) last recorded in the queue.
+  std::map<std::pair<std::string, std::string>, std::pair<FieldType, int64_t>> recorded_types_;
 };
 
 }  // namespace edgeline

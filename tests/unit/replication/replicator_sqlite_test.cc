@@ -27,6 +27,12 @@ class StatusScriptTransport final : public HttpTransport {
       r.status = 400;
       r.body = R"({"error":"partial write: field type conflict dropped=1"})";
     }
+    if (!string_field.empty() && request.body.find(" " + string_field + "=") != std::string::npos) {
+      // influxd 1.x's answer when the shard holds `string_field` as a string.
+      r.status = 400;
+      r.body = R"({"error":"partial write: field type conflict: input field \")" + string_field +
+               R"(\" on measurement \"m\" is type float, already exists as type string dropped=1"})";
+    }
     if (max_lines > 0 && std::count(request.body.begin(), request.body.end(), '\n') > max_lines) r.status = 413;
     if (!script.empty()) {
       r.status = script.front();
@@ -36,6 +42,7 @@ class StatusScriptTransport final : public HttpTransport {
     return r;
   }
   std::string bad_line;
+  std::string string_field;  // a float value of this field in measurement m gets a type conflict
   std::deque<int> script;
   std::string retry_after;  // sent with scripted answers
   int64_t max_lines = 0;    // bodies with more lines get 413
@@ -105,6 +112,29 @@ TEST_F(ReplicatorSqliteTest, DrainsAndDeadLettersRejectedLine) {
   ASSERT_EQ(dead->size(), 1u);
   EXPECT_EQ((*dead)[0].payload, transport_.bad_line);
   EXPECT_EQ((*dead)[0].reason, "partial write: field type conflict dropped=1");
+}
+
+// The server's type, as its conflict message names it, is kept in the queue for ingest, once
+// per change (and again after an hour, to show the server still holds it).
+TEST_F(ReplicatorSqliteTest, TypeConflictsTeachTheQueueTheServersFieldType) {
+  transport_.string_field = "temperature";
+  Append({"m,g=a temperature=1,fuel=2 1", "m,g=b fuel=3 2"});
+  EXPECT_EQ(replicator_->Step(), 0);
+  auto types = queue_->FieldTypes();
+  ASSERT_TRUE(types.ok());
+  ASSERT_EQ(types->size(), 1u);
+  EXPECT_EQ((*types)[0], (KnownFieldType{"m", "temperature", FieldType::kString, "influx", clock_.WallNowNs()}));
+  const int64_t version = queue_->FieldTypesVersion();
+
+  Append({"m,g=a temperature=5 3"});
+  EXPECT_EQ(replicator_->Step(), 0);
+  EXPECT_EQ(queue_->FieldTypesVersion(), version);  // nothing new
+
+  clock_.AdvanceNs(3601 * kNsPerSec);
+  Append({"m,g=a temperature=6 4"});
+  EXPECT_EQ(replicator_->Step(), 0);
+  EXPECT_GT(queue_->FieldTypesVersion(), version);
+  EXPECT_EQ((*queue_->FieldTypes())[0].updated_ns, clock_.WallNowNs());
 }
 
 TEST_F(ReplicatorSqliteTest, OfflineKeepsDataAndRecordsAttempt) {
