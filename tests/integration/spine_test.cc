@@ -349,6 +349,70 @@ TEST_F(SpineTest, BadInputsAreDeadLetteredAndDoNotBlockGoodOnes) {
   EXPECT_EQ(partial_seen, partial);
 }
 
+// One device sends a wrong type first, then the fleet reports (issue 13's 0-of-399 case). The
+// agent must keep every other point and every good field.
+struct FieldTypeRun {
+  int64_t fuel = 0, temperature = 0;
+  std::vector<nlohmann::json> dead_letters;
+};
+
+class FieldTypeSpineTest : public SpineTest {
+ protected:
+  FieldTypeRun PublishWrongTypeThenFleet() {
+    Subscriber sub(mosquitto_->url(), "watch-" + name_, status_topic_);
+    StartAgent();
+    WaitOnline(sub);
+    Publisher publisher(mosquitto_->url(), "pub-" + name_);
+    publisher.PublishAll({{"emergency_generator/g18", R"({"generatorID": "g18", "temperature": "hot", "fuel": 5})"}});
+    // The wrong type reaches the server first when nothing stops it at ingest.
+    EXPECT_TRUE(WaitFor([&] { return Count() >= 1; }, 30s)) << agent_->Log();
+    publisher.PublishAll(FixtureMessages());
+    EXPECT_TRUE(WaitFor([&] { return Count() >= 400; }, 60s)) << "count=" << Count() << "\n" << agent_->Log();
+    FieldTypeRun run;
+    run.fuel = Count();
+    run.temperature = Count("temperature");
+    // Every refused temperature is a dead letter (at ingest or in the sink) once the sink is idle.
+    WaitFor(
+        [&] {
+          auto list = testing::RunCommand({EDGELINE_BINARY, "dlq", "list", "--json", "--limit", "1000"}, env_);
+          if (list.exit_code != 0) return false;
+          run.dead_letters = nlohmann::json::parse(list.output).get<std::vector<nlohmann::json>>();
+          return static_cast<int64_t>(run.dead_letters.size()) + run.temperature >= 400;
+        },
+        30s);
+    return run;
+  }
+};
+
+TEST_F(FieldTypeSpineTest, DeclaredTypesCostOnlyTheWrongDevicesField) {
+  env_["EDGELINE_FIELD_TYPES"] = "temperature=float";
+  FieldTypeRun run = PublishWrongTypeThenFleet();
+  EXPECT_EQ(run.fuel, 400);
+  EXPECT_EQ(run.temperature, 399);
+  ASSERT_EQ(run.dead_letters.size(), 1u);
+  EXPECT_EQ(run.dead_letters[0]["sink"], "ingest");
+  EXPECT_EQ(run.dead_letters[0]["kind"], "rejected");
+  EXPECT_EQ(run.dead_letters[0]["payload"].get<std::string>().rfind(R"(genData,generatorID=g18 temperature="hot" )", 0),
+            0u)
+      << run.dead_letters[0].dump();
+  EXPECT_EQ(influxd_->Query("SHOW FIELD KEYS FROM genData", db_).dump().find("\"temperature\",\"string\""),
+            std::string::npos);
+}
+
+TEST_F(FieldTypeSpineTest, UndeclaredTypesLetTheFirstWriterWinButLoseNoOtherField) {
+  FieldTypeRun run = PublishWrongTypeThenFleet();
+  EXPECT_EQ(run.fuel, 400);
+  EXPECT_EQ(run.temperature, 1);  // g18's "hot": the server fixed the type as string
+  int64_t temperatures = 0;
+  for (const auto& d : run.dead_letters) {
+    const std::string payload = d["payload"].get<std::string>();
+    EXPECT_NE(payload.find(" temperature="), std::string::npos) << d.dump();
+    EXPECT_EQ(payload.find("fuel="), std::string::npos) << "a good field was dead-lettered: " << d.dump();
+    ++temperatures;
+  }
+  EXPECT_EQ(temperatures, 399);
+}
+
 TEST_F(SpineTest, SecondAgentOnTheSameQueueRefusesToStart) {
   Subscriber sub(mosquitto_->url(), "watch-" + name_, status_topic_);
   StartAgent();
