@@ -339,7 +339,12 @@ InfluxStandin::Reply InfluxStandin::Handle(const StandinRequest& request, const 
     return Reply{status, ErrorBody(api, status, message), ""};
   };
 
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (down_status_ != 0) return error(Api::kV1, down_status_, "stand-in: down");
+  }
   if (path == "/ping") return Reply{204, "", ""};
+  if (path == "/health") return Reply{200, R"({"name":"influxdb","message":"ready for queries and writes","status":"pass"})", ""};
   Api api;
   if (path == "/api/v2/write") {
     api = Api::kV2;
@@ -424,6 +429,11 @@ void InfluxStandin::RejectLinesContaining(std::string substring, int status, std
   reject_rules_.push_back({std::move(substring), status, std::move(message)});
 }
 
+void InfluxStandin::SetDown(int status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  down_status_ = status;
+}
+
 void InfluxStandin::SetMaxBodyBytes(size_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   max_body_bytes_ = bytes;
@@ -449,6 +459,7 @@ void InfluxStandin::ResetNext(int n) {
 void InfluxStandin::ClearFaults() {
   std::lock_guard<std::mutex> lock(mu_);
   reject_rules_.clear();
+  down_status_ = 0;
   max_body_bytes_ = 0;
   fail_next_ = 0;
   delay_ms_ = 0;

@@ -1,5 +1,5 @@
 // InfluxStandin: a small fault-injecting InfluxDB write endpoint (v1 /write, v2 /api/v2/write,
-// v3 /api/v3/write_lp) over real HTTP/1.1 on a free loopback port. It exists because a real
+// v3 /api/v3/write_lp; GET /ping and /health) over real HTTP/1.1 on a free loopback port. It exists because a real
 // influxd cannot be made to fail on cue (429/503 with Retry-After, 413, 400 for chosen lines,
 // slow answers, connection resets); end-to-end cases still run against the real influxd 1.6.
 // It owns its sockets and threads (one accept thread, one per connection), stopped by the
@@ -52,9 +52,18 @@ class InfluxStandin {
 
   // Faults, checked in this order after routing, auth and target checks, gzip decoding and
   // line-protocol parsing (an unparsable line is a 400 naming it, nothing stored):
+  // 0. SetDown(status): every request, /ping and /health included, answers `status` (a server
+  //    that fails everything; 0 = off).
+  void SetDown(int status);
   // 1. A request with a line containing `substring` answers `status` (400 or 422) with
   //    `message` (default: names the line); nothing from that request is stored.
   void RejectLinesContaining(std::string substring, int status = 400, std::string message = "");
+  // 1b. The same for a "poison" line: a request holding it answers `status` (500 like influxd
+  //    1.6's "engine: unable to parse bool value"), every time; the health endpoint still answers.
+  void FailLinesContaining(std::string substring, int status = 500,
+                           std::string message = "engine: unable to parse bool value") {
+    RejectLinesContaining(std::move(substring), status, std::move(message));
+  }
   // 2. Decoded bodies larger than `bytes` answer 413 (0 = no limit).
   void SetMaxBodyBytes(size_t bytes);
   // 3. The next `n` requests answer `status` with `retry_after` verbatim as Retry-After ("" = none).
@@ -109,6 +118,7 @@ class InfluxStandin {
   std::vector<std::unique_ptr<Connection>> connections_;  // guarded by mu_
   std::vector<RejectRule> reject_rules_;                  // guarded by mu_
   size_t max_body_bytes_ = 0;                             // guarded by mu_
+  int down_status_ = 0;                                   // guarded by mu_
   int fail_next_ = 0;                                     // guarded by mu_
   int fail_status_ = 0;                                   // guarded by mu_
   std::string fail_retry_after_;                          // guarded by mu_
