@@ -107,6 +107,7 @@ Status KafkaMirror::ProduceBatch(const Batch& batch, bool again) {
     const std::string* topic;
     RecordContent content;
     size_t line;
+    std::string id;  // kRecordIdHeader's value
   };
   PendingBatch pending;
   pending.seq = batch.seq;
@@ -150,7 +151,7 @@ Status KafkaMirror::ProduceBatch(const Batch& batch, bool again) {
       pending.dead_letters.push_back(dead_letter(i, mqtt_topic, content.status().message()));
       continue;
     }
-    records.push_back({topic, std::move(content).value(), i});
+    records.push_back({topic, std::move(content).value(), i, RecordId(stream(), batch.created_ns, batch.seq, i)});
   }
 
   // Counted (and registered) before producing: a report may arrive before Produce returns.
@@ -177,7 +178,9 @@ Status KafkaMirror::ProduceBatch(const Batch& batch, bool again) {
   }
   for (size_t r = 0; r < records.size(); ++r) {
     const Record& record = records[r];
-    Status status = producer_->Produce(*record.topic, record.content.key, record.content.value, this, tokens[r]);
+    const RecordHeader headers[] = {{kRecordIdHeader, record.id}};
+    Status status =
+        producer_->Produce(*record.topic, record.content.key, record.content.value, headers, this, tokens[r]);
     if (status.ok()) continue;
     // Not queued, so never reported: uncount it, and the rest too when giving up on the batch
     // (which is then produced again, whole, after the backoff).

@@ -3,7 +3,11 @@
 // in-flight table; it borrows the queue, producer and clock (they must outlive it). The cursor
 // moves only from delivery reports, in order: to batch S once every record of every batch <= S
 // is delivered. A batch with a failed record is sent again, whole, once every record out has
-// been reported and the backoff has passed (at-least-once: Kafka may see duplicates). A record
+// been reported and the backoff has passed (at-least-once: Kafka may see duplicates, and so after
+// a crash: everything after the cursor is sent again). Every record carries the header
+// `edgeline-id` (kRecordIdHeader) = "<stream>/<batch created_ns>/<batch seq>/<line index>"
+// (RecordId): the same for every send of one queued line, distinct for distinct lines, so a
+// consumer that keeps the first record of each id sees every queued line exactly once. A record
 // the broker refuses for good (a report with kInvalidArgument: producer.h lists the Kafka errors)
 // is not retried: it goes to the dead-letter queue (sink = this mirror's name, kRejected, the
 // reason starting with the Kafka error name) and the batch is acknowledged without it.

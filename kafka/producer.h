@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -41,17 +42,23 @@ class DeliveryListener {
   virtual void OnDelivery(uint64_t token, const Status& status) = 0;
 };
 
+// One Kafka record header (the bytes are copied by Produce).
+struct RecordHeader {
+  std::string_view name;
+  std::string_view value;
+};
+
 class Producer {
  public:
   virtual ~Producer() = default;
 
-  // Queues one record (the bytes are copied). On success `listener` will be told the outcome
+  // Queues one record with its headers (the bytes are copied). On success `listener` will be told the outcome
   // exactly once, with `token`; on error nothing was queued and it will not be called. Errors:
   // kInvalidArgument (this record can never be sent, e.g. larger than message.max.bytes),
   // kResourceExhausted (local queue full), others as for OnDelivery.
   // REQUIRES: `listener` stays alive until it has its report or the producer is destroyed.
   virtual Status Produce(std::string_view topic, std::string_view key, std::string_view value,
-                         DeliveryListener* listener, uint64_t token) = 0;
+                         std::span<const RecordHeader> headers, DeliveryListener* listener, uint64_t token) = 0;
 
   // Serves pending delivery reports on the calling thread, waiting up to `timeout_ms` for the
   // first one. Returns how many events were served.

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cctype>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
@@ -105,15 +106,25 @@ class RdKafkaProducer final : public Producer {
     return Status::Ok();
   }
 
-  Status Produce(std::string_view topic, std::string_view key, std::string_view value, DeliveryListener* listener,
-                 uint64_t token) override {
+  Status Produce(std::string_view topic, std::string_view key, std::string_view value,
+                 std::span<const RecordHeader> headers, DeliveryListener* listener, uint64_t token) override {
+    // Ours until producev succeeds, then librdkafka's.
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (!headers.empty()) {
+      hdrs = rd_kafka_headers_new(headers.size());
+      for (const RecordHeader& h : headers) {
+        rd_kafka_header_add(hdrs, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
+                            static_cast<ssize_t>(h.value.size()));
+      }
+    }
     auto* envelope = new Envelope{listener, token};
     const std::string topic_name(topic);
     rd_kafka_resp_err_t err = rd_kafka_producev(
         rk_, RD_KAFKA_V_TOPIC(topic_name.c_str()), RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_OPAQUE(envelope), RD_KAFKA_V_END);
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_HEADERS(hdrs),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(envelope), RD_KAFKA_V_END);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (hdrs != nullptr) rd_kafka_headers_destroy(hdrs);
       delete envelope;
       return KafkaStatus(err);
     }

@@ -1,6 +1,7 @@
 #include "kafka/record_format.h"
 
 #include <algorithm>
+#include <string>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -53,6 +54,17 @@ Result<RecordContent> FormatRecord(std::string_view line, KafkaFormat format) {
     return Status::InvalidArgument(std::string("cannot write the point as JSON: ") + e.what());
   }
   return out;
+}
+
+std::string RecordId(std::string_view stream, int64_t batch_created_ns, int64_t batch_seq, size_t line_index) {
+  std::string id(stream);
+  id += '/';
+  id += std::to_string(batch_created_ns);
+  id += '/';
+  id += std::to_string(batch_seq);
+  id += '/';
+  id += std::to_string(line_index);
+  return id;
 }
 
 std::string DownsampledTopic(const KafkaConfig& kafka, std::string_view bucket) {

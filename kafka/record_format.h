@@ -2,10 +2,13 @@
 // so one series' records stay ordered in one partition) and the topic (raw points: the Confluent
 // MQTT proxy's `kafka_topic:mqtt_regex` routes against the point's MQTT topic; downsampled
 // points: topic prefix + bucket, the InfluxDB source connector's `topic.mapper=bucket`).
-// FormatRecord is pure (thread-safe); a TopicRouter caches lookups: one owner thread.
+// Each record also carries the header kRecordIdHeader (RecordId): the same value every time its
+// line is sent, so consumers can drop the re-sends of at-least-once delivery.
+// FormatRecord and RecordId are pure (thread-safe); a TopicRouter caches lookups: one owner thread.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <regex>
 #include <string>
@@ -29,6 +32,19 @@ struct RecordContent {
 // time in ns since the epoch (null if the line has none). kLineProtocol: the line as queued.
 // InvalidArgument when the line does not parse.
 Result<RecordContent> FormatRecord(std::string_view line, KafkaFormat format);
+
+// The name of the record header that identifies a record's line (README, Kafka mirror).
+inline constexpr std::string_view kRecordIdHeader = "edgeline-id";
+
+// The value of kRecordIdHeader for line `line_index` (0-based, counting every line of the
+// batch, mirrored or not) of the queue batch `batch_seq`, created at `batch_created_ns` (wall
+// time, ns), on queue stream `stream`: "<stream>/<batch_created_ns>/<batch_seq>/<line_index>",
+// e.g. "raw/1764000000603000000/42/7". A batch's lines and its seq, stream and creation time
+// never change in the queue file, so every re-send of a line (after a failed delivery or a
+// crash) carries the same value; a seq is never reused within a queue file (AUTOINCREMENT), and
+// the creation time tells apart the seqs of a new queue file (one that replaced a corrupt file
+// restarts at 1) and of other agents.
+std::string RecordId(std::string_view stream, int64_t batch_created_ns, int64_t batch_seq, size_t line_index);
 
 // The downsampled stream's topic: prefix + bucket (seed: "EG" + "kafka_downsampled").
 std::string DownsampledTopic(const KafkaConfig& kafka, std::string_view bucket);

@@ -86,7 +86,23 @@ struct Comparison {
   int64_t duplicates = 0;
   int64_t unexpected = 0;
   std::string first_problem;
+  // Records without an edgeline-id header; records whose id an earlier record with other
+  // content had; records dropped as re-sends (id seen before, same content) when deduplicating.
+  int64_t without_id = 0;
+  int64_t id_conflicts = 0;
+  int64_t resent = 0;
 };
+
+// The value of the edgeline-id header in kcat's %h ("name=value,name=value"), "" when absent.
+std::string EdgelineId(const std::string& headers) {
+  std::istringstream in(headers);
+  std::string id;
+  int found = 0;
+  for (std::string header; std::getline(in, header, ',');) {
+    if (header.rfind("edgeline-id=", 0) == 0) id = header.substr(12), ++found;
+  }
+  return found == 1 ? id : "";
+}
 
 class KafkaMirrorIntegrationTest : public ::testing::Test {
  protected:
@@ -212,8 +228,9 @@ class KafkaMirrorIntegrationTest : public ::testing::Test {
     return Sink("kafka-raw").cursor_seq == last_raw_seq_ && Sink("kafka-downsampled").cursor_seq == last_down_seq_;
   }
 
-  // Reads every topic back with kcat and compares with the fixture.
-  Comparison ReadBackAndCompare(KafkaFormat format, bool check_order) {
+  // Reads every topic back with kcat and compares with the fixture. `dedup_by_id`: as a consumer
+  // that keeps only the first record of each edgeline-id header would.
+  Comparison ReadBackAndCompare(KafkaFormat format, bool check_order, bool dedup_by_id = false) {
     std::map<std::string, std::multiset<std::pair<std::string, std::string>>> want;  // topic -> {key, value}
     auto canonical = [&](const std::string& value_or_line, bool from_kafka) -> std::string {
       if (format == KafkaFormat::kLineProtocol) return value_or_line;
@@ -230,9 +247,10 @@ class KafkaMirrorIntegrationTest : public ::testing::Test {
 
     Comparison c;
     c.expected = static_cast<int64_t>(expected_.size());
+    std::map<std::string, std::string> seen_ids;  // edgeline-id -> topic, key and value
     for (const std::string topic : {kRawTopicGen1, kRawTopicOthers, kDownTopic}) {
-      testing::CommandResult result =
-          RunCommand({"kcat", "-C", "-b", cluster_->bootstrap(), "-t", topic, "-e", "-q", "-f", "%k\t%s\n"}, {}, 30s);
+      testing::CommandResult result = RunCommand(
+          {"kcat", "-C", "-b", cluster_->bootstrap(), "-t", topic, "-e", "-q", "-f", "%h\t%k\t%s\n"}, {}, 30s);
       EXPECT_EQ(result.exit_code, 0) << result.output;
       std::multiset<std::pair<std::string, std::string>> got;
       std::map<std::string, int64_t> last_time_per_key;
@@ -240,14 +258,30 @@ class KafkaMirrorIntegrationTest : public ::testing::Test {
       std::string line;
       while (std::getline(lines, line)) {
         if (line.empty()) continue;
-        const size_t tab = line.find('\t');
+        const size_t tab1 = line.find('\t');
+        const size_t tab = tab1 == std::string::npos ? tab1 : line.find('\t', tab1 + 1);
         if (tab == std::string::npos) {
           ++c.unexpected;
           if (c.first_problem.empty()) c.first_problem = topic + ": not a record: " + line;
           continue;
         }
-        std::string key = line.substr(0, tab);
+        const std::string id = EdgelineId(line.substr(0, tab1));
+        std::string key = line.substr(tab1 + 1, tab - tab1 - 1);
         std::string value = line.substr(tab + 1);
+        if (id.empty()) {
+          ++c.without_id;
+          if (c.first_problem.empty()) c.first_problem = topic + ": no edgeline-id: " + line;
+        } else {
+          const std::string content = topic + "\t" + key + "\t" + value;
+          auto [it, fresh] = seen_ids.emplace(id, content);
+          if (!fresh && it->second != content) {
+            ++c.id_conflicts;
+            if (c.first_problem.empty()) c.first_problem = "one id, two records: " + id + ": " + content;
+          } else if (!fresh && dedup_by_id) {
+            ++c.resent;
+            continue;
+          }
+        }
         if (check_order && format == KafkaFormat::kJson) {
           // One key = one partition, and the producer keeps order within it.
           const int64_t t = json::parse(value)["time"].get<int64_t>();
@@ -309,6 +343,8 @@ TEST_F(KafkaMirrorIntegrationTest, EveryFixtureRecordOnceWithTheRightTopicKeyAnd
   EXPECT_EQ(c.missing, 0);
   EXPECT_EQ(c.duplicates, 0);
   EXPECT_EQ(c.unexpected, 0);
+  EXPECT_EQ(c.without_id, 0);
+  EXPECT_EQ(c.id_conflicts, 0);
   EXPECT_EQ(c.first_problem, "");
   SinkStatus raw = Sink("kafka-raw");
   EXPECT_EQ(raw.state, "ok");
@@ -351,6 +387,14 @@ TEST_F(KafkaMirrorIntegrationTest, AllBrokersDownThenUpLosesNothing) {
               static_cast<long long>(c.duplicates));
   EXPECT_EQ(Sink("kafka-raw").state, "ok");
   EXPECT_EQ(Sink("kafka-raw").consecutive_failures, 0);
+  // The re-sends carry the ids of the first sends: deduplicated by id, each line once.
+  Comparison dedup = ReadBackAndCompare(KafkaFormat::kLineProtocol, /*check_order=*/false, /*dedup_by_id=*/true);
+  EXPECT_EQ(dedup.received, dedup.expected) << dedup.first_problem;
+  EXPECT_EQ(dedup.duplicates, 0) << dedup.first_problem;
+  EXPECT_EQ(dedup.missing, 0) << dedup.first_problem;
+  EXPECT_EQ(dedup.without_id, 0) << dedup.first_problem;
+  EXPECT_EQ(dedup.id_conflicts, 0) << dedup.first_problem;
+  EXPECT_EQ(dedup.resent, c.duplicates);
 }
 
 TEST_F(KafkaMirrorIntegrationTest, ProduceErrorsAreRetriedWithoutLossOrDuplicates) {
@@ -386,7 +430,80 @@ TEST_F(KafkaMirrorIntegrationTest, RejectedProduceIsSentAgainFromTheCursor) {
   std::printf("[ rejected produce ] %lld records expected, %lld received, %lld duplicates\n",
               static_cast<long long>(c.expected), static_cast<long long>(c.received),
               static_cast<long long>(c.duplicates));
+  Comparison dedup = ReadBackAndCompare(KafkaFormat::kJson, /*check_order=*/false, /*dedup_by_id=*/true);
+  EXPECT_EQ(dedup.received, dedup.expected) << dedup.first_problem;
+  EXPECT_EQ(dedup.duplicates, 0) << dedup.first_problem;
+  EXPECT_EQ(dedup.missing, 0) << dedup.first_problem;
+  EXPECT_EQ(dedup.without_id, 0) << dedup.first_problem;
+  EXPECT_EQ(dedup.id_conflicts, 0) << dedup.first_problem;
+  EXPECT_EQ(dedup.resent, c.duplicates);
 }
+
+// Issue 14 item 4. A crash after Kafka acknowledged the records and before the cursor moved:
+// the next run sends every line again. The queue file as that crash leaves it is a copy taken
+// before the first run. Each re-send carries the edgeline-id of its first send, so a consumer
+// that keeps the first record of each id gets every fixture line exactly once, raw and
+// downsampled, in either format.
+class KafkaMirrorResendTest : public KafkaMirrorIntegrationTest,
+                              public ::testing::WithParamInterface<KafkaFormat> {
+ protected:
+  void ReopenQueue() {
+    QueueOpenOptions options;
+    options.config.path = dir_ + "/queue.db";
+    options.config.sync = SyncMode::kNormal;
+    auto queue = OpenSqliteQueue(options);
+    ASSERT_TRUE(queue.ok()) << queue.status().ToString();
+    queue_ = std::move(queue).value();
+  }
+  // Copies the closed queue file (and its WAL, if any) from `from` to `to`.
+  void CopyQueue(const std::string& from, const std::string& to) {
+    namespace fs = std::filesystem;
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      fs::remove(dir_ + "/" + to + suffix);
+      if (fs::exists(dir_ + "/" + from + suffix)) {
+        fs::copy_file(dir_ + "/" + from + suffix, dir_ + "/" + to + suffix);
+      }
+    }
+  }
+};
+
+TEST_P(KafkaMirrorResendTest, EveryLineSentTwiceIsOnceDeduplicatedByItsId) {
+  const KafkaFormat format = GetParam();
+  LoadFixture();
+  AppendBatches(0, 1, 1);
+  queue_.reset();
+  CopyQueue("queue.db", "before.db");
+  ReopenQueue();
+  StartMirrors(format);
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(); }, 20s)) << Sink("kafka-raw").last_error;
+  StopMirrors();
+  queue_.reset();
+  CopyQueue("before.db", "queue.db");  // the acknowledgements are lost, the records are in Kafka
+  ReopenQueue();
+  ASSERT_EQ(Sink("kafka-raw").cursor_seq, 0);
+  StartMirrors(format);
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(); }, 20s)) << Sink("kafka-raw").last_error;
+
+  Comparison by_value = ReadBackAndCompare(format, /*check_order=*/false);
+  EXPECT_EQ(by_value.received, 2 * by_value.expected);
+  EXPECT_EQ(by_value.duplicates, by_value.expected);
+  EXPECT_EQ(by_value.missing, 0) << by_value.first_problem;
+  Comparison c = ReadBackAndCompare(format, /*check_order=*/format == KafkaFormat::kJson, /*dedup_by_id=*/true);
+  EXPECT_EQ(c.without_id, 0) << c.first_problem;
+  EXPECT_EQ(c.id_conflicts, 0) << c.first_problem;
+  EXPECT_EQ(c.resent, c.expected);
+  EXPECT_EQ(c.received, c.expected);
+  EXPECT_EQ(c.duplicates, 0) << c.first_problem;
+  EXPECT_EQ(c.missing, 0) << c.first_problem;
+  EXPECT_EQ(c.unexpected, 0) << c.first_problem;
+  EXPECT_EQ(c.first_problem, "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, KafkaMirrorResendTest,
+                         ::testing::Values(KafkaFormat::kJson, KafkaFormat::kLineProtocol),
+                         [](const ::testing::TestParamInfo<KafkaFormat>& info) {
+                           return info.param == KafkaFormat::kJson ? "Json" : "LineProtocol";
+                         });
 
 // Regression (issue 13): a record the broker refuses for good was retried as "rejecting"
 // forever. Now it is dead-lettered (sink = the mirror, kind rejected, the Kafka error name in

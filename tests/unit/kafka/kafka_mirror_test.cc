@@ -8,7 +8,9 @@
 #include <map>
 #include <random>
 #include <set>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -32,15 +34,18 @@ class FakeProducer final : public Producer {
     std::string value;
     DeliveryListener* listener;
     uint64_t token;
+    std::vector<std::pair<std::string, std::string>> headers;
   };
 
-  Status Produce(std::string_view topic, std::string_view key, std::string_view value, DeliveryListener* listener,
-                 uint64_t token) override {
+  Status Produce(std::string_view topic, std::string_view key, std::string_view value,
+                 std::span<const RecordHeader> headers, DeliveryListener* listener, uint64_t token) override {
     if (fail_next_n > 0 && pass_first_n-- <= 0) {
       --fail_next_n;
       return fail_status;
     }
-    all.push_back({std::string(topic), std::string(key), std::string(value), listener, token});
+    std::vector<std::pair<std::string, std::string>> copied;
+    for (const RecordHeader& h : headers) copied.emplace_back(std::string(h.name), std::string(h.value));
+    all.push_back({std::string(topic), std::string(key), std::string(value), listener, token, std::move(copied)});
     outstanding.push_back(all.size() - 1);
     return Status::Ok();
   }
@@ -78,6 +83,16 @@ class FakeProducer final : public Producer {
   Status fail_status = Status::ResourceExhausted("_QUEUE_FULL: Local: Queue full");
   Status last_error;
 };
+
+// The record's edgeline-id header ("" when it has none; "<several>" when it has it twice).
+std::string Id(const FakeProducer::Record& r) {
+  std::string id;
+  int n = 0;
+  for (const auto& [name, value] : r.headers) {
+    if (name == "edgeline-id") id = value, ++n;
+  }
+  return n > 1 ? "<several>" : id;
+}
 
 const Status kTimedOut = Status::Unavailable("_MSG_TIMED_OUT: Local: Message timed out");
 
@@ -706,6 +721,155 @@ TEST_F(KafkaMirrorTest, FailedBatchIsNotProducedAgainWhileARecordIsStillOut) {
   EXPECT_EQ(Cursor(), s2);
   EXPECT_NE(std::find(producer_.delivered.begin(), producer_.delivered.end(), Line("generator1", 100)),
             producer_.delivered.end());
+}
+
+
+// Issue 14 item 4: each record carries edgeline-id = "<stream>/<batch created_ns>/<batch
+// seq>/<line index>", the same on every send of a line (a retry, a restart after a crash), so a
+// consumer can drop the re-sends of at-least-once delivery.
+TEST_F(KafkaMirrorTest, EachRecordCarriesTheIdOfItsQueuedLine) {
+  KafkaMirror& mirror = RawMirror();
+  const int64_t created = clock_.WallNowNs();
+  // The middle line's topic has no route: skipped, but it keeps its index in the batch.
+  const int64_t s1 = AppendRaw({Line("generator1", 1), "press,line=3 p=1 1764000000000000001", Line("generator2", 2)},
+                               {kGen1, "factory/press3", kGen2});
+  clock_.AdvanceNs(kNsPerSec);
+  const int64_t s2 = AppendGen1(2);
+  mirror.Step();
+  ASSERT_EQ(producer_.all.size(), 4u);
+  const std::string c1 = std::to_string(created);
+  const std::string c2 = std::to_string(created + kNsPerSec);
+  EXPECT_EQ(Id(producer_.all[0]), "raw/" + c1 + "/" + std::to_string(s1) + "/0");
+  EXPECT_EQ(Id(producer_.all[1]), "raw/" + c1 + "/" + std::to_string(s1) + "/2");
+  EXPECT_EQ(Id(producer_.all[2]), "raw/" + c2 + "/" + std::to_string(s2) + "/0");
+  EXPECT_EQ(Id(producer_.all[3]), "raw/" + c2 + "/" + std::to_string(s2) + "/1");
+  EXPECT_EQ(Id(producer_.all[3]), RecordId(kRawStream, created + kNsPerSec, s2, 1));
+  for (const FakeProducer::Record& r : producer_.all) EXPECT_EQ(r.headers.size(), 1u) << r.value;
+}
+
+TEST_F(KafkaMirrorTest, ARecordSentAgainCarriesTheSameIdAfterARetryAndAfterARestart) {
+  KafkaMirror* mirror = &RawMirror();
+  for (int b = 0; b < 4; ++b) {
+    AppendGen1(3);
+    clock_.AdvanceNs(kNsPerMs);
+  }
+  mirror->Step();
+  ASSERT_EQ(producer_.all.size(), 12u);
+  std::map<std::string, std::string> id_of;  // value -> id, from the first send
+  std::set<std::string> ids;
+  for (const FakeProducer::Record& r : producer_.all) {
+    id_of[r.value] = Id(r);
+    ids.insert(Id(r));
+  }
+  EXPECT_EQ(ids.size(), 12u);  // distinct lines, distinct ids
+  EXPECT_EQ(ids.count(""), 0u);
+
+  // Batch 2's second line fails; the rest is delivered: batch 2 goes again, whole.
+  producer_.DeliverValue(Line("generator1", 5), kTimedOut);
+  producer_.DeliverAll();
+  mirror->Step();
+  clock_.AdvanceNs(options_.retry_max_ns);
+  mirror->Step();
+  ASSERT_EQ(producer_.all.size(), 15u);
+  for (size_t i = 12; i < 15; ++i) {
+    EXPECT_EQ(Id(producer_.all[i]), id_of.at(producer_.all[i].value)) << producer_.all[i].value;
+  }
+  producer_.DeliverAll();
+  mirror->Step();
+  const int64_t acked = Cursor();
+
+  // A crash with records out: their reports never come; the next run sends again everything
+  // after the cursor (a new batch too), and the lines sent before keep their ids.
+  AppendGen1(2);
+  mirror->Step();
+  ASSERT_EQ(producer_.all.size(), 17u);
+  producer_.outstanding.clear();
+  mirrors_.clear();
+  clock_.AdvanceNs(kNsPerSec);
+  mirror = &RawMirror();
+  mirror->Step();
+  ASSERT_EQ(producer_.all.size(), 19u);
+  EXPECT_EQ(Id(producer_.all[17]), Id(producer_.all[15]));
+  EXPECT_EQ(Id(producer_.all[18]), Id(producer_.all[16]));
+  EXPECT_EQ(producer_.all[17].value, producer_.all[15].value);
+  producer_.DeliverAll();
+  mirror->Step();
+  EXPECT_GT(Cursor(), acked);
+
+  // Deduplicated by id, the delivered records are each queued line once.
+  std::map<std::string, std::string> by_id;
+  for (const FakeProducer::Record& r : producer_.all) {
+    auto [it, fresh] = by_id.emplace(Id(r), r.value);
+    if (!fresh) {
+      EXPECT_EQ(it->second, r.value) << "one id, two lines: " << it->first;
+    }
+  }
+  EXPECT_EQ(by_id.size(), 14u);
+  std::set<std::string> values;
+  for (const auto& [id, value] : by_id) values.insert(value);
+  EXPECT_EQ(values.size(), 14u);
+}
+
+TEST_F(KafkaMirrorTest, TheIdIsTheSameInBothFormatsAndNamesTheStream) {
+  // Two mirrors of the raw stream (own cursors), one per format, and one of the downsampled.
+  options_.format = KafkaFormat::kJson;
+  RawMirror();
+  options_.format = KafkaFormat::kLineProtocol;
+  Result<TopicRouter> router = TopicRouter::FromRoutes({{"EGgens", "emergency_generator/.*"}});
+  ASSERT_TRUE(router.ok());
+  KafkaMirror lp("kafka-raw-lp", std::string(kRawStream), queue_.get(), &producer_, &clock_, std::move(router).value(),
+                 options_);
+  ASSERT_TRUE(lp.Start().ok());
+  KafkaConfig kafka;
+  Result<TopicRouter> down_router = TopicRouterForStream(kDownsampledStream, kafka, "kafka_downsampled");
+  ASSERT_TRUE(down_router.ok());
+  KafkaMirror down("kafka-downsampled", std::string(kDownsampledStream), queue_.get(), &producer_, &clock_,
+                   std::move(down_router).value(), options_);
+  ASSERT_TRUE(down.Start().ok());
+
+  const int64_t raw_seq = AppendGen1(2);
+  BatchInput ds;
+  ds.stream = std::string(kDownsampledStream);
+  ds.lines = {"genData,generatorID=generator1 fuel=1.0 1764000000000000000",
+              "genData,generatorID=generator1 fuel=2.0 1764000060000000000"};
+  const int64_t down_seq = AppendInput(ds);
+  mirrors_.front()->Step();
+  lp.Step();
+  down.Step();
+  ASSERT_EQ(producer_.all.size(), 6u);
+  const std::string created = std::to_string(clock_.WallNowNs());
+  EXPECT_EQ(producer_.all[0].value.front(), '{');  // JSON
+  EXPECT_EQ(producer_.all[2].value.front(), 'g');  // line protocol
+  EXPECT_EQ(Id(producer_.all[0]), "raw/" + created + "/" + std::to_string(raw_seq) + "/0");
+  EXPECT_EQ(Id(producer_.all[1]), "raw/" + created + "/" + std::to_string(raw_seq) + "/1");
+  EXPECT_EQ(Id(producer_.all[2]), Id(producer_.all[0]));
+  EXPECT_EQ(Id(producer_.all[3]), Id(producer_.all[1]));
+  EXPECT_EQ(Id(producer_.all[4]), "downsampled/" + created + "/" + std::to_string(down_seq) + "/0");
+  EXPECT_EQ(Id(producer_.all[5]), "downsampled/" + created + "/" + std::to_string(down_seq) + "/1");
+  producer_.DeliverAll();
+}
+
+// A queue file that replaced another (e.g. a corrupt one moved aside) restarts its seqs at 1:
+// the batch's creation time keeps the ids of its lines apart from those sent before.
+TEST_F(KafkaMirrorTest, ANewQueueFileDoesNotReuseTheIdsOfTheOldOne) {
+  KafkaMirror& old_mirror = RawMirror();
+  AppendGen1(2);
+  old_mirror.Step();
+  producer_.DeliverAll();
+  old_mirror.Step();
+  mirrors_.clear();
+  queue_.reset();
+  clock_.AdvanceNs(kNsPerSec);
+  queue_ = OpenTestQueue(dir_.File("queue-new.db"), &clock_);
+  ASSERT_NE(queue_, nullptr);
+  KafkaMirror& new_mirror = RawMirror();
+  AppendGen1(2);
+  new_mirror.Step();
+  ASSERT_EQ(producer_.all.size(), 4u);
+  std::set<std::string> ids;
+  for (const FakeProducer::Record& r : producer_.all) ids.insert(Id(r));
+  EXPECT_EQ(ids.size(), 4u);
+  producer_.DeliverAll();
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 // Kafka record values, keys and topic routing (kafka/record_format.h).
 #include <gtest/gtest.h>
 
+#include <set>
+#include <string>
+
 #include <nlohmann/json.hpp>
 
 #include "kafka/record_format.h"
@@ -149,6 +152,22 @@ TEST(KafkaTopicRouterTest, StreamsRouteAsConfigured) {
   EXPECT_EQ(raw->Route("x"), nullptr);
 
   EXPECT_FALSE(TopicRouterForStream(kAlarmStream, kafka, downsample.bucket).ok());
+}
+
+TEST(KafkaRecordIdTest, NamesStreamBatchAndLine) {
+  EXPECT_EQ(kRecordIdHeader, "edgeline-id");
+  EXPECT_EQ(RecordId("raw", 1764000000603000000, 42, 7), "raw/1764000000603000000/42/7");
+  EXPECT_EQ(RecordId("downsampled", 1, 1, 0), "downsampled/1/1/0");
+  // Distinct parts, distinct ids.
+  std::set<std::string> ids;
+  for (const char* stream : {"raw", "downsampled"}) {
+    for (int64_t created : {1, 2}) {
+      for (int64_t seq : {1, 2}) {
+        for (size_t line : {0u, 1u}) ids.insert(RecordId(stream, created, seq, line));
+      }
+    }
+  }
+  EXPECT_EQ(ids.size(), 16u);
 }
 
 }  // namespace
