@@ -48,7 +48,7 @@ Status Agent::Start() {
   // message waits for a commit at a time, whatever the number of sessions.
   committer_->SetProducerCount(1);
   mqtt_ = std::make_unique<MqttIngest>(
-      config_.mqtt, [this](std::string_view topic, std::string_view payload) { return OnMqttMessage(topic, payload); });
+      config_.mqtt, [this](const MqttMessage& message) { return OnMqttMessage(message); }, queue_.get());
 
   Status built = sinks_.Build(config_, queue_.get(), env_, mqtt_.get());
   if (!built.ok()) return Status(built.code(), "cannot start the sinks: " + built.ToString());
@@ -73,9 +73,28 @@ Status Agent::Start() {
   return Status::Ok();
 }
 
-Status Agent::OnMqttMessage(std::string_view topic, std::string_view payload) {
+Status Agent::OnMqttMessage(const MqttMessage& message) {
+  MqttReceipt receipt;
+  if (message.qos > 0) {
+    receipt = {std::string(message.session), message.packet_id, message.qos,
+               MqttDigest(message.topic, message.payload), message.connection};
+    // The broker resends a QoS 1 message whose PUBACK it did not get, after a reconnect and
+    // with DUP set. One already stored is acknowledged, not stored again.
+    if (message.qos == 1 && message.dup) {
+      Result<bool> stored = queue_->StoredOnEarlierConnection(receipt);
+      if (stored.ok() && *stored) {
+        Status counted = queue_->CountSuppressedDuplicate(receipt.session);
+        if (!counted.ok()) LOG_WARN("mqtt") << "cannot count a suppressed redelivery: " << counted.ToString();
+        LOG_DEBUG("mqtt") << "redelivery of packet " << message.packet_id << " on " << message.topic
+                          << " is already stored; acknowledged without storing it again";
+        return Status::Ok();
+      }
+    }
+  }
   // The receive time is fixed here, once: a replay of the stored point writes it identically.
-  return committer_->Submit(mapper_->Prepare(topic, payload, clock_->WallNowNs()));
+  IngestMessage prepared = mapper_->Prepare(message.topic, message.payload, clock_->WallNowNs());
+  if (message.qos > 0) prepared.receipt = std::move(receipt);
+  return committer_->Submit(std::move(prepared));
 }
 
 void Agent::StartHttp() {

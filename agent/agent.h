@@ -42,7 +42,7 @@ class Agent {
 
  private:
   // MQTT's message callback: map, commit, return (Paho then acknowledges).
-  Status OnMqttMessage(std::string_view topic, std::string_view payload);
+  Status OnMqttMessage(const MqttMessage& message);
   void StartHttp();
 
   Config config_;

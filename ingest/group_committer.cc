@@ -138,7 +138,9 @@ Status GroupCommitter::CommitGroup(const std::vector<Item*>& group) {
   int64_t rejected = 0;
   int64_t partial = 0;
   int64_t refused_fields = 0;
+  std::vector<MqttReceipt> receipts;
   for (const auto& item : group) {
+    if (item->message.receipt) receipts.push_back(*item->message.receipt);
     if (item->new_batch && !batches.back().lines.empty()) batches.emplace_back();
     BatchInput& batch = batches.back();
     const MappedMessage& m = item->message.mapped;
@@ -180,7 +182,8 @@ Status GroupCommitter::CommitGroup(const std::vector<Item*>& group) {
       ++refused_fields;
     }
   }
-  auto seqs = queue_->Append(batches, dead_letters);
+  auto seqs = receipts.empty() ? queue_->Append(batches, dead_letters)
+                               : queue_->AppendReceived(batches, dead_letters, receipts);
   if (!seqs.ok()) return seqs.status();
   counters_.commits++;
   for (const BatchInput& batch : batches) counters_.committed_points += static_cast<int64_t>(batch.lines.size());

@@ -7,12 +7,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "config/config.h"
 #include "ingest/field_type_guard.h"
+#include "storage/mqtt_session_store.h"
 
 namespace edgeline {
 
@@ -40,6 +42,10 @@ struct IngestMessage {
   MappedMessage mapped;
   std::string payload;     // kept only when `mapped` has errors or warnings
   int64_t receive_ns = 0;  // the wall time the points without their own were stamped with
+  // For an MQTT message at QoS 1 or 2: settled in the transaction that stores it
+  // (Queue::AppendReceived), so the broker's redelivery is recognised (QoS 1) and Paho's
+  // inbound state is released (QoS 2) exactly when the message is stored.
+  std::optional<MqttReceipt> receipt;
 };
 
 // EDGELINE_MQTT_MAX_PAYLOAD's default.

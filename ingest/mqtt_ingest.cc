@@ -12,6 +12,17 @@
 namespace edgeline {
 namespace {
 
+// The packet identifier of a received message is in Paho C's MQTTAsync_message, which Paho C++
+// 1.2's mqtt::message keeps private (its accessor exists only under UNIT_TESTS). An explicit
+// template instantiation may name a private member (C++20 [temp.spec.general]/6): the friend
+// defined by the instantiation below reads it without patching Paho.
+const MQTTAsync_message& CStruct(const mqtt::message& message);
+template <MQTTAsync_message mqtt::message::*Member>
+struct MessageStructAccess {
+  friend const MQTTAsync_message& CStruct(const mqtt::message& message) { return message.*Member; }
+};
+template struct MessageStructAccess<&mqtt::message::msg_>;
+
 constexpr std::string_view kOnline = "online";
 constexpr std::string_view kOffline = "offline";
 
@@ -124,8 +135,12 @@ std::vector<std::string> MqttIngest::SubscriptionFilters(const MqttConfig& confi
   return filters;
 }
 
-MqttIngest::MqttIngest(MqttConfig config, MessageHandler handler)
-    : config_(std::move(config)), handler_(std::move(handler)) {
+std::string MqttIngest::SessionName(const MqttConfig& config, size_t index) {
+  return SessionClientId(config, index) + " " + config.url;
+}
+
+MqttIngest::MqttIngest(MqttConfig config, MessageHandler handler, MqttSessionStore* store)
+    : config_(std::move(config)), handler_(std::move(handler)), store_(store) {
   if (config_.status_topic.empty()) config_.status_topic = "edgeline/" + config_.client_id + "/status";
 }
 
@@ -145,12 +160,26 @@ void MqttIngest::Start() {
   const size_t n = static_cast<size_t>(std::max(1, config_.connections));
   for (size_t i = 0; i < n; ++i) {
     try {
-      auto client = std::make_unique<mqtt::async_client>(config_.url, SessionClientId(config_, i));
+      session_names_.push_back(SessionName(config_, i));
+      connection_ids_.push_back(std::make_unique<std::atomic<int64_t>>(0));
+      PahoPersistence* persistence = nullptr;
+      if (store_ != nullptr) {
+        persistence_.push_back(std::make_unique<PahoPersistence>(store_, session_names_.back()));
+        persistence = persistence_.back().get();
+      }
+      auto client = std::make_unique<mqtt::async_client>(config_.url, SessionClientId(config_, i), persistence);
       session_up_.push_back(std::make_unique<std::atomic<bool>>(false));
-      client->set_message_callback([this](mqtt::const_message_ptr msg) {
+      client->set_message_callback([this, i](mqtt::const_message_ptr msg) {
         const std::string& topic = msg->get_topic();
-        const std::string& payload = msg->get_payload_ref().str();
-        Status st = handler_(topic, payload);
+        MqttMessage message;
+        message.topic = topic;
+        message.payload = msg->get_payload_ref().str();
+        message.qos = msg->get_qos();
+        message.packet_id = msg->get_qos() > 0 ? CStruct(*msg).msgid : 0;
+        message.dup = msg->is_duplicate();
+        message.session = session_names_[i];
+        message.connection = connection_ids_[i]->load();
+        Status st = handler_(message);
         if (!st.ok()) {
           // Paho sends the PUBACK when this callback returns, and offers no way to withhold it.
           // The only way not to acknowledge a message we could not store is to never return:
@@ -177,6 +206,9 @@ void MqttIngest::Start() {
 }
 
 void MqttIngest::OnConnected(size_t index) {
+  // Runs on Paho's receive thread before any message of this connection is delivered.
+  static std::atomic<int64_t> connections{0};
+  connection_ids_[index]->store(std::chrono::system_clock::now().time_since_epoch().count() + ++connections);
   if (!session_up_[index]->exchange(true)) connected_++;
   auto& client = *clients_[index];
   LOG_INFO("mqtt") << "session " << index << " connected to " << config_.url;

@@ -5,7 +5,9 @@
 // ack-after-commit. With more than one connection the subscription is shared
 // ($share/<group>/<filter>) so the broker spreads messages over the connections and one group
 // commit covers several of them. Connection 0 carries the Last Will ("offline", retained) and
-// publishes "online" after each connect. Paho exceptions are caught here and become Status.
+// publishes "online" after each connect. With a session store, each session's Paho client state
+// lives in the queue file (PahoPersistence): a QoS 2 message is durable before its PUBREC.
+// Paho exceptions are caught here and become Status.
 // Thread-safe: Start/Stop from one control thread; the handler runs on Paho's threads.
 #pragma once
 
@@ -22,6 +24,8 @@
 #include "common/status.h"
 #include "config/config.h"
 #include "ingest/message_publisher.h"
+#include "ingest/paho_persistence.h"
+#include "storage/mqtt_session_store.h"
 
 namespace mqtt {
 class async_client;
@@ -29,13 +33,25 @@ class async_client;
 
 namespace edgeline {
 
+// One message as Paho delivered it.
+struct MqttMessage {
+  std::string_view topic;
+  std::string_view payload;
+  int qos = 0;
+  int packet_id = 0;         // 0 for QoS 0
+  bool dup = false;          // a redelivery (Paho never sets it for QoS 2)
+  std::string_view session;  // MqttIngest::SessionName of the session it arrived on
+  int64_t connection = 0;    // that session's current connection (new on every connect)
+};
+
 // Returns OK once the message is durable. A non-OK result means "do not acknowledge": since
 // Paho cannot withhold a PUBACK, MqttIngest then ends the process (as a crash would).
-using MessageHandler = std::function<Status(std::string_view topic, std::string_view payload)>;
+using MessageHandler = std::function<Status(const MqttMessage& message)>;
 
 class MqttIngest final : public MessagePublisher {
  public:
-  MqttIngest(MqttConfig config, MessageHandler handler);
+  // `store` (borrowed; may be null = no client persistence) keeps Paho's client state.
+  MqttIngest(MqttConfig config, MessageHandler handler, MqttSessionStore* store = nullptr);
   ~MqttIngest() override;  // Stop()
 
   // Starts a background thread that connects every session, retrying with backoff until the
@@ -53,6 +69,8 @@ class MqttIngest final : public MessagePublisher {
 
   // The topic filters actually subscribed (shared form when connections > 1).
   static std::vector<std::string> SubscriptionFilters(const MqttConfig& config);
+  // The persistence namespace of session `index`: its client id and the broker URL.
+  static std::string SessionName(const MqttConfig& config, size_t index);
 
  private:
   void ConnectLoop();
@@ -61,6 +79,11 @@ class MqttIngest final : public MessagePublisher {
 
   MqttConfig config_;
   MessageHandler handler_;
+  MqttSessionStore* store_;
+  // Declared before clients_, which use them until they are destroyed.
+  std::vector<std::unique_ptr<PahoPersistence>> persistence_;
+  std::vector<std::string> session_names_;
+  std::vector<std::unique_ptr<std::atomic<int64_t>>> connection_ids_;
   std::vector<std::unique_ptr<mqtt::async_client>> clients_;
   std::vector<std::unique_ptr<std::atomic<bool>>> session_up_;
   std::atomic<int> connected_{0};

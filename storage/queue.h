@@ -3,8 +3,8 @@
 // each consumer (sink) owns a cursor = the last batch sequence it has acknowledged. A batch is
 // deleted once every registered consumer of its stream has passed it, or when the size/age
 // bound drops it (counted per consumer that had not yet passed it). The same object is the
-// file's DeadLetterStore, StatusStore and FieldTypeStore, so `edgeline status` reads everything
-// from the file.
+// file's DeadLetterStore, StatusStore, FieldTypeStore and MqttSessionStore, so `edgeline status`
+// reads everything from the file.
 // Thread-safe: all methods may be called from any thread (one SQLite connection, serialized).
 #pragma once
 
@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "storage/dead_letter_store.h"
 #include "storage/field_type_store.h"
+#include "storage/mqtt_session_store.h"
 #include "storage/status_store.h"
 
 namespace edgeline {
@@ -64,7 +65,7 @@ class StreamWatcher {
   virtual void OnAppended(std::string_view stream) = 0;
 };
 
-class Queue : public DeadLetterStore, public StatusStore, public FieldTypeStore {
+class Queue : public DeadLetterStore, public StatusStore, public FieldTypeStore, public MqttSessionStore {
  public:
   ~Queue() override = default;
 
@@ -74,6 +75,16 @@ class Queue : public DeadLetterStore, public StatusStore, public FieldTypeStore 
   // ResourceExhausted and writes nothing.
   virtual Result<std::vector<int64_t>> Append(const std::vector<BatchInput>& batches,
                                               const std::vector<DeadLetter>& dead_letters) = 0;
+
+  // Append, plus the MQTT receipts of the messages the batches hold, settled in the same
+  // transaction (MqttSessionStore). The default refuses receipts: a queue without an MQTT
+  // session store cannot settle them.
+  virtual Result<std::vector<int64_t>> AppendReceived(const std::vector<BatchInput>& batches,
+                                                      const std::vector<DeadLetter>& dead_letters,
+                                                      const std::vector<MqttReceipt>& receipts) {
+    if (!receipts.empty()) return Status::FailedPrecondition("this queue cannot settle MQTT receipts");
+    return Append(batches, dead_letters);
+  }
 
   // Declares a consumer of `stream`; its cursor starts at 0 (everything pending) unless it
   // exists already. Only registered consumers hold batches back from GC.

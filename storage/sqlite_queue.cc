@@ -57,6 +57,12 @@ Status SqliteQueue::StartupCheck(bool wait) {
 
 Result<std::vector<int64_t>> SqliteQueue::Append(const std::vector<BatchInput>& batches,
                                                  const std::vector<DeadLetter>& dead_letters) {
+  return AppendReceived(batches, dead_letters, {});
+}
+
+Result<std::vector<int64_t>> SqliteQueue::AppendReceived(const std::vector<BatchInput>& batches,
+                                                         const std::vector<DeadLetter>& dead_letters,
+                                                         const std::vector<MqttReceipt>& receipts) {
   std::vector<int64_t> seqs;
   {
     std::lock_guard lock(mu_);
@@ -68,6 +74,7 @@ Result<std::vector<int64_t>> SqliteQueue::Append(const std::vector<BatchInput>& 
       const int64_t now = clock_->WallNowNs();
       RETURN_IF_ERROR(MakeRoomLocked(encoded));
       ASSIGN_OR_RETURN(seqs, InsertLocked(batches, encoded, now));
+      RETURN_IF_ERROR(SettleReceiptsLocked(receipts, now));
       return InsertDeadLettersLocked(dead_letters, now);
     }));
     total_bytes_ += StoredBytes(encoded);

@@ -3,7 +3,8 @@
 // every mutation is one BEGIN IMMEDIATE transaction. A BackgroundCheck may own a second,
 // read-only connection while it runs. Thread-safe. Created by OpenSqliteQueue; declared here for
 // the files that implement it, one job each: sqlite_queue.cc, sqlite_gc.cc,
-// sqlite_dead_letters.cc, sqlite_status_store.cc, sqlite_field_types.cc.
+// sqlite_dead_letters.cc, sqlite_status_store.cc, sqlite_field_types.cc,
+// sqlite_mqtt_session.cc.
 #pragma once
 
 #include <atomic>
@@ -41,6 +42,9 @@ class SqliteQueue final : public Queue {
   // Queue (sqlite_queue.cc)
   Result<std::vector<int64_t>> Append(const std::vector<BatchInput>& batches,
                                       const std::vector<DeadLetter>& dead_letters) override;
+  Result<std::vector<int64_t>> AppendReceived(const std::vector<BatchInput>& batches,
+                                              const std::vector<DeadLetter>& dead_letters,
+                                              const std::vector<MqttReceipt>& receipts) override;
   Status RegisterConsumer(const std::string& sink, const std::string& stream) override;
   Result<std::vector<Batch>> Read(const std::string& sink, int64_t max_points) override;
   Result<std::vector<Batch>> ReadNewest(const std::string& sink, int64_t max_points) override;
@@ -71,6 +75,16 @@ class SqliteQueue final : public Queue {
   Result<int64_t> CursorOf(const std::string& sink) override;
   Status SetAgentState(const std::vector<std::pair<std::string, std::string>>& kv) override;
   Result<std::vector<std::pair<std::string, std::string>>> AgentState() override;
+
+  // MqttSessionStore (sqlite_mqtt_session.cc)
+  Status PutMqttState(const std::string& session, const std::string& key, std::string_view value) override;
+  Result<std::optional<std::string>> GetMqttState(const std::string& session, const std::string& key) override;
+  Status RemoveMqttState(const std::string& session, const std::string& key) override;
+  Result<std::vector<std::string>> MqttStateKeys(const std::string& session) override;
+  Status ClearMqttState(const std::string& session) override;
+  Result<bool> StoredOnEarlierConnection(const MqttReceipt& receipt) override;
+  Status CountSuppressedDuplicate(const std::string& session) override;
+  Result<std::vector<MqttSessionStats>> MqttSessions() override;
 
   // FieldTypeStore (sqlite_field_types.cc)
   Status RecordFieldTypes(const std::vector<KnownFieldType>& types) override;
@@ -106,6 +120,9 @@ class SqliteQueue final : public Queue {
   Status InsertDeadLettersLocked(const std::vector<DeadLetter>& dead_letters, int64_t now);
   Result<std::vector<DeadLetter>> SelectDeadLettersLocked(const std::string& where, const std::string& sink,
                                                           int64_t limit);
+
+  // sqlite_mqtt_session.cc: QoS 2 receipts delete their "r-" entry, QoS 1 receipts are kept.
+  Status SettleReceiptsLocked(const std::vector<MqttReceipt>& receipts, int64_t now);
 
   // sqlite_status_store.cc
   Status RecordAttemptLocked(const std::string& sink, const SinkAttempt& attempt, int64_t now, bool success);

@@ -64,6 +64,20 @@ CREATE INDEX IF NOT EXISTS dead_letter_sink ON dead_letter(sink, id);
 CREATE TABLE IF NOT EXISTS agent_state(key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ns INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS acked_batch(sink TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(sink, seq));
 CREATE TABLE IF NOT EXISTS consumer_state(sink TEXT PRIMARY KEY, state BLOB NOT NULL, updated_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS mqtt_state(
+  session TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value BLOB NOT NULL,
+  updated_ns INTEGER NOT NULL,
+  PRIMARY KEY(session, key));
+CREATE TABLE IF NOT EXISTS mqtt_receipt(
+  session TEXT NOT NULL,
+  packet_id INTEGER NOT NULL,
+  digest INTEGER NOT NULL,
+  connection INTEGER NOT NULL,
+  stored_ns INTEGER NOT NULL,
+  PRIMARY KEY(session, packet_id));
+CREATE TABLE IF NOT EXISTS mqtt_session(session TEXT PRIMARY KEY, duplicates_suppressed INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS field_type(
   measurement TEXT NOT NULL,
   field TEXT NOT NULL,
