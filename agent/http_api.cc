@@ -365,6 +365,20 @@ std::string HttpApi::Metrics() {
     m.One("edgeline_dead_letters", "gauge", "Entries in the dead-letter table.",
           static_cast<double>(stats->dead_letters));
   }
+  auto session_stats = queue_->MqttSessions();
+  if (session_stats.ok()) {
+    m.Family("edgeline_mqtt_inbound_qos2", "gauge",
+             "QoS 2 messages received (PUBREC sent) and held in the queue file until stored.");
+    for (const MqttSessionStats& s : *session_stats) {
+      m.Sample("edgeline_mqtt_inbound_qos2", static_cast<double>(s.inbound_qos2), "session=\"" + Label(s.session) + "\"");
+    }
+    m.Family("edgeline_mqtt_duplicates_suppressed_total", "counter",
+             "Broker redeliveries of messages already stored, acknowledged without storing them again.");
+    for (const MqttSessionStats& s : *session_stats) {
+      m.Sample("edgeline_mqtt_duplicates_suppressed_total", static_cast<double>(s.duplicates_suppressed),
+               "session=\"" + Label(s.session) + "\"");
+    }
+  }
   auto sinks = queue_->SinkStatuses();
   if (sinks.ok()) {
     const int64_t now = clock_->WallNowNs();

@@ -195,6 +195,17 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
   }
   report["sinks"] = sink_list;
 
+  ASSIGN_OR_RETURN(std::vector<MqttSessionStats> session_stats, queue->MqttSessions());
+  json session_list = json::array();
+  for (const MqttSessionStats& m : session_stats) {
+    session_list.push_back({{"session", m.session},
+                            {"inbound_qos2", m.inbound_qos2},
+                            {"outbound_state", m.other_entries},
+                            {"qos1_receipts", m.receipts},
+                            {"duplicates_suppressed", m.duplicates_suppressed}});
+  }
+  report["mqtt_sessions"] = session_list;
+
   ASSIGN_OR_RETURN(std::string downsample_state, queue->ConsumerState(std::string(kDownsamplerSink)));
   if (downsample_state.empty()) {
     report["downsample"] = {{"enabled", false}};
@@ -258,6 +269,11 @@ std::string RenderStatusText(const nlohmann::json& r,
       << a["mqtt_sessions_connected"].get<int64_t>() << "/" << a["mqtt_sessions"].get<int64_t>()
       << " sessions), last message " << FormatTime(a["last_message_ns"].get<int64_t>()) << ", "
       << a["messages"].get<int64_t>() << " messages this run\n";
+  for (const auto& m : r.value("mqtt_sessions", nlohmann::json::array())) {
+    out << "        session " << m["session"].get<std::string>() << ": " << m["inbound_qos2"].get<int64_t>()
+        << " QoS 2 held until stored, " << m["duplicates_suppressed"].get<int64_t>()
+        << " redeliveries not stored again\n";
+  }
   std::string mqtt_error = a["mqtt_last_error"].get<std::string>();
   if (!mqtt_error.empty() && !a["mqtt_connected"].get<bool>()) out << "        last error: " << mqtt_error << "\n";
   const auto& q = r["queue"];

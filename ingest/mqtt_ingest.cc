@@ -136,7 +136,13 @@ std::vector<std::string> MqttIngest::SubscriptionFilters(const MqttConfig& confi
 }
 
 std::string MqttIngest::SessionName(const MqttConfig& config, size_t index) {
-  return SessionClientId(config, index) + " " + config.url;
+  // Without any user:password@ of the URL: the name is stored in the queue file and shown.
+  std::string url = config.url;
+  const size_t scheme = url.find("://");
+  const size_t host = scheme == std::string::npos ? 0 : scheme + 3;
+  const size_t at = url.find('@', host);
+  if (at != std::string::npos && url.find('/', host) > at) url.erase(host, at + 1 - host);
+  return SessionClientId(config, index) + " " + url;
 }
 
 MqttIngest::MqttIngest(MqttConfig config, MessageHandler handler, MqttSessionStore* store)

@@ -69,7 +69,8 @@ class MqttIngest final : public MessagePublisher {
 
   // The topic filters actually subscribed (shared form when connections > 1).
   static std::vector<std::string> SubscriptionFilters(const MqttConfig& config);
-  // The persistence namespace of session `index`: its client id and the broker URL.
+  // The persistence namespace of session `index`: its client id and the broker URL (without
+  // credentials), e.g. "edgeline-1 tcp://broker:1883".
   static std::string SessionName(const MqttConfig& config, size_t index);
 
  private:

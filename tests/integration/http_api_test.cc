@@ -305,6 +305,15 @@ class HttpApiInProcessTest : public ::testing::Test {
   std::unique_ptr<HttpApi> api_;
 };
 
+TEST_F(HttpApiInProcessTest, MetricsShowEachMqttSessionsHeldQos2AndSuppressedDuplicates) {
+  Start();
+  ASSERT_TRUE(queue_->PutMqttState("e tcp://b:1", "r-1", "p").ok());
+  ASSERT_TRUE(queue_->PutMqttState("e tcp://b:1", "r-2", "p").ok());
+  ASSERT_TRUE(queue_->CountSuppressedDuplicate("e tcp://b:1").ok());
+  EXPECT_EQ(Sample("edgeline_mqtt_inbound_qos2{session=\"e tcp://b:1\"}"), 2);
+  EXPECT_EQ(Sample("edgeline_mqtt_duplicates_suppressed_total{session=\"e tcp://b:1\"}"), 1);
+}
+
 // InfluxDB accepts a line break inside a quoted string field; the point must reach the queue
 // whole, and the lines around it too.
 TEST_F(HttpApiInProcessTest, AStringFieldWithALineBreakIsOnePoint) {

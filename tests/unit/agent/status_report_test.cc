@@ -326,6 +326,28 @@ TEST_F(StatusReportTest, RenderShowsTheSinkRow) {
   EXPECT_EQ(text.find("degraded"), std::string::npos) << text;
 }
 
+// Per MQTT session: QoS 2 messages held until stored and redeliveries not stored again, in the
+// JSON and the text, read from the queue file.
+TEST_F(StatusReportTest, MqttSessionsShowHeldQos2AndSuppressedDuplicates) {
+  auto q = Open();
+  ASSERT_TRUE(q->PutMqttState("edgeline tcp://b:1883", "r-3", "packet").ok());
+  ASSERT_TRUE(q->PutMqttState("edgeline tcp://b:1883", "s-9", "ours").ok());
+  ASSERT_TRUE(q->CountSuppressedDuplicate("edgeline tcp://b:1883").ok());
+  ASSERT_TRUE(q->CountSuppressedDuplicate("edgeline tcp://b:1883").ok());
+  WriteLiveAgentState(q.get());
+  json r = Report(q.get());
+  ASSERT_EQ(r["mqtt_sessions"].size(), 1u) << r.dump();
+  const json& m = r["mqtt_sessions"][0];
+  EXPECT_EQ(m["session"], "edgeline tcp://b:1883");
+  EXPECT_EQ(m["inbound_qos2"], 1);
+  EXPECT_EQ(m["outbound_state"], 1);
+  EXPECT_EQ(m["duplicates_suppressed"], 2);
+  std::string text = RenderStatusText(r);
+  EXPECT_NE(text.find("session edgeline tcp://b:1883: 1 QoS 2 held until stored, 2 redeliveries not stored again"),
+            std::string::npos)
+      << text;
+}
+
 TEST_F(StatusReportTest, ReadOnlyOpenWhileWriterIsOpen) {
   auto writer = Open();
   ASSERT_TRUE(writer->RegisterConsumer("influx", "raw").ok());
