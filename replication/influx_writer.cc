@@ -87,10 +87,25 @@ bool IsPoisonCandidate(int status) { return status >= 500 && status < 600 && sta
 // A 5xx body that names a condition of the server rather than of the request: never evidence
 // against a line.
 bool NamesServerCondition(std::string_view message) {
-  static constexpr std::string_view kPhrases[] = {
-      "timeout",       "timed out", "no space",  "out of memory", "cache-max-memory-size", "cache maximum memory",
-      "max-concurrent", "too many", "shutting down", "shutdown",    "not open",              "closed",
-      "unavailable",   "hinted handoff", "queue is full", "overloaded", "disk", "read-only", "readonly"};
+  static constexpr std::string_view kPhrases[] = {"timeout",
+                                                  "timed out",
+                                                  "no space",
+                                                  "out of memory",
+                                                  "cache-max-memory-size",
+                                                  "cache maximum memory",
+                                                  "max-concurrent",
+                                                  "too many",
+                                                  "shutting down",
+                                                  "shutdown",
+                                                  "not open",
+                                                  "closed",
+                                                  "unavailable",
+                                                  "hinted handoff",
+                                                  "queue is full",
+                                                  "overloaded",
+                                                  "disk",
+                                                  "read-only",
+                                                  "readonly"};
   const std::string lower = Lower(message);
   for (std::string_view p : kPhrases) {
     if (lower.find(p) != std::string::npos) return true;
@@ -128,8 +143,7 @@ struct ParsedConflict {
   std::string text;                // the message it came from
 };
 
-void ParseConflictText(const std::string& text, const std::string& measurement_hint,
-                       std::vector<ParsedConflict>* out) {
+void ParseConflictText(const std::string& text, const std::string& measurement_hint, std::vector<ParsedConflict>* out) {
   // v1 tsdb/shard.go and v2: field type conflict: input field "f" on measurement "m" is type
   // float, already exists as type string (several may follow one another).
   static const std::regex kV1(
@@ -143,7 +157,8 @@ void ParseConflictText(const std::string& text, const std::string& measurement_h
       R"re(invalid column type for column '((?:[^'\\]|\\.)*)', expected iox::column_type::([a-z:]+), got iox::column_type::([a-z:]+))re");
   // IOx (Cloud Serverless/Dedicated): schema conflict: table m, column f is type string but write
   // has type f64.
-  static const std::regex kIox(R"re((?:table ([^,\s]+), )?column ([^\s,]+) is type ([a-z0-9]+) but write has type ([a-z0-9]+))re");
+  static const std::regex kIox(
+      R"re((?:table ([^,\s]+), )?column ([^\s,]+) is type ([a-z0-9]+) but write has type ([a-z0-9]+))re");
   for (std::sregex_iterator it(text.begin(), text.end(), kV1), end; it != end; ++it) {
     auto type = FieldTypeFromServerName((*it)[4]);
     out->push_back({GoUnquote((*it)[2]), GoUnquote((*it)[1]), type, type.has_value(), text});
@@ -403,8 +418,8 @@ bool InfluxWriter::LearnConflicts(const HttpResponse& response, WriteOutcome* ou
         outcome->learned_types.push_back(std::move(type));
       }
     }
-    conflicts_.push_back({std::move(parsed.measurement), std::move(parsed.field), parsed.server_type,
-                          Sanitize(parsed.text)});
+    conflicts_.push_back(
+        {std::move(parsed.measurement), std::move(parsed.field), parsed.server_type, Sanitize(parsed.text)});
   }
   return learned;
 }
@@ -591,12 +606,12 @@ void InfluxWriter::SettleSuspects(WriteOutcome* outcome) {
     if (++suspect.strikes == 1) suspect.first_strike_ns = now;
     if (suspect.strikes >= kPoisonStrikes && now - suspect.first_strike_ns >= kPoisonMinSpreadNs) {
       const int64_t spread_s = (now - suspect.first_strike_ns) / kNsPerSec;
-      outcome->rejected.push_back({failed.line,
-                                   TruncateUtf8(failed.message + " (failed alone " + std::to_string(suspect.strikes) +
-                                                    " times over " + std::to_string(spread_s) +
-                                                    " s while the server accepted other requests)",
-                                                kMaxMessageBytes),
-                                   false});
+      outcome->rejected.push_back(
+          {failed.line,
+           TruncateUtf8(failed.message + " (failed alone " + std::to_string(suspect.strikes) + " times over " +
+                            std::to_string(spread_s) + " s while the server accepted other requests)",
+                        kMaxMessageBytes),
+           false});
       suspects_.erase(failed.line);
       continue;
     }
@@ -642,7 +657,6 @@ bool InfluxWriter::CreateDatabase(WriteOutcome* outcome) {
   }
   return created;
 }
-
 
 WriteOutcome InfluxWriter::Write(const std::vector<std::string_view>& lines) {
   WriteOutcome outcome;

@@ -42,9 +42,9 @@ enum class WriteOutcomeKind {
 std::string_view WriteOutcomeKindName(WriteOutcomeKind kind);
 
 struct RejectedLine {
-  std::string line;    // replayable line protocol: the whole line, or only the removed fields of
-                       // a point whose other fields were written (same measurement, tags, time)
-  std::string reason;  // the server's message (secret-free, at most 1 KiB)
+  std::string line;          // replayable line protocol: the whole line, or only the removed fields of
+                             // a point whose other fields were written (same measurement, tags, time)
+  std::string reason;        // the server's message (secret-free, at most 1 KiB)
   bool fields_only = false;  // true: the point's other fields were written
 };
 
@@ -60,16 +60,16 @@ struct LearnedFieldType {
 
 struct WriteOutcome {
   WriteOutcomeKind kind = WriteOutcomeKind::kOk;
-  int http_status = 0;                 // kOk: the first response's (400 when bisected); else the
-                                       // failing response's (0 = no response)
-  std::string error;                   // empty when kOk without rejections; never holds secrets
-  int64_t accepted = 0;                // lines the server accepted (meaningful for kOk only)
-  std::vector<RejectedLine> rejected;  // kOk only
-  int64_t retry_after_ns = 0;          // kRetryLater: from Retry-After, 0 when absent
-  int requests = 0;                    // HTTP requests made (bisection costs O(log n) per bad line)
-  int64_t bytes_sent = 0;              // request body bytes as sent (after gzip), for bandwidth caps
-  int64_t lines_fitting_413 = 0;       // after a 413: the most lines one accepted request held (0 = no 413)
-  bool created_database = false;       // v1 with EDGELINE_INFLUX_CREATE_DB: a 404 made us create it
+  int http_status = 0;                          // kOk: the first response's (400 when bisected); else the
+                                                // failing response's (0 = no response)
+  std::string error;                            // empty when kOk without rejections; never holds secrets
+  int64_t accepted = 0;                         // lines the server accepted (meaningful for kOk only)
+  std::vector<RejectedLine> rejected;           // kOk only
+  int64_t retry_after_ns = 0;                   // kRetryLater: from Retry-After, 0 when absent
+  int requests = 0;                             // HTTP requests made (bisection costs O(log n) per bad line)
+  int64_t bytes_sent = 0;                       // request body bytes as sent (after gzip), for bandwidth caps
+  int64_t lines_fitting_413 = 0;                // after a 413: the most lines one accepted request held (0 = no 413)
+  bool created_database = false;                // v1 with EDGELINE_INFLUX_CREATE_DB: a 404 made us create it
   std::vector<LearnedFieldType> learned_types;  // from type conflicts, whatever the kind (not persisted)
   int health_probes = 0;                        // GET /ping or /health made (not in `requests`)
 };
@@ -177,7 +177,7 @@ class InfluxWriter {
   bool accepted_any_ = false;            // a write got 2xx
   bool healthy_ = false;                 // the health endpoint answered 2xx
   size_t lines_in_write_ = 0;
-  bool first_response_5xx_ = false;      // the Write's first answer was a non-503 5xx
+  bool first_response_5xx_ = false;  // the Write's first answer was a non-503 5xx
   bool holds_suspect_ = false;
   int fives_without_success_ = 0;
   int five_budget_ = 0;

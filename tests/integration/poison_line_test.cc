@@ -34,16 +34,11 @@ nlohmann::json DlqList(const std::map<std::string, std::string>& env) {
 std::map<std::string, std::string> Env(const testing::Mosquitto& mosquitto, const testing::InfluxStandin& server,
                                        const std::string& dir, const std::string& client) {
   return {
-      {"EDGELINE_MQTT_URL", mosquitto.url()},
-      {"EDGELINE_MQTT_CLIENT_ID", client},
-      {"EDGELINE_MQTT_TOPICS", "lp/#"},
-      {"EDGELINE_QUEUE_PATH", dir + "/queue.db"},
-      {"EDGELINE_INFLUX_URL", server.url()},
-      {"EDGELINE_INFLUX_API", "v1"},
-      {"EDGELINE_INFLUX_DB", "kafka"},
-      {"EDGELINE_RETRY_MIN", "1s"},  // retry settings of seconds
-      {"EDGELINE_RETRY_MAX", "5s"},
-      {"EDGELINE_HTTP_LISTEN", "127.0.0.1:0"},
+      {"EDGELINE_MQTT_URL", mosquitto.url()}, {"EDGELINE_MQTT_CLIENT_ID", client},
+      {"EDGELINE_MQTT_TOPICS", "lp/#"},       {"EDGELINE_QUEUE_PATH", dir + "/queue.db"},
+      {"EDGELINE_INFLUX_URL", server.url()},  {"EDGELINE_INFLUX_API", "v1"},
+      {"EDGELINE_INFLUX_DB", "kafka"},        {"EDGELINE_RETRY_MIN", "1s"},  // retry settings of seconds
+      {"EDGELINE_RETRY_MAX", "5s"},           {"EDGELINE_HTTP_LISTEN", "127.0.0.1:0"},
   };
 }
 
@@ -99,10 +94,8 @@ TEST(PoisonLineTest, LineAnswered500IsDeadLetteredWithinAMinuteAndEverythingElse
   std::printf("poison line isolated after %.1f s\n", isolated_s);
   EXPECT_LT(isolated_s, 60.0);
   const auto entry = DlqList(env)[0];
-  EXPECT_EQ(entry["payload"].get<std::string>().find("1764000000000999999") != std::string::npos, true)
-      << entry.dump();
-  EXPECT_NE(entry["reason"].get<std::string>().find("HTTP 500: engine: unable to parse bool value"),
-            std::string::npos)
+  EXPECT_EQ(entry["payload"].get<std::string>().find("1764000000000999999") != std::string::npos, true) << entry.dump();
+  EXPECT_NE(entry["reason"].get<std::string>().find("HTTP 500: engine: unable to parse bool value"), std::string::npos)
       << entry.dump();
   EXPECT_TRUE(WaitFor([&] { return Arrived(server, good) == good.size(); }, 20s))
       << Arrived(server, good) << " of " << good.size() << "\n"
@@ -125,8 +118,7 @@ TEST(PoisonLineTest, ServerAnswering500ToEverythingCostsNoDeadLetterAndEverythin
   auto env = Env(mosquitto, server, dir, "edgeline-down500");
   testing::Subscriber watch(mosquitto.url(), "down500-watch", "edgeline/edgeline-down500/status");
   testing::Process agent({EDGELINE_BINARY, "run"}, env, dir + "/agent.log");
-  ASSERT_TRUE(WaitFor([&] { return watch.Last("edgeline/edgeline-down500/status") == "online"; }, 20s))
-      << agent.Log();
+  ASSERT_TRUE(WaitFor([&] { return watch.Last("edgeline/edgeline-down500/status") == "online"; }, 20s)) << agent.Log();
 
   std::vector<std::string> lines;
   testing::Publisher publisher(mosquitto.url(), "down500-publisher");

@@ -344,7 +344,8 @@ InfluxStandin::Reply InfluxStandin::Handle(const StandinRequest& request, const 
     if (down_status_ != 0) return error(Api::kV1, down_status_, "stand-in: down");
   }
   if (path == "/ping") return Reply{204, "", ""};
-  if (path == "/health") return Reply{200, R"({"name":"influxdb","message":"ready for queries and writes","status":"pass"})", ""};
+  if (path == "/health")
+    return Reply{200, R"({"name":"influxdb","message":"ready for queries and writes","status":"pass"})", ""};
   Api api;
   if (path == "/api/v2/write") {
     api = Api::kV2;

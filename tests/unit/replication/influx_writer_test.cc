@@ -578,8 +578,8 @@ TEST_F(InfluxWriterTest, TypeConflictRemovesOnlyTheConflictingFieldOfEachPoint) 
   ASSERT_EQ(out.rejected.size(), 40u);
   for (int i = 0; i < 40; ++i) {
     EXPECT_TRUE(out.rejected[i].fields_only);
-    EXPECT_EQ(out.rejected[i].line, "genData,generatorID=g" + std::to_string(i % 3) + " temperature=" +
-                                        std::to_string(200 + i) + " " + std::to_string(1000 + i));
+    EXPECT_EQ(out.rejected[i].line, "genData,generatorID=g" + std::to_string(i % 3) +
+                                        " temperature=" + std::to_string(200 + i) + " " + std::to_string(1000 + i));
     EXPECT_NE(out.rejected[i].reason.find("field type conflict: input field \"temperature\""), std::string::npos);
   }
   // Every point arrived with its good fields.
@@ -617,22 +617,25 @@ TEST_F(InfluxWriterTest, TypeConflictsNamedOneAtATimeAndAPointLeftWithoutFieldsG
 }
 
 TEST(FieldTypeConflictTest, ParsesV1V2V3AndIoxWordings) {
-  EXPECT_EQ(ParseFieldTypeConflicts(
-                R"({"error":"partial write: field type conflict: input field \"temperature\" on measurement \"genData\" is type float, already exists as type string dropped=3"})"),
-            (std::vector<LearnedFieldType>{{"genData", "temperature", FieldType::kString}}));
+  EXPECT_EQ(
+      ParseFieldTypeConflicts(
+          R"({"error":"partial write: field type conflict: input field \"temperature\" on measurement \"genData\" is type float, already exists as type string dropped=3"})"),
+      (std::vector<LearnedFieldType>{{"genData", "temperature", FieldType::kString}}));
   // v2 (422), with Go-quoted names.
-  EXPECT_EQ(ParseFieldTypeConflicts(
-                R"({"code":"unprocessable entity","message":"failure writing points to database: partial write: field type conflict: input field \"a \\\"b\" on measurement \"cpu\" is type integer, already exists as type unsigned dropped=1"})"),
-            (std::vector<LearnedFieldType>{{"cpu", "a \"b", FieldType::kUnsigned}}));
+  EXPECT_EQ(
+      ParseFieldTypeConflicts(
+          R"({"code":"unprocessable entity","message":"failure writing points to database: partial write: field type conflict: input field \"a \\\"b\" on measurement \"cpu\" is type integer, already exists as type unsigned dropped=1"})"),
+      (std::vector<LearnedFieldType>{{"cpu", "a \"b", FieldType::kUnsigned}}));
   // v3: per-line data; the measurement comes from the original line.
   EXPECT_EQ(
       ParseFieldTypeConflicts(
           R"({"error":"partial write of line protocol occurred","data":[{"error_message":"invalid column type for column 'v', expected iox::column_type::field::integer, got iox::column_type::field::float","line_number":2,"original_line":"cpu,h=a v=1.5 1"},{"error_message":"invalid column type for column 'ok', expected iox::column_type::field::boolean, got iox::column_type::field::string","line_number":3,"original_line":"mem ok=\"x\" 2"}]})"),
       (std::vector<LearnedFieldType>{{"cpu", "v", FieldType::kInteger}, {"mem", "ok", FieldType::kBool}}));
   // IOx (Cloud Serverless / Dedicated).
-  EXPECT_EQ(ParseFieldTypeConflicts(
-                R"({"code":"invalid","message":"partial write has occurred, errors encountered on line(s): schema conflict: table cpu, column val is type f64 but write has type i64"})"),
-            (std::vector<LearnedFieldType>{{"cpu", "val", FieldType::kFloat}}));
+  EXPECT_EQ(
+      ParseFieldTypeConflicts(
+          R"({"code":"invalid","message":"partial write has occurred, errors encountered on line(s): schema conflict: table cpu, column val is type f64 but write has type i64"})"),
+      (std::vector<LearnedFieldType>{{"cpu", "val", FieldType::kFloat}}));
   EXPECT_TRUE(ParseFieldTypeConflicts(R"({"error":"unable to parse 'x': missing fields"})").empty());
 }
 
