@@ -40,6 +40,12 @@ Status Agent::Start() {
   const int64_t started_ns = clock_->WallNowNs();
   field_types_ = std::make_unique<FieldTypeGuard>(config_.mapping.field_types, queue_.get(), clock_);
   mapper_ = std::make_unique<Mapper>(config_.mapping, config_.mqtt.max_payload_bytes, field_types_.get());
+  // `edgeline dlq replay` means "the cause is fixed" (e.g. a new database): replayed ingest dead
+  // letters meet only the declared types; a type the server still holds refuses them in the sink,
+  // which dead-letters just those fields again.
+  replay_field_types_ = std::make_unique<FieldTypeGuard>(config_.mapping.field_types, nullptr, clock_);
+  replay_mapper_ =
+      std::make_unique<Mapper>(config_.mapping, config_.mqtt.max_payload_bytes, replay_field_types_.get());
   GroupCommitterOptions committer_options;
   committer_options.commit_interval_ns = config_.queue.commit_interval_ns;
   committer_options.commit_max_messages = config_.queue.commit_max_messages;
@@ -60,7 +66,7 @@ Status Agent::Start() {
   Housekeeping::Parts parts;
   parts.queue = queue_.get();
   parts.clock = clock_;
-  parts.mapper = mapper_.get();
+  parts.mapper = replay_mapper_.get();
   parts.committer = committer_.get();
   parts.mqtt = mqtt_.get();
   parts.queue_path = config_.queue.path;

@@ -51,6 +51,8 @@ class Agent {
   std::unique_ptr<Queue> queue_;
   std::unique_ptr<FieldTypeGuard> field_types_;
   std::unique_ptr<Mapper> mapper_;
+  std::unique_ptr<FieldTypeGuard> replay_field_types_;  // declared types only
+  std::unique_ptr<Mapper> replay_mapper_;                // for `edgeline dlq replay` of ingest entries
   std::unique_ptr<GroupCommitter> committer_;
   std::unique_ptr<MqttIngest> mqtt_;
   Sinks sinks_;

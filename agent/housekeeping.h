@@ -29,7 +29,7 @@ class Housekeeping {
   struct Parts {
     Queue* queue = nullptr;
     const Clock* clock = nullptr;
-    const Mapper* mapper = nullptr;  // ingest dead letters are mapped again on replay
+    const Mapper* mapper = nullptr;  // ingest dead letters are mapped again on replay (declared types only)
     GroupCommitter* committer = nullptr;
     const MqttIngest* mqtt = nullptr;
     std::string queue_path;
