@@ -328,7 +328,7 @@ TEST_P(ExactlyOnce, EveryPublishedMessageStoredOnceAcrossSeededKills) {
   EXPECT_EQ(static_cast<int64_t>(count.per_seq.size()), n);
   EXPECT_EQ(count.lines, n);
   // The kills must have landed while messages were flowing, or the test proves nothing.
-  EXPECT_GE(loop.storing_kills, s.trials / 4) << "too few kills landed while the agent was storing messages";
+  EXPECT_GE(loop.storing_kills, s.trials / 5) << "too few kills landed while the agent was storing messages";
 }
 
 // End to end with influxd 1.6 as the sink and the seed downsampling preset, windows of 5 s on
