@@ -291,8 +291,7 @@ TEST_P(ExactlyOnce, EveryPublishedMessageStoredOnceAcrossSeededKills) {
   // The last run drains what the broker still holds for the session: done when the stored count
   // holds still (for 2 s once it reached N, for 6 s below N).
   agent = start_agent();
-  const bool settled =
-      WaitUntilStill([&] { return StoredRawPoints(queue_path, nullptr); }, n, 2s, 6s, 90s);
+  const bool settled = WaitUntilStill([&] { return StoredRawPoints(queue_path, nullptr); }, n, 2s, 6s, 90s);
   EXPECT_TRUE(settled) << "the queue kept growing\n" << agent->Log();
   EXPECT_EQ(agent->Terminate(), 0) << agent->Log();
   EXPECT_EQ(testing::QueueIntegrity(queue_path), "ok");
@@ -322,8 +321,8 @@ TEST_P(ExactlyOnce, EveryPublishedMessageStoredOnceAcrossSeededKills) {
 
   EXPECT_EQ(count.without_seq, 0) << "lines in the raw stream without a seq field";
   EXPECT_TRUE(foreign.empty()) << "seqs never published: " << FirstOf(foreign, 20);
-  EXPECT_TRUE(lost.empty()) << lost.size() << " published messages (acknowledged to the publisher) not stored: "
-                            << FirstOf(lost, 30);
+  EXPECT_TRUE(lost.empty()) << lost.size()
+                            << " published messages (acknowledged to the publisher) not stored: " << FirstOf(lost, 30);
   EXPECT_EQ(duplicates, 0) << duplicated.size() << " messages stored more than once: " << FirstOf(duplicated, 30);
   EXPECT_EQ(static_cast<int64_t>(count.per_seq.size()), n);
   EXPECT_EQ(count.lines, n);
@@ -407,8 +406,8 @@ TEST_P(ExactlyOnceInflux, InfluxdHoldsEachPublishedPointOnceAndWindowsAreExact) 
   std::vector<WindowRow> expected;
   for (int first = 0; first < n; first += static_cast<int>(kWindowNs / kEventStepNs)) {
     const int last = std::min<int>(n, first + static_cast<int>(kWindowNs / kEventStepNs)) - 1;
-    expected.push_back({kEventStartNs + last * kEventStepNs, static_cast<double>(last % 97),
-                        static_cast<double>(last - first + 1)});
+    expected.push_back(
+        {kEventStartNs + last * kEventStepNs, static_cast<double>(last % 97), static_cast<double>(last - first + 1)});
   }
   const std::string where = " WHERE generatorID='" + generator + "'";
   auto raw_count = [&] { return influxd.QueryCount("SELECT count(seq) FROM genData" + where, "raw"); };
