@@ -1,12 +1,15 @@
 // The Kafka mirror under SIGKILL, with REAL servers (mosquitto, influxd 1.6, librdkafka's mock
 // cluster): the fixture trace is published while the agent is killed at seeded random moments,
 // 12 times. Claim: every acknowledged message reaches Kafka (at-least-once: the cursor moves
-// only on delivery reports, so a kill re-sends what was in flight) and InfluxDB. Duplicates are
-// counted and printed, not failed.
+// only on delivery reports, so a kill re-sends what was in flight) and InfluxDB. Records
+// duplicated by value are counted and printed, not failed; deduplicated by their edgeline-id
+// header (issue 14 item 4), the records are exactly the published points: each once.
 #include <atomic>
 #include <cstdio>
+#include <map>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -22,17 +25,45 @@ using testing::WaitFor;
 constexpr int kTrials = 12;
 constexpr uint32_t kSeed = 4;
 
-// Distinct raw points of the trace in the topic, and the number of records read.
-std::set<std::string> TracePoints(const std::string& bootstrap, size_t* records) {
-  std::set<std::string> out;
-  *records = 0;
-  for (const auto& [key, value] : testing::ReadKafkaTopic(bootstrap, "generators")) {
-    auto j = nlohmann::json::parse(value, nullptr, false);
-    if (j.is_discarded() || j["time"].get<int64_t>() >= testing::kTraceEndNs) continue;
-    ++*records;
-    out.insert(key + "@" + std::to_string(j["time"].get<int64_t>()));
+// The "generators" topic read back by kcat with each record's edgeline-id header.
+struct Tally {
+  size_t records = 0;                        // every record read
+  size_t without_id = 0;                     // records with no edgeline-id header
+  size_t id_conflicts = 0;                   // records whose id an earlier record with another key or value had
+  std::map<std::string, std::string> by_id;  // id -> "key@time", first record of each id
+  std::set<std::string> trace_points;        // distinct "key@time" of the trace (closing points excluded)
+  std::set<std::string> points;              // distinct "key@time", all
+};
+
+Tally ReadGenerators(const std::string& bootstrap) {
+  Tally t;
+  testing::CommandResult r = testing::RunCommand(
+      {"kcat", "-C", "-b", bootstrap, "-t", "generators", "-e", "-q", "-f", "%h\t%k\t%s\n"}, {}, 30s);
+  std::istringstream lines(r.output);
+  for (std::string line; std::getline(lines, line);) {
+    const size_t tab1 = line.find('\t');
+    const size_t tab2 = tab1 == std::string::npos ? tab1 : line.find('\t', tab1 + 1);
+    if (tab2 == std::string::npos) continue;  // kcat notices (e.g. unknown topic yet)
+    auto j = nlohmann::json::parse(line.substr(tab2 + 1), nullptr, false);
+    if (j.is_discarded() || !j["time"].is_number_integer()) continue;
+    ++t.records;
+    const int64_t time = j["time"].get<int64_t>();
+    const std::string point = line.substr(tab1 + 1, tab2 - tab1 - 1) + "@" + std::to_string(time);
+    t.points.insert(point);
+    if (time < testing::kTraceEndNs) t.trace_points.insert(point);
+    std::string id;
+    std::istringstream headers(line.substr(0, tab1));
+    for (std::string h; std::getline(headers, h, ',');) {
+      if (h.rfind("edgeline-id=", 0) == 0) id = h.substr(12);
+    }
+    if (id.empty()) {
+      ++t.without_id;
+      continue;
+    }
+    auto [it, fresh] = t.by_id.emplace(id, point);
+    if (!fresh && it->second != point) ++t.id_conflicts;
   }
-  return out;
+  return t;
 }
 
 TEST(KafkaCrash, EveryAcknowledgedMessageReachesKafkaAcrossRandomKills) {
@@ -78,12 +109,27 @@ TEST(KafkaCrash, EveryAcknowledgedMessageReachesKafkaAcrossRandomKills) {
     auto p = ParseLine(line);
     expected.insert(line.substr(0, line.find(' ')) + "@" + std::to_string(*p->timestamp_ns));
   }
-  size_t records = 0;
-  bool all = WaitFor([&] { return TracePoints(cluster.bootstrap(), &records) == expected; }, 90s, 500ms);
-  std::set<std::string> got = TracePoints(cluster.bootstrap(), &records);
-  std::printf("kafka crash: kills=%d points=%zu distinct_in_kafka=%zu records=%zu duplicates=%zu\n", kTrials,
-              expected.size(), got.size(), records, records - got.size());
-  EXPECT_TRUE(all) << "missing " << expected.size() - got.size() << "\n" << agent->Log();
+  Tally got;
+  bool all = WaitFor(
+      [&] {
+        got = ReadGenerators(cluster.bootstrap());
+        return got.trace_points == expected;
+      },
+      90s, 500ms);
+  got = ReadGenerators(cluster.bootstrap());
+  std::printf(
+      "kafka crash: kills=%d points=%zu distinct_in_kafka=%zu records=%zu duplicates=%zu | deduplicated by "
+      "edgeline-id: records=%zu re-sends dropped=%zu\n",
+      kTrials, expected.size(), got.trace_points.size(), got.records, got.records - got.points.size(), got.by_id.size(),
+      got.records - got.by_id.size());
+  EXPECT_TRUE(all) << "missing " << expected.size() - got.trace_points.size() << "\n" << agent->Log();
+  // Deduplicated by the header: every published point exactly once (none lost, none twice).
+  EXPECT_EQ(got.without_id, 0u);
+  EXPECT_EQ(got.id_conflicts, 0u);
+  EXPECT_EQ(got.by_id.size(), got.points.size());
+  std::set<std::string> deduplicated_points;
+  for (const auto& [id, point] : got.by_id) deduplicated_points.insert(point);
+  EXPECT_EQ(deduplicated_points, got.points);
   EXPECT_TRUE(WaitFor([&] { return influxd.QueryCount("SELECT count(fuel) FROM genData", "kafka") == 402; }, 60s));
   EXPECT_EQ(agent->Terminate(), 0);
 }

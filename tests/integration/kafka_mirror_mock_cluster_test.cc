@@ -444,8 +444,7 @@ TEST_F(KafkaMirrorIntegrationTest, RejectedProduceIsSentAgainFromTheCursor) {
 // before the first run. Each re-send carries the edgeline-id of its first send, so a consumer
 // that keeps the first record of each id gets every fixture line exactly once, raw and
 // downsampled, in either format.
-class KafkaMirrorResendTest : public KafkaMirrorIntegrationTest,
-                              public ::testing::WithParamInterface<KafkaFormat> {
+class KafkaMirrorResendTest : public KafkaMirrorIntegrationTest, public ::testing::WithParamInterface<KafkaFormat> {
  protected:
   void ReopenQueue() {
     QueueOpenOptions options;

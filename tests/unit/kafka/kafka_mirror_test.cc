@@ -723,7 +723,6 @@ TEST_F(KafkaMirrorTest, FailedBatchIsNotProducedAgainWhileARecordIsStillOut) {
             producer_.delivered.end());
 }
 
-
 // Issue 14 item 4: each record carries edgeline-id = "<stream>/<batch created_ns>/<batch
 // seq>/<line index>", the same on every send of a line (a retry, a restart after a crash), so a
 // consumer can drop the re-sends of at-least-once delivery.
