@@ -4,6 +4,7 @@
 
 #include <mqtt/exception.h>
 
+#include "ingest/mqtt_ingest.h"
 #include "ingest/paho_persistence.h"
 #include "storage/queue.h"
 #include "tests/support/fake_clock.h"
@@ -116,6 +117,19 @@ TEST_F(MqttSessionTest, AQos1ReceiptRecognisesTheBrokersRedeliveryOnly) {
   ASSERT_EQ(sessions->size(), 1u);
   EXPECT_EQ((*sessions)[0].receipts, 1);
   EXPECT_EQ((*sessions)[0].duplicates_suppressed, 2);
+}
+
+// The session name is stored in the queue file and shown by status: never with credentials.
+TEST(MqttSessionNameTest, NamesClientAndBrokerWithoutCredentials) {
+  MqttConfig config;
+  config.client_id = "edge";
+  config.url = "ssl://user:s3cret@broker.example:8883";
+  EXPECT_EQ(MqttIngest::SessionName(config, 0), "edge ssl://broker.example:8883");
+  config.url = "tcp://broker:1883";
+  config.connections = 2;
+  EXPECT_EQ(MqttIngest::SessionName(config, 1), "edge-1 tcp://broker:1883");
+  config.url = "ws://broker:80/mqtt@x";  // an '@' in the path is not a credential
+  EXPECT_EQ(MqttIngest::SessionName(config, 0), "edge-0 ws://broker:80/mqtt@x");
 }
 
 TEST(MqttDigestTest, IsStableAndSeparatesTopicFromPayload) {
