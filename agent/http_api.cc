@@ -11,6 +11,7 @@
 #include "common/line_protocol.h"
 #include "common/log.h"
 #include "common/sink_state.h"
+#include "common/strings.h"
 
 namespace edgeline {
 namespace {
@@ -31,35 +32,6 @@ int64_t PrecisionNs(std::string_view p) {
 std::string ErrorBody(std::string_view code, std::string_view message) {
   return nlohmann::json({{"code", code}, {"message", message}})
       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlongs, no surrogates, at
-// most U+10FFFF), or 0 when the byte there does not start one.
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  size_t n = 0;
-  unsigned char lo = 0x80, hi = 0xBF;  // bounds of the second byte
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
-  for (size_t k = 2; k < n; ++k) {
-    if (b(i + k) < 0x80 || b(i + k) > 0xBF) return 0;
-  }
-  return n;
 }
 
 // At most about `max_bytes` of `text` for an error message: well-formed UTF-8 is kept, control

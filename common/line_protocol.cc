@@ -7,6 +7,8 @@
 #include <string>
 #include <system_error>
 
+#include "common/strings.h"
+
 namespace edgeline {
 namespace {
 
@@ -24,44 +26,6 @@ void AppendEscaped(std::string* out, std::string_view s, std::string_view specia
     if (IsSpecial(specials, c)) out->push_back('\\');
     out->push_back(c);
   }
-}
-
-// Returns the offset of the first byte that is not part of a well-formed UTF-8 sequence
-// (overlongs, surrogates and code points above U+10FFFF are malformed), or npos.
-size_t FindInvalidUtf8(std::string_view s) {
-  size_t i = 0;
-  const size_t n = s.size();
-  while (i < n) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len = 0;
-    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      return i;
-    }
-    if (i + len > n) return i;
-    const auto c1 = static_cast<unsigned char>(s[i + 1]);
-    if (c1 < lo || c1 > hi) return i;
-    for (size_t k = 2; k < len; ++k) {
-      const auto ck = static_cast<unsigned char>(s[i + k]);
-      if (ck < 0x80 || ck > 0xBF) return i;
-    }
-    i += len;
-  }
-  return std::string_view::npos;
 }
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }

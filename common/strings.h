@@ -1,5 +1,6 @@
 // Small string helpers shared by every library: ASCII-only case folding and trimming (config
-// values, HTTP header names, Kafka property names), membership in a list of names.
+// values, HTTP header names, Kafka property names), membership in a list of names, UTF-8
+// well-formedness (line protocol, error excerpts).
 // Pure functions, thread-safe.
 #pragma once
 
@@ -23,5 +24,12 @@ bool StartsWithIgnoreCase(std::string_view text, std::string_view prefix);
 
 // Whether `list` holds `item` exactly.
 bool Contains(const std::vector<std::string>& list, std::string_view item);
+
+// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlongs, no surrogates, at
+// most U+10FFFF), or 0 when the byte there does not start one. REQUIRES: i < s.size().
+size_t Utf8SequenceLength(std::string_view s, size_t i);
+
+// The offset of the first byte that is not part of a well-formed UTF-8 sequence, or npos.
+size_t FindInvalidUtf8(std::string_view s);
 
 }  // namespace edgeline
