@@ -24,6 +24,8 @@ std::optional<FieldType> FieldTypeFromName(std::string_view name) {
       {"float", FieldType::kFloat},      {"double", FieldType::kFloat},      {"float64", FieldType::kFloat},
       {"integer", FieldType::kInteger},  {"int", FieldType::kInteger},       {"int64", FieldType::kInteger},
       {"unsigned", FieldType::kUnsigned}, {"uint", FieldType::kUnsigned},    {"uint64", FieldType::kUnsigned},
+      {"uinteger", FieldType::kUnsigned}, {"u64", FieldType::kUnsigned},     {"f64", FieldType::kFloat},
+      {"i64", FieldType::kInteger},
       {"string", FieldType::kString},    {"utf8", FieldType::kString},       {"boolean", FieldType::kBool},
       {"bool", FieldType::kBool},
   };

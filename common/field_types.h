@@ -13,8 +13,8 @@ enum class FieldType { kFloat, kInteger, kUnsigned, kString, kBool };
 std::string_view Name(FieldType type);
 
 // InfluxDB's names, case-insensitive, plus the aliases users and other InfluxDB versions write:
-// "bool", "int", "uint", "double" (v3's Arrow-style "Float64", "Int64", "UInt64", "Utf8" and
-// "Boolean" too). nullopt for anything else.
+// "bool", "int", "uint", "uinteger", "double", Arrow-style "Float64", "Int64", "UInt64", "Utf8",
+// and IOx's "f64", "i64", "u64". nullopt for anything else.
 std::optional<FieldType> FieldTypeFromName(std::string_view name);
 
 }  // namespace edgeline

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <regex>
 
+#include "common/field_types.h"
 #include "common/log.h"
 #include "common/strings.h"
 #include "replication/gzip.h"
@@ -67,11 +68,10 @@ bool IsRequestLevelError(std::string_view message) {
                                                   "database is required",
                                                   "missing required parameter"};
   // The server quotes the offending line ('...'); words inside it say nothing about the request.
-  std::string lower(message);
+  std::string lower = Lower(message);
   const size_t open = lower.find('\'');
   const size_t close = lower.rfind('\'');
   if (open != std::string::npos && close > open) lower.erase(open, close - open + 1);
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
   for (std::string_view p : kPhrases) {
     if (lower.find(p) != std::string::npos) return true;
   }
@@ -114,15 +114,9 @@ bool NamesServerCondition(std::string_view message) {
 }
 
 // A server's name for a column type (v1/v2 influxql names, IOx names, v3 iox::column_type).
-std::optional<FieldType> FieldTypeFromServerName(std::string name) {
-  name = Lower(name);
-  if (name.rfind("field::", 0) == 0) name.erase(0, 7);
-  if (name == "float" || name == "f64" || name == "float64") return FieldType::kFloat;
-  if (name == "integer" || name == "i64" || name == "int64") return FieldType::kInteger;
-  if (name == "unsigned" || name == "uinteger" || name == "u64" || name == "uint64") return FieldType::kUnsigned;
-  if (name == "string") return FieldType::kString;
-  if (name == "boolean" || name == "bool") return FieldType::kBool;
-  return std::nullopt;
+std::optional<FieldType> FieldTypeFromServerName(std::string_view name) {
+  if (StartsWithIgnoreCase(name, "field::")) name.remove_prefix(7);
+  return FieldTypeFromName(name);
 }
 
 // Go's %q and \"%s\": undo \" and \\.
@@ -160,21 +154,21 @@ void ParseConflictText(const std::string& text, const std::string& measurement_h
   static const std::regex kIox(
       R"re((?:table ([^,\s]+), )?column ([^\s,]+) is type ([a-z0-9]+) but write has type ([a-z0-9]+))re");
   for (std::sregex_iterator it(text.begin(), text.end(), kV1), end; it != end; ++it) {
-    auto type = FieldTypeFromServerName((*it)[4]);
+    auto type = FieldTypeFromServerName((*it)[4].str());
     out->push_back({GoUnquote((*it)[2]), GoUnquote((*it)[1]), type, type.has_value(), text});
   }
   if (out->empty()) {
     for (std::sregex_iterator it(text.begin(), text.end(), kV1Old), end; it != end; ++it) {
-      auto type = FieldTypeFromServerName((*it)[2]);
+      auto type = FieldTypeFromServerName((*it)[2].str());
       out->push_back({measurement_hint, GoUnquote((*it)[1]), type, type.has_value(), text});
     }
   }
   for (std::sregex_iterator it(text.begin(), text.end(), kV3), end; it != end; ++it) {
-    auto type = FieldTypeFromServerName((*it)[2]);
+    auto type = FieldTypeFromServerName((*it)[2].str());
     out->push_back({measurement_hint, GoUnquote((*it)[1]), type, type.has_value(), text});
   }
   for (std::sregex_iterator it(text.begin(), text.end(), kIox), end; it != end; ++it) {
-    auto type = FieldTypeFromServerName((*it)[3]);
+    auto type = FieldTypeFromServerName((*it)[3].str());
     std::string table = (*it)[1];
     out->push_back({table.empty() ? measurement_hint : table, (*it)[2], type, type.has_value(), text});
   }
