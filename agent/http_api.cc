@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <sstream>
@@ -476,7 +477,14 @@ Status HttpApi::Start() {
     server_.reset();
     return Status::Unavailable("cannot listen on " + options_.listen);
   }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  // httplib's stop() does nothing before the accept loop runs, so Start returns only once it
+  // runs (or has already ended): a Stop right after Start would otherwise join forever.
+  listen_returned_ = false;
+  thread_ = std::thread([this] {
+    server_->listen_after_bind();
+    listen_returned_ = true;
+  });
+  while (!server_->is_running() && !listen_returned_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   LOG_INFO("http") << "listening on " << address.first << ":" << port_
                    << (options_.token.empty() ? " (no token: writes are open to local clients)" : "");
   return Status::Ok();

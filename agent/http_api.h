@@ -94,6 +94,7 @@ class HttpApi {
   FieldTypeGuard* field_types_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
+  std::atomic<bool> listen_returned_{false};
   int port_ = 0;
 
   std::mutex mu_;
