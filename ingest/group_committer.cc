@@ -156,34 +156,37 @@ Status GroupCommitter::CommitGroup(const std::vector<Item*>& group) {
       batch.min_ts_ns = batch.min_ts_ns == 0 ? m.min_ts_ns : std::min(batch.min_ts_ns, m.min_ts_ns);
       batch.max_ts_ns = std::max(batch.max_ts_ns, m.max_ts_ns);
     }
-    // One dead letter per message and kind, its reasons joined: the payload is stored once
-    // (a 1 MiB message of bad lines must not become 21 copies) and a replay maps it once.
-    auto dead_letter = [&](const std::vector<std::string>& reasons, DeadLetterKind kind) {
-      if (reasons.empty()) return int64_t{0};
+    auto add_dead_letter = [&](DeadLetterKind kind, std::string reason, std::string payload) {
       DeadLetter d;
       d.sink = "ingest";
       d.kind = kind;
-      for (const auto& reason : reasons) d.reason += (d.reason.empty() ? "" : "; ") + reason;
+      d.reason = std::move(reason);
       d.topic = topic;
-      d.payload = item->message.payload;
+      d.payload = std::move(payload);
       dead_letters.push_back(std::move(d));
-      return int64_t{1};
     };
-    rejected += dead_letter(m.errors, DeadLetterKind::kRejected);
-    partial += dead_letter(m.warnings, DeadLetterKind::kPartial);
+    // One dead letter per message and kind, its reasons joined: the payload is stored once
+    // (a 1 MiB message of bad lines must not become 21 copies) and a replay maps it once.
+    auto joined = [](const std::vector<std::string>& reasons) {
+      std::string out;
+      for (const auto& reason : reasons) out += (out.empty() ? "" : "; ") + reason;
+      return out;
+    };
+    if (!m.errors.empty()) {
+      add_dead_letter(DeadLetterKind::kRejected, joined(m.errors), item->message.payload);
+      ++rejected;
+    }
+    if (!m.warnings.empty()) {
+      add_dead_letter(DeadLetterKind::kPartial, joined(m.warnings), item->message.payload);
+      ++partial;
+    }
+    // Refused fields carry their own line: each is a dead letter that replays alone.
     for (const RefusedFields& r : m.refused_fields) {
-      DeadLetter d;
-      d.sink = "ingest";
-      d.kind = DeadLetterKind::kRejected;
-      d.reason = r.reason;
-      d.topic = topic;
-      d.payload = r.line;
-      dead_letters.push_back(std::move(d));
+      add_dead_letter(DeadLetterKind::kRejected, r.reason, r.line);
       ++refused_fields;
     }
   }
-  auto seqs = receipts.empty() ? queue_->Append(batches, dead_letters)
-                               : queue_->AppendReceived(batches, dead_letters, receipts);
+  auto seqs = queue_->AppendReceived(batches, dead_letters, receipts);
   if (!seqs.ok()) return seqs.status();
   counters_.commits++;
   for (const BatchInput& batch : batches) counters_.committed_points += static_cast<int64_t>(batch.lines.size());
