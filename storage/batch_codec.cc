@@ -120,8 +120,15 @@ bool IsZstdFrame(std::string_view blob) {
 
 int64_t StoredBytes(const std::vector<EncodedBatch>& encoded) {
   int64_t n = 0;
-  for (const auto& e : encoded) n += static_cast<int64_t>(e.body.size());
+  for (const auto& e : encoded) {
+    if (e.codec.empty()) continue;  // an input without lines: no row
+    n += static_cast<int64_t>(e.body.size() + e.sources.size()) + kBatchRowOverheadBytes;
+  }
   return n;
+}
+
+std::string StoredBytesSql() {
+  return "(length(body) + COALESCE(length(sources), 0) + " + std::to_string(kBatchRowOverheadBytes) + ")";
 }
 
 // Creating a zstd context per batch costs more than compressing one line: both are reused.

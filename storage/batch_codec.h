@@ -27,8 +27,16 @@ struct EncodedBatch {
   std::string sources;  // empty when the input had none
 };
 
-// The bytes the size bound counts for `encoded`: the stored bodies.
+// What one batch row costs in the file beyond its body and sources: the row's header and
+// integer columns, its (stream, seq) index entry and page slack, as measured for 1-line batches
+// (storage_compaction_test checks the bound against the file).
+inline constexpr int64_t kBatchRowOverheadBytes = 80;
+
+// The bytes the size bound counts for `encoded`: bodies, sources and the per-row cost.
 int64_t StoredBytes(const std::vector<EncodedBatch>& encoded);
+
+// The same figure in SQL, for rows of table `batch`.
+std::string StoredBytesSql();
 
 class BatchCodec {
  public:

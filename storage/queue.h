@@ -65,6 +65,17 @@ class StreamWatcher {
   virtual void OnAppended(std::string_view stream) = 0;
 };
 
+// What compaction merges: runs of consecutive batches of one stream, each with fewer than
+// `target_points` lines, into batches of up to `target_points` lines or `target_raw_bytes` of
+// line protocol. A run is merged only when it reaches a target or is older than
+// `settle_ns` (so the newest data is not rewritten over and over).
+struct CompactOptions {
+  int64_t target_points = 1000;
+  int64_t target_raw_bytes = 256 << 10;
+  int64_t settle_ns = 10 * kNsPerSec;
+  int64_t max_batches_per_step = 5000;  // bounds one step's transaction
+};
+
 class Queue : public DeadLetterStore, public StatusStore, public FieldTypeStore, public MqttSessionStore {
  public:
   ~Queue() override = default;
@@ -93,6 +104,29 @@ class Queue : public DeadLetterStore, public StatusStore, public FieldTypeStore,
   // Batches after the consumer's cursor, oldest first, stopping before the total point count
   // would exceed max_points (but always at least one batch if any is pending).
   virtual Result<std::vector<Batch>> Read(const std::string& sink, int64_t max_points) = 0;
+
+  // Like Read, but only batches after `after_seq` (a seq this sink read and has not yet
+  // acknowledged): a sink that pipelines reads the next request while the previous one is in
+  // flight. Read(sink, n) is ReadAfter(sink, 0, n).
+  virtual Result<std::vector<Batch>> ReadAfter(const std::string& sink, int64_t after_seq, int64_t max_points) {
+    (void)after_seq;
+    return Read(sink, max_points);
+  }
+
+  // The sink no longer holds any batch it read and has not acknowledged (it failed and dropped
+  // them; its next read starts at its cursor). Until then compaction leaves every batch between
+  // the sink's cursor and the newest batch it read as it is.
+  virtual void Release(const std::string& sink) { (void)sink; }
+
+  // One bounded compaction step: merges one run of consecutive small batches of one stream into
+  // one batch (see CompactOptions). Returns how many batches were merged away (0: nothing to do).
+  virtual Result<int64_t> CompactStep(const CompactOptions& options) {
+    (void)options;
+    return int64_t{0};
+  }
+
+  // Returns freed pages to the file system and truncates the WAL (when no reader holds it).
+  virtual Status ShrinkFile() { return Status::Ok(); }
 
   // The newest pending batches first (for EDGELINE_REPLAY_ORDER=newest-first: after an outage
   // the dashboard is current at once while the backlog fills in behind). Same limits as Read.

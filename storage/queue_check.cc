@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "storage/batch_codec.h"
 #include "storage/sqlite_statement.h"
 
 namespace edgeline {
@@ -26,8 +27,9 @@ Status QuickCheck(sqlite3* db) {
   return st;
 }
 
-Result<int64_t> StoredBodyBytes(sqlite3* db) {
-  SqliteStatement sum(db, "SELECT COALESCE(SUM(length(body)),0) FROM batch");
+Result<int64_t> CountedBytes(sqlite3* db) {
+  const std::string sql = "SELECT COALESCE(SUM(" + StoredBytesSql() + "),0) FROM batch";
+  SqliteStatement sum(db, sql.c_str());
   RETURN_IF_ERROR(sum.prepared());
   Status st;
   const int64_t bytes = sum.Step(&st) ? sum.Int(0) : 0;
@@ -95,7 +97,7 @@ void BackgroundCheck::Run() {
   sqlite3* db = db_;  // only this thread uses it; mu_ guards the pointer for interrupt
   int64_t bytes = 0;
   Status st;
-  if (auto counted = StoredBodyBytes(db); counted.ok()) {
+  if (auto counted = CountedBytes(db); counted.ok()) {
     bytes = *counted;
   } else {
     st = counted.status();

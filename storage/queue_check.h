@@ -22,8 +22,8 @@ namespace edgeline {
 // OK, Corruption with quick_check's first finding, or the error that stopped it.
 Status QuickCheck(sqlite3* db);
 
-// What the size bound counts: the stored (compressed) bodies. Reads the whole table.
-Result<int64_t> StoredBodyBytes(sqlite3* db);
+// What the size bound counts (StoredBytesSql over every batch row). Reads the whole table.
+Result<int64_t> CountedBytes(sqlite3* db);
 
 // The marker that makes the next open check the file first (MarkQueueForCheck creates it).
 std::string CheckFailedMarker(const std::string& queue_path);

@@ -45,7 +45,8 @@ Status SqliteQueue::CollectGarbageLocked(const std::string& stream) {
   }
   if (min_cursor == INT64_MAX) return Status::Ok();
   // Keeps total_bytes_ exact without rescanning the table (this runs on every Ack).
-  SqliteStatement bytes(db_, "SELECT COALESCE(SUM(length(body)),0) FROM batch WHERE stream=? AND seq<=?");
+  const std::string sum_sql = "SELECT COALESCE(SUM(" + StoredBytesSql() + "),0) FROM batch WHERE stream=? AND seq<=?";
+  SqliteStatement bytes(db_, sum_sql.c_str());
   RETURN_IF_ERROR(bytes.prepared());
   bytes.Bind(1, stream).Bind(2, min_cursor);
   Status st;
@@ -89,7 +90,9 @@ Status SqliteQueue::DropBatchLocked(int64_t seq, const std::string& stream, int6
 // so the walk stops at the first batch that is young enough once enough bytes are freed
 // (created_ns has no index; a wall-clock step back only delays a drop).
 Status SqliteQueue::DropOldestLocked(int64_t bytes_to_free, int64_t created_before) {
-  SqliteStatement q(db_, "SELECT seq, stream, points, length(body), created_ns FROM batch ORDER BY seq LIMIT 256");
+  const std::string sql =
+      "SELECT seq, stream, points, " + StoredBytesSql() + ", created_ns FROM batch ORDER BY seq LIMIT 256";
+  SqliteStatement q(db_, sql.c_str());
   RETURN_IF_ERROR(q.prepared());
   struct Row {
     int64_t seq;

@@ -29,13 +29,15 @@ SqliteQueue::SqliteQueue(sqlite3* db, QueueOpenOptions options, std::string reco
 SqliteQueue::~SqliteQueue() {
   check_.reset();         // interrupts and joins the check, which adds to total_bytes_ under mu_
   insert_batch_.reset();  // finalize before closing the connection
+  begin_.reset();
+  commit_.reset();
   sqlite3_close_v2(db_);
 }
 
 Status SqliteQueue::Init(bool check_in_background) {
   if (options_.read_only) return Status::Ok();
   if (!check_in_background) {
-    ASSIGN_OR_RETURN(total_bytes_, StoredBodyBytes(db_));
+    ASSIGN_OR_RETURN(total_bytes_, CountedBytes(db_));
     return Status::Ok();
   }
   // The background scans read a snapshot taken now, before any change of ours: what they
@@ -101,12 +103,22 @@ Status SqliteQueue::RegisterConsumer(const std::string& sink, const std::string&
 
 Result<std::vector<Batch>> SqliteQueue::Read(const std::string& sink, int64_t max_points) {
   std::lock_guard lock(mu_);
-  return ReadLocked(sink, max_points, /*newest_first=*/false);
+  return ReadLocked(sink, 0, max_points, /*newest_first=*/false);
+}
+
+Result<std::vector<Batch>> SqliteQueue::ReadAfter(const std::string& sink, int64_t after_seq, int64_t max_points) {
+  std::lock_guard lock(mu_);
+  return ReadLocked(sink, after_seq, max_points, /*newest_first=*/false);
+}
+
+void SqliteQueue::Release(const std::string& sink) {
+  std::lock_guard lock(mu_);
+  read_until_.erase(sink);
 }
 
 Result<std::vector<Batch>> SqliteQueue::ReadNewest(const std::string& sink, int64_t max_points) {
   std::lock_guard lock(mu_);
-  return ReadLocked(sink, max_points, /*newest_first=*/true);
+  return ReadLocked(sink, 0, max_points, /*newest_first=*/true);
 }
 
 Status SqliteQueue::AckBatches(const std::string& sink, const std::vector<int64_t>& seqs, const SinkAttempt& attempt,
@@ -242,9 +254,19 @@ Status SqliteQueue::TransactionLocked(const std::function<Status()>& body) {
   // Deletes inside the body adjust total_bytes_ as they go; a rollback restores it (no rescan,
   // which would read the whole file on every failed commit of a full or failing disk).
   const int64_t bytes_before = total_bytes_;
-  RETURN_IF_ERROR(SqliteExec(db_, "BEGIN IMMEDIATE"));
+  if (!begin_) {
+    begin_ = std::make_unique<SqliteStatement>(db_, "BEGIN IMMEDIATE");
+    commit_ = std::make_unique<SqliteStatement>(db_, "COMMIT");
+  }
+  RETURN_IF_ERROR(begin_->prepared());
+  RETURN_IF_ERROR(commit_->prepared());
+  begin_->Reset();
+  RETURN_IF_ERROR(begin_->Run());
   Status st = body();
-  if (st.ok()) st = SqliteExec(db_, "COMMIT");
+  if (st.ok()) {
+    commit_->Reset();
+    st = commit_->Run();
+  }
   if (!st.ok()) {
     if (!sqlite3_get_autocommit(db_)) (void)SqliteExec(db_, "ROLLBACK");
     total_bytes_ = bytes_before;
@@ -291,10 +313,12 @@ Result<std::vector<int64_t>> SqliteQueue::InsertLocked(const std::vector<BatchIn
   return seqs;
 }
 
-Result<std::vector<Batch>> SqliteQueue::ReadLocked(const std::string& sink, int64_t max_points, bool newest_first) {
+Result<std::vector<Batch>> SqliteQueue::ReadLocked(const std::string& sink, int64_t after_seq, int64_t max_points,
+                                                   bool newest_first) {
   auto it = consumers_.find(sink);
   if (it == consumers_.end()) return Status::FailedPrecondition("consumer not registered: " + sink);
   ASSIGN_OR_RETURN(int64_t cursor, CursorLocked(sink));
+  cursor = std::max(cursor, after_seq);
   // Batches this sink acknowledged out of order (newest-first) are skipped.
   const std::string sql =
       std::string(
@@ -327,6 +351,7 @@ Result<std::vector<Batch>> SqliteQueue::ReadLocked(const std::string& sink, int6
     if (points >= max_points) break;
   }
   RETURN_IF_ERROR(st);
+  for (const Batch& b : out) read_until_[sink] = std::max(read_until_[sink], b.seq);
   return out;
 }
 

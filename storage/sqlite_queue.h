@@ -4,7 +4,7 @@
 // read-only connection while it runs. Thread-safe. Created by OpenSqliteQueue; declared here for
 // the files that implement it, one job each: sqlite_queue.cc, sqlite_gc.cc,
 // sqlite_dead_letters.cc, sqlite_status_store.cc, sqlite_field_types.cc,
-// sqlite_mqtt_session.cc.
+// sqlite_mqtt_session.cc, sqlite_compaction.cc.
 #pragma once
 
 #include <atomic>
@@ -47,6 +47,8 @@ class SqliteQueue final : public Queue {
                                               const std::vector<MqttReceipt>& receipts) override;
   Status RegisterConsumer(const std::string& sink, const std::string& stream) override;
   Result<std::vector<Batch>> Read(const std::string& sink, int64_t max_points) override;
+  Result<std::vector<Batch>> ReadAfter(const std::string& sink, int64_t after_seq, int64_t max_points) override;
+  void Release(const std::string& sink) override;
   Result<std::vector<Batch>> ReadNewest(const std::string& sink, int64_t max_points) override;
   Status AckBatches(const std::string& sink, const std::vector<int64_t>& seqs, const SinkAttempt& attempt,
                     const std::vector<DeadLetter>& dead_letters) override;
@@ -60,6 +62,10 @@ class SqliteQueue final : public Queue {
   void Unwatch(StreamWatcher* watcher) override;
   Result<std::string> IntegrityCheck() override;
   Status StartupCheck(bool wait) override;
+
+  // Compaction (sqlite_compaction.cc)
+  Result<int64_t> CompactStep(const CompactOptions& options) override;
+  Status ShrinkFile() override;
 
   // DeadLetterStore (sqlite_dead_letters.cc)
   Result<std::vector<DeadLetter>> DeadLetters(const std::string& sink, int64_t limit) override;
@@ -101,7 +107,8 @@ class SqliteQueue final : public Queue {
   Result<int64_t> CursorLocked(const std::string& sink);  // NotFound when it has none
   Result<std::vector<int64_t>> InsertLocked(const std::vector<BatchInput>& batches,
                                             const std::vector<EncodedBatch>& encoded, int64_t now);
-  Result<std::vector<Batch>> ReadLocked(const std::string& sink, int64_t max_points, bool newest_first);
+  Result<std::vector<Batch>> ReadLocked(const std::string& sink, int64_t after_seq, int64_t max_points,
+                                        bool newest_first);
   // The stream of a registered consumer whose cursor may move to `seq` (never backwards).
   Result<std::string> StreamForAdvanceLocked(const std::string& sink, int64_t seq);
   // The cursor and the successful attempt.
@@ -115,6 +122,12 @@ class SqliteQueue final : public Queue {
   Status CollectGarbageLocked(const std::string& stream);
   Status DropBatchLocked(int64_t seq, const std::string& stream, int64_t points, int64_t bytes);
   Status DropOldestLocked(int64_t bytes_to_free, int64_t created_before);
+
+  // sqlite_compaction.cc: the first run of `stream` that may be merged, as [first, last] seqs.
+  Result<std::pair<int64_t, int64_t>> FindRunLocked(const std::string& stream, const CompactOptions& options,
+                                                    int64_t now);
+  // Returns the batches merged away.
+  Result<int64_t> MergeRunLocked(const std::string& stream, int64_t first, int64_t last);
 
   // sqlite_dead_letters.cc
   Status InsertDeadLettersLocked(const std::vector<DeadLetter>& dead_letters, int64_t now);
@@ -135,11 +148,16 @@ class SqliteQueue final : public Queue {
   std::mutex mu_;  // guards the connection and every member below up to watch_mu_
   sqlite3* const db_;
   std::map<std::string, std::string> consumers_;  // sink -> stream, registered this run
-  int64_t total_bytes_ = 0;                       // stored body bytes (what the size bound counts)
+  int64_t total_bytes_ = 0;                       // what the size bound counts (StoredBytesSql)
   bool bytes_known_ = true;                       // false until the background start-up count is added in
   int64_t dropped_total_in_call_ = 0;             // points EnforceLimits' walk dropped
   BatchCodec codec_;
-  std::unique_ptr<SqliteStatement> insert_batch_;  // the hot statement, prepared once
+  std::unique_ptr<SqliteStatement> insert_batch_;  // the hot statements, prepared once
+  std::unique_ptr<SqliteStatement> begin_;
+  std::unique_ptr<SqliteStatement> commit_;
+  // sink -> the newest seq it read and has not released (Release) or passed with its cursor;
+  // compaction leaves the batches up to it alone.
+  std::map<std::string, int64_t> read_until_;
 
   std::mutex watch_mu_;  // held while watchers are called, so Unwatch waits for them
   std::map<std::string, std::vector<StreamWatcher*>, std::less<>> watchers_;  // guarded by watch_mu_

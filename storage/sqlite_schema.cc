@@ -101,6 +101,9 @@ constexpr std::pair<const char*, const char*> kAddedColumns[] = {
 }  // namespace
 
 Status ApplyQueueSchema(sqlite3* db, const QueueConfig& config) {
+  // Before the first table exists, so that a new file can return the pages compaction frees
+  // (ShrinkFile); an older file keeps its mode (changing it takes a full VACUUM).
+  if (!SqliteHasTable(db, "meta")) RETURN_IF_ERROR(SqliteExec(db, "PRAGMA auto_vacuum=INCREMENTAL"));
   RETURN_IF_ERROR(SqliteExec(db, "PRAGMA journal_mode=WAL"));
   RETURN_IF_ERROR(
       SqliteExec(db, config.sync == SyncMode::kFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));

@@ -100,7 +100,7 @@ Result<sqlite3*> OpenSqliteDb(const std::string& path, bool read_only) {
     if (read_only && (rc & 0xff) == SQLITE_CANTOPEN) return Status::NotFound("cannot open " + path + ": " + msg);
     return Status::IoError("cannot open " + path + ": " + msg);
   }
-  sqlite3_busy_timeout(db, 5000);
+  sqlite3_busy_timeout(db, kSqliteBusyTimeoutMs);
   return db;
 }
 

@@ -47,10 +47,13 @@ class SqliteStatement {
   int rc_;
 };
 
+// How long a connection of OpenSqliteDb waits for a lock held by another connection.
+inline constexpr int kSqliteBusyTimeoutMs = 5000;
+
 // Runs one or more SQL statements without results.
 Status SqliteExec(sqlite3* db, const char* sql);
 
-// Opens a connection (read-write and created if missing, or read-only) with a 5 s busy timeout
+// Opens a connection (read-write and created if missing, or read-only) with kSqliteBusyTimeoutMs
 // and no SQLite mutex (the owner serializes). NotFound when read-only and the file cannot be
 // opened. The caller owns the connection (sqlite3_close_v2).
 Result<sqlite3*> OpenSqliteDb(const std::string& path, bool read_only);

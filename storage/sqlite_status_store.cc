@@ -3,6 +3,7 @@
 // agent_state. All under mu_. The reads also work on a read-only connection to a file of an
 // older schema version (missing columns and tables read as 0 / empty).
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 
@@ -88,11 +89,13 @@ Result<QueueStats> SqliteQueue::Stats() {
   std::lock_guard lock(mu_);
   QueueStats s;
   s.recovered_from = recovered_from_;
-  SqliteStatement q(db_,
-                    "SELECT COUNT(*), COALESCE(SUM(points),0), COALESCE(SUM(length(body)),0),"
-                    " COALESCE(SUM(raw_bytes),0), (SELECT COUNT(*) FROM dead_letter),"
-                    " (SELECT COUNT(*) FROM dead_letter WHERE sink='ingest' AND kind='rejected'),"
-                    " (SELECT COALESCE(MAX(seq),0) FROM sqlite_sequence WHERE name='batch') FROM batch");
+  const std::string sql =
+      "SELECT COUNT(*), COALESCE(SUM(points),0), COALESCE(SUM(length(body)),0),"
+      " COALESCE(SUM(raw_bytes),0), (SELECT COUNT(*) FROM dead_letter),"
+      " (SELECT COUNT(*) FROM dead_letter WHERE sink='ingest' AND kind='rejected'),"
+      " (SELECT COALESCE(MAX(seq),0) FROM sqlite_sequence WHERE name='batch'), COALESCE(SUM(" +
+      StoredBytesSql() + "),0) FROM batch";
+  SqliteStatement q(db_, sql.c_str());
   RETURN_IF_ERROR(q.prepared());
   Status st;
   if (q.Step(&st)) {
@@ -103,8 +106,13 @@ Result<QueueStats> SqliteQueue::Stats() {
     s.dead_letters = q.Int(4);
     s.ingest_rejected = q.Int(5);
     s.max_seq = q.Int(6);
+    s.counted_bytes = q.Int(7);
   }
   RETURN_IF_ERROR(st);
+  for (const char* suffix : {"", "-wal"}) {
+    struct stat file {};
+    if (::stat((options_.config.path + suffix).c_str(), &file) == 0) s.file_bytes += file.st_size;
+  }
   ASSIGN_OR_RETURN(std::string dropped, MetaLocked("dropped_points_total"));
   s.dropped_points_total = std::strtoll(dropped.c_str(), nullptr, 10);  // "" or junk -> 0
   if (s.recovered_from.empty()) {

@@ -58,6 +58,10 @@ struct QueueStats {
   int64_t batches = 0;
   int64_t points = 0;
   int64_t bytes = 0;  // compressed body bytes held
+  // What EDGELINE_QUEUE_MAX_BYTES counts: the rows' stored bytes plus a fixed per-row cost
+  // (header, index entry), close to the file's used pages.
+  int64_t counted_bytes = 0;
+  int64_t file_bytes = 0;  // the queue file plus its WAL, as on disk
   int64_t raw_bytes = 0;
   int64_t dead_letters = 0;
   int64_t ingest_rejected = 0;       // dead letters from ingest

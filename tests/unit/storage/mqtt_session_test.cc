@@ -66,7 +66,7 @@ TEST_F(MqttSessionTest, TheCommitOfAQos2MessageReleasesItsInboundStateAtomically
   QueueConfig config;
   config.sync = SyncMode::kNormal;
   config.full_policy = QueueFullPolicy::kBackpressure;
-  config.max_bytes = 64;
+  config.max_bytes = 200;
   auto q = Open(config);
   ASSERT_TRUE(q->PutMqttState("s", "r-5", "packet").ok());
   ASSERT_TRUE(q->PutMqttState("s", "r-6", "packet").ok());

@@ -575,7 +575,7 @@ TEST_F(QueueTest, FailedAppendOrAckWithOutputWakesNobody) {
   auto batches = q->Read("downsampler", 1);
   ASSERT_FALSE(batches->empty());
   const int64_t first = batches->front().seq;
-  EXPECT_EQ(q->AckWithOutput("downsampler", first, Ok(10), {Lines(100, 200, "downsampled")}, "s").code(),
+  EXPECT_EQ(q->AckWithOutput("downsampler", first, Ok(10), {Lines(100, 2000, "downsampled")}, "s").code(),
             StatusCode::kResourceExhausted);
   ASSERT_TRUE(q->AckWithOutput("downsampler", first, Ok(10), {}, "s").ok());
   EXPECT_EQ(q->AckWithOutput("downsampler", first - 1, Ok(0), {Lines(100, 1, "downsampled")}, "s").code(),
