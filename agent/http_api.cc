@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <exception>
+#include <map>
 #include <sstream>
 #include <vector>
 
@@ -156,6 +159,114 @@ bool TokenMatches(const httplib::Request& req, const std::string& token, bool v1
   return false;
 }
 
+// True on a thread that answers a connection over max_connections (ConnectionPool).
+thread_local bool t_over_capacity = false;
+
+// httplib's TaskQueue, one job per accepted connection (httplib's job serves the connection's
+// requests until it closes or idles past the keep-alive timeout). A job runs on an idle thread,
+// else on a new one up to `max_threads`; over that on one of up to `max_shed` threads that run
+// it with t_over_capacity set; only when those are busy too does it wait for a thread. A thread
+// with nothing to do for `idle_exit` ends. shutdown() runs the jobs still queued, then joins.
+class ConnectionPool : public httplib::TaskQueue {
+ public:
+  ConnectionPool(int max_threads, int max_shed, std::chrono::milliseconds idle_exit)
+      : max_threads_(std::max(1, max_threads)), max_shed_(std::max(0, max_shed)), idle_exit_(idle_exit) {}
+  ~ConnectionPool() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::unique_lock lock(mu_);
+    std::vector<std::thread> ended = TakeEnded();
+    if (idle_ > static_cast<int>(jobs_.size()) || (workers_ >= max_threads_ && shedding_ >= max_shed_)) {
+      jobs_.push_back(std::move(fn));
+      cv_.notify_one();
+    } else if (workers_ < max_threads_) {
+      ++workers_;
+      Spawn([this, fn = std::move(fn)]() mutable { Work(std::move(fn)); });
+    } else {
+      ++shedding_;
+      Spawn([this, fn = std::move(fn)] {
+        t_over_capacity = true;
+        fn();
+        std::lock_guard done(mu_);
+        --shedding_;
+        ended_.push_back(std::this_thread::get_id());
+      });
+    }
+    lock.unlock();
+    for (std::thread& t : ended) t.join();
+  }
+
+  void shutdown() override {
+    std::map<std::thread::id, std::thread> threads;
+    {
+      std::lock_guard lock(mu_);
+      shutdown_ = true;
+      cv_.notify_all();
+    }
+    // A thread still serving a connection may enqueue nothing, but may end while we join.
+    for (;;) {
+      {
+        std::lock_guard lock(mu_);
+        if (threads_.empty()) break;
+        threads = std::move(threads_);
+        threads_.clear();
+        ended_.clear();
+      }
+      for (auto& [id, t] : threads) t.join();
+      threads.clear();
+    }
+  }
+
+ private:
+  template <typename F>
+  void Spawn(F f) {  // mu_ held
+    std::thread t(std::move(f));
+    const std::thread::id id = t.get_id();
+    threads_.emplace(id, std::move(t));
+  }
+  std::vector<std::thread> TakeEnded() {  // mu_ held
+    std::vector<std::thread> out;
+    for (const std::thread::id& id : ended_) {
+      auto it = threads_.find(id);
+      if (it == threads_.end()) continue;
+      out.push_back(std::move(it->second));
+      threads_.erase(it);
+    }
+    ended_.clear();
+    return out;
+  }
+  void Work(std::function<void()> fn) {
+    for (;;) {
+      fn();
+      fn = nullptr;
+      std::unique_lock lock(mu_);
+      ++idle_;
+      cv_.wait_for(lock, idle_exit_, [&] { return !jobs_.empty() || shutdown_; });
+      --idle_;
+      if (jobs_.empty()) {  // idle too long, or shutting down
+        --workers_;
+        ended_.push_back(std::this_thread::get_id());
+        return;
+      }
+      fn = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+  }
+
+  const int max_threads_;
+  const int max_shed_;
+  const std::chrono::milliseconds idle_exit_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::map<std::thread::id, std::thread> threads_;
+  std::vector<std::thread::id> ended_;  // threads that returned, to be joined
+  int workers_ = 0;   // threads of the pool proper (busy or idle)
+  int idle_ = 0;      // of those, waiting for a job
+  int shedding_ = 0;  // threads answering connections over max_threads
+  bool shutdown_ = false;
+};
+
 }  // namespace
 
 HttpApi::HttpApi(HttpApiOptions options, Queue* queue, GroupCommitter* committer, const Clock* clock, AgentProbe probe,
@@ -172,6 +283,23 @@ HttpApi::~HttpApi() { Stop(); }
 void HttpApi::Count(const std::string& path, int status) {
   std::lock_guard lock(mu_);
   ++requests_[{path, status}];
+}
+
+bool HttpApi::TakeBodyBytes(int64_t n, int64_t held) {
+  std::lock_guard lock(body_mu_);
+  if (inflight_body_bytes_ + n > options_.max_inflight_body_bytes && inflight_body_bytes_ != held) return false;
+  inflight_body_bytes_ += n;
+  return true;
+}
+
+void HttpApi::ReturnBodyBytes(int64_t n) {
+  std::lock_guard lock(body_mu_);
+  inflight_body_bytes_ -= n;
+}
+
+int64_t HttpApi::inflight_body_bytes() {
+  std::lock_guard lock(body_mu_);
+  return inflight_body_bytes_;
 }
 
 HttpApi::WriteResult HttpApi::Write(const std::string& topic, std::string_view body, std::string_view precision) {
@@ -405,6 +533,11 @@ Status HttpApi::Start() {
   server_ = std::make_unique<httplib::Server>();
   httplib::Server& s = *server_;
   s.set_payload_max_length(static_cast<size_t>(options_.max_body_bytes));
+  s.new_task_queue = [max = options_.max_connections, shed = options_.max_shed_connections] {
+    return new ConnectionPool(max, shed, std::chrono::seconds(30));
+  };
+  s.set_keep_alive_timeout(options_.keep_alive_timeout_s);
+  s.set_keep_alive_max_count(static_cast<size_t>(std::max(1, options_.keep_alive_max_requests)));
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     auto [status, body] = Health();
     res.status = status;
@@ -418,13 +551,33 @@ Status HttpApi::Start() {
   // InfluxDB ignores the content type; so do we. gzip is decoded by the reader.
   auto write = [this](bool v1) {
     return [this, v1](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+      // The body's bytes count against max_inflight_body_bytes until the answer (after the
+      // commit). Over capacity (the budget, or a connection over max_connections) the rest of the
+      // body is read and dropped, so that the client reads the 503 and the connection stays sane.
+      struct Held {
+        HttpApi* api;
+        int64_t bytes = 0;
+        ~Held() { api->ReturnBodyBytes(bytes); }
+      } held{this};
       std::string body;
       bool too_large = false;
+      bool over_capacity = t_over_capacity;
+      int64_t received = 0;
       const bool read = reader([&](const char* data, size_t length) {
-        if (body.size() + length > static_cast<size_t>(options_.max_body_bytes)) {
+        received += static_cast<int64_t>(length);
+        if (received > options_.max_body_bytes) {
           too_large = true;
           return false;
         }
+        if (over_capacity) return true;
+        if (!TakeBodyBytes(static_cast<int64_t>(length), held.bytes)) {
+          over_capacity = true;
+          std::string().swap(body);
+          ReturnBodyBytes(held.bytes);
+          held.bytes = 0;
+          return true;
+        }
+        held.bytes += static_cast<int64_t>(length);
         body.append(data, length);
         return true;
       });
@@ -435,6 +588,10 @@ Status HttpApi::Start() {
         r = {413, ErrorBody("request too large", "body exceeds EDGELINE_HTTP_MAX_BODY")};
       } else if (!read) {
         r = {400, ErrorBody("invalid", "the request body could not be read (bad gzip?)")};
+      } else if (over_capacity) {
+        r = {503, ErrorBody("unavailable", std::string(t_over_capacity ? "too many connections" : "too many writes in progress") +
+                                               ", nothing was written: retry after " + std::to_string(options_.retry_after_s) + " s")};
+        res.set_header("Retry-After", std::to_string(options_.retry_after_s));
       } else if (!TokenMatches(req, options_.token, v1)) {
         r = {401, ErrorBody("unauthorized", "unauthorized access")};
       } else if (target.empty()) {
@@ -469,8 +626,15 @@ Status HttpApi::Start() {
   // Every answer is counted here, just before it is written: the handlers', the exception
   // handler's, and httplib's own (404, 413 above set_payload_max_length, 400 for a malformed
   // request, ...).
-  s.set_post_routing_handler(
-      [this](const httplib::Request& req, httplib::Response& res) { Count(PathLabel(req.path), res.status); });
+  // A connection over max_connections is answered, then closed: "Connection: close" asks the
+  // client to close it (httplib keeps reading until it does).
+  s.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (t_over_capacity) {
+      if (!res.has_header("Connection")) res.set_header("Connection", "close");
+      res.headers.erase("Keep-Alive");
+    }
+    Count(PathLabel(req.path), res.status);
+  });
   port_ = address.second == 0 ? s.bind_to_any_port(address.first)
                               : (s.bind_to_port(address.first, address.second) ? address.second : -1);
   if (port_ <= 0) {

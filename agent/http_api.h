@@ -19,6 +19,17 @@
 // precision/bucket/body. Lines without a timestamp get the request's receive time truncated to
 // its precision (ns, us/u, ms, s, and m, h), as InfluxDB does. Every answer, httplib's own
 // included, is counted in edgeline_http_requests_total{path,code} (unknown paths as "other").
+// Concurrency (issue 16): httplib's own pool is a fixed 8 threads, each pinned to a connection
+// for as long as it stays open (keep-alive waits included), and further connections waited
+// unanswered in its queue: 40 keep-alive clients hit their 10 s timeouts and retried requests
+// that were committed anyway. Here each connection gets a thread of its own, made when needed, up
+// to max_connections (a thread idle for 30 s ends). A connection over that is answered on one of
+// a few extra threads: a write gets 503 with Retry-After (its body read and discarded, nothing
+// committed), every answer "Connection: close"; only past those too does a connection wait for a
+// thread. Memory is bounded by max_inflight_body_bytes: the decoded bodies held at once by
+// requests being read, parsed or waiting for their commit; a write that would go over gets 503
+// with Retry-After, unless no other request holds any (so a body up to max_body_bytes always
+// gets through on its own). Concurrent writes are committed together by the GroupCommitter.
 // Borrows the queue, committer, clock and guard; the state getters are called from server threads.
 // Start/Stop from one control thread.
 #pragma once
@@ -50,6 +61,12 @@ struct HttpApiOptions {
   std::string token;                      // empty = no auth
   int64_t max_body_bytes = 10 << 20;      // decoded body; larger -> 413
   int64_t max_lines_per_commit = 5000;    // lines per queue batch; a body's batches commit together
+  int max_connections = 64;               // served at once, a thread each; more get 503 (above)
+  int max_shed_connections = 8;           // threads that answer connections over max_connections
+  int64_t max_inflight_body_bytes = 32 << 20;  // decoded bodies held at once; more -> 503
+  int retry_after_s = 1;                  // Retry-After of those 503s
+  int keep_alive_timeout_s = 5;           // an idle keep-alive connection is closed after this
+  int keep_alive_max_requests = 1000;     // requests on one connection before it is closed
 };
 
 // What /health and /metrics need from the rest of the agent, read on request.
@@ -77,6 +94,8 @@ class HttpApi {
   // The pieces, public for tests. Prometheus text and the health JSON (+ HTTP status).
   std::string Metrics();
   std::pair<int, nlohmann::json> Health();
+  // Decoded body bytes held by write requests now (for tests).
+  int64_t inflight_body_bytes();
 
  private:
   struct WriteResult {
@@ -85,6 +104,10 @@ class HttpApi {
   };
   WriteResult Write(const std::string& topic, std::string_view body, std::string_view precision);
   void Count(const std::string& path, int status);
+  // Takes `n` more body bytes for a request that holds `held`: false when that would go over
+  // max_inflight_body_bytes and some other request holds bytes too.
+  bool TakeBodyBytes(int64_t n, int64_t held);
+  void ReturnBodyBytes(int64_t n);
 
   HttpApiOptions options_;
   Queue* queue_;
@@ -100,6 +123,9 @@ class HttpApi {
   std::mutex mu_;
   std::map<std::pair<std::string, int>, int64_t> requests_;  // (path, status) -> count; mu_
   std::atomic<int64_t> points_written_{0};
+
+  std::mutex body_mu_;
+  int64_t inflight_body_bytes_ = 0;  // body_mu_
 };
 
 }  // namespace edgeline
