@@ -1,6 +1,7 @@
 #include "agent/http_api.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
@@ -635,11 +636,22 @@ Status HttpApi::Start() {
     }
     Count(PathLabel(req.path), res.status);
   });
+  // httplib 0.11 listens with a backlog of 5 (built into Debian's library): a burst of 40
+  // connects overflowed it, and connections the kernel had completed with SYN cookies were reset
+  // (the client's first request failed). Listening again on the bound socket raises it.
+  socket_t listener = INVALID_SOCKET;
+  s.set_socket_options([&listener](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listener = sock;
+  });
   port_ = address.second == 0 ? s.bind_to_any_port(address.first)
                               : (s.bind_to_port(address.first, address.second) ? address.second : -1);
   if (port_ <= 0) {
     server_.reset();
     return Status::Unavailable("cannot listen on " + options_.listen);
+  }
+  if (listener == INVALID_SOCKET || ::listen(listener, SOMAXCONN) != 0) {
+    LOG_WARN("http") << "cannot raise the listen backlog: a burst of connections may see some reset";
   }
   // httplib's stop() does nothing before the accept loop runs, so Start returns only once it
   // runs (or has already ended): a Stop right after Start would otherwise join forever.

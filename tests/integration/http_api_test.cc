@@ -4,8 +4,13 @@
 // text-format parser here), token checks and InfluxDB's error answers. HttpApi also runs in
 // process over a real SQLite queue and group committer, for what the agent cannot show on cue: a
 // queue that refuses commits, a handler that throws, a fixed receive time (FakeClock).
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <barrier>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -248,7 +253,8 @@ class HttpApiInProcessTest : public ::testing::Test {
     clock_.SetWallNs(kNowNs);
   }
   void Start(QueueConfig config = {}, AgentProbe probe = {},
-             std::vector<std::pair<std::string, FieldType>> declared_types = {}) {
+             std::vector<std::pair<std::string, FieldType>> declared_types = {},
+             const std::function<void(HttpApiOptions*)>& tune = {}) {
     QueueOpenOptions options;
     options.config = std::move(config);
     options.config.path = dir_ + "/queue.db";
@@ -265,6 +271,7 @@ class HttpApiInProcessTest : public ::testing::Test {
     HttpApiOptions api_options;
     api_options.listen = "127.0.0.1:0";
     api_options.max_lines_per_commit = 5;
+    if (tune) tune(&api_options);
     guard_ = std::make_unique<FieldTypeGuard>(std::move(declared_types), queue_.get(), &clock_);
     api_ = std::make_unique<HttpApi>(api_options, queue_.get(), committer_.get(), &clock_, std::move(probe),
                                      guard_.get());
@@ -447,6 +454,177 @@ TEST_F(HttpApiInProcessTest, ReceiveTimeIsTruncatedToTheRequestsPrecision) {
   for (size_t i = 0; i < cases.size(); ++i) {
     EXPECT_EQ(lines[i], "nots v=1 " + std::to_string(cases[i].second)) << cases[i].first;
   }
+}
+
+// A raw HTTP/1.1 connection, for a request whose body arrives in parts on cue.
+class RawConnection {
+ public:
+  explicit RawConnection(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      throw std::runtime_error("cannot connect");
+    }
+  }
+  ~RawConnection() { ::close(fd_); }
+  void Send(std::string_view data) {
+    while (!data.empty()) {
+      const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n <= 0) throw std::runtime_error("send failed");
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+  // The status line and headers of the next answer (its body, if any, is left unread).
+  std::string ReadHead() {
+    std::string head;
+    char c;
+    while (head.size() < 4 || head.compare(head.size() - 4, 4, "\r\n\r\n") != 0) {
+      if (::recv(fd_, &c, 1, 0) != 1) break;
+      head += c;
+    }
+    return head;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+std::string Lines(const std::string& measurement, int first, int count, int64_t base_ns) {
+  std::string body;
+  for (int i = first; i < first + count; ++i) {
+    body += measurement + ",src=s seq=" + std::to_string(i) + "i " + std::to_string(base_ns + i) + "\n";
+  }
+  return body;
+}
+
+// Issue 16: 40 keep-alive clients at once (as the InfluxDB JavaScript client opens them), all
+// connected at the same time, each posting several batches on its connection: every request is
+// answered 204 and every point is committed exactly once. (httplib's own 8 threads stayed pinned
+// to idle keep-alive connections and left the others unanswered; how fast is bench/http_burst.sh.)
+TEST_F(HttpApiInProcessTest, FortyConcurrentKeepAliveClientsAreAllAnsweredAndCommittedOnce) {
+  Start();
+  constexpr int kClients = 40, kBatches = 5, kLines = 100;
+  std::barrier all_connected(kClients);
+  std::vector<std::vector<int>> statuses(kClients);
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      httplib::Client client = Client();
+      client.set_keep_alive(true);
+      for (int b = 0; b < kBatches; ++b) {
+        auto r = client.Post("/api/v2/write?bucket=b&precision=ns",
+                             Lines("burst", (c * kBatches + b) * kLines, kLines, kNowNs), "text/plain");
+        statuses[c].push_back(r ? r->status : -100 - static_cast<int>(r.error()));
+        // Every client holds its connection open before any sends its second batch.
+        if (b == 0) all_connected.arrive_and_wait();
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  for (int c = 0; c < kClients; ++c) EXPECT_EQ(statuses[c], std::vector<int>(kBatches, 204)) << "client " << c;
+  std::vector<std::string> lines = QueuedLines();
+  EXPECT_EQ(lines.size(), static_cast<size_t>(kClients * kBatches * kLines));
+  std::set<std::string> distinct(lines.begin(), lines.end());
+  std::string all = Lines("burst", 0, kClients * kBatches * kLines, kNowNs);
+  std::set<std::string> expected;
+  for (size_t at = 0, end; (end = all.find('\n', at)) != std::string::npos; at = end + 1) {
+    expected.insert(all.substr(at, end - at));
+  }
+  EXPECT_EQ(distinct, expected);
+  EXPECT_EQ(Sample("edgeline_http_requests_total{path=\"/api/v2/write\",code=\"204\"}"), kClients * kBatches);
+  EXPECT_EQ(Sample("edgeline_http_points_written_total"), kClients * kBatches * kLines);
+}
+
+// Memory bound: while one request holds more body bytes than max_inflight_body_bytes (allowed:
+// it is alone), a second write is answered 503 with Retry-After and nothing of it is committed;
+// once the first is done, the same write is accepted.
+TEST_F(HttpApiInProcessTest, AWriteOverTheInflightBodyBudgetGets503WithRetryAfterAndNothingCommitted) {
+  Start({}, {}, {}, [](HttpApiOptions* o) {
+    o->max_inflight_body_bytes = 64;
+    o->retry_after_s = 7;
+  });
+  const std::string first = Lines("first", 0, 10, kNowNs);
+  ASSERT_GT(first.size(), 128u);
+  RawConnection slow(api_->port());
+  slow.Send("POST /api/v2/write?bucket=b HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: " +
+            std::to_string(first.size()) + "\r\n\r\n" + first.substr(0, 100));
+  ASSERT_TRUE(testing::WaitFor([&] { return api_->inflight_body_bytes() == 100; }, 20s, 1ms))
+      << api_->inflight_body_bytes();
+
+  const std::string second = Lines("second", 0, 1, kNowNs);
+  auto refused = Client().Post("/api/v2/write?bucket=b", second, "text/plain");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503) << refused->body;
+  EXPECT_EQ(refused->get_header_value("Retry-After"), "7");
+  auto j = nlohmann::json::parse(refused->body, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << refused->body;
+  EXPECT_EQ(j["code"], "unavailable");
+  EXPECT_EQ(api_->inflight_body_bytes(), 100);  // the refused body's bytes were given back
+  EXPECT_TRUE(QueuedLines().empty());
+
+  slow.Send(first.substr(100));
+  EXPECT_EQ(slow.ReadHead().rfind("HTTP/1.1 204", 0), 0u);
+  EXPECT_EQ(api_->inflight_body_bytes(), 0);
+  auto accepted = Client().Post("/api/v2/write?bucket=b", second, "text/plain");
+  ASSERT_TRUE(accepted);
+  EXPECT_EQ(accepted->status, 204) << accepted->body;
+  std::vector<std::string> lines = QueuedLines();
+  EXPECT_EQ(lines.size(), 11u);
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), "second,src=s seq=0i " + std::to_string(kNowNs)), 1);
+  EXPECT_EQ(Sample("edgeline_http_requests_total{path=\"/api/v2/write\",code=\"503\"}"), 1);
+}
+
+// Thread bound: with max_connections connections open (idle keep-alive ones pin their threads),
+// one more is still answered at once: a write gets 503 with Retry-After and "Connection: close",
+// nothing committed; /health is served (with "Connection: close"). When a connection closes, its
+// thread serves the next one.
+TEST_F(HttpApiInProcessTest, AConnectionOverMaxConnectionsIsAnswered503WithRetryAfterAndClosed) {
+  Start({}, {}, {}, [](HttpApiOptions* o) {
+    o->max_connections = 2;
+    o->keep_alive_timeout_s = 120;  // the two stay pinned for the whole test
+  });
+  auto held1 = std::make_unique<httplib::Client>("127.0.0.1", api_->port());
+  httplib::Client held2("127.0.0.1", api_->port());
+  for (httplib::Client* c : {held1.get(), &held2}) {
+    c->set_keep_alive(true);
+    auto r = c->Get("/ping");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 204);
+  }
+
+  const std::string line = Lines("over", 0, 1, kNowNs);
+  auto refused = Client().Post("/api/v2/write?bucket=b", line, "text/plain");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503) << refused->body;
+  EXPECT_EQ(refused->get_header_value("Retry-After"), "1");
+  EXPECT_EQ(refused->get_header_value("Connection"), "close");
+  auto health = Client().Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200) << health->body;
+  EXPECT_EQ(health->get_header_value("Connection"), "close");
+  EXPECT_TRUE(QueuedLines().empty());
+
+  // The held connections are still served.
+  auto on_held = held2.Post("/api/v2/write?bucket=b", Lines("held", 0, 1, kNowNs), "text/plain");
+  ASSERT_TRUE(on_held);
+  EXPECT_EQ(on_held->status, 204);
+
+  held1.reset();  // its thread is free once the server sees the close
+  int status = 0;
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        auto r = Client().Post("/api/v2/write?bucket=b", line, "text/plain");
+        status = r ? r->status : -1;
+        return status != 503;
+      },
+      20s, 1ms));
+  EXPECT_EQ(status, 204);
+  std::vector<std::string> lines = QueuedLines();
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), "over,src=s seq=0i " + std::to_string(kNowNs)), 1);
+  EXPECT_EQ(lines.size(), 2u);
 }
 
 }  // namespace
