@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <utility>
 #include <vector>
 
+#include "agent/status_report.h"
 #include "agent/systemd_notify.h"
 #include "common/log.h"
 #include "common/wakeup.h"
@@ -17,6 +19,25 @@ constexpr int64_t kHeartbeatNs = 1'000'000'000;
 constexpr int64_t kLimitsEveryNs = 10'000'000'000;
 
 }  // namespace
+
+void IngestRateMeter::Sample(int64_t steady_ns, int64_t committed_points) {
+  // A counter that went back (another run's) or a clock that did: start over.
+  if (!samples_.empty() && (committed_points < samples_.back().second || steady_ns < samples_.back().first)) {
+    samples_.clear();
+  }
+  samples_.emplace_back(steady_ns, committed_points);
+  // Keeps the newest sample at or before the window's start, so the span covers the window.
+  while (samples_.size() > 2 && samples_[1].first <= steady_ns - window_ns_) samples_.pop_front();
+}
+
+std::optional<IngestRateMeter::Rate> IngestRateMeter::Current() const {
+  if (samples_.size() < 2) return std::nullopt;
+  const auto& [t0, n0] = samples_.front();
+  const auto& [t1, n1] = samples_.back();
+  if (t1 - t0 < kNsPerSec) return std::nullopt;
+  const double seconds = (t1 - t0) / 1e9;
+  return Rate{static_cast<double>(n1 - n0) / seconds, seconds};
+}
 
 void Housekeeping::Start() {
   thread_ = std::jthread([this](std::stop_token stop) { Loop(stop); });
@@ -49,6 +70,23 @@ Status Housekeeping::WriteState(bool running) {
       {"commit_failing", c.commit_failing.load() ? "1" : "0"},
       {"commit_problem", std::string(Name(CurrentCommitProblem(c)))},
   };
+  std::optional<IngestRateMeter::Rate> rate;
+  {
+    std::lock_guard lock(rate_mu_);
+    rate_.Sample(parts_.clock->SteadyNowNs(), c.committed_points.load());
+    rate = rate_.Current();
+  }
+  char buf[2][32] = {};
+  if (rate) {
+    std::snprintf(buf[0], sizeof(buf[0]), "%.3f", rate->points_per_s);
+    std::snprintf(buf[1], sizeof(buf[1]), "%.1f", rate->window_s);
+  }
+  kv.emplace_back(kStateIngestRate, buf[0]);  // "" until measured
+  kv.emplace_back(kStateIngestRateWindow, buf[1]);
+  if (parts_.queue_max_bytes > 0) {
+    kv.emplace_back(kStateQueueMaxBytes, std::to_string(parts_.queue_max_bytes));
+    kv.emplace_back(kStateQueueFullPolicy, QueueFullPolicyName(parts_.queue_full_policy));
+  }
   Status st = parts_.queue->SetAgentState(kv);
   if (!st.ok()) LOG_WARN("agent") << "cannot record agent state: " << st.ToString();
   return st;

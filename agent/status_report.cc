@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <map>
@@ -24,6 +25,57 @@ int64_t ToInt(const std::map<std::string, std::string>& kv, const std::string& k
   } catch (...) {
     return 0;
   }
+}
+
+// "" or unparsable -> nullopt.
+std::optional<double> ToDouble(const std::map<std::string, std::string>& kv, std::string_view key) {
+  auto it = kv.find(std::string(key));
+  if (it == kv.end() || it->second.empty()) return std::nullopt;
+  try {
+    size_t used = 0;
+    double v = std::stod(it->second, &used);
+    if (used != it->second.size() || !std::isfinite(v)) return std::nullopt;
+    return v;
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+// 1234567 -> "1,234,567".
+std::string FormatCount(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return n < 0 ? "-" + out : out;
+}
+
+// Points per second (or bytes per point): whole numbers with separators from 10 on, one decimal
+// below.
+std::string FormatRate(double rate) {
+  if (rate >= 10) return FormatCount(std::llround(rate));
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", rate);
+  return buf;
+}
+
+// A span an operator plans with: "45 s", "20 min", "6.5 h", "31 h", "4.2 d", "12 d".
+std::string FormatSpan(double seconds) {
+  char buf[48];
+  if (seconds < 90) {
+    std::snprintf(buf, sizeof(buf), "%.0f s", seconds);
+  } else if (seconds < 90 * 60) {
+    std::snprintf(buf, sizeof(buf), "%.0f min", seconds / 60);
+  } else if (seconds < 48 * 3600) {
+    const double h = seconds / 3600;
+    std::snprintf(buf, sizeof(buf), h < 10 ? "%.1f h" : "%.0f h", h);
+  } else {
+    const double d = seconds / 86400;
+    std::snprintf(buf, sizeof(buf), d < 10 ? "%.1f d" : "%.0f d", d);
+  }
+  return buf;
 }
 
 std::string FormatTime(int64_t ns) {
@@ -65,11 +117,133 @@ std::string FormatBytes(int64_t bytes) {
   return buf;
 }
 
+// The "size:" and "outage:" lines: what the bound counts against the bound and the file, then
+// how long the queue absorbs the current ingest before the bound applies (docs: README, "Outage
+// capacity").
+void RenderCapacity(const nlohmann::json& r, std::ostream& out) {
+  const auto& q = r["queue"];
+  const int64_t counted = q.value("counted_bytes", int64_t{0});
+  const int64_t max_bytes = q.value("max_bytes", int64_t{0});
+  const std::string policy = q.value("full_policy", std::string());
+  out << "size:   " << FormatBytes(counted) << " counted";
+  if (max_bytes > 0) {
+    out << " of the " << FormatBytes(max_bytes) << " bound";
+  } else {
+    out << " (bound not known)";
+  }
+  out << ", " << FormatBytes(q.value("file_bytes", int64_t{0})) << " file on disk\n";
+  if (!r.contains("capacity")) return;
+  const auto& c = r["capacity"];
+  const std::string state = c.value("state", std::string());
+  const int64_t headroom = c.value("headroom_bytes", int64_t{0});
+  const auto number = [&c](const char* key) {
+    return c.contains(key) && c[key].is_number() ? c[key].get<double>() : -1.0;
+  };
+  const double rate = number("ingest_rate");
+  const double bpp = number("bytes_per_point");
+  const int64_t points = q.value("points", int64_t{0});
+  // "412 B/point measured over 1,200,000 points"
+  const std::string measured =
+      bpp >= 0 ? FormatRate(bpp) + " B/point measured over " + FormatCount(points) + " points" : std::string();
+  out << "outage: ";
+  if (state == "holds") {
+    out << "holds " << FormatSpan(number("holds_s")) << " more at " << FormatRate(rate) << " points/s (then " << policy
+        << ")\n";
+    out << "        " << FormatBytes(headroom) << " left at " << measured << "; assumes no sink delivers\n";
+  } else if (state == "no-ingest") {
+    out << "holds indefinitely at the current rate (no ingest); " << FormatBytes(headroom) << " left before " << policy
+        << "\n";
+  } else if (state == "bound-applies") {
+    out << "the bound applies now (" << FormatBytes(counted) << " counted of " << FormatBytes(max_bytes) << "): "
+        << (policy == "backpressure" ? "refusing new points, MQTT messages wait at the broker (backpressure)"
+                                     : "dropping the oldest points (drop-oldest)")
+        << "\n";
+  } else if (state == "not-enough-data") {
+    out << FormatBytes(headroom) << " left before " << policy << " at " << FormatRate(rate)
+        << " points/s; not enough data yet for bytes per point (" << FormatCount(points) << " of "
+        << FormatCount(c.value("estimate_min_points", int64_t{0})) << " points held)\n";
+  } else if (state == "rate-unknown") {
+    out << FormatBytes(headroom) << " left before " << policy;
+    if (bpp >= 0)
+      out << " (about " << FormatCount(c.value("points_left", int64_t{0})) << " points at " << measured << ")";
+    out << "; ingest rate unknown (" << (r["agent"].value("running", false) ? "not measured yet" : "agent not running")
+        << ")\n";
+  } else {
+    out << "capacity unknown: no agent has recorded its EDGELINE_QUEUE_MAX_BYTES in this file (none ran "
+           "yet, or an older version)\n";
+  }
+}
+
 }  // namespace
+
+std::string_view QueueFullPolicyName(QueueFullPolicy policy) {
+  return policy == QueueFullPolicy::kBackpressure ? "backpressure" : "drop-oldest";
+}
+
+std::optional<QueueFullPolicy> QueueFullPolicyFromName(std::string_view name) {
+  if (name == "drop-oldest") return QueueFullPolicy::kDropOldest;
+  if (name == "backpressure") return QueueFullPolicy::kBackpressure;
+  return std::nullopt;
+}
+
+std::string_view Name(OutageCapacityState state) {
+  switch (state) {
+    case OutageCapacityState::kHolds: return "holds";
+    case OutageCapacityState::kNoIngest: return "no-ingest";
+    case OutageCapacityState::kBoundApplies: return "bound-applies";
+    case OutageCapacityState::kNotEnoughData: return "not-enough-data";
+    case OutageCapacityState::kRateUnknown: return "rate-unknown";
+    case OutageCapacityState::kBoundUnknown: return "bound-unknown";
+  }
+  return "bound-unknown";
+}
+
+OutageCapacity ComputeOutageCapacity(const OutageCapacityInput& in) {
+  OutageCapacity c;
+  if (in.points > 0 && in.points >= in.min_points && in.counted_bytes > 0) {
+    c.bytes_per_point = static_cast<double>(in.counted_bytes) / static_cast<double>(in.points);
+  }
+  if (in.max_bytes <= 0) {
+    c.state = OutageCapacityState::kBoundUnknown;
+    return c;
+  }
+  c.headroom_bytes = std::max<int64_t>(0, in.max_bytes - in.counted_bytes);
+  if (c.bytes_per_point) {  // headroom / (counted / points), exact
+    c.points_left = static_cast<int64_t>(static_cast<__int128>(c.headroom_bytes) * in.points / in.counted_bytes);
+  }
+  if (c.headroom_bytes <= 0 || in.refusing) {
+    c.state = OutageCapacityState::kBoundApplies;
+  } else if (!in.ingest_rate) {
+    c.state = OutageCapacityState::kRateUnknown;
+  } else if (*in.ingest_rate <= 0) {
+    c.state = OutageCapacityState::kNoIngest;
+  } else if (!c.bytes_per_point) {
+    c.state = OutageCapacityState::kNotEnoughData;
+  } else {
+    const double holds = c.headroom_bytes / (*c.bytes_per_point * *in.ingest_rate);
+    // Under drop-oldest the bound keeps the queue just below it (less than one commit's bytes
+    // of headroom): that is the bound applying, not "holds 0 s more".
+    if (holds < 1.0) {
+      c.state = OutageCapacityState::kBoundApplies;
+    } else {
+      c.state = OutageCapacityState::kHolds;
+      c.holds_s = holds;
+    }
+  }
+  return c;
+}
 
 Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, const Clock& clock,
                                          int64_t stale_after_ns) {
+  StatusReportOptions options;
+  options.stale_after_ns = stale_after_ns;
+  return BuildStatusReport(queue, path, clock, options);
+}
+
+Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, const Clock& clock,
+                                         const StatusReportOptions& options) {
   using nlohmann::json;
+  const int64_t stale_after_ns = options.stale_after_ns;
   const int64_t now = clock.WallNowNs();
   ASSIGN_OR_RETURN(QueueStats stats, queue->Stats());
   ASSIGN_OR_RETURN(auto sinks, queue->SinkStatuses());
@@ -84,6 +258,8 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
       {"batches", stats.batches},
       {"points", stats.points},
       {"bytes", stats.bytes},
+      {"counted_bytes", stats.counted_bytes},
+      {"file_bytes", stats.file_bytes},
       {"raw_bytes", stats.raw_bytes},
       {"dead_letters", stats.dead_letters},
       {"ingest_rejected", stats.ingest_rejected},
@@ -126,6 +302,43 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
       {"commit_failures", ToInt(state, "commit_failures")},
   };
   const CommitProblem problem = CommitProblemFromName(commit_problem);
+
+  // The bound is the one the agent applies (it records its configuration); the caller's is only
+  // a fallback. The rate is only current while the agent runs.
+  int64_t max_bytes = ToInt(state, std::string(kStateQueueMaxBytes));
+  std::optional<QueueFullPolicy> policy = state.count(std::string(kStateQueueFullPolicy))
+                                              ? QueueFullPolicyFromName(state[std::string(kStateQueueFullPolicy)])
+                                              : std::nullopt;
+  std::string bound_source = "agent";
+  if (max_bytes <= 0) {
+    max_bytes = options.max_bytes;
+    policy = options.full_policy;
+    bound_source = max_bytes > 0 ? "config" : "";
+  }
+  if (!policy) policy = options.full_policy;
+  OutageCapacityInput capacity_in;
+  capacity_in.max_bytes = max_bytes;
+  capacity_in.full_policy = *policy;
+  capacity_in.counted_bytes = stats.counted_bytes;
+  capacity_in.points = stats.points;
+  if (running) capacity_in.ingest_rate = ToDouble(state, kStateIngestRate);
+  capacity_in.refusing = problem == CommitProblem::kQueueFull;
+  capacity_in.min_points = options.min_points_for_estimate;
+  const OutageCapacity capacity = ComputeOutageCapacity(capacity_in);
+  const auto or_null = [](const auto& v) { return v ? json(*v) : json(nullptr); };
+  report["queue"]["max_bytes"] = max_bytes > 0 ? max_bytes : 0;
+  report["queue"]["full_policy"] = max_bytes > 0 ? std::string(QueueFullPolicyName(*policy)) : "";
+  report["capacity"] = {
+      {"state", std::string(Name(capacity.state))},
+      {"bound_source", bound_source},
+      {"headroom_bytes", capacity.headroom_bytes},
+      {"bytes_per_point", or_null(capacity.bytes_per_point)},
+      {"estimate_min_points", options.min_points_for_estimate},
+      {"points_left", or_null(capacity.points_left)},
+      {"ingest_rate", or_null(capacity_in.ingest_rate)},
+      {"ingest_rate_window_s", capacity_in.ingest_rate ? ToDouble(state, kStateIngestRateWindow).value_or(0.0) : 0.0},
+      {"holds_s", or_null(capacity.holds_s)},
+  };
   if (problem == CommitProblem::kQueueFull) {
     problems.push_back(
         "queue-full: the queue is at EDGELINE_QUEUE_MAX_BYTES under backpressure; messages are held "
@@ -278,8 +491,9 @@ std::string RenderStatusText(const nlohmann::json& r,
   if (!mqtt_error.empty() && !a["mqtt_connected"].get<bool>()) out << "        last error: " << mqtt_error << "\n";
   const auto& q = r["queue"];
   out << "queue:  " << q["path"].get<std::string>() << ": " << q["points"].get<int64_t>() << " points in "
-      << q["batches"].get<int64_t>() << " batches, " << FormatBytes(q["bytes"].get<int64_t>()) << " on disk; "
-      << q["dropped_points_total"].get<int64_t>() << " dropped by bounds\n";
+      << q["batches"].get<int64_t>() << " batches; " << q["dropped_points_total"].get<int64_t>()
+      << " dropped by bounds\n";
+  RenderCapacity(r, out);
   out << "dlq:    " << q["dead_letters"].get<int64_t>() << " entries (" << q["ingest_rejected"].get<int64_t>()
       << " rejected at ingest)\n";
   out << "\n";

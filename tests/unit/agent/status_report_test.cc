@@ -7,6 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "gtest/gtest.h"
@@ -99,9 +102,14 @@ TEST_F(StatusReportTest, HealthyReportHasEveryDocumentedField) {
         "mqtt_last_error", "last_message_ns", "messages", "committed_points"}) {
     EXPECT_TRUE(r["agent"].contains(key)) << "agent." << key;
   }
-  for (const char* key : {"path", "batches", "points", "bytes", "raw_bytes", "dead_letters", "ingest_rejected",
-                          "dropped_points_total", "recovered_from"}) {
+  for (const char* key :
+       {"path", "batches", "points", "bytes", "counted_bytes", "file_bytes", "max_bytes", "full_policy", "raw_bytes",
+        "dead_letters", "ingest_rejected", "dropped_points_total", "recovered_from"}) {
     EXPECT_TRUE(r["queue"].contains(key)) << "queue." << key;
+  }
+  for (const char* key : {"state", "bound_source", "headroom_bytes", "bytes_per_point", "estimate_min_points",
+                          "points_left", "ingest_rate", "ingest_rate_window_s", "holds_s"}) {
+    EXPECT_TRUE(r["capacity"].contains(key)) << "capacity." << key;
   }
   ASSERT_EQ(r["sinks"].size(), 1u);
   const json& s = r["sinks"][0];
@@ -416,6 +424,220 @@ TEST_F(StatusReportTest, ReadOnlyOpenOfMissingFileFails) {
   auto q = OpenSqliteQueue(o);
   EXPECT_FALSE(q.ok());
   EXPECT_FALSE(std::filesystem::exists(options_.config.path));
+}
+
+// Outage capacity: the running agent records its ingest rate and its bound (housekeeping); status
+// measures bytes per point from the file and says how long the queue absorbs the ingest.
+class OutageCapacityTest : public StatusReportTest {
+ protected:
+  // What housekeeping adds to the live agent state.
+  void WriteCapacityState(Queue* q, const std::string& rate, int64_t max_bytes, const std::string& policy) {
+    WriteLiveAgentState(q);
+    ASSERT_TRUE(q->SetAgentState({{"ingest_rate", rate},
+                                  {"ingest_rate_window_s", "60.0"},
+                                  {"queue_max_bytes", std::to_string(max_bytes)},
+                                  {"queue_full_policy", policy}})
+                    .ok());
+  }
+
+  // Holds `points` points in batches of 1000 (each sink's pending data during an outage).
+  QueueStats Hold(Queue* q, int points) {
+    EXPECT_TRUE(q->RegisterConsumer("influx", "raw").ok());
+    for (int held = 0; held < points; held += 1000) {
+      EXPECT_TRUE(q->Append({Points(std::min(1000, points - held))}, {}).ok());
+    }
+    auto stats = q->Stats();
+    EXPECT_TRUE(stats.ok());
+    return stats.ok() ? *stats : QueueStats{};
+  }
+
+  static std::string OutageLine(const std::string& text) {
+    auto at = text.find("outage: ");
+    if (at == std::string::npos) return "";
+    return text.substr(at, text.find('\n', at) - at);
+  }
+};
+
+TEST_F(OutageCapacityTest, HoldsForTheHeadroomOverMeasuredBytesPerPointTimesTheRate) {
+  auto q = Open();
+  const QueueStats stats = Hold(q.get(), 2000);
+  ASSERT_EQ(stats.points, 2000);
+  ASSERT_GT(stats.counted_bytes, stats.bytes);  // the bound counts more than the bodies
+  // A bound with room for exactly 31 h at 1,000 points/s at this file's bytes per point.
+  const int64_t room = stats.counted_bytes * 1000 * 31 * 3600 / 2000;
+  ASSERT_EQ(room * 2000, stats.counted_bytes * 1000 * 31 * 3600);  // exact
+  WriteCapacityState(q.get(), "1000.000", stats.counted_bytes + room, "drop-oldest");
+
+  json r = Report(q.get());
+  EXPECT_EQ(r["queue"]["counted_bytes"].get<int64_t>(), stats.counted_bytes);
+  EXPECT_EQ(r["queue"]["file_bytes"].get<int64_t>(), q->Stats()->file_bytes);  // the WAL grew since Hold
+  EXPECT_GT(r["queue"]["file_bytes"].get<int64_t>(), 0);
+  EXPECT_EQ(r["queue"]["max_bytes"].get<int64_t>(), stats.counted_bytes + room);
+  EXPECT_EQ(r["queue"]["full_policy"], "drop-oldest");
+  const json& c = r["capacity"];
+  EXPECT_EQ(c["state"], "holds") << c.dump();
+  EXPECT_EQ(c["bound_source"], "agent");
+  EXPECT_EQ(c["headroom_bytes"].get<int64_t>(), room);
+  EXPECT_DOUBLE_EQ(c["bytes_per_point"].get<double>(), stats.counted_bytes / 2000.0);
+  EXPECT_EQ(c["points_left"].get<int64_t>(), 1000 * 31 * 3600);
+  EXPECT_DOUBLE_EQ(c["ingest_rate"].get<double>(), 1000.0);
+  EXPECT_DOUBLE_EQ(c["ingest_rate_window_s"].get<double>(), 60.0);
+  EXPECT_NEAR(c["holds_s"].get<double>(), 31 * 3600.0, 1e-6);
+
+  const std::string text = RenderStatusText(r);
+  EXPECT_EQ(OutageLine(text), "outage: holds 31 h more at 1,000 points/s (then drop-oldest)") << text;
+  const double bpp = stats.counted_bytes / 2000.0;
+  char measured[64];
+  if (bpp < 10) {
+    std::snprintf(measured, sizeof(measured), "%.1f B/point measured over 2,000 points", bpp);
+  } else {
+    std::snprintf(measured, sizeof(measured), "%lld B/point measured over 2,000 points",
+                  static_cast<long long>(std::llround(bpp)));
+  }
+  EXPECT_NE(text.find(measured), std::string::npos) << text;
+  EXPECT_NE(text.find(" counted of the "), std::string::npos) << text;
+  EXPECT_NE(text.find(" file on disk"), std::string::npos) << text;
+  EXPECT_TRUE(r["healthy"].get<bool>()) << r.dump(2);  // the figure alone is not a problem
+}
+
+TEST_F(OutageCapacityTest, TwiceTheRateHoldsHalfAsLongAndSaysBackpressure) {
+  auto q = Open();
+  const QueueStats stats = Hold(q.get(), 4000);
+  const double bpp = stats.counted_bytes / 4000.0;
+  const int64_t max_bytes = stats.counted_bytes + 50'000'000;
+  WriteCapacityState(q.get(), "2500.5", max_bytes, "backpressure");
+  json r = Report(q.get());
+  const json& c = r["capacity"];
+  EXPECT_EQ(c["state"], "holds");
+  EXPECT_NEAR(c["holds_s"].get<double>(), 50'000'000 / (bpp * 2500.5), 1e-6);
+  EXPECT_EQ(c["points_left"].get<int64_t>(), int64_t{50'000'000} * 4000 / stats.counted_bytes);
+  EXPECT_EQ(r["queue"]["full_policy"], "backpressure");
+  const std::string line = OutageLine(RenderStatusText(r));
+  EXPECT_NE(line.find(" more at 2,501 points/s (then backpressure)"), std::string::npos) << line;
+}
+
+TEST_F(OutageCapacityTest, FewerThanAThousandPointsGiveNoEstimateYet) {
+  auto q = Open();
+  const QueueStats stats = Hold(q.get(), 999);
+  WriteCapacityState(q.get(), "1000", stats.counted_bytes + 1'000'000, "drop-oldest");
+  json r = Report(q.get());
+  const json& c = r["capacity"];
+  EXPECT_EQ(c["state"], "not-enough-data");
+  EXPECT_TRUE(c["bytes_per_point"].is_null());
+  EXPECT_TRUE(c["holds_s"].is_null());
+  EXPECT_TRUE(c["points_left"].is_null());
+  EXPECT_EQ(c["headroom_bytes"].get<int64_t>(), 1'000'000);
+  EXPECT_EQ(c["estimate_min_points"].get<int64_t>(), 1000);
+  const std::string line = OutageLine(RenderStatusText(r));
+  EXPECT_NE(line.find("not enough data yet"), std::string::npos) << line;
+  EXPECT_NE(line.find("999 of 1,000 points held"), std::string::npos) << line;
+  EXPECT_NE(line.find("before drop-oldest at 1,000 points/s"), std::string::npos) << line;
+}
+
+TEST_F(OutageCapacityTest, NoIngestHoldsIndefinitely) {
+  auto q = Open();
+  const QueueStats stats = Hold(q.get(), 1000);
+  WriteCapacityState(q.get(), "0.000", stats.counted_bytes + 1'000'000, "drop-oldest");
+  json r = Report(q.get());
+  EXPECT_EQ(r["capacity"]["state"], "no-ingest");
+  EXPECT_TRUE(r["capacity"]["holds_s"].is_null());
+  EXPECT_DOUBLE_EQ(r["capacity"]["ingest_rate"].get<double>(), 0.0);
+  const std::string line = OutageLine(RenderStatusText(r));
+  EXPECT_NE(line.find("holds indefinitely at the current rate (no ingest)"), std::string::npos) << line;
+}
+
+TEST_F(OutageCapacityTest, AtTheBoundThePolicyAppliesNow) {
+  auto q = Open();
+  const QueueStats stats = Hold(q.get(), 2000);
+  WriteCapacityState(q.get(), "1000", stats.counted_bytes, "backpressure");
+  json r = Report(q.get());
+  EXPECT_EQ(r["capacity"]["state"], "bound-applies");
+  EXPECT_EQ(r["capacity"]["headroom_bytes"].get<int64_t>(), 0);
+  EXPECT_TRUE(r["capacity"]["holds_s"].is_null());
+  std::string line = OutageLine(RenderStatusText(r));
+  EXPECT_NE(line.find("the bound applies now"), std::string::npos) << line;
+  EXPECT_NE(line.find("refusing new points"), std::string::npos) << line;
+
+  // Drop-oldest keeps the queue just under the bound: less than a second of ingest left is the
+  // bound applying, not "holds 0 s more".
+  const int64_t half_second = static_cast<int64_t>(stats.counted_bytes / 2000.0 * 1000 / 2);
+  WriteCapacityState(q.get(), "1000", stats.counted_bytes + half_second, "drop-oldest");
+  r = Report(q.get());
+  EXPECT_EQ(r["capacity"]["state"], "bound-applies");
+  line = OutageLine(RenderStatusText(r));
+  EXPECT_NE(line.find("dropping the oldest points (drop-oldest)"), std::string::npos) << line;
+}
+
+TEST_F(OutageCapacityTest, QueueFullUnderBackpressureIsTheBoundApplying) {
+  auto q = Open();
+  const QueueStats stats = Hold(q.get(), 2000);
+  WriteCapacityState(q.get(), "0", stats.counted_bytes + 100, "backpressure");
+  ASSERT_TRUE(q->SetAgentState({{"commit_problem", "queue-full"}, {"commit_failing", "1"}}).ok());
+  EXPECT_EQ(Report(q.get())["capacity"]["state"], "bound-applies");
+}
+
+TEST_F(OutageCapacityTest, AStoppedAgentsRateIsNotCurrent) {
+  auto q = Open();
+  const QueueStats stats = Hold(q.get(), 2000);
+  WriteCapacityState(q.get(), "1000", stats.counted_bytes + 1'000'000, "drop-oldest");
+  ASSERT_TRUE(q->SetAgentState({{"running", "0"}}).ok());
+  json r = Report(q.get());
+  const json& c = r["capacity"];
+  EXPECT_EQ(c["state"], "rate-unknown");
+  EXPECT_TRUE(c["ingest_rate"].is_null());
+  EXPECT_EQ(c["bound_source"], "agent");  // its bound still applies when it starts again
+  EXPECT_EQ(c["points_left"].get<int64_t>(), int64_t{1'000'000} * 2000 / stats.counted_bytes);
+  const std::string line = OutageLine(RenderStatusText(r));
+  EXPECT_NE(line.find("ingest rate unknown (agent not running)"), std::string::npos) << line;
+
+  // Running, but not measured yet (its first second).
+  WriteCapacityState(q.get(), "", stats.counted_bytes + 1'000'000, "drop-oldest");
+  r = Report(q.get());
+  EXPECT_EQ(r["capacity"]["state"], "rate-unknown");
+  EXPECT_NE(OutageLine(RenderStatusText(r)).find("not measured yet"), std::string::npos);
+}
+
+TEST_F(OutageCapacityTest, WithoutARecordedBoundTheCallersConfigIsTheFallback) {
+  auto q = Open();
+  const QueueStats stats = Hold(q.get(), 2000);
+  WriteLiveAgentState(q.get());
+  ASSERT_TRUE(q->SetAgentState({{"ingest_rate", "100"}}).ok());
+  json r = Report(q.get());
+  EXPECT_EQ(r["capacity"]["state"], "bound-unknown");
+  EXPECT_EQ(r["capacity"]["bound_source"], "");
+  EXPECT_EQ(r["queue"]["max_bytes"].get<int64_t>(), 0);
+  EXPECT_NE(OutageLine(RenderStatusText(r)).find("capacity unknown"), std::string::npos);
+  EXPECT_NE(RenderStatusText(r).find("(bound not known)"), std::string::npos);
+
+  StatusReportOptions options;
+  options.max_bytes = stats.counted_bytes + 3600 * 100 * 10;
+  options.full_policy = QueueFullPolicy::kBackpressure;
+  options.min_points_for_estimate = 10;
+  auto built = BuildStatusReport(q.get(), options_.config.path, clock_, options);
+  ASSERT_TRUE(built.ok());
+  const json& c = (*built)["capacity"];
+  EXPECT_EQ(c["bound_source"], "config");
+  EXPECT_EQ((*built)["queue"]["full_policy"], "backpressure");
+  EXPECT_NEAR(c["holds_s"].get<double>(), 3600 * 10 / (stats.counted_bytes / 2000.0), 1e-6);
+}
+
+TEST(ComputeOutageCapacity, PureFormula) {
+  OutageCapacityInput in;
+  in.max_bytes = 1'000'000;
+  in.counted_bytes = 100'000;
+  in.points = 2'000;  // 50 B/point
+  in.ingest_rate = 10;
+  OutageCapacity c = ComputeOutageCapacity(in);
+  EXPECT_EQ(c.state, OutageCapacityState::kHolds);
+  EXPECT_EQ(c.headroom_bytes, 900'000);
+  EXPECT_DOUBLE_EQ(*c.bytes_per_point, 50.0);
+  EXPECT_EQ(*c.points_left, 18'000);
+  EXPECT_DOUBLE_EQ(*c.holds_s, 1'800.0);
+  in.counted_bytes = 1'200'000;  // over the bound (a lowered EDGELINE_QUEUE_MAX_BYTES)
+  c = ComputeOutageCapacity(in);
+  EXPECT_EQ(c.state, OutageCapacityState::kBoundApplies);
+  EXPECT_EQ(c.headroom_bytes, 0);
+  EXPECT_EQ(Name(c.state), "bound-applies");
 }
 
 }  // namespace
