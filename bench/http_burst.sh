@@ -96,8 +96,9 @@ if [ "$CLIENT" = curl ]; then
   awk -v n="$POINTS" -v b="$BATCH" -v dir="$WORK/bodies" 'BEGIN {
     for (i = 0; i < n; ++i) {
       f = sprintf("%s/%05d.lp", dir, int(i / b))
-      printf "burst,gen=g%d fuel=%.1f,rpm=%di,temp=%.2f,seq=%di %d\n", i % 10, 50 + (i % 37) * 0.5,
-        1500 + (i % 11), 70 + (i % 13) * 0.25, i, 1700000000000000000 + i * 1000 > f
+      line = sprintf("burst,gen=g%d fuel=%.1f,rpm=%di,temp=%.2f,seq=%di 1700000000%09d", i % 10,
+                     50 + (i % 37) * 0.5, 1500 + (i % 11), 70 + (i % 13) * 0.25, i, i)
+      print line > f
     }
   }'
 fi
@@ -105,14 +106,15 @@ run_curl() {  # connections -> JSON like http_burst.mjs
   local c=$1 run=$2 cfg=$WORK/curl.cfg t0 t1 codes
   : >"$cfg"
   for f in "$WORK"/bodies/*.lp; do
-    printf 'url = "%s/api/v2/write?org=bench&bucket=burst%s&precision=ns"\ndata-binary = "@%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code} %%{exitcode}\\n"\n' \
+    [ ! -s "$cfg" ] || echo next >>"$cfg"  # options apply to the one URL before the next "next"
+    printf 'url = "%s/api/v2/write?org=bench&bucket=burst%s&precision=ns"\ndata-binary = "@%s"\noutput = "/dev/null"\nmax-time = 10\nwrite-out = "%%{http_code} %%{exitcode}\\n"\n' \
       "$URL" "$run" "$f" >>"$cfg"
   done
   t0=$(date +%s%N)
   if [ "$c" = 1 ]; then
-    codes=$(curl -s --max-time 10 -K "$cfg" || true)
+    codes=$(curl -s -K "$cfg" || true)
   else
-    codes=$(curl -s --max-time 10 --parallel --parallel-immediate --parallel-max "$c" -K "$cfg" || true)
+    codes=$(curl -s --parallel --parallel-immediate --parallel-max "$c" -K "$cfg" || true)
   fi
   t1=$(date +%s%N)
   echo "$codes" | awk -v c="$c" -v n="$POINTS" -v b="$BATCH" -v ns=$((t1 - t0)) '
