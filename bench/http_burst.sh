@@ -88,7 +88,8 @@ curl -sf -o /dev/null "$URL/ping" || { echo "agent did not start:" >&2; cat "$WO
    sleep 0.02
  done) &
 SAMPLER=$!
-committed() { curl -sf "$URL/metrics" | awk '$1 == "edgeline_http_points_written_total" {print $2}'; }
+metric() { curl -sf "$URL/metrics" | awk -v m="$1" '$1 == m {printf "%.0f\n", $2}'; }
+committed() { metric edgeline_http_points_written_total; }
 
 # ---- curl fallback: POINTS/BATCH bodies, one request each, at most C at once, no retries.
 if [ "$CLIENT" = curl ]; then
@@ -123,8 +124,9 @@ run_curl() {  # connections -> JSON like http_burst.mjs
           c, n, b, s, n / s, to, s429, s503, other }'
 }
 run_one() {  # connections run-tag -> JSON line, plus "committed" from the agent's counter
-  local c=$1 tag=$2 before after out
+  local c=$1 tag=$2 before after commits0 commits1 out
   before=$(committed)
+  commits0=$(metric edgeline_ingest_commits_total)
   if [ "$CLIENT" = js ]; then
     out=$(INFLUX_CLIENT_DIR=$NPM_DIR/node_modules RUN_TAG=$tag node bench/http_burst.mjs "$URL" "$POINTS" "$c" "$BATCH" \
       2>>"$WORK/client.log")
@@ -132,7 +134,9 @@ run_one() {  # connections run-tag -> JSON line, plus "committed" from the agent
     out=$(run_curl "$c" "$tag")
   fi
   after=$(committed)
-  echo "$out" | jq -c --argjson committed "$(printf '%.0f' "$(echo "$after - $before" | bc)")" '. + {committed: $committed}'
+  commits1=$(metric edgeline_ingest_commits_total)
+  echo "$out" | jq -c --argjson committed $((after - before)) --argjson commits $((commits1 - commits0)) \
+    '. + {committed: $committed, queue_commits: $commits}'
 }
 
 log "client: $([ "$CLIENT" = js ] && echo "@influxdata/influxdb-client $(jq -r .version "$NPM_DIR/node_modules/@influxdata/influxdb-client/package.json") (node $(node --version))" || echo "curl --parallel (no retries)")"
@@ -147,23 +151,24 @@ done
 HWM=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$AGENT/status")
 PEAK_THREADS=$(cat "$WORK/threads.peak" 2>/dev/null || echo "?")
 
-summary() {  # connections -> "median_pps total_timeouts total_503 total_429 committed_min committed_max seconds_median"
+summary() {  # connections -> medians of points/s, seconds and queue commits; totals; committed min/max
   jq -s -r --argjson c "$1" '
+    def median: sort | .[length / 2 | floor];
     [.[] | select(.connections == $c)] as $runs
-    | ($runs | map(.points_per_s) | sort) as $pps
-    | ($runs | map(.seconds) | sort) as $sec
-    | [$pps[($pps | length) / 2 | floor], ($runs | map(.timeouts) | add), ($runs | map(.http503) | add),
+    | [($runs | map(.points_per_s) | median), ($runs | map(.timeouts) | add), ($runs | map(.http503) | add),
        ($runs | map(.http429) | add), ($runs | map(.committed) | min), ($runs | map(.committed) | max),
-       $sec[($sec | length) / 2 | floor]] | @tsv' "$WORK/runs.jsonl"
+       ($runs | map(.seconds) | median), ($runs | map(.queue_commits) | median)] | @tsv' "$WORK/runs.jsonl"
 }
-read -r P1 T1 S1 Q1 CMIN1 CMAX1 SEC1 < <(summary 1)
-read -r PC TC SC QC CMINC CMAXC SECC < <(summary "$CONNS")
+read -r P1 T1 S1 Q1 CMIN1 CMAX1 SEC1 K1 < <(summary 1)
+read -r PC TC SC QC CMINC CMAXC SECC KC < <(summary "$CONNS")
 RATIO=$(echo "scale=3; $PC / $P1" | bc)
-printf '\n%-16s %12s %9s %9s %6s %6s %18s\n' "connections" "points/s" "seconds" "timeouts" "503" "429" "committed/run"
-printf '%-16s %12s %9s %9s %6s %6s %18s\n' 1 "$P1" "$SEC1" "$T1" "$S1" "$Q1" "$CMIN1..$CMAX1 of $POINTS"
-printf '%-16s %12s %9s %9s %6s %6s %18s\n' "$CONNS" "$PC" "$SECC" "$TC" "$SC" "$QC" "$CMINC..$CMAXC of $POINTS"
+ROW='%-12s %10s %8s %9s %5s %5s %8s %22s\n'
+printf "\n$ROW" "connections" "points/s" "seconds" "timeouts" "503" "429" "commits" "committed/run"
+printf "$ROW" 1 "$P1" "$SEC1" "$T1" "$S1" "$Q1" "$K1" "$CMIN1..$CMAX1 of $POINTS"
+printf "$ROW" "$CONNS" "$PC" "$SECC" "$TC" "$SC" "$QC" "$KC" "$CMINC..$CMAXC of $POINTS"
 MET_RATIO=$(echo "$RATIO >= 0.8" | bc); MET_TO=$([ "$TC" = 0 ] && [ "$T1" = 0 ] && echo 1 || echo 0)
 echo
 echo "ratio ${CONNS}/1 connections: $RATIO (target >= 0.8: $([ "$MET_RATIO" = 1 ] && echo met || echo NOT met))"
 echo "client timeouts: $((T1 + TC)) (target 0: $([ "$MET_TO" = 1 ] && echo met || echo NOT met))"
-echo "agent: peak threads $PEAK_THREADS, peak RSS ${HWM} MiB; medians of $REPEAT runs; client $CLIENT"
+echo "agent: peak threads $PEAK_THREADS, peak RSS ${HWM} MiB; medians of $REPEAT runs (commits: queue transactions"
+echo "per run, requests committed together); client $CLIENT"
