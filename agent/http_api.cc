@@ -590,9 +590,10 @@ Status HttpApi::Start() {
       } else if (!read) {
         r = {400, ErrorBody("invalid", "the request body could not be read (bad gzip?)")};
       } else if (over_capacity) {
-        r = {503, ErrorBody("unavailable", std::string(t_over_capacity ? "too many connections" : "too many writes in progress") +
-                                               ", nothing was written: retry after " + std::to_string(options_.retry_after_s) + " s")};
-        res.set_header("Retry-After", std::to_string(options_.retry_after_s));
+        const std::string why = t_over_capacity ? "too many connections" : "too many writes in progress";
+        const std::string after = std::to_string(options_.retry_after_s);
+        r = {503, ErrorBody("unavailable", why + ", nothing was written: retry after " + after + " s")};
+        res.set_header("Retry-After", after);
       } else if (!TokenMatches(req, options_.token, v1)) {
         r = {401, ErrorBody("unauthorized", "unauthorized access")};
       } else if (target.empty()) {

@@ -29,7 +29,9 @@
 // thread. Memory is bounded by max_inflight_body_bytes: the decoded bodies held at once by
 // requests being read, parsed or waiting for their commit; a write that would go over gets 503
 // with Retry-After, unless no other request holds any (so a body up to max_body_bytes always
-// gets through on its own). Concurrent writes are committed together by the GroupCommitter.
+// gets through on its own). Concurrent writes are committed together by the GroupCommitter. The
+// listen backlog is SOMAXCONN (httplib's built-in 5 reset connections of a burst).
+// bench/http_burst.sh measures it with the InfluxDB JavaScript client.
 // Borrows the queue, committer, clock and guard; the state getters are called from server threads.
 // Start/Stop from one control thread.
 #pragma once
