@@ -166,8 +166,10 @@ thread_local bool t_over_capacity = false;
 // httplib's TaskQueue, one job per accepted connection (httplib's job serves the connection's
 // requests until it closes or idles past the keep-alive timeout). A job runs on an idle thread,
 // else on a new one up to `max_threads`; over that on one of up to `max_shed` threads that run
-// it with t_over_capacity set; only when those are busy too does it wait for a thread. A thread
-// with nothing to do for `idle_exit` ends. shutdown() runs the jobs still queued, then joins.
+// it with t_over_capacity set; when those are busy too it waits for the next thread free, a
+// shedding one (they answer fast: one request, then the client closes) or one of the pool. A
+// thread with nothing to do for `idle_exit` ends. shutdown() runs the jobs still queued, then
+// joins.
 class ConnectionPool : public httplib::TaskQueue {
  public:
   ConnectionPool(int max_threads, int max_shed, std::chrono::milliseconds idle_exit)
@@ -185,13 +187,7 @@ class ConnectionPool : public httplib::TaskQueue {
       Spawn([this, fn = std::move(fn)]() mutable { Work(std::move(fn)); });
     } else {
       ++shedding_;
-      Spawn([this, fn = std::move(fn)] {
-        t_over_capacity = true;
-        fn();
-        std::lock_guard done(mu_);
-        --shedding_;
-        ended_.push_back(std::this_thread::get_id());
-      });
+      Spawn([this, fn = std::move(fn)]() mutable { Shed(std::move(fn)); });
     }
     lock.unlock();
     for (std::thread& t : ended) t.join();
@@ -246,6 +242,24 @@ class ConnectionPool : public httplib::TaskQueue {
       --idle_;
       if (jobs_.empty()) {  // idle too long, or shutting down
         --workers_;
+        ended_.push_back(std::this_thread::get_id());
+        return;
+      }
+      fn = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+  }
+
+  // Answers connections over capacity: this one, then any still waiting (they are over capacity
+  // too), so none waits long for a pool thread.
+  void Shed(std::function<void()> fn) {
+    t_over_capacity = true;
+    for (;;) {
+      fn();
+      fn = nullptr;
+      std::lock_guard lock(mu_);
+      if (jobs_.empty()) {
+        --shedding_;
         ended_.push_back(std::this_thread::get_id());
         return;
       }

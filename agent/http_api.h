@@ -25,8 +25,8 @@
 // that were committed anyway. Here each connection gets a thread of its own, made when needed, up
 // to max_connections (a thread idle for 30 s ends). A connection over that is answered on one of
 // a few extra threads: a write gets 503 with Retry-After (its body read and discarded, nothing
-// committed), every answer "Connection: close"; only past those too does a connection wait for a
-// thread. Memory is bounded by max_inflight_body_bytes: the decoded bodies held at once by
+// committed), every answer "Connection: close"; when those are busy too, the connection waits
+// for the first of them to be free (a client reads its 503 and closes: milliseconds). Memory is bounded by max_inflight_body_bytes: the decoded bodies held at once by
 // requests being read, parsed or waiting for their commit; a write that would go over gets 503
 // with Retry-After, unless no other request holds any (so a body up to max_body_bytes always
 // gets through on its own). Concurrent writes are committed together by the GroupCommitter. The
