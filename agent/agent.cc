@@ -71,9 +71,18 @@ Status Agent::Start() {
   parts.mqtt = mqtt_.get();
   parts.queue_path = config_.queue.path;
   parts.started_ns = started_ns;
+  parts.queue_max_bytes = config_.queue.max_bytes;
+  parts.queue_full_policy = config_.queue.full_policy;
   housekeeping_ = std::make_unique<Housekeeping>(std::move(parts));
   if (config_.http.enabled()) StartHttp();
   housekeeping_->Start();
+  if (config_.queue.compact_points > 0) {
+    CompactOptions compact;
+    compact.target_points = config_.queue.compact_points;
+    compact.target_raw_bytes = config_.queue.compact_bytes;
+    compactor_ = std::make_unique<Compactor>(queue_.get(), compact);
+    compactor_->Start();
+  }
   running_ = true;
   LOG_INFO("agent") << "edgeline running (pid " << ::getpid() << ")";
   return Status::Ok();
@@ -134,6 +143,7 @@ void Agent::Stop() {
   mqtt_->Stop();
   if (http_) http_->Stop();
   committer_->Stop();
+  if (compactor_) compactor_->Stop();
   housekeeping_->Stop();
   sinks_.StopThreads();
   (void)housekeeping_->WriteState(/*running=*/false);

@@ -17,6 +17,7 @@
 #include "ingest/group_committer.h"
 #include "ingest/mapping.h"
 #include "ingest/mqtt_ingest.h"
+#include "storage/compactor.h"
 #include "storage/queue.h"
 
 namespace edgeline {
@@ -57,6 +58,7 @@ class Agent {
   std::unique_ptr<MqttIngest> mqtt_;
   Sinks sinks_;
   std::unique_ptr<Housekeeping> housekeeping_;
+  std::unique_ptr<Compactor> compactor_;  // none when EDGELINE_QUEUE_COMPACT_POINTS=0
   std::unique_ptr<HttpApi> http_;
   bool running_ = false;
 };

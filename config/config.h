@@ -30,6 +30,8 @@ struct QueueConfig {
   int64_t commit_interval_ns = 0;                              // EDGELINE_QUEUE_COMMIT_INTERVAL (extra linger)
   int commit_max_messages = 1000;                              // EDGELINE_QUEUE_COMMIT_MAX_MESSAGES
   int zstd_level = 3;                                          // EDGELINE_QUEUE_ZSTD_LEVEL
+  int compact_points = 1000;                                   // EDGELINE_QUEUE_COMPACT_POINTS (0 = off)
+  int64_t compact_bytes = 256 << 10;                           // EDGELINE_QUEUE_COMPACT_BYTES
 
   friend bool operator==(const QueueConfig&, const QueueConfig&) = default;
 };

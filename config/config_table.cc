@@ -33,8 +33,10 @@ std::vector<Variable> BuildTable() {
        .field = [](Config& c) -> FieldPtr { return &c.queue.path; }},
       {.name = "EDGELINE_QUEUE_MAX_BYTES", .group = G::kQueue, .type = T::kSize,
        .default_text = "1GiB", .min = 64 * kKiB,
-       .doc = "Largest size of the queue on disk; when reached, `EDGELINE_QUEUE_FULL_POLICY` "
-              "applies.",
+       .doc = "Largest size of the queue's data on disk (stored batches plus a fixed cost per "
+              "row, within a few percent of the file's used pages; `edgeline status` shows both); "
+              "when reached, `EDGELINE_QUEUE_FULL_POLICY` applies. The WAL adds up to a few MiB "
+              "while the agent writes.",
        .field = [](Config& c) -> FieldPtr { return &c.queue.max_bytes; }},
       {.name = "EDGELINE_QUEUE_MAX_AGE", .group = G::kQueue, .type = T::kDuration,
        .default_text = "7d", .min = 0,
@@ -63,6 +65,16 @@ std::vector<Variable> BuildTable() {
        .default_text = "3", .min = 1, .max = 22,
        .doc = "zstd level for stored batches: higher is smaller and slower.",
        .field = [](Config& c) -> FieldPtr { return &c.queue.zstd_level; }},
+      {.name = "EDGELINE_QUEUE_COMPACT_POINTS", .group = G::kQueue, .type = T::kInt,
+       .default_text = "1000", .min = 0, .max = 100'000,
+       .doc = "Compaction merges runs of small batches (MQTT ingest stores one message per "
+              "commit) into batches of this many points, so a held point costs a share of one "
+              "zstd frame instead of a row of its own. 0 = off.",
+       .field = [](Config& c) -> FieldPtr { return &c.queue.compact_points; }},
+      {.name = "EDGELINE_QUEUE_COMPACT_BYTES", .group = G::kQueue, .type = T::kSize,
+       .default_text = "256KiB", .min = 4 * kKiB, .max = 64 * kMiB,
+       .doc = "Most line-protocol bytes in one batch made by compaction.",
+       .field = [](Config& c) -> FieldPtr { return &c.queue.compact_bytes; }},
 
       // MQTT
       {.name = "EDGELINE_MQTT_URL", .group = G::kMqtt, .type = T::kString,
