@@ -350,33 +350,39 @@ void InfluxWriter::AddAuth(HttpRequest* request) const {
   }
 }
 
-HttpRequest InfluxWriter::BuildRequest(const std::vector<std::string_view>& lines, Status* status) const {
-  HttpRequest request;
-  request.method = "POST";
-  request.url = url_;
+Result<std::string> InfluxWriter::EncodeBody(const std::vector<std::string_view>& lines) const {
   std::string body;
   size_t size = 0;
   for (std::string_view line : lines) size += line.size() + 1;
-  body.reserve(size);
+  body.resize(size);
+  char* out = body.data();
   for (std::string_view line : lines) {
-    body += line;
-    body += '\n';
+    out = std::copy(line.begin(), line.end(), out);
+    *out++ = '\n';
   }
+  if (!config_.gzip) return body;
+  return GzipCompress(body);
+}
+
+HttpRequest InfluxWriter::RequestWithBody(std::string body) const {
+  HttpRequest request;
+  request.method = "POST";
+  request.url = url_;
   request.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
   AddAuth(&request);
-  if (config_.gzip) {
-    Result<std::string> compressed = GzipCompress(body);
-    if (!compressed.ok()) {
-      *status = compressed.status();
-      return request;
-    }
-    request.headers.emplace_back("Content-Encoding", "gzip");
-    request.body = std::move(compressed).value();
-  } else {
-    request.body = std::move(body);
+  if (config_.gzip) request.headers.emplace_back("Content-Encoding", "gzip");
+  request.body = std::move(body);
+  return request;
+}
+
+HttpRequest InfluxWriter::BuildRequest(const std::vector<std::string_view>& lines, Status* status) const {
+  Result<std::string> body = EncodeBody(lines);
+  if (!body.ok()) {
+    *status = body.status();
+    return HttpRequest{};
   }
   *status = Status::Ok();
-  return request;
+  return RequestWithBody(std::move(body).value());
 }
 
 bool InfluxWriter::HealthOk(WriteOutcome* outcome) {
@@ -491,7 +497,14 @@ InfluxWriter::SliceResult InfluxWriter::WriteSlice(std::vector<std::string_view>
   StripConflicts(&lines, outcome);
   if (lines.empty()) return SliceResult::kDone;
   Status build_status;
-  HttpRequest request = BuildRequest(lines, &build_status);
+  HttpRequest request;
+  if (prepared_body_ && outcome->requests == 0 && lines.size() == lines_in_write_) {
+    // The Write's first request, for the lines it was given: the body made beforehand.
+    request = RequestWithBody(std::move(*prepared_body_));
+    prepared_body_.reset();
+  } else {
+    request = BuildRequest(lines, &build_status);
+  }
   if (!build_status.ok()) return Abort(WriteOutcomeKind::kUnavailable, 0, build_status.message(), outcome);
   ++outcome->requests;
   outcome->bytes_sent += static_cast<int64_t>(request.body.size());
@@ -652,6 +665,13 @@ bool InfluxWriter::CreateDatabase(WriteOutcome* outcome) {
   return created;
 }
 
+WriteOutcome InfluxWriter::Write(const std::vector<std::string_view>& lines, std::string body) {
+  prepared_body_ = std::move(body);
+  WriteOutcome outcome = Write(lines);
+  prepared_body_.reset();
+  return outcome;
+}
+
 WriteOutcome InfluxWriter::Write(const std::vector<std::string_view>& lines) {
   WriteOutcome outcome;
   saw_413_ = false;
@@ -674,6 +694,7 @@ WriteOutcome InfluxWriter::Write(const std::vector<std::string_view>& lines) {
     for (std::string_view line : lines) (suspects_.count(line) != 0 ? suspects : others).push_back(line);
   }
   holds_suspect_ = !suspects.empty();
+  if (holds_suspect_) prepared_body_.reset();  // the first request holds other lines
   int depth = 0;
   while ((size_t{1} << depth) < lines.size()) ++depth;
   five_budget_ = depth + 2 + static_cast<int>(suspects.size());

@@ -117,6 +117,16 @@ class InfluxWriter {
   //   the whole batch later (already-written points deduplicate, as above).
   WriteOutcome Write(const std::vector<std::string_view>& lines);
 
+  // Write, with `body` = EncodeBody(lines) made beforehand (on another thread, while the
+  // previous Write ran): the first request sends it instead of encoding `lines` again. It is
+  // not used when known suspects reorder the lines; retries and bisection encode their own.
+  WriteOutcome Write(const std::vector<std::string_view>& lines, std::string body);
+
+  // The body of one request holding `lines` as Write sends it: one line each, '\n'-terminated,
+  // gzipped when the configuration says so. Thread-safe (reads only the configuration), so it
+  // may run on another thread while Write runs.
+  Result<std::string> EncodeBody(const std::vector<std::string_view>& lines) const;
+
   static constexpr int kPoisonStrikes = 3;
   static constexpr int64_t kPoisonMinSpreadNs = 2 * kNsPerSec;
 
@@ -157,6 +167,8 @@ class InfluxWriter {
   bool HealthOk(WriteOutcome* outcome);
   void SettleSuspects(WriteOutcome* outcome);
   HttpRequest BuildRequest(const std::vector<std::string_view>& lines, Status* status) const;
+  // A write request carrying `body` (made by EncodeBody).
+  HttpRequest RequestWithBody(std::string body) const;
   void AddAuth(HttpRequest* request) const;
   std::string Sanitize(std::string_view text) const;
   // v1: POST /query CREATE DATABASE for the target; true when the server said yes.
@@ -182,6 +194,9 @@ class InfluxWriter {
   int fives_without_success_ = 0;
   int five_budget_ = 0;
   std::vector<FailedAlone> failed_alone_;
+
+  // The body given to Write(lines, body), until the first request takes it.
+  std::optional<std::string> prepared_body_;
 
   // Between Writes.
   bool previous_write_5xx_ = false;

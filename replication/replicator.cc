@@ -1,7 +1,9 @@
 #include "replication/replicator.h"
 
 #include <algorithm>
+#include <future>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/field_types.h"
@@ -30,6 +32,7 @@ std::string Replicator::Description() const { return writer_->TargetDescription(
 int64_t Replicator::Fail(SinkState state, int code, const std::string& error, int64_t delay_ns,
                          int64_t retry_after_ns) {
   delay_ns = std::max(delay_ns, kMinFailureDelayNs);
+  DropRead();
   SetState(state, error);
   SinkAttempt attempt;
   attempt.state = state;
@@ -46,7 +49,13 @@ int64_t Replicator::Fail(SinkState state, int code, const std::string& error, in
   return delay_ns;
 }
 
+void Replicator::DropRead() {
+  ahead_.reset();
+  queue()->Release(name());
+}
+
 int64_t Replicator::QueueError(const Status& status) {
+  DropRead();
   ++consecutive_failures_;
   SetState(SinkState::kQueueError, status.ToString());
   return std::max(backoff_.DelayNs(consecutive_failures_ - 1), kMinFailureDelayNs);
@@ -144,6 +153,97 @@ int64_t Replicator::Replay(std::vector<DeadLetter> dead_letters) {
   return 0;
 }
 
+int64_t Replicator::points_ahead() const { return ahead_ == nullptr ? 0 : static_cast<int64_t>(ahead_->lines.size()); }
+
+std::unique_ptr<Replicator::Unit> Replicator::MakeUnit(std::vector<Batch> batches) {
+  auto unit = std::make_unique<Unit>();
+  unit->batches = std::move(batches);
+  size_t lines = 0;
+  for (const Batch& batch : unit->batches) lines += batch.lines.size();
+  unit->lines.reserve(lines);
+  for (const Batch& batch : unit->batches) {
+    for (const std::string& line : batch.lines) unit->lines.emplace_back(line);
+  }
+  return unit;
+}
+
+Replicator::Beside Replicator::WorkBeside(std::optional<Written> written, int64_t after, bool read_ahead,
+                                          size_t chunk) const {
+  Beside out;
+  if (written) out.acked = queue()->Ack(name(), written->seq, written->attempt, written->dead_letters);
+  out.written = std::move(written);
+  if (!out.acked.ok() || !read_ahead) return out;
+  // A failed read is not reported here: the next Step reads at the cursor and meets it.
+  Result<std::vector<Batch>> batches = queue()->ReadAfter(name(), after, static_cast<int64_t>(chunk));
+  if (!batches.ok() || batches->empty()) return out;
+  if (batches->front().seq <= after) {  // a Queue without ReadAfter: what it returned is in flight
+    out.read_after_ignored = true;
+    return out;
+  }
+  std::unique_ptr<Unit> unit = MakeUnit(std::move(batches).value());
+  unit->chunk = chunk;
+  for (size_t begin = 0; begin < unit->lines.size(); begin += chunk) {
+    const size_t end = std::min(unit->lines.size(), begin + chunk);
+    Result<std::string> body =
+        writer_->EncodeBody(std::vector<std::string_view>(unit->lines.begin() + begin, unit->lines.begin() + end));
+    if (!body.ok()) {  // Write encodes again, and reports the failure
+      unit->bodies.clear();
+      break;
+    }
+    unit->bodies.push_back(std::move(body).value());
+  }
+  out.next = std::move(unit);
+  return out;
+}
+
+WriteOutcome Replicator::WriteUnit(Unit& unit) {
+  // In requests of at most batch_points_ lines: a batch can hold more (one group commit), and
+  // after a 413 the smaller size must hold for every request, not only for reads.
+  WriteOutcome outcome;
+  const size_t chunk = static_cast<size_t>(batch_points_);  // fixed for this unit (a 413 shrinks the next)
+  const bool prepared = unit.chunk == chunk && !unit.bodies.empty();
+  size_t index = 0;
+  for (size_t begin = 0; begin < unit.lines.size(); begin += chunk, ++index) {
+    const size_t end = std::min(unit.lines.size(), begin + chunk);
+    std::vector<std::string_view> lines(unit.lines.begin() + begin, unit.lines.begin() + end);
+    WriteOutcome part = prepared ? writer_->Write(lines, std::move(unit.bodies[index])) : writer_->Write(lines);
+    Account(part);
+    // A failure retries the whole unit later; what was written deduplicates in InfluxDB.
+    if (part.kind != WriteOutcomeKind::kOk) return part;
+    if (begin == 0) {
+      outcome.http_status = part.http_status;
+      outcome.error = part.error;
+    } else if (outcome.error.empty()) {
+      outcome.error = part.error;
+    }
+    outcome.accepted += part.accepted;
+    for (RejectedLine& r : part.rejected) outcome.rejected.push_back(std::move(r));
+  }
+  return outcome;
+}
+
+Replicator::Written Replicator::Settle(const Unit& unit, WriteOutcome outcome) const {
+  Written written;
+  written.seq = unit.batches.back().seq;
+  written.dead_letters = DeadLettersOf(std::move(outcome.rejected));
+  written.attempt.state = SinkState::kOk;
+  written.attempt.last_code = outcome.http_status;
+  written.attempt.last_error = outcome.error;
+  written.attempt.sent_points = outcome.accepted;
+  written.attempt.batch_points = batch_points_;
+  written.attempt.drain_rate = drain_rate_;
+  written.error = std::move(outcome.error);
+  return written;
+}
+
+void Replicator::Acked(const Written& written) {
+  if (!written.dead_letters.empty()) {
+    LOG_WARN(kLog) << "sink " << name() << ": to the dead-letter queue: " << written.error;
+  }
+  consecutive_failures_ = 0;
+  SetState(SinkState::kOk, "");
+}
+
 int64_t Replicator::Step() {
   if (!started()) {
     Status status = Start();
@@ -155,61 +255,67 @@ int64_t Replicator::Step() {
   // Dead letters the user asked to replay go first: they are few and someone is waiting.
   Result<std::vector<DeadLetter>> replay = queue()->ReplayRequested(name(), batch_points_);
   if (replay.ok() && !replay->empty()) return Replay(std::move(replay).value());
+  if (options_.newest_first) return StepNewestFirst();
 
-  Result<std::vector<Batch>> batches =
-      options_.newest_first ? queue()->ReadNewest(name(), batch_points_) : queue()->Read(name(), batch_points_);
+  std::unique_ptr<Unit> unit = std::move(ahead_);
+  if (unit == nullptr) {
+    Result<std::vector<Batch>> batches = queue()->Read(name(), batch_points_);
+    if (!batches.ok()) return QueueError(batches.status());
+    if (batches->empty()) return options_.idle_ns;
+    unit = MakeUnit(std::move(batches).value());
+  }
+  const int64_t step_start_ns = clock_->SteadyNowNs();
+  std::optional<Written> written;  // sent; acknowledged beside the next request, or below
+  for (int requests = 1;; ++requests) {
+    // A large read means a backlog: the next points are read and encoded while these are sent.
+    const int64_t points = static_cast<int64_t>(unit->lines.size());
+    const bool read_ahead = read_after_supported_ && points * 2 >= batch_points_;
+    std::future<Beside> beside;
+    if (read_ahead || written) {
+      beside = std::async(std::launch::async, &Replicator::WorkBeside, this, std::move(written),
+                          unit->batches.back().seq, read_ahead, static_cast<size_t>(batch_points_));
+      written.reset();
+    }
+    WriteOutcome outcome = WriteUnit(*unit);
+    Beside done = beside.valid() ? beside.get() : Beside{};
+    if (done.read_after_ignored) read_after_supported_ = false;
+    // On failure the unit's points may be in InfluxDB already: they are re-sent from the cursor,
+    // which InfluxDB deduplicates.
+    if (!done.acked.ok()) return QueueError(done.acked);
+    if (done.written) Acked(*done.written);
+    if (outcome.kind != WriteOutcomeKind::kOk) return FailWrite(outcome);
+    written = Settle(*unit, std::move(outcome));
+    const bool full = points >= batch_points_;
+    unit = std::move(done.next);
+    if (unit == nullptr) break;
+    // The backlog goes on in this Step while reads are full, within bounds (Run checks its stop
+    // token between Steps; the bandwidth cap paces each request).
+    if (!full || requests >= kMaxRequestsPerStep || clock_->SteadyNowNs() - step_start_ns >= kStepBudgetNs ||
+        send_allowed_steady_ns_ > clock_->SteadyNowNs()) {
+      ahead_ = std::move(unit);
+      break;
+    }
+  }
+  Status acked = queue()->Ack(name(), written->seq, written->attempt, written->dead_letters);
+  if (!acked.ok()) return QueueError(acked);
+  Acked(*written);
+  return std::max<int64_t>(0, send_allowed_steady_ns_ - clock_->SteadyNowNs());  // 0: more may be pending
+}
+
+int64_t Replicator::StepNewestFirst() {
+  Result<std::vector<Batch>> batches = queue()->ReadNewest(name(), batch_points_);
   if (!batches.ok()) return QueueError(batches.status());
   if (batches->empty()) return options_.idle_ns;
-
-  std::vector<std::string_view> lines;
-  for (const Batch& batch : *batches) {
-    for (const std::string& line : batch.lines) lines.emplace_back(line);
-  }
-  // In requests of at most batch_points_ lines: a batch can hold more (one group commit), and
-  // after a 413 the smaller size must hold for every request, not only for reads.
-  WriteOutcome outcome;
-  const size_t chunk = static_cast<size_t>(batch_points_);  // fixed for this read (a 413 shrinks the next)
-  for (size_t begin = 0; begin < lines.size(); begin += chunk) {
-    const size_t end = std::min(lines.size(), begin + chunk);
-    WriteOutcome part = writer_->Write(std::vector<std::string_view>(lines.begin() + begin, lines.begin() + end));
-    Account(part);
-    // A failure retries the whole read later; what was written deduplicates in InfluxDB.
-    if (part.kind != WriteOutcomeKind::kOk) return FailWrite(part);
-    if (begin == 0) {
-      outcome.http_status = part.http_status;
-      outcome.error = part.error;
-    } else if (outcome.error.empty()) {
-      outcome.error = part.error;
-    }
-    outcome.accepted += part.accepted;
-    for (RejectedLine& r : part.rejected) outcome.rejected.push_back(std::move(r));
-  }
-
-  std::vector<DeadLetter> dead_letters = DeadLettersOf(std::move(outcome.rejected));
-  SinkAttempt attempt;
-  attempt.state = SinkState::kOk;
-  attempt.last_code = outcome.http_status;
-  attempt.last_error = outcome.error;
-  attempt.sent_points = outcome.accepted;
-  attempt.batch_points = batch_points_;
-  attempt.drain_rate = drain_rate_;
-  Status acked;
-  if (options_.newest_first) {
-    std::vector<int64_t> seqs;
-    for (const Batch& batch : *batches) seqs.push_back(batch.seq);
-    acked = queue()->AckBatches(name(), seqs, attempt, dead_letters);
-  } else {
-    acked = queue()->Ack(name(), batches->back().seq, attempt, dead_letters);
-  }
-  // On failure the points are in InfluxDB but the cursor did not move: they will be re-sent,
-  // which InfluxDB deduplicates.
+  std::unique_ptr<Unit> unit = MakeUnit(std::move(batches).value());
+  WriteOutcome outcome = WriteUnit(*unit);
+  if (outcome.kind != WriteOutcomeKind::kOk) return FailWrite(outcome);
+  Written written = Settle(*unit, std::move(outcome));
+  std::vector<int64_t> seqs;
+  for (const Batch& batch : unit->batches) seqs.push_back(batch.seq);
+  Status acked = queue()->AckBatches(name(), seqs, written.attempt, written.dead_letters);
   if (!acked.ok()) return QueueError(acked);
-  if (!dead_letters.empty()) {
-    LOG_WARN(kLog) << "sink " << name() << ": to the dead-letter queue: " << outcome.error;
-  }
-  consecutive_failures_ = 0;
-  SetState(SinkState::kOk, "");
-  return std::max<int64_t>(0, send_allowed_steady_ns_ - clock_->SteadyNowNs());  // 0: more may be pending
+  Acked(written);
+  return std::max<int64_t>(0, send_allowed_steady_ns_ - clock_->SteadyNowNs());
 }
 
 int64_t Replicator::FailWrite(const WriteOutcome& outcome) {

@@ -127,6 +127,48 @@ TEST_F(InfluxWriterTest, V2RequestShape) {
   EXPECT_EQ(Gunzip(r.body), lines[0] + "\n" + lines[1] + "\n");
 }
 
+// A body made beforehand (EncodeBody, on the replicator's helper thread) is what the first
+// request sends, with the same headers as one Write encodes itself.
+TEST_F(InfluxWriterTest, PreparedBodyIsSentAsTheFirstRequest) {
+  InfluxWriter writer(V2Config(), &transport_, &clock_);
+  auto lines = MakeLines(3);
+  Result<std::string> body = writer.EncodeBody(Views(lines));
+  ASSERT_TRUE(body.ok());
+  EXPECT_EQ(Gunzip(*body), lines[0] + "\n" + lines[1] + "\n" + lines[2] + "\n");
+  WriteOutcome out = writer.Write(Views(lines), *body);
+  EXPECT_EQ(out.kind, WriteOutcomeKind::kOk);
+  EXPECT_EQ(out.accepted, 3);
+  EXPECT_EQ(out.bytes_sent, static_cast<int64_t>(body->size()));
+  ASSERT_EQ(transport_.requests.size(), 1u);
+  EXPECT_EQ(transport_.requests[0].body, *body);
+  EXPECT_EQ(HeaderOf(transport_.requests[0], "Content-Encoding"), "gzip");
+  EXPECT_EQ(HeaderOf(transport_.requests[0], "Authorization"), "Token s3cr3t-token");
+  // The next Write without a body encodes its own.
+  auto more = MakeLines(1);
+  EXPECT_EQ(writer.Write(Views(more)).kind, WriteOutcomeKind::kOk);
+  EXPECT_EQ(Gunzip(transport_.requests[1].body), more[0] + "\n");
+}
+
+// Bisection after a prepared first request encodes each half itself.
+TEST_F(InfluxWriterTest, PreparedBodyThenBisectionIsolatesTheBadLine) {
+  InfluxWriter writer(V2Config(), &transport_, &clock_);
+  auto lines = MakeLines(4);
+  transport_.handler = [&](const HttpRequest&, const std::vector<std::string>& body) -> Result<HttpResponse> {
+    if (std::find(body.begin(), body.end(), lines[2]) != body.end()) {
+      return MakeResponse(400, R"({"code":"invalid","message":"unable to parse 'x': bad timestamp"})");
+    }
+    return MakeResponse(204);
+  };
+  Result<std::string> body = writer.EncodeBody(Views(lines));
+  ASSERT_TRUE(body.ok());
+  WriteOutcome out = writer.Write(Views(lines), *body);
+  EXPECT_EQ(out.kind, WriteOutcomeKind::kOk);
+  EXPECT_EQ(out.accepted, 3);
+  ASSERT_EQ(out.rejected.size(), 1u);
+  EXPECT_EQ(out.rejected[0].line, lines[2]);
+  EXPECT_EQ(transport_.requests[0].body, *body);
+}
+
 TEST_F(InfluxWriterTest, V1RequestShapeWithBasicAuthAndRetentionPolicy) {
   InfluxConfig c;
   c.api = InfluxApi::kV1;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -44,20 +45,33 @@ class FakeQueue final : public Queue {
     return Status::Ok();
   }
   Result<std::vector<Batch>> Read(const std::string& sink, int64_t max_points) override {
+    return ReadAfter(sink, 0, max_points);
+  }
+  // Like the SQLite queue: remembers the newest seq each sink read until it releases it.
+  Result<std::vector<Batch>> ReadAfter(const std::string& sink, int64_t after_seq, int64_t max_points) override {
     std::lock_guard<std::mutex> lock(mu_);
     ++reads;
+    read_after.push_back(after_seq);
+    if (ignore_after_seq) after_seq = 0;  // Queue's default ReadAfter
     if (fail_read) return Status::IoError("disk I/O error");
     auto it = consumers_.find(sink);
     if (it == consumers_.end()) return Status::NotFound("no consumer " + sink);
     std::vector<Batch> out;
     int64_t points = 0;
     for (const Batch& b : batches_) {
-      if (b.seq <= it->second.cursor || b.stream != it->second.stream) continue;
+      if (b.seq <= std::max(it->second.cursor, after_seq) || b.stream != it->second.stream) continue;
       if (!out.empty() && points + static_cast<int64_t>(b.lines.size()) > max_points) break;
       points += static_cast<int64_t>(b.lines.size());
       out.push_back(b);
+      it->second.held.insert(b.seq);
     }
     return out;
+  }
+  void Release(const std::string& sink) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++releases;
+    auto it = consumers_.find(sink);
+    if (it != consumers_.end()) it->second.held.clear();
   }
   Status Ack(const std::string& sink, int64_t seq, const SinkAttempt& attempt,
              const std::vector<DeadLetter>& dead_letters) override {
@@ -65,6 +79,10 @@ class FakeQueue final : public Queue {
     if (fail_ack) return Status::IoError("disk full");
     Consumer& c = consumers_.at(sink);
     EXPECT_GE(seq, c.cursor);
+    // Only a seq read since the latest Release is acknowledged.
+    EXPECT_EQ(c.held.count(seq), 1u) << "ack of " << seq << ", not read since the latest Release";
+    c.held.erase(c.held.begin(), c.held.upper_bound(seq));
+    acked_seqs.push_back(seq);
     c.cursor = seq;
     attempts.push_back(attempt);
     dead.insert(dead.end(), dead_letters.begin(), dead_letters.end());
@@ -116,10 +134,14 @@ class FakeQueue final : public Queue {
                            [&] { return consumers_.count(sink) && consumers_.at(sink).cursor >= seq; });
   }
 
-  bool fail_register = false;
-  bool fail_read = false;
-  bool fail_ack = false;
+  std::atomic<bool> fail_register{false};
+  std::atomic<bool> fail_read{false};
+  std::atomic<bool> fail_ack{false};
+  bool ignore_after_seq = false;
   int reads = 0;
+  std::vector<int64_t> read_after;  // after_seq of every read (0 = from the cursor)
+  int releases = 0;
+  std::vector<int64_t> acked_seqs;
   std::vector<SinkAttempt> attempts;
   std::vector<DeadLetter> dead;
 
@@ -127,6 +149,7 @@ class FakeQueue final : public Queue {
   struct Consumer {
     std::string stream;
     int64_t cursor = 0;
+    std::set<int64_t> held;  // read since the latest Release and not acknowledged
   };
   std::mutex mu_;
   std::condition_variable acked_;
@@ -470,6 +493,209 @@ TEST_F(ReplicatorTest, RunWakesOnNotifyAndStops) {
   thread.request_stop();
   thread.join();  // returns promptly: the stop token ends the hour-long wait
   EXPECT_EQ(transport_.requests, 2);
+}
+
+// The lines of a request body (gzip off), in order.
+std::vector<std::string> BodyLines(const std::string& body) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  for (size_t nl = body.find('\n'); nl != std::string::npos; nl = body.find('\n', start)) {
+    lines.push_back(body.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return lines;
+}
+
+std::vector<std::string> LinesOf(int first, int n) { return MakeBatch(first, n).lines; }
+
+TEST_F(ReplicatorTest, FailedWriteReleasesWhatItRead) {
+  auto r = Make();
+  Append(0, 3);
+  transport_.Push(0);  // connection refused
+  EXPECT_GT(r->Step(), 0);
+  EXPECT_EQ(queue_.releases, 1);  // compaction may merge what it read again
+  EXPECT_EQ(queue_.Cursor("influx"), 0);
+  EXPECT_EQ(r->Step(), 0);  // read again at the cursor, sent, acknowledged
+  EXPECT_EQ(queue_.read_after.back(), 0);
+  EXPECT_EQ(queue_.Cursor("influx"), 1);
+  EXPECT_EQ(queue_.releases, 1);
+}
+
+TEST_F(ReplicatorTest, QueueErrorReleasesWhatItRead) {
+  auto r = Make();
+  Append(0, 3);
+  queue_.fail_ack = true;
+  EXPECT_GT(r->Step(), 0);
+  EXPECT_EQ(queue_.releases, 1);
+  queue_.fail_ack = false;
+  EXPECT_EQ(r->Step(), 0);
+  EXPECT_EQ(queue_.Cursor("influx"), 1);
+}
+
+// A backlog: each request's successor is read (ReadAfter) and encoded while it is in flight,
+// and acknowledged beside the next one; acknowledgements stay in order.
+TEST_F(ReplicatorTest, BacklogDrainsWithTheNextReadPreparedAndAcksInOrder) {
+  options_.batch_points = 2;
+  auto r = Make();
+  std::vector<std::string> expected;
+  for (int i = 0; i < 10; ++i) {
+    Append(i * 2, 2);
+    for (const std::string& line : LinesOf(i * 2, 2)) expected.push_back(line);
+  }
+  std::vector<std::string> sent;
+  transport_.handler = [&](const HttpRequest& req) -> Result<HttpResponse> {
+    for (std::string& line : BodyLines(req.body)) sent.push_back(std::move(line));
+    HttpResponse resp;
+    resp.status = 204;
+    return resp;
+  };
+  EXPECT_EQ(r->Step(), 0);  // the whole backlog in one Step (under kMaxRequestsPerStep)
+  EXPECT_EQ(queue_.Cursor("influx"), 10);
+  EXPECT_EQ(transport_.requests, 10);
+  EXPECT_EQ(sent, expected);
+  EXPECT_EQ(queue_.acked_seqs, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+  // The first read at the cursor, then each after the request in flight (the last finds nothing).
+  EXPECT_EQ(queue_.read_after, (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+  ASSERT_EQ(queue_.attempts.size(), 10u);
+  for (const SinkAttempt& a : queue_.attempts) {
+    EXPECT_EQ(Name(a.state), "ok");
+    EXPECT_EQ(a.sent_points, 2);
+  }
+  EXPECT_EQ(queue_.releases, 0);
+  EXPECT_EQ(r->Step(), kNsPerSec);  // drained
+}
+
+TEST_F(ReplicatorTest, ABacklogLongerThanOneStepIsHeldAheadForTheNext) {
+  options_.batch_points = 1;
+  auto r = Make();
+  const int n = Replicator::kMaxRequestsPerStep + 5;
+  for (int i = 0; i < n; ++i) Append(i, 1);
+  EXPECT_EQ(r->Step(), 0);
+  EXPECT_EQ(queue_.Cursor("influx"), Replicator::kMaxRequestsPerStep);
+  EXPECT_EQ(r->points_ahead(), 1);  // read and encoded, sent by the next Step
+  EXPECT_EQ(r->Step(), 0);
+  EXPECT_EQ(queue_.Cursor("influx"), n);
+  EXPECT_EQ(transport_.requests, n);
+  EXPECT_EQ(queue_.releases, 0);
+}
+
+// A failure in the middle of a pipelined drain: the request acknowledged beside it stays
+// acknowledged; what was read after it is dropped and released, and the next Step reads at
+// the cursor again.
+TEST_F(ReplicatorTest, FailureInAPipelinedDrainReleasesAndReadsAgainAtTheCursor) {
+  options_.batch_points = 2;
+  auto r = Make();
+  std::vector<std::string> expected;
+  for (int i = 0; i < 6; ++i) {
+    Append(i * 2, 2);
+    for (const std::string& line : LinesOf(i * 2, 2)) expected.push_back(line);
+  }
+  std::vector<std::vector<std::string>> bodies;
+  int calls = 0;
+  transport_.handler = [&](const HttpRequest& req) -> Result<HttpResponse> {
+    if (++calls == 3) return Status::Unavailable("http: Connection refused");
+    bodies.push_back(BodyLines(req.body));
+    HttpResponse resp;
+    resp.status = 204;
+    return resp;
+  };
+  const int64_t delay = r->Step();
+  EXPECT_GT(delay, 0);
+  EXPECT_EQ(Name(r->state()), "offline");
+  EXPECT_EQ(queue_.Cursor("influx"), 2);  // the second request was acknowledged beside the third
+  EXPECT_EQ(queue_.releases, 1);
+  EXPECT_EQ(r->points_ahead(), 0);
+  const size_t reads_before = queue_.read_after.size();
+  clock_.AdvanceNs(delay);
+  EXPECT_EQ(r->Step(), 0);
+  ASSERT_GT(queue_.read_after.size(), reads_before);
+  EXPECT_EQ(queue_.read_after[reads_before], 0);  // at the cursor
+  ASSERT_EQ(bodies.size(), 6u);
+  EXPECT_EQ(bodies[2], LinesOf(4, 2));  // the failed request's points come first
+  EXPECT_EQ(queue_.Cursor("influx"), 6);
+  std::vector<std::string> sent;
+  for (const auto& b : bodies) sent.insert(sent.end(), b.begin(), b.end());
+  EXPECT_EQ(sent, expected);
+  for (size_t i = 1; i < queue_.acked_seqs.size(); ++i) EXPECT_GT(queue_.acked_seqs[i], queue_.acked_seqs[i - 1]);
+}
+
+TEST_F(ReplicatorTest, AckFailureBesideARequestDropsItsResult) {
+  options_.batch_points = 2;
+  auto r = Make();
+  for (int i = 0; i < 4; ++i) Append(i * 2, 2);
+  int calls = 0;
+  transport_.handler = [&](const HttpRequest&) -> Result<HttpResponse> {
+    if (++calls == 2) queue_.fail_ack = true;  // the first request's Ack runs beside this one
+    HttpResponse resp;
+    resp.status = 204;
+    return resp;
+  };
+  // The Ack beside the second request may run before or after the switch: either way the
+  // Step fails without acknowledging the second request, and releases.
+  EXPECT_GT(r->Step(), 0);
+  EXPECT_EQ(Name(r->state()), "queue-error");
+  EXPECT_LE(queue_.Cursor("influx"), 1);
+  EXPECT_EQ(queue_.releases, 1);
+  EXPECT_EQ(r->points_ahead(), 0);
+  queue_.fail_ack = false;
+  transport_.handler = nullptr;
+  for (int steps = 0; queue_.Cursor("influx") < 4 && steps < 10; ++steps) r->Step();
+  EXPECT_EQ(queue_.Cursor("influx"), 4);
+}
+
+// A Queue that ignores ReadAfter's after_seq (the interface's default) returns what is in
+// flight again; the replicator notices and reads only at the cursor from then on.
+TEST_F(ReplicatorTest, QueueWithoutReadAfterIsReadAtTheCursorOnly) {
+  options_.batch_points = 2;
+  queue_.ignore_after_seq = true;
+  auto r = Make();
+  std::vector<std::string> expected;
+  for (int i = 0; i < 4; ++i) {
+    Append(i * 2, 2);
+    for (const std::string& line : LinesOf(i * 2, 2)) expected.push_back(line);
+  }
+  std::vector<std::string> sent;
+  transport_.handler = [&](const HttpRequest& req) -> Result<HttpResponse> {
+    for (std::string& line : BodyLines(req.body)) sent.push_back(std::move(line));
+    HttpResponse resp;
+    resp.status = 204;
+    return resp;
+  };
+  for (int steps = 0; queue_.Cursor("influx") < 4 && steps < 10; ++steps) EXPECT_EQ(r->Step(), 0);
+  EXPECT_EQ(sent, expected);  // nothing twice
+  EXPECT_EQ(queue_.acked_seqs, (std::vector<int64_t>{1, 2, 3, 4}));
+}
+
+// A 413 in a pipelined drain: the next read, encoded for the old size, is cut again.
+TEST_F(ReplicatorTest, A413InAPipelinedDrainShrinksTheRequestsAlreadyPrepared) {
+  options_.batch_points = 4;
+  auto r = Make();
+  std::vector<std::string> expected;
+  for (int i = 0; i < 12; ++i) {
+    Append(i, 1);
+    expected.push_back(LinesOf(i, 1)[0]);
+  }
+  std::vector<std::string> sent;
+  size_t largest_after_413 = 0;
+  bool saw_413 = false;
+  transport_.handler = [&](const HttpRequest& req) -> Result<HttpResponse> {
+    std::vector<std::string> lines = BodyLines(req.body);
+    HttpResponse resp;
+    resp.status = 204;
+    if (lines.size() > 2) {
+      resp.status = 413;
+      saw_413 = true;
+      return resp;
+    }
+    if (saw_413) largest_after_413 = std::max(largest_after_413, lines.size());
+    sent.insert(sent.end(), lines.begin(), lines.end());
+    return resp;
+  };
+  for (int steps = 0; queue_.Cursor("influx") < 12 && steps < 20; ++steps) EXPECT_EQ(r->Step(), 0);
+  EXPECT_EQ(r->batch_points(), 2);
+  EXPECT_EQ(sent, expected);
+  EXPECT_EQ(largest_after_413, 2u);
+  EXPECT_EQ(transport_.requests, 1 + 6);  // one 413, then 2 lines a request
 }
 
 }  // namespace
