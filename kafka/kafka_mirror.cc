@@ -63,6 +63,7 @@ void KafkaMirror::Reset() {
   failed_ = false;
   produced_seq_ = acked_seq_;
   recovering_ = true;
+  release_due_ = true;
 }
 
 void KafkaMirror::OnDelivery(uint64_t token, const Status& status) {
@@ -297,6 +298,13 @@ int64_t KafkaMirror::Step() {
     return WaitForReports(in_flight, now);
   }
 
+  if (release_due_) {
+    // A Reset dropped every batch read and not acknowledged, and no record of them is out any
+    // more (in_flight is 0 here after a Reset): the queue may merge them now (Release), and the
+    // Read below starts at the cursor, so nothing read before it is acknowledged.
+    queue()->Release(name());
+    release_due_ = false;
+  }
   Result<std::vector<Batch>> batches = queue()->Read(name(), options_.max_in_flight);
   if (!batches.ok()) {
     ++consecutive_failures_;

@@ -92,7 +92,9 @@ class KafkaMirror final : public QueueConsumer, public DeliveryListener {
   Status ProduceBatch(const Batch& batch, bool again);
   int64_t WaitForReports(int64_t in_flight, int64_t now_ns);
   // Forgets every pending batch (reports still out are ignored) so that, once they are all in,
-  // everything after the cursor is produced again. For when the queue refused an Ack.
+  // everything after the cursor is produced again. For when the queue refused an Ack. The
+  // queue is told (Queue::Release) once those reports are in, before the next Read: a failed
+  // delivery keeps its batches pending and is never released, since they are acknowledged later.
   void Reset();
   int64_t Fail(SinkState state, const std::string& error, int64_t delay_ns);
   bool WakeOnAppend() const override { return consecutive_failures_ == 0; }
@@ -110,6 +112,7 @@ class KafkaMirror final : public QueueConsumer, public DeliveryListener {
   int64_t acked_seq_ = 0;         // our last acknowledged batch (0 = not known yet)
   int64_t produced_seq_ = 0;      // last batch produced (later ones are new)
   bool recovering_ = false;       // after a failure: produce only once every report is in
+  bool release_due_ = false;      // after a Reset: Queue::Release before the next Read
   int64_t retry_at_ns_ = 0;       // steady time before which nothing is produced
   int64_t last_progress_ns_ = 0;  // steady time of the last ack (or first record out)
 

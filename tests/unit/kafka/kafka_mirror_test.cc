@@ -610,22 +610,41 @@ TEST(KafkaMirrorOptionsTest, FromConfig) {
   EXPECT_EQ(options.retry_max_ns, 50);
 }
 
-// Queue decorator: runs a hook right after Ack (to interleave a delivery report mid-Step).
+// Queue decorator: runs a hook right after Ack (to interleave a delivery report mid-Step);
+// refuses Acks while `fail_ack`; counts Releases and checks that no Ack follows a Release
+// without a Read in between (what was read before a Release is never acknowledged).
 class HookQueue final : public Queue {
  public:
   explicit HookQueue(Queue* q) : q_(q) {}
   std::function<void()> after_ack;
+  bool fail_ack = false;
+  int releases = 0;
+  bool read_since_release = true;
+  void Release(const std::string& s) override {
+    ++releases;
+    read_since_release = false;
+    q_->Release(s);
+  }
+  Result<std::vector<Batch>> ReadAfter(const std::string& s, int64_t after, int64_t m) override {
+    read_since_release = true;
+    return q_->ReadAfter(s, after, m);
+  }
   Result<std::vector<int64_t>> Append(const std::vector<BatchInput>& b, const std::vector<DeadLetter>& d) override {
     return q_->Append(b, d);
   }
   Status RegisterConsumer(const std::string& s, const std::string& st) override { return q_->RegisterConsumer(s, st); }
-  Result<std::vector<Batch>> Read(const std::string& s, int64_t m) override { return q_->Read(s, m); }
+  Result<std::vector<Batch>> Read(const std::string& s, int64_t m) override {
+    read_since_release = true;
+    return q_->Read(s, m);
+  }
   Result<std::vector<Batch>> ReadNewest(const std::string& s, int64_t m) override { return q_->ReadNewest(s, m); }
   Status AckBatches(const std::string& s, const std::vector<int64_t>& q, const SinkAttempt& a,
                     const std::vector<DeadLetter>& d) override {
     return q_->AckBatches(s, q, a, d);
   }
   Status Ack(const std::string& s, int64_t seq, const SinkAttempt& a, const std::vector<DeadLetter>& d) override {
+    EXPECT_TRUE(read_since_release) << "Ack of " << seq << " after a Release without a Read since";
+    if (fail_ack) return Status::IoError("disk full");
     Status st = q_->Ack(s, seq, a, d);
     if (after_ack) {
       auto f = after_ack;
@@ -721,6 +740,64 @@ TEST_F(KafkaMirrorTest, FailedBatchIsNotProducedAgainWhileARecordIsStillOut) {
   EXPECT_EQ(Cursor(), s2);
   EXPECT_NE(std::find(producer_.delivered.begin(), producer_.delivered.end(), Line("generator1", 100)),
             producer_.delivered.end());
+}
+
+// The queue refused an Ack: the mirror drops what it read (Reset) and, once no record of it is
+// out any more, gives it back to the queue (Release) before it reads again at the cursor.
+TEST_F(KafkaMirrorTest, ARefusedAckIsReleasedOnceNoRecordIsOutAndReadAgainAtTheCursor) {
+  HookQueue hook(queue_.get());
+  Result<TopicRouter> router = TopicRouter::FromRoutes({{"EGgen1", "emergency_generator/generator1"}});
+  ASSERT_TRUE(router.ok());
+  KafkaMirror mirror("kafka-raw", std::string(kRawStream), &hook, &producer_, &clock_, std::move(router).value(),
+                     options_);
+  ASSERT_TRUE(mirror.Start().ok());
+  AppendGen1(2);
+  const int64_t s2 = AppendGen1(2);
+  mirror.Step();
+  ASSERT_EQ(producer_.all.size(), 4u);
+  producer_.DeliverValue(Line("generator1", 1));
+  producer_.DeliverValue(Line("generator1", 2));
+  hook.fail_ack = true;
+  EXPECT_GT(mirror.Step(), 0);  // the Ack of the first batch fails: queue error
+  EXPECT_EQ(Name(mirror.state()), "queue-error");
+  hook.fail_ack = false;
+  EXPECT_EQ(hook.releases, 0);  // records of the second batch are still out
+  clock_.AdvanceNs(2 * kNsPerSec);
+  mirror.Step();
+  EXPECT_EQ(hook.releases, 0);
+  EXPECT_EQ(producer_.all.size(), 4u);  // nothing produced while records are out
+  producer_.DeliverAll();               // their reports come in (and are ignored)
+  clock_.AdvanceNs(2 * kNsPerSec);
+  mirror.Step();
+  EXPECT_EQ(hook.releases, 1);
+  EXPECT_EQ(producer_.all.size(), 8u);  // both batches again, from the cursor
+  EXPECT_EQ(Cursor(), 0);
+  producer_.DeliverAll();
+  mirror.Step();
+  EXPECT_EQ(Cursor(), s2);
+  EXPECT_EQ(hook.releases, 1);
+  EXPECT_EQ(Name(mirror.state()), "ok");
+}
+
+// A failed delivery keeps its batch pending (it is produced again and acknowledged later):
+// nothing is released.
+TEST_F(KafkaMirrorTest, AFailedDeliveryKeepsWhatItReadAndReleasesNothing) {
+  HookQueue hook(queue_.get());
+  Result<TopicRouter> router = TopicRouter::FromRoutes({{"EGgen1", "emergency_generator/generator1"}});
+  ASSERT_TRUE(router.ok());
+  KafkaMirror mirror("kafka-raw", std::string(kRawStream), &hook, &producer_, &clock_, std::move(router).value(),
+                     options_);
+  ASSERT_TRUE(mirror.Start().ok());
+  const int64_t s1 = AppendGen1(2);
+  mirror.Step();
+  producer_.DeliverIf([](const FakeProducer::Record&) { return true; }, kTimedOut);
+  for (int i = 0; i < 10 && Cursor() != s1; ++i) {
+    clock_.AdvanceNs(2 * kNsPerSec);
+    mirror.Step();
+    producer_.DeliverAll();
+  }
+  EXPECT_EQ(Cursor(), s1);
+  EXPECT_EQ(hook.releases, 0);
 }
 
 // Issue 14 item 4: each record carries edgeline-id = "<stream>/<batch created_ns>/<batch
