@@ -6,10 +6,11 @@
 #
 #   bench/run.sh [--quick] [--only P1,P2,...] [--out FILE] [--build DIR]
 #     --quick   small sizes, a smoke run (< 2 min)
-#     --only    run only these figures (P1 P1b P2 P3 P4 P5 P6 P7; P3 includes P4 and P6)
+#     --only    run only these figures (P1 P1b P2 P3 P4 P4c P5 P6 P7 P8; P3 includes P4 and P6)
 #     --out     JSON results (default bench/results/<date>[-quick].json)
 #     --build   build dir with agent/edgeline and bench/* (default build-bench, Release)
-# Sizes can be overridden: P1_N P1B_N P1B_FULL_N P2_N P3_SECONDS BACKLOG_N P5_SECONDS P7_N.
+# Sizes can be overridden: P1_N P1B_N P1B_FULL_N P2_N P3_SECONDS BACKLOG_N P4C_N P4C_WAIT
+# P5_SECONDS P7_N P8_POINTS P8_REPEAT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -23,15 +24,17 @@ while [ $# -gt 0 ]; do
     --only) ONLY=",$2,"; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --build) BUILD=$2; shift 2 ;;
-    *) sed -n '8,13p' "$0" >&2; exit 2 ;;
+    *) sed -n '8,14p' "$0" >&2; exit 2 ;;
   esac
 done
 if [ "$QUICK" = 1 ]; then
   : "${P1_N:=20000}" "${P1B_N:=20000}" "${P1B_FULL_N:=3000}" "${P2_N:=100000}" "${P3_SECONDS:=5}"
   : "${BACKLOG_N:=1000000}" "${P5_SECONDS:=5}" "${P7_N:=100000}"
+  : "${P4C_N:=10000}" "${P4C_WAIT:=30}" "${P8_POINTS:=5000}" "${P8_REPEAT:=1}"
 else
   : "${P1_N:=200000}" "${P1B_N:=200000}" "${P1B_FULL_N:=20000}" "${P2_N:=1000000}" "${P3_SECONDS:=20}"
   : "${BACKLOG_N:=10000000}" "${P5_SECONDS:=20}" "${P7_N:=10000000}"
+  : "${P4C_N:=60000}" "${P4C_WAIT:=30}" "${P8_POINTS:=20000}" "${P8_REPEAT:=3}"
 fi
 SUFFIX=""; [ "$QUICK" = 1 ] && SUFFIX=-quick
 [ -n "$OUT" ] || OUT=bench/results/$(date +%F)$SUFFIX.json
@@ -309,6 +312,51 @@ p3() {
   rm -f "$WORK"/p4-1000.db*
 }
 
+# ---- P4c: disk / LP bytes for MQTT ingest, through the agent, after compaction
+p4c() {
+  local n=$P4C_N id=bench-p4c q=$WORK/p4c.db
+  log "P4c: $n simulator messages over MQTT (QoS 1) into the agent, InfluxDB unreachable"
+  agent_env "$id" "$q" offline normal
+  start_agent "$WORK/agent-p4c.log"; wait_online "$id"
+  local t0 t1; t0=$(now_ns)
+  # The simulator's payloads (10 generators, seed 1), as fast as the broker acknowledges.
+  "$EDGELINE" simulate --url "$MQTT_URL" --generators 10 --rate max --qos 1 --count "$n" --seed 1 \
+    >"$WORK/sim-p4c.log" 2>&1 || true
+  local pts=0
+  for _ in $(seq 3000); do  # at most ~10 min
+    pts=$(status_json | jq -r '.queue.points // 0')
+    [ "${pts:-0}" -ge "$n" ] && break
+    sleep 0.2
+  done
+  t1=$(now_ns)
+  [ "${pts:-0}" -ge "$n" ] || log "P4c: only $pts of $n points committed"
+  EXTRA[p4c_ingest_s]=$(calc "($t1 - $t0) / 1000000000")
+  P4C_RATIO=""
+  p4c_measure() {  # tag -> P4C_RATIO: queue file + WAL on disk / raw line-protocol bytes held
+    local j disk raw; j=$(status_json)
+    disk=$(( $(stat -c %s "$q") + $(stat -c %s "$q-wal" 2>/dev/null || echo 0) ))
+    raw=$(jq -r '.queue.raw_bytes // 0' <<<"$j")
+    EXTRA[p4c_${1}_disk_bytes]=$disk; EXTRA[p4c_${1}_raw_bytes]=$raw
+    EXTRA[p4c_${1}_status_file_bytes]=$(jq -r '.queue.file_bytes // 0' <<<"$j")
+    EXTRA[p4c_${1}_counted_bytes]=$(jq -r '.queue.counted_bytes // 0' <<<"$j")
+    EXTRA[p4c_${1}_batches]=$(jq -r '.queue.batches // 0' <<<"$j")
+    EXTRA[p4c_${1}_points]=$(jq -r '.queue.points // 0' <<<"$j")
+    P4C_RATIO=$(calc "$disk / $raw")
+  }
+  local r0 r1
+  p4c_measure 0s; r0=$P4C_RATIO
+  log "P4c: ${pts} points committed; at 0 s: disk/LP $(printf %.3f "$r0"), ${EXTRA[p4c_0s_batches]} batches"
+  sleep "$P4C_WAIT"
+  p4c_measure "${P4C_WAIT}s"; r1=$P4C_RATIO
+  log "P4c: after ${P4C_WAIT} s: disk/LP $(printf %.3f "$r1"), ${EXTRA[p4c_${P4C_WAIT}s_batches]} batches"
+  stop_agent
+  add_row "P4c" "disk / LP bytes, MQTT ingest via agent, $n msgs, ${P4C_WAIT} s after" "$r1" - - ratio \
+    "<= 0.12 (check 0.15)" "$(met "$r1 <= 0.12")"
+  add_row "P4c*" "  info: same, right after ingest (0 s)" "$r0" - - ratio "-" "-"
+  EXTRA[p4c_n]=$n
+  EXTRA[p4c_compact_points]=${EDGELINE_QUEUE_COMPACT_POINTS:-1000}
+}
+
 # ---- P5: publish -> visible in influxd at 1k msg/s
 p5() {
   log "P5: 1000 msg/s for ${P5_SECONDS}s, publish -> visible in influxd"
@@ -348,6 +396,23 @@ p7() {
   fi
 }
 
+# ---- P8: the local HTTP write endpoint, 40 concurrent clients vs 1 (bench/http_burst.sh)
+p8() {
+  log "P8: write endpoint, $P8_POINTS points, 1 vs 40 connections, $P8_REPEAT runs each (bench/http_burst.sh)"
+  local out; out=$(bench/http_burst.sh --build "$BUILD" --points "$P8_POINTS" --conns 40 --repeat "$P8_REPEAT" \
+    2>"$WORK/http_burst.err") || { log "P8: http_burst.sh failed:"; cat "$WORK/http_burst.err" >&2; return 0; }
+  echo "$out" >"$WORK/http_burst.out"
+  local p1 t1 pc tc s503
+  read -r p1 t1 < <(awk '$1 == "1" && $3 ~ /^[0-9.]+$/ {print $2, $4}' <<<"$out")
+  read -r pc tc s503 < <(awk '$1 == "40" && $3 ~ /^[0-9.]+$/ {print $2, $4, $5}' <<<"$out")
+  local timeouts=$((t1 + tc))
+  add_row "P8" "write endpoint 40 conns vs 1 (points/s), $timeouts timeouts" "$pc" "$p1" "$(ratio "$pc" "$p1")" \
+    "points/s" ">= 0.8x, 0 timeouts" "$(met "$pc >= 0.8 * $p1 && $timeouts == 0")"
+  EXTRA[p8_timeouts]=$timeouts; EXTRA[p8_http503_40]=$s503; EXTRA[p8_points]=$P8_POINTS
+  EXTRA[p8_client]=$(sed -n 's/.*client \(js\|curl\)$/\1/p' <<<"$out")
+  EXTRA[p8_agent]=$(grep '^agent:' <<<"$out" || true)
+}
+
 START=$(date +%s)
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo "edgeline bench $(date -u +%FT%TZ)  $(nproc) cores, $CPU, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
@@ -356,8 +421,10 @@ want P1 && p1
 { want P1b || want P7; } && p1b
 want P2 && p2
 { want P3 || want P4 || want P6; } && p3
+want P4c && p4c
 want P5 && p5
 want P7 && p7
+want P8 && p8
 ELAPSED=$(( $(date +%s) - START ))
 
 printf '\n%-5s %-58s %12s %12s %16s %-20s %s\n' Id What edgeline baseline ratio target met?
