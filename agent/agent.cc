@@ -117,6 +117,8 @@ void Agent::StartHttp() {
   options.listen = config_.http.listen;
   options.token = config_.http.token;
   options.max_body_bytes = config_.http.max_body_bytes;
+  options.queue_max_bytes = config_.queue.max_bytes;
+  options.queue_full_policy = config_.queue.full_policy;
   AgentProbe probe;
   MqttIngest* mqtt = mqtt_.get();
   Housekeeping* housekeeping = housekeeping_.get();

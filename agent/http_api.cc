@@ -7,12 +7,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <exception>
 #include <map>
 #include <sstream>
 #include <vector>
 
+#include "agent/status_report.h"
 #include "common/line_protocol.h"
 #include "common/log.h"
 #include "common/sink_state.h"
@@ -480,6 +482,39 @@ std::string HttpApi::Metrics() {
           static_cast<double>(stats->dropped_points_total));
     m.One("edgeline_dead_letters", "gauge", "Entries in the dead-letter table.",
           static_cast<double>(stats->dead_letters));
+    m.One("edgeline_queue_counted_bytes", "gauge", "Bytes EDGELINE_QUEUE_MAX_BYTES counts (stored batches and rows).",
+          static_cast<double>(stats->counted_bytes));
+    m.One("edgeline_queue_file_bytes", "gauge", "The queue file and its WAL on disk.",
+          static_cast<double>(stats->file_bytes));
+    if (options_.queue_max_bytes > 0) {
+      m.One("edgeline_queue_max_bytes", "gauge", "EDGELINE_QUEUE_MAX_BYTES.",
+            static_cast<double>(options_.queue_max_bytes));
+      OutageCapacityInput in;
+      in.max_bytes = options_.queue_max_bytes;
+      in.full_policy = options_.queue_full_policy;
+      in.counted_bytes = stats->counted_bytes;
+      in.points = stats->points;
+      in.refusing = probe_.ingest && probe_.ingest->commit_failing.load();
+      if (auto state = queue_->AgentState(); state.ok()) {
+        for (const auto& [key, value] : *state) {
+          if (key == kStateIngestRate && !value.empty()) in.ingest_rate = std::strtod(value.c_str(), nullptr);
+        }
+      }
+      const OutageCapacity capacity = ComputeOutageCapacity(in);
+      if (in.ingest_rate) {
+        m.One("edgeline_ingest_rate_points_per_second", "gauge", "Points committed per second, recently.",
+              *in.ingest_rate);
+      }
+      if (capacity.bytes_per_point) {
+        m.One("edgeline_queue_bytes_per_point", "gauge", "Counted bytes per held point, as measured.",
+              *capacity.bytes_per_point);
+      }
+      if (capacity.holds_s || capacity.state == OutageCapacityState::kBoundApplies) {
+        m.One("edgeline_queue_outage_capacity_seconds", "gauge",
+              "How long the queue absorbs the current ingest rate before its bound applies (0: it applies now).",
+              capacity.holds_s.value_or(0));
+      }
+    }
   }
   auto session_stats = queue_->MqttSessions();
   if (session_stats.ok()) {

@@ -69,6 +69,9 @@ struct HttpApiOptions {
   int retry_after_s = 1;                  // Retry-After of those 503s
   int keep_alive_timeout_s = 5;           // an idle keep-alive connection is closed after this
   int keep_alive_max_requests = 1000;     // requests on one connection before it is closed
+  // The queue's bound and policy, for the outage capacity in /metrics (0 = not shown).
+  int64_t queue_max_bytes = 0;
+  QueueFullPolicy queue_full_policy = QueueFullPolicy::kDropOldest;
 };
 
 // What /health and /metrics need from the rest of the agent, read on request.

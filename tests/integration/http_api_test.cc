@@ -271,6 +271,7 @@ class HttpApiInProcessTest : public ::testing::Test {
     HttpApiOptions api_options;
     api_options.listen = "127.0.0.1:0";
     api_options.max_lines_per_commit = 5;
+    api_options.queue_max_bytes = queue_max_bytes_;
     if (tune) tune(&api_options);
     guard_ = std::make_unique<FieldTypeGuard>(std::move(declared_types), queue_.get(), &clock_);
     api_ = std::make_unique<HttpApi>(api_options, queue_.get(), committer_.get(), &clock_, std::move(probe),
@@ -305,6 +306,7 @@ class HttpApiInProcessTest : public ::testing::Test {
   }
 
   std::string dir_;
+  int64_t queue_max_bytes_ = 0;
   FakeClock clock_;
   std::unique_ptr<Queue> queue_;
   std::unique_ptr<GroupCommitter> committer_;
@@ -319,6 +321,27 @@ TEST_F(HttpApiInProcessTest, MetricsShowEachMqttSessionsHeldQos2AndSuppressedDup
   ASSERT_TRUE(queue_->CountSuppressedDuplicate("e tcp://b:1").ok());
   EXPECT_EQ(Sample("edgeline_mqtt_inbound_qos2{session=\"e tcp://b:1\"}"), 2);
   EXPECT_EQ(Sample("edgeline_mqtt_duplicates_suppressed_total{session=\"e tcp://b:1\"}"), 1);
+}
+
+// The outage capacity: the headroom under the bound over the measured bytes per point and the
+// ingest rate the agent recorded.
+TEST_F(HttpApiInProcessTest, MetricsShowTheQueuesBytesAndOutageCapacity) {
+  queue_max_bytes_ = 64 << 20;
+  Start();
+  BatchInput batch;
+  for (int i = 0; i < 2000; ++i) batch.lines.push_back("m v=" + std::to_string(i) + " " + std::to_string(i));
+  ASSERT_TRUE(queue_->Append({batch}, {}).ok());
+  ASSERT_TRUE(queue_->SetAgentState({{"ingest_rate", "250.000"}}).ok());
+  auto stats = queue_->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(Sample("edgeline_queue_counted_bytes"), stats->counted_bytes);
+  EXPECT_EQ(Sample("edgeline_queue_file_bytes"), stats->file_bytes);
+  EXPECT_EQ(Sample("edgeline_queue_max_bytes"), 64 << 20);
+  EXPECT_EQ(Sample("edgeline_ingest_rate_points_per_second"), 250);
+  const double per_point = static_cast<double>(stats->counted_bytes) / 2000;
+  EXPECT_DOUBLE_EQ(Sample("edgeline_queue_bytes_per_point"), per_point);
+  EXPECT_NEAR(Sample("edgeline_queue_outage_capacity_seconds"),
+              static_cast<double>((64 << 20) - stats->counted_bytes) / (per_point * 250), 1.0);
 }
 
 // InfluxDB accepts a line break inside a quoted string field; the point must reach the queue
