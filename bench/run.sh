@@ -182,8 +182,14 @@ p1() {
     t1=$(now_ns)
     stop_agent
     rate=$(calc "$n * 1000000000 / ($t1 - $t0)")
-    add_row "P1" "MQTT QoS1 -> committed, sync=$sync (msg/s)" "$rate" "$base" "$(ratio "$rate" "$base")" \
-      "msg/s" ">= 0.9x" "$(met "$rate >= 0.9 * $base")"
+    # Issue 16's target for sync=normal; issue 7's (>= 0.9x) stays for sync=full.
+    if [ "$sync" = normal ]; then
+      add_row "P1" "MQTT QoS1 -> committed, sync=$sync (msg/s)" "$rate" "$base" "$(ratio "$rate" "$base")" \
+        "msg/s" ">= 0.2x" "$(met "$rate >= 0.2 * $base")"
+    else
+      add_row "P1" "MQTT QoS1 -> committed, sync=$sync (msg/s)" "$rate" "$base" "$(ratio "$rate" "$base")" \
+        "msg/s" ">= 0.9x" "$(met "$rate >= 0.9 * $base")"
+    fi
   done
   EXTRA[p1_n]=$n
 }
@@ -197,8 +203,14 @@ p1b() {
     local e r g m
     e=$(jq -r .edgeline_msgs_s <<<"$j"); r=$(jq -r .raw_sqlite_msgs_s <<<"$j")
     g=$(jq -r .grouped_append_msgs_s <<<"$j"); m=$(jq -r .map_only_msgs_s <<<"$j")
-    add_row "P1b" "map+commit 1 thread, sync=$sync (msg/s)" "$e" "$r" "$(ratio "$e" "$r")" "msg/s" \
-      ">= 300k and >= 0.5x" "$(met "$e >= 300000 && $e >= 0.5 * $r")"
+    # Issue 16's target for sync=normal; issue 7's stays for sync=full.
+    if [ "$sync" = normal ]; then
+      add_row "P1b" "map+commit 1 thread, sync=$sync (msg/s)" "$e" "$r" "$(ratio "$e" "$r")" "msg/s" \
+        ">= 80k" "$(met "$e >= 80000")"
+    else
+      add_row "P1b" "map+commit 1 thread, sync=$sync (msg/s)" "$e" "$r" "$(ratio "$e" "$r")" "msg/s" \
+        ">= 300k and >= 0.5x" "$(met "$e >= 300000 && $e >= 0.5 * $r")"
+    fi
     add_row "P1b*" "  info: Mapper+Append 1000 msg/txn, sync=$sync" "$g" "$r" "$(ratio "$g" "$r")" "msg/s" "-" "-"
     EXTRA[p1b_${sync}_map_only_msgs_s]=$m
     if [ "$sync" = normal ]; then P1B_RATE=$e; fi
@@ -239,7 +251,7 @@ p2() {
   rate=$(calc "$n * 1000000000 / ($t1 - $t0)")
   log "P2: agent $(influx_count bench_agent) points in influxd"
   add_row "P2" "drain $n-point backlog to influxd (points/s)" "$rate" "$base" "$(ratio "$rate" "$base")" \
-    "points/s" ">= 0.9x" "$(met "$rate >= 0.9 * $base")"
+    "points/s" ">= 0.8x" "$(met "$rate >= 0.8 * $base")"
 }
 
 # ---- P3 (+P4, P6): RSS ingesting at max rate; RSS with a backlog; disk ratio; restart time
@@ -353,6 +365,14 @@ p4c() {
   add_row "P4c" "disk / LP bytes, MQTT ingest via agent, $n msgs, ${P4C_WAIT} s after" "$r1" - - ratio \
     "<= 0.12 (check 0.15)" "$(met "$r1 <= 0.12")"
   add_row "P4c*" "  info: same, right after ingest (0 s)" "$r0" - - ratio "-" "-"
+  # Where the bytes are (after the agent stopped): pages of the batch table and of the QoS 1
+  # receipts (mqtt_receipt), each with its indexes, over the same line-protocol bytes.
+  local raw=${EXTRA[p4c_${P4C_WAIT}s_raw_bytes]} tb
+  for tb in batch mqtt_receipt; do
+    EXTRA[p4c_${tb}_bytes]=$(sqlite3 "$q" "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name = '$tb'
+      OR name IN (SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = '$tb')" 2>/dev/null || echo 0)
+    add_row "P4c*" "  info: of which table $tb (+ indexes)" "$(calc "${EXTRA[p4c_${tb}_bytes]} / $raw")" - - ratio "-" "-"
+  done
   EXTRA[p4c_n]=$n
   EXTRA[p4c_compact_points]=${EDGELINE_QUEUE_COMPACT_POINTS:-1000}
 }
@@ -414,9 +434,12 @@ p8() {
 }
 
 START=$(date +%s)
+# The source the binaries were built from: BENCH_COMMIT when given (a build of another tree),
+# else this tree's HEAD (which says nothing of uncommitted edits in it).
+EXTRA[commit]=${BENCH_COMMIT:-$(git -C "$ROOT" log --oneline -1 2>/dev/null | cut -c1-72 || true)}
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo "edgeline bench $(date -u +%FT%TZ)  $(nproc) cores, $CPU, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
-echo "mode: $([ "$QUICK" = 1 ] && echo quick || echo full); binary: $EDGELINE ($("$EDGELINE" version 2>/dev/null | head -1))"
+echo "mode: $([ "$QUICK" = 1 ] && echo quick || echo full); binary: $EDGELINE ($("$EDGELINE" version 2>/dev/null | head -1)); source: ${EXTRA[commit]}"
 want P1 && p1
 { want P1b || want P7; } && p1b
 want P2 && p2
