@@ -26,13 +26,19 @@ std::string InboundKey(int packet_id) { return "r-" + std::to_string(packet_id);
 
 Status SqliteQueue::SettleReceiptsLocked(const std::vector<MqttReceipt>& receipts, int64_t now) {
   if (receipts.empty()) return Status::Ok();
-  SqliteStatement release(db_, "DELETE FROM mqtt_state WHERE session=? AND key=?");
-  RETURN_IF_ERROR(release.prepared());
-  SqliteStatement keep(db_,
-                       "INSERT INTO mqtt_receipt(session, packet_id, digest, connection, stored_ns) VALUES(?,?,?,?,?)"
-                       " ON CONFLICT(session, packet_id) DO UPDATE SET digest=excluded.digest,"
-                       " connection=excluded.connection, stored_ns=excluded.stored_ns");
-  RETURN_IF_ERROR(keep.prepared());
+  // Prepared once: this runs in every MQTT commit.
+  if (!release_state_) {
+    release_state_ = std::make_unique<SqliteStatement>(db_, "DELETE FROM mqtt_state WHERE session=? AND key=?");
+    keep_receipt_ = std::make_unique<SqliteStatement>(
+        db_,
+        "INSERT INTO mqtt_receipt(session, packet_id, digest, connection, stored_ns) VALUES(?,?,?,?,?)"
+        " ON CONFLICT(session, packet_id) DO UPDATE SET digest=excluded.digest,"
+        " connection=excluded.connection, stored_ns=excluded.stored_ns");
+  }
+  RETURN_IF_ERROR(release_state_->prepared());
+  RETURN_IF_ERROR(keep_receipt_->prepared());
+  SqliteStatement& release = *release_state_;
+  SqliteStatement& keep = *keep_receipt_;
   for (const MqttReceipt& r : receipts) {
     if (r.packet_id <= 0) continue;
     if (r.qos == 2) {

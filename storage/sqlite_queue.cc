@@ -31,6 +31,8 @@ SqliteQueue::~SqliteQueue() {
   insert_batch_.reset();  // finalize before closing the connection
   begin_.reset();
   commit_.reset();
+  release_state_.reset();
+  keep_receipt_.reset();
   sqlite3_close_v2(db_);
 }
 

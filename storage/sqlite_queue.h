@@ -155,6 +155,8 @@ class SqliteQueue final : public Queue {
   std::unique_ptr<SqliteStatement> insert_batch_;  // the hot statements, prepared once
   std::unique_ptr<SqliteStatement> begin_;
   std::unique_ptr<SqliteStatement> commit_;
+  std::unique_ptr<SqliteStatement> release_state_;  // SettleReceiptsLocked's
+  std::unique_ptr<SqliteStatement> keep_receipt_;
   // sink -> the newest seq it read and has not released (Release) or passed with its cursor;
   // compaction leaves the batches up to it alone.
   std::map<std::string, int64_t> read_until_;
