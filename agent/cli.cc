@@ -130,6 +130,12 @@ int CmdStatus(const std::map<std::string, std::string>& env, const std::vector<s
   } catch (...) {
   }
   const QueueOpenOptions options = ReadOnlyQueueOptions(env);
+  // The bound this environment configures, for when no agent has recorded the one it applies.
+  StatusReportOptions report_options;
+  if (ConfigParseResult parsed = ParseConfig(env); parsed.ok()) {
+    report_options.max_bytes = parsed.config.queue.max_bytes;
+    report_options.full_policy = parsed.config.queue.full_policy;
+  }
   std::map<std::string, std::vector<int64_t>> backlog;  // --watch: pending points per refresh
   constexpr size_t kHistory = 40;                       // fits 80 columns with its label
   while (true) {
@@ -139,7 +145,7 @@ int CmdStatus(const std::map<std::string, std::string>& env, const std::vector<s
                    queue.status().ToString().c_str(), options.config.path.c_str());
       return kExitRuntime;
     }
-    auto report = BuildStatusReport(queue->get(), options.config.path, SystemClock::Instance());
+    auto report = BuildStatusReport(queue->get(), options.config.path, SystemClock::Instance(), report_options);
     if (!report.ok()) {
       std::fprintf(stderr, "edgeline status: %s\n", report.status().ToString().c_str());
       return kExitRuntime;
