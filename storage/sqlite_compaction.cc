@@ -25,6 +25,54 @@
 
 namespace edgeline {
 
+namespace {
+
+// One scan of `q`'s rows (seq, points, raw_bytes, created_ns, sources IS NULL) for the first
+// run that may merge; {0, 0} when none.
+template <typename Blocked, typename Cut>
+Result<std::pair<int64_t, int64_t>> ScanForRun(SqliteStatement& q, const CompactOptions& options, int64_t now,
+                                               const Blocked& is_blocked, const Cut& cut_between) {
+  struct Run {
+    int64_t first = 0, last = 0, batches = 0, points = 0, raw = 0, newest_created = 0;
+    bool no_sources = false;
+  } run;
+  auto mergeable = [&](const Run& r, bool full) {
+    return r.batches >= 2 && (full || r.newest_created <= now - options.settle_ns);
+  };
+  Status st;
+  while (q.Step(&st)) {
+    const int64_t seq = q.Int(0), points = q.Int(1), raw = q.Int(2), created = q.Int(3);
+    const bool no_sources = q.Int(4) != 0;
+    const bool small = points < options.target_points && raw < options.target_raw_bytes;
+    const bool joins = run.batches > 0 && small && !is_blocked(seq) && no_sources == run.no_sources &&
+                       !cut_between(run.last, seq) && run.points + points <= options.target_points &&
+                       run.raw + raw <= options.target_raw_bytes;
+    if (!joins && run.batches > 0) {
+      // The run ends here; it is full when the next batch did not fit beside it.
+      const bool full = small && no_sources == run.no_sources && !is_blocked(seq) && !cut_between(run.last, seq);
+      if (mergeable(run, full)) return std::pair<int64_t, int64_t>{run.first, run.last};
+      run = Run{};
+    }
+    if (!small || is_blocked(seq)) continue;
+    if (run.batches == 0) {
+      run.first = seq;
+      run.no_sources = no_sources;
+    }
+    run.last = seq;
+    ++run.batches;
+    run.points += points;
+    run.raw += raw;
+    run.newest_created = std::max(run.newest_created, created);
+  }
+  RETURN_IF_ERROR(st);
+  if (mergeable(run, run.points >= options.target_points || run.raw >= options.target_raw_bytes)) {
+    return std::pair<int64_t, int64_t>{run.first, run.last};
+  }
+  return std::pair<int64_t, int64_t>{0, 0};
+}
+
+}  // namespace
+
 Result<int64_t> SqliteQueue::CompactStep(const CompactOptions& options) {
   std::lock_guard lock(mu_);
   std::vector<std::string> streams;
@@ -71,7 +119,6 @@ Result<std::pair<int64_t, int64_t>> SqliteQueue::FindRunLocked(const std::string
     RETURN_IF_ERROR(st);
   }
   if (cursors.empty()) return std::pair<int64_t, int64_t>{0, 0};
-  const int64_t start = *std::min_element(cursors.begin(), cursors.end());
   auto is_blocked = [&](int64_t seq) {
     for (auto [from, to] : blocked) {
       if (seq > from && seq <= to) return true;
@@ -86,46 +133,21 @@ Result<std::pair<int64_t, int64_t>> SqliteQueue::FindRunLocked(const std::string
     return false;
   };
 
+  // Scans start at the oldest cursor and after each held range: a sink holding the first
+  // max_batches_per_step batches (a long request in flight) does not stop compaction behind it.
+  std::vector<int64_t> starts = {*std::min_element(cursors.begin(), cursors.end())};
+  for (auto [from, to] : blocked) starts.push_back(to);
+  std::sort(starts.begin(), starts.end());
+  starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
   SqliteStatement q(db_,
                     "SELECT seq, points, raw_bytes, created_ns, sources IS NULL FROM batch"
                     " WHERE stream=? AND seq>? ORDER BY seq LIMIT ?");
   RETURN_IF_ERROR(q.prepared());
-  q.Bind(1, stream).Bind(2, start).Bind(3, options.max_batches_per_step);
-  struct Run {
-    int64_t first = 0, last = 0, batches = 0, points = 0, raw = 0, newest_created = 0;
-    bool no_sources = false;
-  } run;
-  auto mergeable = [&](const Run& r, bool full) {
-    return r.batches >= 2 && (full || r.newest_created <= now - options.settle_ns);
-  };
-  Status st;
-  while (q.Step(&st)) {
-    const int64_t seq = q.Int(0), points = q.Int(1), raw = q.Int(2), created = q.Int(3);
-    const bool no_sources = q.Int(4) != 0;
-    const bool small = points < options.target_points && raw < options.target_raw_bytes;
-    const bool joins = run.batches > 0 && small && !is_blocked(seq) && no_sources == run.no_sources &&
-                       !cut_between(run.last, seq) && run.points + points <= options.target_points &&
-                       run.raw + raw <= options.target_raw_bytes;
-    if (!joins && run.batches > 0) {
-      // The run ends here; it is full when the next batch did not fit beside it.
-      const bool full = small && no_sources == run.no_sources && !is_blocked(seq) && !cut_between(run.last, seq);
-      if (mergeable(run, full)) return std::pair<int64_t, int64_t>{run.first, run.last};
-      run = Run{};
-    }
-    if (!small || is_blocked(seq)) continue;
-    if (run.batches == 0) {
-      run.first = seq;
-      run.no_sources = no_sources;
-    }
-    run.last = seq;
-    ++run.batches;
-    run.points += points;
-    run.raw += raw;
-    run.newest_created = std::max(run.newest_created, created);
-  }
-  RETURN_IF_ERROR(st);
-  if (mergeable(run, run.points >= options.target_points || run.raw >= options.target_raw_bytes)) {
-    return std::pair<int64_t, int64_t>{run.first, run.last};
+  for (int64_t start : starts) {
+    q.Reset();
+    q.Bind(1, stream).Bind(2, start).Bind(3, options.max_batches_per_step);
+    ASSIGN_OR_RETURN(auto run, ScanForRun(q, options, now, is_blocked, cut_between));
+    if (run.first != 0) return run;
   }
   return std::pair<int64_t, int64_t>{0, 0};
 }

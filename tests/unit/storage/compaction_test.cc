@@ -179,6 +179,19 @@ TEST_F(CompactionTest, LeavesWhatASinkHoldsUntilItAcknowledgesOrReleases) {
   EXPECT_EQ(Drain(q.get(), "influx"), Range(400, 600));
 }
 
+// A read held over more batches than one step scans does not stop compaction behind it.
+TEST_F(CompactionTest, AHeldReadLongerThanOneScanIsSkipped) {
+  auto q = Open();
+  ASSERT_TRUE(q->RegisterConsumer("influx", "raw").ok());
+  AppendOnes(q.get(), 0, 500);
+  clock_.AdvanceNs(kSettleNs);
+  auto held = q->Read("influx", 200);
+  ASSERT_EQ(held->size(), 200u);
+  options_.max_batches_per_step = 50;
+  EXPECT_EQ(CompactAll(q.get(), options_), 300 - 3);
+  EXPECT_EQ(Batches(q.get()), 200 + 3);
+}
+
 // A pipelining sink reads ahead with ReadAfter; both reads are held.
 TEST_F(CompactionTest, ReadAfterHoldsThePipelinedReadToo) {
   auto q = Open();
