@@ -152,7 +152,7 @@ Status KafkaMirror::ProduceBatch(const Batch& batch, bool again) {
       pending.dead_letters.push_back(dead_letter(i, mqtt_topic, content.status().message()));
       continue;
     }
-    records.push_back({topic, std::move(content).value(), i, RecordId(stream(), batch.created_ns, batch.seq, i)});
+    records.push_back({topic, std::move(content).value(), i, RecordId(stream(), batch.lines[i])});
   }
 
   // Counted (and registered) before producing: a report may arrive before Produce returns.

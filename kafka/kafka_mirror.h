@@ -5,9 +5,10 @@
 // is delivered. A batch with a failed record is sent again, whole, once every record out has
 // been reported and the backoff has passed (at-least-once: Kafka may see duplicates, and so after
 // a crash: everything after the cursor is sent again). Every record carries the header
-// `edgeline-id` (kRecordIdHeader) = "<stream>/<batch created_ns>/<batch seq>/<line index>"
-// (RecordId): the same for every send of one queued line, distinct for distinct lines, so a
-// consumer that keeps the first record of each id sees every queued line exactly once. A record
+// `edgeline-id` (kRecordIdHeader) = "<stream>/<line timestamp>/<hash of the line>"
+// (RecordId): the same for every send of one queued line (compaction included), distinct for
+// distinct points, so a consumer that keeps the first record of each id sees every queued point
+// exactly once. A record
 // the broker refuses for good (a report with kInvalidArgument: producer.h lists the Kafka errors)
 // is not retried: it goes to the dead-letter queue (sink = this mirror's name, kRejected, the
 // reason starting with the Kafka error name) and the batch is acknowledged without it.

@@ -1,6 +1,7 @@
 #include "kafka/record_format.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 #include <utility>
 
@@ -56,14 +57,25 @@ Result<RecordContent> FormatRecord(std::string_view line, KafkaFormat format) {
   return out;
 }
 
-std::string RecordId(std::string_view stream, int64_t batch_created_ns, int64_t batch_seq, size_t line_index) {
+std::string RecordId(std::string_view stream, std::string_view line) {
+  uint64_t hash = 0xcbf29ce484222325ULL;  // FNV-1a 64
+  for (unsigned char c : line) {
+    hash ^= c;
+    hash *= 0x100000001b3ULL;
+  }
+  std::string_view timestamp = "-";
+  if (const size_t space = line.rfind(' '); space != std::string_view::npos && space + 1 < line.size()) {
+    std::string_view last = line.substr(space + 1);
+    const bool digits = last.find_first_not_of("-0123456789") == std::string_view::npos;
+    if (digits) timestamp = last;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
   std::string id(stream);
   id += '/';
-  id += std::to_string(batch_created_ns);
+  id += timestamp;
   id += '/';
-  id += std::to_string(batch_seq);
-  id += '/';
-  id += std::to_string(line_index);
+  id += hex;
   return id;
 }
 

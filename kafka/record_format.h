@@ -36,15 +36,14 @@ Result<RecordContent> FormatRecord(std::string_view line, KafkaFormat format);
 // The name of the record header that identifies a record's line (README, Kafka mirror).
 inline constexpr std::string_view kRecordIdHeader = "edgeline-id";
 
-// The value of kRecordIdHeader for line `line_index` (0-based, counting every line of the
-// batch, mirrored or not) of the queue batch `batch_seq`, created at `batch_created_ns` (wall
-// time, ns), on queue stream `stream`: "<stream>/<batch_created_ns>/<batch_seq>/<line_index>",
-// e.g. "raw/1764000000603000000/42/7". A batch's lines and its seq, stream and creation time
-// never change in the queue file, so every re-send of a line (after a failed delivery or a
-// crash) carries the same value; a seq is never reused within a queue file (AUTOINCREMENT), and
-// the creation time tells apart the seqs of a new queue file (one that replaced a corrupt file
-// restarts at 1) and of other agents.
-std::string RecordId(std::string_view stream, int64_t batch_created_ns, int64_t batch_seq, size_t line_index);
+// The value of kRecordIdHeader for queued line `line` of queue stream `stream`:
+// "<stream>/<the line's timestamp>/<FNV-1a 64 of the line, 16 hex digits>", e.g.
+// "raw/1764000000603000000/9c1f0e3a5b7d2e41" ("-" for a line without a timestamp). It depends on
+// the line alone, so every re-send of a line carries the same value, after a failed delivery, a
+// crash, or compaction merging the batch it was in. Two lines get the same id only when they are
+// the same point (same series, timestamp and fields), or on a 64-bit hash collision between
+// lines of the same timestamp.
+std::string RecordId(std::string_view stream, std::string_view line);
 
 // The downsampled stream's topic: prefix + bucket (seed: "EG" + "kafka_downsampled").
 std::string DownsampledTopic(const KafkaConfig& kafka, std::string_view bucket);

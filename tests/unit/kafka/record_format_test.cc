@@ -1,4 +1,5 @@
 // Kafka record values, keys and topic routing (kafka/record_format.h).
+#include <cstdio>
 #include <gtest/gtest.h>
 
 #include <set>
@@ -154,20 +155,23 @@ TEST(KafkaTopicRouterTest, StreamsRouteAsConfigured) {
   EXPECT_FALSE(TopicRouterForStream(kAlarmStream, kafka, downsample.bucket).ok());
 }
 
-TEST(KafkaRecordIdTest, NamesStreamBatchAndLine) {
+TEST(KafkaRecordIdTest, NamesStreamTimestampAndTheLinesHash) {
   EXPECT_EQ(kRecordIdHeader, "edgeline-id");
-  EXPECT_EQ(RecordId("raw", 1764000000603000000, 42, 7), "raw/1764000000603000000/42/7");
-  EXPECT_EQ(RecordId("downsampled", 1, 1, 0), "downsampled/1/1/0");
-  // Distinct parts, distinct ids.
+  // FNV-1a 64 of "m v=1 1764000000603000000", computed independently.
+  const std::string line = "m v=1 1764000000603000000";
+  uint64_t fnv = 0xcbf29ce484222325ULL;
+  for (unsigned char c : line) fnv = (fnv ^ c) * 0x100000001b3ULL;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fnv));
+  EXPECT_EQ(RecordId("raw", line), std::string("raw/1764000000603000000/") + hex);
+  EXPECT_EQ(RecordId("raw", "m v=1").substr(0, 6), "raw/-/");
+  // The same line, the same id, whatever batch holds it; distinct points, distinct ids.
+  EXPECT_EQ(RecordId("raw", line), RecordId("raw", std::string(line)));
   std::set<std::string> ids;
   for (const char* stream : {"raw", "downsampled"}) {
-    for (int64_t created : {1, 2}) {
-      for (int64_t seq : {1, 2}) {
-        for (size_t line : {0u, 1u}) ids.insert(RecordId(stream, created, seq, line));
-      }
-    }
+    for (const char* l : {"m v=1 1", "m v=2 1", "m v=1 2", "m,t=a v=1 1"}) ids.insert(RecordId(stream, l));
   }
-  EXPECT_EQ(ids.size(), 16u);
+  EXPECT_EQ(ids.size(), 8u);
 }
 
 }  // namespace
