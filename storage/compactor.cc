@@ -26,7 +26,10 @@ Result<int64_t> Compactor::RunPass(std::stop_token stop, bool shrink) {
     if (step == 0) break;
     merged += step;
   }
-  if (merged > 0 || shrink) RETURN_IF_ERROR(queue_->ShrinkFile());
+  if (merged > 0 || shrink) {
+    RETURN_IF_ERROR(queue_->TrimMqttReceipts(kMqttReceiptsKept).status());
+    RETURN_IF_ERROR(queue_->ShrinkFile());
+  }
   return merged;
 }
 

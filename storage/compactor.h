@@ -1,7 +1,8 @@
 // Compactor: keeps the queue compact while it holds a backlog. On a thread of its own it calls
 // Queue::CompactStep until nothing is left to merge (each step one short transaction, so ingest
 // and the sinks interleave), then Queue::ShrinkFile so the file and its WAL follow the data; then
-// it waits `idle_ns` and looks again. Borrows the queue, which must outlive it.
+// it waits `idle_ns` and looks again. Before shrinking it trims the QoS 1 receipts to the newest
+// kMqttReceiptsKept per MQTT session (MqttSessionStore::TrimMqttReceipts). Borrows the queue, which must outlive it.
 // Threads: Start/Stop from the owner's thread; RunPass on one thread at a time.
 #pragma once
 
@@ -13,6 +14,11 @@
 #include "storage/queue.h"
 
 namespace edgeline {
+
+// Far above any broker's default in-flight window (mosquitto 20, EMQX 32); a broker configured
+// for more unacknowledged messages per client could, after a reconnect, redeliver one whose
+// receipt is gone, and it would be stored twice.
+inline constexpr int64_t kMqttReceiptsKept = 1024;
 
 class Compactor {
  public:

@@ -161,4 +161,31 @@ Result<std::vector<MqttSessionStats>> SqliteQueue::MqttSessions() {
   return out;
 }
 
+Result<int64_t> SqliteQueue::TrimMqttReceipts(int64_t keep) {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> over;
+  {
+    SqliteStatement q(db_, "SELECT session FROM mqtt_receipt GROUP BY session HAVING COUNT(*) > ?");
+    RETURN_IF_ERROR(q.prepared());
+    q.Bind(1, 2 * keep);
+    Status st;
+    while (q.Step(&st)) over.push_back(q.Text(0));
+    RETURN_IF_ERROR(st);
+  }
+  int64_t deleted = 0;
+  for (const std::string& session : over) {
+    RETURN_IF_ERROR(TransactionLocked([&]() -> Status {
+      SqliteStatement del(db_,
+                          "DELETE FROM mqtt_receipt WHERE session=?1 AND stored_ns < (SELECT stored_ns FROM"
+                          " mqtt_receipt WHERE session=?1 ORDER BY stored_ns DESC LIMIT 1 OFFSET ?2)");
+      RETURN_IF_ERROR(del.prepared());
+      del.Bind(1, session).Bind(2, keep - 1);
+      RETURN_IF_ERROR(del.Run());
+      deleted += sqlite3_changes(db_);
+      return Status::Ok();
+    }));
+  }
+  return deleted;
+}
+
 }  // namespace edgeline

@@ -91,6 +91,7 @@ class SqliteQueue final : public Queue {
   Result<bool> StoredOnEarlierConnection(const MqttReceipt& receipt) override;
   Status CountSuppressedDuplicate(const std::string& session) override;
   Result<std::vector<MqttSessionStats>> MqttSessions() override;
+  Result<int64_t> TrimMqttReceipts(int64_t keep) override;
 
   // FieldTypeStore (sqlite_field_types.cc)
   Status RecordFieldTypes(const std::vector<KnownFieldType>& types) override;
