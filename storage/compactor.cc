@@ -19,30 +19,24 @@ void Compactor::Stop() {
   thread_.join();
 }
 
-Result<int64_t> Compactor::RunPass(std::stop_token stop, bool shrink) {
+Result<int64_t> Compactor::RunPass(std::stop_token stop) {
   int64_t merged = 0;
   while (!stop.stop_requested()) {
     ASSIGN_OR_RETURN(int64_t step, queue_->CompactStep(options_));
     if (step == 0) break;
     merged += step;
   }
-  if (merged > 0 || shrink) {
-    RETURN_IF_ERROR(queue_->TrimMqttReceipts(kMqttReceiptsKept).status());
-    RETURN_IF_ERROR(queue_->ShrinkFile());
-  }
+  RETURN_IF_ERROR(queue_->TrimMqttReceipts(kMqttReceiptsKept).status());
+  RETURN_IF_ERROR(queue_->ShrinkFile());
   return merged;
 }
 
 void Compactor::Loop(std::stop_token stop) {
   std::mutex mu;
   std::condition_variable_any cv;
-  // Freed pages come from GC too (sinks acknowledging), so the file is shrunk every few passes
-  // even when nothing was merged.
-  constexpr int kShrinkEveryPasses = 10;
-  int passes = 0;
   int64_t failures = 0;
   while (!stop.stop_requested()) {
-    Result<int64_t> merged = RunPass(stop, ++passes % kShrinkEveryPasses == 0);
+    Result<int64_t> merged = RunPass(stop);
     if (!merged.ok()) {
       // Logged once per streak: a full or failing disk makes every pass fail the same way.
       if (failures++ == 0) LOG_WARN("queue") << "compaction failed: " << merged.status().ToString();

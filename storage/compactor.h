@@ -1,8 +1,8 @@
-// Compactor: keeps the queue compact while it holds a backlog. On a thread of its own it calls
-// Queue::CompactStep until nothing is left to merge (each step one short transaction, so ingest
-// and the sinks interleave), then Queue::ShrinkFile so the file and its WAL follow the data; then
-// it waits `idle_ns` and looks again. Before shrinking it trims the QoS 1 receipts to the newest
-// kMqttReceiptsKept per MQTT session (MqttSessionStore::TrimMqttReceipts). Borrows the queue, which must outlive it.
+// Compactor: keeps the queue compact while it holds a backlog. On a thread of its own, once per
+// `idle_ns`, a pass calls Queue::CompactStep until nothing is left to merge (each step one short
+// transaction, so ingest and the sinks interleave), trims the QoS 1 receipts to the newest
+// kMqttReceiptsKept per MQTT session (MqttSessionStore::TrimMqttReceipts), and calls
+// Queue::ShrinkFile, so the file and its WAL follow the data (freed by merges and by GC alike). Borrows the queue, which must outlive it.
 // Threads: Start/Stop from the owner's thread; RunPass on one thread at a time.
 #pragma once
 
@@ -18,7 +18,7 @@ namespace edgeline {
 // Far above any broker's default in-flight window (mosquitto 20, EMQX 32); a broker configured
 // for more unacknowledged messages per client could, after a reconnect, redeliver one whose
 // receipt is gone, and it would be stored twice.
-inline constexpr int64_t kMqttReceiptsKept = 1024;
+inline constexpr int64_t kMqttReceiptsKept = 512;
 
 class Compactor {
  public:
@@ -31,9 +31,9 @@ class Compactor {
   void Start();
   void Stop();
 
-  // Merges until CompactStep finds nothing (or `stop` is requested), then shrinks the file when
-  // anything was merged or `shrink` is set. Returns the batches merged away.
-  Result<int64_t> RunPass(std::stop_token stop, bool shrink);
+  // One pass: merges until CompactStep finds nothing (or `stop` is requested), trims, shrinks.
+  // Returns the batches merged away.
+  Result<int64_t> RunPass(std::stop_token stop);
 
  private:
   void Loop(std::stop_token stop);

@@ -82,7 +82,7 @@ class MqttSessionStore {
   }
 
   // Keeps the newest `keep` QoS 1 receipts of each session (by store time) and deletes the
-  // rest, once a session holds more than twice that. A broker redelivers only messages still in
+  // rest, once a session holds a quarter more than that. A broker redelivers only messages still in
   // flight when a connection broke (mosquitto allows 20 per client by default), so a receipt
   // older than `keep` later messages is never needed; without trimming the table would hold one
   // row per packet identifier, 65,535 per session. Returns the receipts deleted.

@@ -16,6 +16,7 @@
 // Each step is one transaction over at most max_batches_per_step rows, under mu_ like any
 // other mutation, so ingest waits at most one step.
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <climits>
@@ -75,6 +76,10 @@ Result<std::pair<int64_t, int64_t>> ScanForRun(SqliteStatement& q, const Compact
 
 Result<int64_t> SqliteQueue::CompactStep(const CompactOptions& options) {
   std::lock_guard lock(mu_);
+  if (!compact_codec_ || compact_level_ != options.zstd_level) {
+    compact_codec_ = std::make_unique<BatchCodec>(options.zstd_level);
+    compact_level_ = options.zstd_level;
+  }
   std::vector<std::string> streams;
   {
     SqliteStatement q(db_, "SELECT DISTINCT stream FROM cursor ORDER BY stream");
@@ -191,7 +196,7 @@ Result<int64_t> SqliteQueue::MergeRunLocked(const std::string& stream, int64_t f
   }
   if (rows < 2) return int64_t{0};
   if (!with_sources) merged.sources.clear();
-  ASSIGN_OR_RETURN(std::vector<EncodedBatch> encoded, codec_.Encode({merged}));
+  ASSIGN_OR_RETURN(std::vector<EncodedBatch> encoded, compact_codec_->Encode({merged}));
   const EncodedBatch& e = encoded[0];
   SqliteStatement up(db_,
                      "UPDATE batch SET created_ns=?, min_ts=?, max_ts=?, points=?, raw_bytes=?, codec=?, body=?,"
@@ -217,17 +222,30 @@ Result<int64_t> SqliteQueue::MergeRunLocked(const std::string& stream, int64_t f
 
 Status SqliteQueue::ShrinkFile() {
   std::lock_guard lock(mu_);
-  SqliteStatement mode(db_, "PRAGMA auto_vacuum");
-  RETURN_IF_ERROR(mode.prepared());
-  Status st;
-  const bool incremental = mode.Step(&st) && mode.Int(0) == 2;
-  RETURN_IF_ERROR(st);
-  if (incremental) RETURN_IF_ERROR(SqliteExec(db_, "PRAGMA incremental_vacuum"));
+  auto pragma = [&](const char* sql) -> Result<int64_t> {
+    SqliteStatement q(db_, sql);
+    RETURN_IF_ERROR(q.prepared());
+    Status st;
+    const int64_t v = q.Step(&st) ? q.Int(0) : 0;
+    RETURN_IF_ERROR(st);
+    return v;
+  };
+  ASSIGN_OR_RETURN(int64_t auto_vacuum, pragma("PRAGMA auto_vacuum"));
+  if (auto_vacuum == 2) {
+    ASSIGN_OR_RETURN(int64_t free_pages, pragma("PRAGMA freelist_count"));
+    if (free_pages > 0) RETURN_IF_ERROR(SqliteExec(db_, "PRAGMA incremental_vacuum"));
+  }
+  // The WAL keeps its largest size until truncated; below this it is left to grow a little.
+  constexpr off_t kWalKeptBytes = 64 << 10;
+  struct stat wal {};
+  if (::stat((options_.config.path + "-wal").c_str(), &wal) != 0 || wal.st_size <= kWalKeptBytes) {
+    return Status::Ok();
+  }
   // TRUNCATE waits for readers (edgeline status) through the busy handler; with mu_ held that
   // would stall ingest, so it gives up at once instead and the next call tries again.
   sqlite3_busy_timeout(db_, 0);
   SqliteStatement checkpoint(db_, "PRAGMA wal_checkpoint(TRUNCATE)");
-  st = checkpoint.prepared();
+  Status st = checkpoint.prepared();
   while (st.ok() && checkpoint.Step(&st)) {
   }
   sqlite3_busy_timeout(db_, kSqliteBusyTimeoutMs);

@@ -167,7 +167,7 @@ Result<int64_t> SqliteQueue::TrimMqttReceipts(int64_t keep) {
   {
     SqliteStatement q(db_, "SELECT session FROM mqtt_receipt GROUP BY session HAVING COUNT(*) > ?");
     RETURN_IF_ERROR(q.prepared());
-    q.Bind(1, 2 * keep);
+    q.Bind(1, keep + keep / 4);
     Status st;
     while (q.Step(&st)) over.push_back(q.Text(0));
     RETURN_IF_ERROR(st);

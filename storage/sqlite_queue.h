@@ -153,6 +153,8 @@ class SqliteQueue final : public Queue {
   bool bytes_known_ = true;                       // false until the background start-up count is added in
   int64_t dropped_total_in_call_ = 0;             // points EnforceLimits' walk dropped
   BatchCodec codec_;
+  std::unique_ptr<BatchCodec> compact_codec_;  // at CompactOptions::zstd_level
+  int compact_level_ = 0;
   std::unique_ptr<SqliteStatement> insert_batch_;  // the hot statements, prepared once
   std::unique_ptr<SqliteStatement> begin_;
   std::unique_ptr<SqliteStatement> commit_;

@@ -289,7 +289,7 @@ TEST_F(CompactionTest, TheBoundCountsWhatTheFileUsesAndShrinkFileReturnsTheRest)
   clock_.AdvanceNs(kSettleNs);
   options_.target_points = 1000;
   Compactor compactor(q.get(), options_);
-  EXPECT_EQ(*compactor.RunPass(std::stop_token(), false), 5000 - 5);
+  EXPECT_EQ(*compactor.RunPass(std::stop_token()), 5000 - 5);
   stats = q->Stats();
   // The line protocol held vs the file and WAL on disk, beyond what an empty queue file takes
   // (a page per table and index, about 90 KiB).

@@ -85,6 +85,30 @@ TEST_F(MqttSessionTest, TheCommitOfAQos2MessageReleasesItsInboundStateAtomically
   EXPECT_EQ((*sessions)[0].inbound_qos2, 1);
 }
 
+// Receipts are trimmed to the newest `keep` of each session once it holds a quarter more; the
+// newest still recognise a redelivery, the oldest no longer do, and other sessions are untouched.
+TEST_F(MqttSessionTest, TrimKeepsTheNewestReceiptsOfEachSession) {
+  auto q = Open();
+  const uint64_t digest = MqttDigest("t", "p");
+  for (int id = 1; id <= 700; ++id) {
+    clock_.AdvanceNs(kNsPerMs);
+    ASSERT_TRUE(q->AppendReceived({OneLine("m v=1 " + std::to_string(id))}, {}, {{"s", id, 1, digest, 1}}).ok());
+  }
+  ASSERT_TRUE(q->AppendReceived({OneLine("m v=1 1")}, {}, {{"other", 1, 1, digest, 1}}).ok());
+  EXPECT_EQ(*q->TrimMqttReceipts(600), 0);  // 700 is not a quarter over 600
+  EXPECT_EQ(*q->TrimMqttReceipts(512), 700 - 512);
+  EXPECT_EQ(*q->TrimMqttReceipts(512), 0);
+  auto recognised = [&](const std::string& session, int id) {
+    auto stored = q->StoredOnEarlierConnection({session, id, 1, digest, 2});
+    return stored.ok() && *stored;
+  };
+  EXPECT_TRUE(recognised("s", 700));
+  EXPECT_TRUE(recognised("s", 700 - 511));
+  EXPECT_FALSE(recognised("s", 700 - 512));
+  EXPECT_FALSE(recognised("s", 1));
+  EXPECT_TRUE(recognised("other", 1));
+}
+
 // A QoS 1 redelivery is recognised only when packet id AND digest match a message stored on an
 // earlier connection of the same session.
 TEST_F(MqttSessionTest, AQos1ReceiptRecognisesTheBrokersRedeliveryOnly) {
