@@ -13,8 +13,10 @@
 //     acknowledged out of order (acked_batch): a sink never acknowledges a seq that no longer
 //     exists, nor receives again a line it already sent.
 // Cursors of sinks not registered in this run count too (the cursor table, not consumers_).
-// Each step is one transaction over at most max_batches_per_step rows, under mu_ like any
-// other mutation, so ingest waits at most one step.
+// A step finds and reads a run under mu_ (scanning at most max_batches_per_step rows per
+// start), compresses it without mu_, then, under mu_ again, checks that no sink read into the run
+// or moved its cursor into it and that no row of it went meanwhile, and writes the merge in one
+// transaction; a run that changed is left for a later step.
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -75,54 +77,85 @@ Result<std::pair<int64_t, int64_t>> ScanForRun(SqliteStatement& q, const Compact
 }  // namespace
 
 Result<int64_t> SqliteQueue::CompactStep(const CompactOptions& options) {
-  std::lock_guard lock(mu_);
+  std::lock_guard step_lock(compact_mu_);  // one step at a time: it owns compact_codec_
   if (!compact_codec_ || compact_level_ != options.zstd_level) {
     compact_codec_ = std::make_unique<BatchCodec>(options.zstd_level);
     compact_level_ = options.zstd_level;
   }
-  std::vector<std::string> streams;
+  MergePlan plan;
   {
-    SqliteStatement q(db_, "SELECT DISTINCT stream FROM cursor ORDER BY stream");
-    RETURN_IF_ERROR(q.prepared());
-    Status st;
-    while (q.Step(&st)) streams.push_back(q.Text(0));
-    RETURN_IF_ERROR(st);
+    std::lock_guard lock(mu_);
+    std::vector<std::string> streams;
+    {
+      SqliteStatement q(db_, "SELECT DISTINCT stream FROM cursor ORDER BY stream");
+      RETURN_IF_ERROR(q.prepared());
+      Status st;
+      while (q.Step(&st)) streams.push_back(q.Text(0));
+      RETURN_IF_ERROR(st);
+    }
+    const int64_t now = clock_->WallNowNs();
+    for (const std::string& stream : streams) {
+      ASSIGN_OR_RETURN(auto run, FindRunLocked(stream, options, now));
+      if (run.first == 0) continue;
+      ASSIGN_OR_RETURN(plan, ReadRunLocked(stream, run.first, run.second));
+      break;
+    }
   }
-  const int64_t now = clock_->WallNowNs();
-  for (const std::string& stream : streams) {
-    ASSIGN_OR_RETURN(auto run, FindRunLocked(stream, options, now));
-    if (run.first == 0) continue;
-    int64_t merged_away = 0;
-    RETURN_IF_ERROR(TransactionLocked([&]() -> Status {
-      ASSIGN_OR_RETURN(merged_away, MergeRunLocked(stream, run.first, run.second));
-      return Status::Ok();
-    }));
-    return merged_away;
+  if (plan.rows < 2) return int64_t{0};
+  // Compressed without mu_: at the merge level this takes milliseconds that ingest need not wait.
+  ASSIGN_OR_RETURN(std::vector<EncodedBatch> encoded, compact_codec_->Encode({plan.merged}));
+  std::lock_guard lock(mu_);
+  // Meanwhile a sink may have read into the run or moved its cursor into it, or GC or a drop
+  // may have removed some of it: then it is left for the next step to find again.
+  ASSIGN_OR_RETURN(bool unchanged, RunUnchangedLocked(plan));
+  if (!unchanged) return int64_t{0};
+  RETURN_IF_ERROR(TransactionLocked([&] { return WriteMergedLocked(plan, encoded[0]); }));
+  total_bytes_ += StoredBytes(encoded) - plan.freed;
+  return plan.rows - 1;
+}
+
+Result<SqliteQueue::Positions> SqliteQueue::PositionsLocked(const std::string& stream) {
+  Positions p;
+  SqliteStatement q(db_,
+                    "SELECT c.sink, c.seq, COALESCE((SELECT MAX(a.seq) FROM acked_batch a WHERE a.sink=c.sink), 0)"
+                    " FROM cursor c WHERE c.stream=?");
+  RETURN_IF_ERROR(q.prepared());
+  q.Bind(1, stream);
+  Status st;
+  while (q.Step(&st)) {
+    const int64_t cursor = q.Int(1);
+    int64_t held = q.Int(2);
+    if (auto it = read_until_.find(q.Text(0)); it != read_until_.end()) held = std::max(held, it->second);
+    p.cursors.push_back(cursor);
+    if (held > cursor) p.blocked.emplace_back(cursor, held);
   }
-  return int64_t{0};
+  RETURN_IF_ERROR(st);
+  return p;
+}
+
+Result<bool> SqliteQueue::RunUnchangedLocked(const MergePlan& plan) {
+  ASSIGN_OR_RETURN(Positions p, PositionsLocked(plan.stream));
+  for (int64_t c : p.cursors) {
+    if (c >= plan.first && c < plan.last) return false;
+  }
+  for (auto [from, to] : p.blocked) {
+    if (plan.first <= to && plan.last > from) return false;
+  }
+  SqliteStatement q(db_, "SELECT COUNT(*) FROM batch WHERE stream=? AND seq>=? AND seq<=?");
+  RETURN_IF_ERROR(q.prepared());
+  q.Bind(1, plan.stream).Bind(2, plan.first).Bind(3, plan.last);
+  Status st;
+  const int64_t rows = q.Step(&st) ? q.Int(0) : -1;
+  RETURN_IF_ERROR(st);
+  return rows == plan.rows;
 }
 
 Result<std::pair<int64_t, int64_t>> SqliteQueue::FindRunLocked(const std::string& stream,
                                                                const CompactOptions& options, int64_t now) {
   // The consumers' positions: cursors cut runs; held or out-of-order-acknowledged ranges block.
-  std::vector<int64_t> cursors;
-  std::vector<std::pair<int64_t, int64_t>> blocked;  // (from, to]: batches no run may contain
-  {
-    SqliteStatement q(db_,
-                      "SELECT c.sink, c.seq, COALESCE((SELECT MAX(a.seq) FROM acked_batch a WHERE a.sink=c.sink), 0)"
-                      " FROM cursor c WHERE c.stream=?");
-    RETURN_IF_ERROR(q.prepared());
-    q.Bind(1, stream);
-    Status st;
-    while (q.Step(&st)) {
-      const int64_t cursor = q.Int(1);
-      int64_t held = q.Int(2);
-      if (auto it = read_until_.find(q.Text(0)); it != read_until_.end()) held = std::max(held, it->second);
-      cursors.push_back(cursor);
-      if (held > cursor) blocked.emplace_back(cursor, held);
-    }
-    RETURN_IF_ERROR(st);
-  }
+  ASSIGN_OR_RETURN(Positions positions, PositionsLocked(stream));
+  const std::vector<int64_t>& cursors = positions.cursors;
+  const std::vector<std::pair<int64_t, int64_t>>& blocked = positions.blocked;
   if (cursors.empty()) return std::pair<int64_t, int64_t>{0, 0};
   auto is_blocked = [&](int64_t seq) {
     for (auto [from, to] : blocked) {
@@ -157,12 +190,17 @@ Result<std::pair<int64_t, int64_t>> SqliteQueue::FindRunLocked(const std::string
   return std::pair<int64_t, int64_t>{0, 0};
 }
 
-Result<int64_t> SqliteQueue::MergeRunLocked(const std::string& stream, int64_t first, int64_t last) {
-  BatchInput merged;
+Result<SqliteQueue::MergePlan> SqliteQueue::ReadRunLocked(const std::string& stream, int64_t first, int64_t last) {
+  MergePlan plan;
+  plan.stream = stream;
+  plan.first = first;
+  plan.last = last;
+  BatchInput& merged = plan.merged;
   merged.stream = stream;
   merged.min_ts_ns = INT64_MAX;
   merged.max_ts_ns = INT64_MIN;
-  int64_t created = INT64_MAX, rows = 0, freed = 0;
+  int64_t& created = plan.created_ns;
+  created = INT64_MAX;
   bool with_sources = false;
   {
     const std::string sql = "SELECT created_ns, min_ts, max_ts, codec, body, raw_bytes, sources, " +
@@ -189,35 +227,34 @@ Result<int64_t> SqliteQueue::MergeRunLocked(const std::string& stream, int64_t f
         }
       }
       for (std::string& l : lines) merged.lines.push_back(std::move(l));
-      freed += q.Int(7);
-      ++rows;
+      plan.freed += q.Int(7);
+      ++plan.rows;
     }
     RETURN_IF_ERROR(st);
   }
-  if (rows < 2) return int64_t{0};
   if (!with_sources) merged.sources.clear();
-  ASSIGN_OR_RETURN(std::vector<EncodedBatch> encoded, compact_codec_->Encode({merged}));
-  const EncodedBatch& e = encoded[0];
+  return plan;
+}
+
+Status SqliteQueue::WriteMergedLocked(const MergePlan& plan, const EncodedBatch& e) {
   SqliteStatement up(db_,
                      "UPDATE batch SET created_ns=?, min_ts=?, max_ts=?, points=?, raw_bytes=?, codec=?, body=?,"
                      " sources=? WHERE seq=?");
   RETURN_IF_ERROR(up.prepared());
-  up.Bind(1, created)
-      .Bind(2, merged.min_ts_ns)
-      .Bind(3, merged.max_ts_ns)
-      .Bind(4, static_cast<int64_t>(merged.lines.size()))
+  up.Bind(1, plan.created_ns)
+      .Bind(2, plan.merged.min_ts_ns)
+      .Bind(3, plan.merged.max_ts_ns)
+      .Bind(4, static_cast<int64_t>(plan.merged.lines.size()))
       .Bind(5, e.raw_bytes)
       .Bind(6, e.codec)
       .BindBlob(7, e.body);
   if (!e.sources.empty()) up.BindBlob(8, e.sources);
-  up.Bind(9, last);
+  up.Bind(9, plan.last);
   RETURN_IF_ERROR(up.Run());
   SqliteStatement del(db_, "DELETE FROM batch WHERE stream=? AND seq>=? AND seq<?");
   RETURN_IF_ERROR(del.prepared());
-  del.Bind(1, stream).Bind(2, first).Bind(3, last);
-  RETURN_IF_ERROR(del.Run());
-  total_bytes_ += StoredBytes(encoded) - freed;
-  return rows - 1;
+  del.Bind(1, plan.stream).Bind(2, plan.first).Bind(3, plan.last);
+  return del.Run();
 }
 
 Status SqliteQueue::ShrinkFile() {

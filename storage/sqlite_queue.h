@@ -124,11 +124,26 @@ class SqliteQueue final : public Queue {
   Status DropBatchLocked(int64_t seq, const std::string& stream, int64_t points, int64_t bytes);
   Status DropOldestLocked(int64_t bytes_to_free, int64_t created_before);
 
-  // sqlite_compaction.cc: the first run of `stream` that may be merged, as [first, last] seqs.
+  // sqlite_compaction.cc
+  struct Positions {
+    std::vector<int64_t> cursors;                       // of every sink of the stream
+    std::vector<std::pair<int64_t, int64_t>> blocked;   // (cursor, newest read or acked]
+  };
+  struct MergePlan {
+    std::string stream;
+    int64_t first = 0, last = 0, rows = 0;
+    BatchInput merged;      // the run's lines, sources and timestamps
+    int64_t created_ns = 0; // the run's oldest
+    int64_t freed = 0;      // what the bound counted for the run's rows
+  };
+  Result<Positions> PositionsLocked(const std::string& stream);
+  // The first run of `stream` that may be merged, as [first, last] seqs ({0, 0}: none).
   Result<std::pair<int64_t, int64_t>> FindRunLocked(const std::string& stream, const CompactOptions& options,
                                                     int64_t now);
-  // Returns the batches merged away.
-  Result<int64_t> MergeRunLocked(const std::string& stream, int64_t first, int64_t last);
+  Result<MergePlan> ReadRunLocked(const std::string& stream, int64_t first, int64_t last);
+  // Whether the run is still whole and untouched by every sink's position.
+  Result<bool> RunUnchangedLocked(const MergePlan& plan);
+  Status WriteMergedLocked(const MergePlan& plan, const EncodedBatch& encoded);
 
   // sqlite_dead_letters.cc
   Status InsertDeadLettersLocked(const std::vector<DeadLetter>& dead_letters, int64_t now);
@@ -153,8 +168,6 @@ class SqliteQueue final : public Queue {
   bool bytes_known_ = true;                       // false until the background start-up count is added in
   int64_t dropped_total_in_call_ = 0;             // points EnforceLimits' walk dropped
   BatchCodec codec_;
-  std::unique_ptr<BatchCodec> compact_codec_;  // at CompactOptions::zstd_level
-  int compact_level_ = 0;
   std::unique_ptr<SqliteStatement> insert_batch_;  // the hot statements, prepared once
   std::unique_ptr<SqliteStatement> begin_;
   std::unique_ptr<SqliteStatement> commit_;
@@ -166,6 +179,10 @@ class SqliteQueue final : public Queue {
 
   std::mutex watch_mu_;  // held while watchers are called, so Unwatch waits for them
   std::map<std::string, std::vector<StreamWatcher*>, std::less<>> watchers_;  // guarded by watch_mu_
+
+  std::mutex compact_mu_;  // serializes CompactStep; guards the two below
+  std::unique_ptr<BatchCodec> compact_codec_;  // at CompactOptions::zstd_level
+  int compact_level_ = 0;
 
   std::atomic<int64_t> field_types_version_{0};
 
