@@ -3,6 +3,7 @@
 //   baseline  - a consumer that only reads, parses each line and acknowledges;
 //   edgeline  - the DownsampleTask (parse, windows, state + rows committed per step).
 // Prints points/s of each and the ratio. Usage: downsample_bench [points] [generators] [dir]
+#include <memory>
 #include <unistd.h>
 
 #include <chrono>
@@ -77,19 +78,21 @@ int main(int argc, char** argv) {
   q = FreshQueue(path, points, generators);
   ConfigParseResult parsed_config =
       ParseConfig({{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_DOWNSAMPLE_PRESET", "seed"}});
-  DownsampleTask task(parsed_config.config.downsample, q.get(), &SystemClock::Instance());
-  (void)task.Start();
+  // Destroyed before the queue it watches.
+  auto task = std::make_unique<DownsampleTask>(parsed_config.config.downsample, q.get(), &SystemClock::Instance());
+  (void)task->Start();
   t0 = std::chrono::steady_clock::now();
-  while (task.Step() == 0) {
+  while (task->Step() == 0) {
   }
   const double task_s = Seconds(t0);
-  const auto& c = task.engine().counters();
+  const auto& c = task->engine().counters();
   std::printf("downsample replay: %lld points, %d generators\n", static_cast<long long>(points), generators);
   std::printf("  baseline read+parse+ack : %8.0f points/s (%.2f s, %lld parsed)\n", points / baseline_s, baseline_s,
               static_cast<long long>(parsed));
   std::printf("  edgeline downsampler    : %8.0f points/s (%.2f s, %lld rows out)\n", points / task_s, task_s,
               static_cast<long long>(c.points_out));
   std::printf("  ratio                   : %.2f\n", baseline_s / task_s);
+  task.reset();
   q.reset();
   std::filesystem::remove(path);
   std::filesystem::remove(path + "-wal");
