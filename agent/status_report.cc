@@ -306,19 +306,19 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
   // The bound is the one the agent applies (it records its configuration); the caller's is only
   // a fallback. The rate is only current while the agent runs.
   int64_t max_bytes = ToInt(state, std::string(kStateQueueMaxBytes));
-  std::optional<QueueFullPolicy> policy = state.count(std::string(kStateQueueFullPolicy))
-                                              ? QueueFullPolicyFromName(state[std::string(kStateQueueFullPolicy)])
-                                              : std::nullopt;
+  QueueFullPolicy policy = options.full_policy;
+  if (state.count(std::string(kStateQueueFullPolicy))) {
+    policy = QueueFullPolicyFromName(state[std::string(kStateQueueFullPolicy)]).value_or(options.full_policy);
+  }
   std::string bound_source = "agent";
   if (max_bytes <= 0) {
     max_bytes = options.max_bytes;
     policy = options.full_policy;
     bound_source = max_bytes > 0 ? "config" : "";
   }
-  if (!policy) policy = options.full_policy;
   OutageCapacityInput capacity_in;
   capacity_in.max_bytes = max_bytes;
-  capacity_in.full_policy = *policy;
+  capacity_in.full_policy = policy;
   capacity_in.counted_bytes = stats.counted_bytes;
   capacity_in.points = stats.points;
   if (running) capacity_in.ingest_rate = ToDouble(state, kStateIngestRate);
@@ -327,7 +327,7 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
   const OutageCapacity capacity = ComputeOutageCapacity(capacity_in);
   const auto or_null = [](const auto& v) { return v ? json(*v) : json(nullptr); };
   report["queue"]["max_bytes"] = max_bytes > 0 ? max_bytes : 0;
-  report["queue"]["full_policy"] = max_bytes > 0 ? std::string(QueueFullPolicyName(*policy)) : "";
+  report["queue"]["full_policy"] = max_bytes > 0 ? std::string(QueueFullPolicyName(policy)) : "";
   report["capacity"] = {
       {"state", std::string(Name(capacity.state))},
       {"bound_source", bound_source},
