@@ -6,6 +6,7 @@
 
 #include "common/field_types.h"
 #include "common/strings.h"
+#include "common/time_format.h"
 #include "config/config_grammars.h"
 #include "config/config_table.h"
 
@@ -181,6 +182,16 @@ void ResolveDownsample(const std::map<std::string, std::string>& env, Config* c,
       }
     }
   }
+  if (d.stale_after_text == "auto") {
+    d.stale_after_ns = d.enabled ? 3 * d.every_ns : 0;
+  } else if (auto stale = config_internal::ParseDurationNs(d.stale_after_text); stale.ok()) {
+    d.stale_after_ns = *stale;
+    if (d.stale_after_ns != 0 && d.stale_after_ns < 1'000'000'000) {
+      problems->Add("EDGELINE_DOWNSAMPLE_STALE_AFTER", "must be 0 (off) or at least 1s");
+    }
+  } else {
+    problems->Add("EDGELINE_DOWNSAMPLE_STALE_AFTER", "must be auto, 0 or a duration: " + stale.status().message());
+  }
   for (const auto& [key, value] : d.set_tags) {
     if (Contains(d.group_by, key)) {
       problems->Add("EDGELINE_DOWNSAMPLE_SET_TAGS", "tag " + key + " is also in EDGELINE_DOWNSAMPLE_GROUP_BY");
@@ -278,6 +289,29 @@ ConfigParseResult ParseConfig(const std::map<std::string, std::string>& env) {
       if (Contains(m.json_integers, field) && type != FieldType::kInteger) {
         problems.Add("EDGELINE_FIELD_TYPES", "field " + field + " is in EDGELINE_JSON_INTEGERS but declared " +
                                                  std::string(Name(type)));
+      }
+    }
+    m.time_floor_ns = INT64_MIN;
+    if (!m.time_floor_text.empty()) {
+      std::string text = m.time_floor_text;
+      if (text.size() == 10) text += "T00:00:00Z";  // a date alone: its midnight UTC
+      std::optional<int64_t> floor = ParseRfc3339Ns(text);
+      if (floor) {
+        m.time_floor_ns = *floor;
+      } else {
+        problems.Add("EDGELINE_JSON_TIME_FLOOR", "expected an RFC 3339 date (2020-01-01) or time, or empty");
+      }
+    }
+    for (const std::string& filter : m.device_status_topics) {
+      int id_levels = 0;
+      bool bad = filter.empty() || filter.rfind("$share/", 0) == 0;
+      for (std::string_view level : SplitOn(filter, '/')) {
+        if (level == "+" || (level.size() > 2 && level.front() == '{' && level.back() == '}')) ++id_levels;
+        else if (level.find_first_of("+#{}") != std::string_view::npos) bad = true;
+      }
+      if (bad || id_levels == 0) {
+        problems.Add("EDGELINE_DEVICE_STATUS_TOPICS",
+                     "\"" + filter + "\": needs a `+` or `{tag}` level for the device id; no `#`, no $share/");
       }
     }
   }

@@ -65,6 +65,14 @@ struct MappingConfig {
   std::string topic_tags;          // EDGELINE_TOPIC_TAGS template, e.g. emergency_generator/{generatorID}
   std::string time_key;            // EDGELINE_JSON_TIME_KEY (empty = receive time)
   std::string time_format = "ns";  // EDGELINE_JSON_TIME_FORMAT s|ms|us|ns|rfc3339
+  // Device clock checks on the time key's value (receive time as the reference).
+  int64_t time_max_ahead_ns = 300'000'000'000;  // EDGELINE_JSON_TIME_MAX_AHEAD (0 = no check)
+  std::string time_floor_text = "2020-01-01";   // EDGELINE_JSON_TIME_FLOOR (empty = no floor)
+  int64_t time_floor_ns = 1'577'836'800'000'000'000;  // parsed EDGELINE_JSON_TIME_FLOOR (INT64_MIN = none)
+  std::string time_policy = "receive-time";           // EDGELINE_JSON_TIME_POLICY receive-time|dlq
+  // EDGELINE_DEVICE_STATUS_TOPICS: devices' status/Last Will topics, `+` or `{tag}` levels.
+  std::vector<std::string> device_status_topics;
+  std::string device_status_measurement = "deviceStatus";  // EDGELINE_DEVICE_STATUS_MEASUREMENT
   int64_t max_string_field_bytes = 64 * 1024 - 1;  // EDGELINE_MAX_STRING_FIELD (size)
   std::string field_types_text;                    // EDGELINE_FIELD_TYPES field=type,...
   std::vector<std::pair<std::string, FieldType>> field_types;  // parsed, sorted by field
@@ -132,12 +140,14 @@ struct DownsampleConfig {
   std::string bucket = "kafka_downsampled";             // EDGELINE_DOWNSAMPLE_BUCKET (v2 bucket, v1/v3 db)
   std::string retention_policy;                         // EDGELINE_DOWNSAMPLE_RP (v1)
   std::string alarm_topic;                              // EDGELINE_ALARM_TOPIC (empty = no MQTT alarms)
+  std::string stale_after_text = "auto";                // EDGELINE_DOWNSAMPLE_STALE_AFTER auto|0|duration
 
   // Parsed forms of the *_text fields (filled by ParseConfig).
   Aggregate default_aggregate = Aggregate::kLast;
   std::vector<std::pair<std::string, Aggregate>> field_aggregates;  // per-field overrides
   std::vector<AlarmRule> alarms;
   std::vector<std::pair<std::string, std::string>> set_tags;
+  int64_t stale_after_ns = 0;  // parsed EDGELINE_DOWNSAMPLE_STALE_AFTER (0 = off; auto = 3 windows)
 
   friend bool operator==(const DownsampleConfig&, const DownsampleConfig&) = default;
 };

@@ -179,6 +179,36 @@ std::vector<Variable> BuildTable() {
        .doc = "Format of the time key: epoch seconds, milliseconds, microseconds, nanoseconds, "
               "or an RFC 3339 string.",
        .field = [](Config& c) -> FieldPtr { return &c.mapping.time_format; }},
+      {.name = "EDGELINE_JSON_TIME_MAX_AHEAD", .group = G::kMapping, .type = T::kDuration,
+       .default_text = "5m", .min = 0, .max = 24 * kHour,
+       .doc = "A device timestamp further ahead of the receive time than this is a wrong device "
+              "clock, handled by `EDGELINE_JSON_TIME_POLICY`. 0 = no check.",
+       .field = [](Config& c) -> FieldPtr { return &c.mapping.time_max_ahead_ns; }},
+      {.name = "EDGELINE_JSON_TIME_FLOOR", .group = G::kMapping, .type = T::kString,
+       .default_text = "2020-01-01",
+       .doc = "A device timestamp before this (RFC 3339 date or time) is a wrong device clock, e.g. "
+              "a device that booted without NTP; handled by `EDGELINE_JSON_TIME_POLICY`. Empty = no floor.",
+       .field = [](Config& c) -> FieldPtr { return &c.mapping.time_floor_text; }},
+      {.name = "EDGELINE_JSON_TIME_POLICY", .group = G::kMapping, .type = T::kEnum,
+       .default_text = "receive-time", .allowed = {"receive-time", "dlq"},
+       .doc = "What a wrong device clock does to a point: `receive-time` stamps it with the receive "
+              "time and keeps the device's time as field `device_time` (integer ns), so nothing is "
+              "lost; `dlq` dead-letters the message with the reason. Both are counted in `edgeline status`.",
+       .field = [](Config& c) -> FieldPtr { return &c.mapping.time_policy; }},
+      {.name = "EDGELINE_DEVICE_STATUS_TOPICS", .group = G::kMapping, .type = T::kList,
+       .default_text = "",
+       .doc = "Topic filters of the devices' own status and Last Will messages, comma-separated, "
+              "e.g. `emergency_generator/+/status` or `emergency_generator/{generatorID}/status`. "
+              "A `{tag}` level names the tag the device id goes to; a bare `+` level uses the first "
+              "`EDGELINE_DOWNSAMPLE_GROUP_BY` key. Payload `online`/`offline`, or JSON with a "
+              "`status` key. Recorded as points in `EDGELINE_DEVICE_STATUS_MEASUREMENT`; an "
+              "`offline` makes the device stale at once (`EDGELINE_DOWNSAMPLE_STALE_AFTER`). Empty = off.",
+       .field = [](Config& c) -> FieldPtr { return &c.mapping.device_status_topics; }},
+      {.name = "EDGELINE_DEVICE_STATUS_MEASUREMENT", .group = G::kMapping, .type = T::kString,
+       .default_text = "deviceStatus", .min = 1,
+       .doc = "Measurement of the device status points (field `status`, the device id as a tag). "
+              "Never downsampled.",
+       .field = [](Config& c) -> FieldPtr { return &c.mapping.device_status_measurement; }},
       {.name = "EDGELINE_MAX_STRING_FIELD", .group = G::kMapping, .type = T::kSize,
        .default_text = "65535", .min = 1, .max = 64 * kKiB - 1,
        .doc = "Longest string field value (InfluxDB's limit is 64KiB - 1).",
@@ -323,6 +353,13 @@ std::vector<Variable> BuildTable() {
       {.name = "EDGELINE_DOWNSAMPLE_MEASUREMENTS", .group = G::kDownsample, .type = T::kList,
        .default_text = "", .doc = "Measurements to downsample, comma-separated. Empty = all.",
        .field = [](Config& c) -> FieldPtr { return &c.downsample.measurements; }},
+      {.name = "EDGELINE_DOWNSAMPLE_STALE_AFTER", .group = G::kDownsample, .type = T::kString,
+       .default_text = "auto",
+       .doc = "A group (e.g. a `generatorID`) that has sent nothing for this long, on the agent's "
+              "clock, gets every alarm output (or `alarm` when there is no rule) set to `stale`: "
+              "an alarm change and a downsampled row. Its next point sets the alarm back to its "
+              "computed value. `auto` = 3 x `EDGELINE_DOWNSAMPLE_EVERY`; 0 = off; or a duration.",
+       .field = [](Config& c) -> FieldPtr { return &c.downsample.stale_after_text; }},
       {.name = "EDGELINE_DOWNSAMPLE_BUCKET", .group = G::kDownsample, .type = T::kString,
        .default_text = "kafka_downsampled", .min = 1,
        .doc = "Where the downsampled stream is written: the v2 bucket, or the v1/v3 database.",
