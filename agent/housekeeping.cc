@@ -66,6 +66,8 @@ Status Housekeeping::WriteState(bool running) {
       {"commits", std::to_string(c.commits.load())},
       {"ingest_rejected", std::to_string(c.rejected.load())},
       {"ingest_partial", std::to_string(c.partial.load())},
+      {"device_time_adjusted", std::to_string(c.device_time_adjusted.load())},
+      {"device_time_rejected", std::to_string(c.device_time_rejected.load())},
       {"commit_failures", std::to_string(c.commit_failures.load())},
       {"commit_failing", c.commit_failing.load() ? "1" : "0"},
       {"commit_problem", std::string(Name(CurrentCommitProblem(c)))},

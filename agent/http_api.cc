@@ -466,6 +466,12 @@ std::string HttpApi::Metrics() {
     m.One("edgeline_ingest_refused_fields_total", "counter",
           "Points with fields refused for their type (declared or learned) in this run.",
           static_cast<double>(c.refused_fields.load()));
+    m.One("edgeline_ingest_device_time_adjusted_total", "counter",
+          "Points stamped with the receive time for a wrong device clock (device_time field kept) in this run.",
+          static_cast<double>(c.device_time_adjusted.load()));
+    m.One("edgeline_ingest_device_time_rejected_total", "counter",
+          "Points dead-lettered for a wrong device clock in this run.",
+          static_cast<double>(c.device_time_rejected.load()));
     m.One("edgeline_ingest_commits_total", "counter", "Group commits in this run.",
           static_cast<double>(c.commits.load()));
     m.One("edgeline_ingest_commit_failures_total", "counter", "Failed commit attempts in this run.",

@@ -298,6 +298,8 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
       {"last_message_ns", ToInt(state, "last_message_ns")},
       {"messages", ToInt(state, "messages")},
       {"committed_points", ToInt(state, "committed_points")},
+      {"device_time_adjusted", ToInt(state, "device_time_adjusted")},
+      {"device_time_rejected", ToInt(state, "device_time_rejected")},
       {"commit_failing", running && ToInt(state, "commit_failing") == 1},
       {"commit_failures", ToInt(state, "commit_failures")},
   };
@@ -486,6 +488,12 @@ std::string RenderStatusText(const nlohmann::json& r,
     out << "        session " << m["session"].get<std::string>() << ": " << m["inbound_qos2"].get<int64_t>()
         << " QoS 2 held until stored, " << m["duplicates_suppressed"].get<int64_t>()
         << " redeliveries not stored again\n";
+  }
+  const int64_t clock_adjusted = a.value("device_time_adjusted", int64_t{0});
+  const int64_t clock_rejected = a.value("device_time_rejected", int64_t{0});
+  if (clock_adjusted > 0 || clock_rejected > 0) {
+    out << "        wrong device clocks: " << clock_adjusted << " points stamped with the receive time, "
+        << clock_rejected << " dead-lettered\n";
   }
   std::string mqtt_error = a["mqtt_last_error"].get<std::string>();
   if (!mqtt_error.empty() && !a["mqtt_connected"].get<bool>()) out << "        last error: " << mqtt_error << "\n";

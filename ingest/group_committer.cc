@@ -138,6 +138,8 @@ Status GroupCommitter::CommitGroup(const std::vector<Item*>& group) {
   int64_t rejected = 0;
   int64_t partial = 0;
   int64_t refused_fields = 0;
+  int64_t device_time_adjusted = 0;
+  int64_t device_time_rejected = 0;
   std::vector<MqttReceipt> receipts;
   for (const auto& item : group) {
     if (item->message.receipt) receipts.push_back(*item->message.receipt);
@@ -185,6 +187,8 @@ Status GroupCommitter::CommitGroup(const std::vector<Item*>& group) {
       add_dead_letter(DeadLetterKind::kRejected, r.reason, r.line);
       ++refused_fields;
     }
+    device_time_adjusted += m.device_time_adjusted;
+    device_time_rejected += m.device_time_rejected;
   }
   auto seqs = queue_->AppendReceived(batches, dead_letters, receipts);
   if (!seqs.ok()) return seqs.status();
@@ -193,6 +197,8 @@ Status GroupCommitter::CommitGroup(const std::vector<Item*>& group) {
   counters_.rejected += rejected;
   counters_.partial += partial;
   counters_.refused_fields += refused_fields;
+  counters_.device_time_adjusted += device_time_adjusted;
+  counters_.device_time_rejected += device_time_rejected;
   return Status::Ok();
 }
 

@@ -35,6 +35,9 @@ struct IngestCounters {
   std::atomic<int64_t> rejected{0};  // dead-lettered whole
   std::atomic<int64_t> partial{0};
   std::atomic<int64_t> refused_fields{0};  // points with fields refused for their type (FieldTypeGuard)
+  // Points with a wrong device clock (MappedMessage): stamped with the receive time / dead-lettered.
+  std::atomic<int64_t> device_time_adjusted{0};
+  std::atomic<int64_t> device_time_rejected{0};
   std::atomic<int64_t> commits{0};  // transactions
   std::atomic<int64_t> commit_failures{0};
   std::atomic<bool> commit_failing{false};  // the latest commit attempt failed

@@ -28,6 +28,12 @@ struct MappedMessage {
   // measurement, tags and timestamp with only those fields) with the reason; each becomes a
   // replayable dead letter holding that line.
   std::vector<RefusedFields> refused_fields;
+  // Points whose JSON time key gave a wrong device clock (beyond EDGELINE_JSON_TIME_MAX_AHEAD or
+  // before EDGELINE_JSON_TIME_FLOOR), by EDGELINE_JSON_TIME_POLICY: `receive-time` stamps the
+  // point with the receive time and keeps the device's time as integer field device_time (no
+  // dead letter: nothing is lost); `dlq` rejects the point, its reason in `errors`.
+  int device_time_adjusted = 0;
+  int device_time_rejected = 0;
   int64_t min_ts_ns = 0;              // over `lines`; 0 when none
   int64_t max_ts_ns = 0;
 

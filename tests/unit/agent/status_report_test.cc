@@ -99,7 +99,8 @@ TEST_F(StatusReportTest, HealthyReportHasEveryDocumentedField) {
   }
   for (const char* key :
        {"running", "pid", "heartbeat_ns", "mqtt_connected", "mqtt_sessions", "mqtt_sessions_connected",
-        "mqtt_last_error", "last_message_ns", "messages", "committed_points"}) {
+        "mqtt_last_error", "last_message_ns", "messages", "committed_points", "device_time_adjusted",
+        "device_time_rejected"}) {
     EXPECT_TRUE(r["agent"].contains(key)) << "agent." << key;
   }
   for (const char* key :
@@ -305,6 +306,24 @@ TEST_F(StatusReportTest, RenderOfEmptyQueueDoesNotCrash) {
   EXPECT_NE(text.find("NOT running"), std::string::npos) << text;
   EXPECT_NE(text.find("no sinks registered"), std::string::npos) << text;
   EXPECT_NE(text.find(options_.config.path), std::string::npos) << text;
+}
+
+TEST_F(StatusReportTest, WrongDeviceClocksAreReportedAndRenderedOnlyWhenSeen) {
+  auto q = Open();
+  WriteLiveAgentState(q.get());
+  json r = Report(q.get());
+  EXPECT_EQ(r["agent"]["device_time_adjusted"].get<int64_t>(), 0);
+  EXPECT_EQ(RenderStatusText(r).find("wrong device clocks"), std::string::npos);
+
+  ASSERT_TRUE(q->SetAgentState({{"device_time_adjusted", "4"}, {"device_time_rejected", "2"}}).ok());
+  r = Report(q.get());
+  EXPECT_EQ(r["agent"]["device_time_adjusted"].get<int64_t>(), 4);
+  EXPECT_EQ(r["agent"]["device_time_rejected"].get<int64_t>(), 2);
+  EXPECT_TRUE(r["healthy"].get<bool>()) << r.dump(2);  // a device's clock is not the agent's health
+  std::string text = RenderStatusText(r);
+  EXPECT_NE(text.find("wrong device clocks: 4 points stamped with the receive time, 2 dead-lettered"),
+            std::string::npos)
+      << text;
 }
 
 TEST_F(StatusReportTest, RenderShowsTheSinkRow) {

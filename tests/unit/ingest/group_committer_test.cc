@@ -310,6 +310,24 @@ TEST_F(GroupCommitterTest, PartialPayloadGivesPointAndPartialDeadLetter) {
   EXPECT_EQ(stats->ingest_rejected, 0);  // partial letters are informational
 }
 
+// The mapper marks points whose device clock was wrong (EDGELINE_JSON_TIME_POLICY); the
+// committer sums them over the messages it commits.
+TEST_F(GroupCommitterTest, WrongDeviceClocksAreCounted) {
+  IngestMessage adjusted = Prepared("emergency_generator/g", R"({"generatorID":"g","fuel":1})");
+  adjusted.mapped.device_time_adjusted = 1;
+  IngestMessage rejected = Prepared("emergency_generator/g", "{not json");
+  rejected.mapped.device_time_rejected = 1;
+  std::vector<IngestMessage> both;
+  both.push_back(std::move(adjusted));
+  both.push_back(std::move(rejected));
+  ASSERT_TRUE(Committer().SubmitAll(std::move(both)).ok());
+  ASSERT_TRUE(Submit("emergency_generator/g", R"({"generatorID":"g","fuel":2})").ok());
+  EXPECT_EQ(Committer().counters().device_time_adjusted.load(), 1);
+  EXPECT_EQ(Committer().counters().device_time_rejected.load(), 1);
+  EXPECT_EQ(Committer().counters().committed_points.load(), 2);
+  EXPECT_EQ(Committer().counters().rejected.load(), 1);
+}
+
 TEST_F(GroupCommitterTest, OversizePayloadIsRejectedWithTruncatedCopy) {
   max_payload_bytes_ = 4096;
   std::string payload = R"({"generatorID":"g","note":")" + std::string(8000, 'x') + R"("})";
