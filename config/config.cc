@@ -182,9 +182,11 @@ void ResolveDownsample(const std::map<std::string, std::string>& env, Config* c,
       }
     }
   }
+  d.device_status_measurement =
+      c->mapping.device_status_topics.empty() ? std::string() : c->mapping.device_status_measurement;
   if (d.stale_after_text == "auto") {
     d.stale_after_ns = d.enabled ? 3 * d.every_ns : 0;
-  } else if (auto stale = config_internal::ParseDurationNs(d.stale_after_text); stale.ok()) {
+  } else if (auto stale = ParseDurationNs(d.stale_after_text); stale.ok()) {
     d.stale_after_ns = *stale;
     if (d.stale_after_ns != 0 && d.stale_after_ns < 1'000'000'000) {
       problems->Add("EDGELINE_DOWNSAMPLE_STALE_AFTER", "must be 0 (off) or at least 1s");

@@ -148,6 +148,9 @@ struct DownsampleConfig {
   std::vector<AlarmRule> alarms;
   std::vector<std::pair<std::string, std::string>> set_tags;
   int64_t stale_after_ns = 0;  // parsed EDGELINE_DOWNSAMPLE_STALE_AFTER (0 = off; auto = 3 windows)
+  // EDGELINE_DEVICE_STATUS_MEASUREMENT when EDGELINE_DEVICE_STATUS_TOPICS is set, else "": its
+  // points are device status events (an `offline` makes the device stale), never downsampled.
+  std::string device_status_measurement;
 
   friend bool operator==(const DownsampleConfig&, const DownsampleConfig&) = default;
 };

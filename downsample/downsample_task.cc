@@ -60,6 +60,7 @@ std::string AlarmRecord(const DownsampleConfig& config, const AlarmChange& chang
                             {"time", change.time_ns},
                             {"measurement", change.measurement},
                             {"tags", std::move(tags)}};
+  if (!change.reason.empty()) payload["reason"] = change.reason;
   nlohmann::json record = {{"topic", AlarmTopic(config.alarm_topic, change)}, {"payload", payload.dump()}};
   return record.dump();
 }
@@ -151,18 +152,18 @@ int64_t DownsampleTask::Step() {
   DownsampleOutput out;
   int64_t seq = cursor_seq_;
   int64_t consumed = 0;
+  const int64_t steady_now = clock_->SteadyNowNs();
   if (read->empty()) {
     const int64_t newest = engine_->max_event_ns();
-    if (newest == INT64_MIN) return options_.idle_ns;
-    const int64_t idle = clock_->SteadyNowNs() - newest_seen_steady_ns_;
-    if (config_.idle_timeout_ns == 0 || idle < config_.idle_timeout_ns || idle <= config_.lateness_ns) {
-      return options_.idle_ns;
+    const int64_t idle = steady_now - newest_seen_steady_ns_;
+    if (newest != INT64_MIN && config_.idle_timeout_ns != 0 && idle >= config_.idle_timeout_ns &&
+        idle > config_.lateness_ns) {
+      engine_->AdvanceWatermark(newest + (idle - config_.lateness_ns), &out);
     }
-    engine_->AdvanceWatermark(newest + (idle - config_.lateness_ns), &out);
-    if (out.points.empty() && out.alarms.empty()) return options_.idle_ns;
   } else {
     const int64_t newest_before = engine_->max_event_ns();
     for (const Batch& batch : *read) {
+      engine_->NoteArrival(batch.created_ns, steady_now);
       for (const std::string& line : batch.lines) {
         auto point = ParseLine(line);
         // Raw lines were validated at ingest; one that does not parse is a bug, not data.
@@ -175,8 +176,10 @@ int64_t DownsampleTask::Step() {
       }
       seq = batch.seq;
     }
-    if (engine_->max_event_ns() > newest_before) newest_seen_steady_ns_ = clock_->SteadyNowNs();
+    if (engine_->max_event_ns() > newest_before) newest_seen_steady_ns_ = steady_now;
   }
+  engine_->CheckStale(clock_->WallNowNs(), steady_now, &out);
+  if (read->empty() && out.points.empty() && out.alarms.empty()) return options_.idle_ns;
   Status st = Commit(seq, consumed, out);
   if (!st.ok()) {
     last_error_ = st.ToString();

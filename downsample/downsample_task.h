@@ -5,7 +5,9 @@
 // the engine's state. A crash therefore neither repeats nor skips a window, and open windows
 // come back exactly as they were. When the task has caught up and no newer point came for
 // EDGELINE_DOWNSAMPLE_IDLE_TIMEOUT, event time advances with the steady clock since the newest
-// point, so the last window before a quiet period closes too.
+// point, so the last window before a quiet period closes too. Each step also checks device
+// liveness (Downsampler::CheckStale) on the clock, so a silent device's `stale` alarm is
+// committed the same way, with the batches' append times as the devices' last-seen times.
 // A QueueConsumer that takes live data once per idle_ns (see Step), so appends do not wake it.
 // Borrows the queue and clock. Not thread-safe: Step()/Run() belong to one thread.
 #pragma once

@@ -1,6 +1,7 @@
 #include "downsample/downsampler.h"
 
 #include <algorithm>
+#include <cctype>
 #include <climits>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -102,7 +103,8 @@ json CountersToJson(const DownsampleCounters& c) {
   return {
       {"points_in", c.points_in},        {"points_late", c.points_late},       {"points_filtered", c.points_filtered},
       {"points_out", c.points_out},      {"windows_closed", c.windows_closed}, {"alarm_changes", c.alarm_changes},
-      {"clock_rewinds", c.clock_rewinds}};
+      {"clock_rewinds", c.clock_rewinds}, {"stale_alarms", c.stale_alarms},   {"status_points", c.status_points},
+      {"devices_forgotten", c.devices_forgotten}};
 }
 
 DownsampleCounters CountersFromJson(const json& j) {
@@ -114,7 +116,52 @@ DownsampleCounters CountersFromJson(const json& j) {
   c.windows_closed = j.value("windows_closed", int64_t{0});
   c.alarm_changes = j.value("alarm_changes", int64_t{0});
   c.clock_rewinds = j.value("clock_rewinds", int64_t{0});
+  c.stale_alarms = j.value("stale_alarms", int64_t{0});
+  c.status_points = j.value("status_points", int64_t{0});
+  c.devices_forgotten = j.value("devices_forgotten", int64_t{0});
   return c;
+}
+
+json DevicesToJson(const std::map<std::string, DeviceLiveness>& devices) {
+  json out = json::array();
+  for (const auto& [key, d] : devices) {
+    out.push_back({{"key", key},
+                   {"measurement", d.measurement},
+                   {"tags", d.tags},
+                   {"last_seen_ns", d.last_seen_ns},
+                   {"stale", d.stale},
+                   {"reason", d.reason},
+                   {"stale_since_ns", d.stale_since_ns}});
+  }
+  return out;
+}
+
+std::map<std::string, DeviceLiveness> DevicesFromJson(const json& state) {
+  std::map<std::string, DeviceLiveness> devices;
+  if (!state.contains("devices")) return devices;
+  for (const json& j : state.at("devices")) {
+    DeviceLiveness& d = devices[j.at("key").get<std::string>()];
+    d.measurement = j.at("measurement").get<std::string>();
+    d.tags = j.at("tags").get<std::vector<std::pair<std::string, std::string>>>();
+    d.last_seen_ns = j.at("last_seen_ns").get<int64_t>();
+    d.stale = j.at("stale").get<bool>();
+    d.reason = j.at("reason").get<std::string>();
+    d.stale_since_ns = j.at("stale_since_ns").get<int64_t>();
+  }
+  return devices;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Stale devices first (longest stale first), then the longest silent first.
+bool SilentLonger(const DeviceLiveness& a, const DeviceLiveness& b) {
+  if (a.stale != b.stale) return a.stale;
+  if (a.stale && a.stale_since_ns != b.stale_since_ns) return a.stale_since_ns < b.stale_since_ns;
+  return a.last_seen_ns < b.last_seen_ns;
 }
 
 }  // namespace
@@ -154,12 +201,19 @@ Aggregate Downsampler::AggregateFor(const std::string& field) const {
 }
 
 void Downsampler::Add(const Point& point, DownsampleOutput* out) {
+  if (!config_.device_status_measurement.empty() && point.measurement == config_.device_status_measurement) {
+    DeviceStatus(point, out);
+    return;
+  }
   if (!config_.measurements.empty() && std::find(config_.measurements.begin(), config_.measurements.end(),
                                                  point.measurement) == config_.measurements.end()) {
     ++counters_.points_filtered;
     return;
   }
   const int64_t ts = point.timestamp_ns.value_or(0);
+  std::vector<std::pair<std::string, std::string>> tags;
+  std::string key = GroupKey(point, &tags);
+  Seen(key, point, tags, out);
   if (ts < closed_until_ns_) {
     if (ts < clock_step_from_ns_) {
       ++counters_.points_late;
@@ -172,8 +226,6 @@ void Downsampler::Add(const Point& point, DownsampleOutput* out) {
     clock_step_from_ns_ = INT64_MAX;
     ++counters_.clock_rewinds;
   }
-  std::vector<std::pair<std::string, std::string>> tags;
-  std::string key = GroupKey(point, &tags);
   auto [it, inserted] = windows_[WindowStart(ts)].try_emplace(key);
   GroupState& group = it->second;
   if (inserted) {
@@ -294,13 +346,17 @@ void Downsampler::Emit(int64_t window_start, const std::string& key, const Group
     }
     if (v) p.fields.emplace_back(name, std::move(*v));
   }
+  const auto device = devices_.find(key);
+  const bool device_stale = device != devices_.end() && device->second.stale;
   for (const AlarmRule& rule : config_.alarms) {
     auto it = std::find_if(p.fields.begin(), p.fields.end(), [&](const auto& f) { return f.first == rule.field; });
     if (it == p.fields.end() || !IsNumeric(it->second)) continue;  // cannot judge: no alarm field
     double value = AsDouble(it->second);
     std::string level = Compare(value, rule.op, rule.threshold) ? rule.when_true : rule.when_false;
     std::string& previous = alarm_levels_[key + '\n' + rule.output];
-    if (previous != level) {
+    // A stale device keeps `stale` until it reports again (Seen); windows of its earlier points
+    // still get rows with their computed value.
+    if (previous != level && !device_stale) {
       AlarmChange change;
       change.measurement = group.measurement;
       change.group_tags = group.tags;
@@ -319,6 +375,140 @@ void Downsampler::Emit(int64_t window_start, const std::string& key, const Group
   if (p.fields.empty()) return;  // nothing representable (e.g. only strings under "sum")
   out->points.push_back(std::move(p));
   ++counters_.points_out;
+}
+
+std::vector<std::string> Downsampler::AlarmOutputs() const {
+  std::vector<std::string> outputs;
+  for (const AlarmRule& rule : config_.alarms) {
+    if (std::find(outputs.begin(), outputs.end(), rule.output) == outputs.end()) outputs.push_back(rule.output);
+  }
+  if (outputs.empty()) outputs.push_back("alarm");
+  return outputs;
+}
+
+void Downsampler::NoteArrival(int64_t received_ns, int64_t steady_ns) {
+  arrival_wall_ns_ = received_ns;
+  arrival_steady_ns_ = steady_ns;
+  if (resume_steady_ns_ == 0) resume_steady_ns_ = steady_ns;
+}
+
+// Records an alarm output's new level; an AlarmChange when it differs from the previous one.
+static void ChangeLevel(std::map<std::string, std::string>* levels, const std::string& key,
+                        const DeviceLiveness& device, const std::string& output, const std::string& value,
+                        const std::string& field, double field_value, int64_t time_ns, std::string reason,
+                        DownsampleCounters* counters, DownsampleOutput* out) {
+  std::string& previous = (*levels)[key + '\n' + output];
+  if (previous == value) return;
+  AlarmChange change;
+  change.measurement = device.measurement;
+  change.group_tags = device.tags;
+  change.output = output;
+  change.previous = previous;
+  change.value = value;
+  change.field = field;
+  change.field_value = field_value;
+  change.time_ns = time_ns;
+  change.reason = std::move(reason);
+  out->alarms.push_back(std::move(change));
+  ++counters->alarm_changes;
+  previous = value;
+}
+
+void Downsampler::Seen(const std::string& key, const Point& point,
+                       const std::vector<std::pair<std::string, std::string>>& tags, DownsampleOutput* out) {
+  auto [it, fresh] = devices_.try_emplace(key);
+  DeviceLiveness& device = it->second;
+  if (fresh) {
+    device.measurement = point.measurement;
+    device.tags = tags;
+  }
+  const int64_t ts = point.timestamp_ns.value_or(0);
+  device.last_seen_ns = std::max(device.last_seen_ns, arrival_wall_ns_ != 0 ? arrival_wall_ns_ : ts);
+  seen_steady_ns_[key] = arrival_steady_ns_;
+  if (!device.stale) return;
+  device.stale = false;
+  device.reason.clear();
+  device.stale_since_ns = 0;
+  if (config_.alarms.empty()) {
+    ChangeLevel(&alarm_levels_, key, device, "alarm", "ok", "", 0, ts, "reported again", &counters_, out);
+    return;
+  }
+  // Each output goes back to what its rule gives for this point; one whose field the point does
+  // not carry stays `stale` until a window computes it.
+  for (const AlarmRule& rule : config_.alarms) {
+    auto f = std::find_if(point.fields.begin(), point.fields.end(), [&](const auto& x) { return x.first == rule.field; });
+    if (f == point.fields.end() || !IsNumeric(f->second)) continue;
+    const double value = AsDouble(f->second);
+    const std::string& level = Compare(value, rule.op, rule.threshold) ? rule.when_true : rule.when_false;
+    ChangeLevel(&alarm_levels_, key, device, rule.output, level, rule.field, value, ts, "reported again", &counters_,
+                out);
+  }
+}
+
+void Downsampler::MarkStale(const std::string& key, DeviceLiveness* device, std::string_view reason, int64_t wall_ns,
+                            DownsampleOutput* out) {
+  device->stale = true;
+  device->reason = std::string(reason.substr(0, reason.find(' ')));  // "silent" or "offline"
+  device->stale_since_ns = wall_ns;
+  ++counters_.stale_alarms;
+  Point row;
+  row.measurement = device->measurement;
+  row.tags = device->tags;
+  for (const auto& tag : config_.set_tags) row.tags.push_back(tag);
+  std::sort(row.tags.begin(), row.tags.end());
+  row.timestamp_ns = wall_ns;
+  for (const std::string& output : AlarmOutputs()) {
+    ChangeLevel(&alarm_levels_, key, *device, output, "stale", "", 0, wall_ns, std::string(reason), &counters_, out);
+    row.fields.emplace_back(output, String("stale"));
+  }
+  out->points.push_back(std::move(row));
+  ++counters_.points_out;
+}
+
+void Downsampler::CheckStale(int64_t wall_ns, int64_t steady_ns, DownsampleOutput* out) {
+  if (resume_steady_ns_ == 0) resume_steady_ns_ = steady_ns;
+  if (devices_.size() > kMaxDevices) {
+    std::vector<std::pair<int64_t, std::string>> by_age;
+    for (const auto& [key, d] : devices_) by_age.emplace_back(d.last_seen_ns, key);
+    std::sort(by_age.begin(), by_age.end());
+    for (size_t i = 0; i < devices_.size() - kMaxDevices && i < by_age.size(); ++i) {
+      const std::string& key = by_age[i].second;
+      for (const std::string& output : AlarmOutputs()) alarm_levels_.erase(key + '\n' + output);
+      seen_steady_ns_.erase(key);
+      ++counters_.devices_forgotten;
+    }
+    for (size_t i = 0; i < by_age.size() && devices_.size() > kMaxDevices; ++i) devices_.erase(by_age[i].second);
+  }
+  if (config_.stale_after_ns <= 0) return;
+  for (auto& [key, device] : devices_) {
+    if (device.stale) continue;
+    int64_t since = resume_steady_ns_;
+    if (auto it = seen_steady_ns_.find(key); it != seen_steady_ns_.end()) since = std::max(since, it->second);
+    const int64_t silent = steady_ns - since;
+    if (silent < config_.stale_after_ns) continue;
+    MarkStale(key, &device, "silent for " + std::to_string(silent / 1'000'000'000) + "s", wall_ns, out);
+  }
+}
+
+void Downsampler::DeviceStatus(const Point& point, DownsampleOutput* out) {
+  ++counters_.status_points;
+  if (config_.stale_after_ns <= 0) return;
+  auto status = std::find_if(point.fields.begin(), point.fields.end(), [](const auto& f) { return f.first == "status"; });
+  if (status == point.fields.end() || status->second.type != FieldType::kString ||
+      Lower(status->second.s) != "offline") {
+    return;
+  }
+  std::vector<std::pair<std::string, std::string>> id;
+  GroupKey(point, &id);
+  if (id.empty()) return;  // no group-by tag: no device to match
+  for (auto& [key, device] : devices_) {
+    if (device.stale) continue;
+    bool match = true;
+    for (const auto& tag : id) {
+      match = match && std::find(device.tags.begin(), device.tags.end(), tag) != device.tags.end();
+    }
+    if (match) MarkStale(key, &device, "offline", point.timestamp_ns.value_or(0), out);
+  }
 }
 
 int64_t Downsampler::open_windows() const {
@@ -363,6 +553,7 @@ std::string Downsampler::SaveState() const {
                 {"open_windows", open_windows()},
                 {"counters", CountersToJson(counters_)},
                 {"alarm_levels", alarm_levels_},
+                {"devices", DevicesToJson(devices_)},
                 {"windows", std::move(windows)}};
   return state.dump();
 }
@@ -407,6 +598,9 @@ Status Downsampler::RestoreState(std::string_view text) {
     clock_step_from_ns_ = state.value("clock_step_from_ns", int64_t{INT64_MAX});
     counters_ = CountersFromJson(state.at("counters"));
     alarm_levels_ = state.at("alarm_levels").get<std::map<std::string, std::string>>();
+    devices_ = DevicesFromJson(state);
+    seen_steady_ns_.clear();
+    resume_steady_ns_ = 0;
     windows_ = std::move(windows);
     return Status::Ok();
   } catch (const json::exception& e) {
@@ -424,6 +618,8 @@ Result<DownsampleSummary> SummarizeDownsampleState(std::string_view text) {
     s.max_event_ns = max_event == INT64_MIN ? 0 : max_event;
     s.open_windows = state.value("open_windows", int64_t{0});
     s.counters = CountersFromJson(state.at("counters"));
+    for (auto& [key, d] : DevicesFromJson(state)) s.devices.push_back(std::move(d));
+    std::sort(s.devices.begin(), s.devices.end(), SilentLonger);
     return s;
   } catch (const json::exception& e) {
     return Status::Corruption(std::string("downsampler state does not parse: ") + e.what());

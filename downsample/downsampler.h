@@ -8,6 +8,14 @@
 // Receive-time stamps come from the wall clock, which can be stepped back; the task announces a
 // detected step (ExpectClockStepBack) and event time restarts at the first point stamped after
 // it instead of every point being late until the clock catches up again.
+// Device liveness (EDGELINE_DOWNSAMPLE_STALE_AFTER): every group seen is a device. One that has
+// sent nothing for stale_after_ns on the agent's steady clock, or whose status point (measurement
+// config.device_status_measurement) says `offline`, gets each alarm output set to `stale`: an
+// AlarmChange and a row. Its next point sets each alarm output back to the value the rules give
+// for that point (`ok` for `alarm` when there is no rule): another change. Silence after a
+// restart counts from the restart, so a device that was waiting for the agent is not stale, and a
+// device stale before it stays stale without a second change. The caller supplies the times
+// (NoteArrival, CheckStale), so the engine stays free of clocks.
 // Not thread-safe: one owner.
 #pragma once
 
@@ -35,6 +43,7 @@ struct AlarmChange {
   std::string field;                                            // e.g. "fuel"
   double field_value = 0;
   int64_t time_ns = 0;  // the output point's timestamp
+  std::string reason;   // for `stale` and back: "silent for 25s", "offline", "reported again"
 };
 
 struct DownsampleOutput {
@@ -50,14 +59,38 @@ struct DownsampleCounters {
   int64_t windows_closed = 0;   // distinct window intervals emitted
   int64_t alarm_changes = 0;
   int64_t clock_rewinds = 0;  // event time restarted after a wall-clock step back
+  int64_t stale_alarms = 0;   // devices that went stale (silent or offline)
+  int64_t status_points = 0;  // device status points seen
+  int64_t devices_forgotten = 0;  // over kMaxDevices: the longest silent were dropped
 };
+
+// One device (a group: measurement + group-by tags) as liveness tracking knows it.
+struct DeviceLiveness {
+  std::string measurement;
+  std::vector<std::pair<std::string, std::string>> tags;  // group-by tags, sorted by key
+  int64_t last_seen_ns = 0;   // agent wall time its newest point was received (0 = none)
+  bool stale = false;
+  std::string reason;         // why stale: "silent" or "offline"
+  int64_t stale_since_ns = 0; // agent wall time it went stale
+};
+
+// Devices tracked at most; beyond it the longest silent are forgotten (counted).
+inline constexpr size_t kMaxDevices = 100000;
 
 class Downsampler {
  public:
   explicit Downsampler(const DownsampleConfig& config);
 
-  // Adds one point (REQUIRES: a timestamp), then closes what the new watermark passes.
+  // Adds one point (REQUIRES: a timestamp), then closes what the new watermark passes. A
+  // device status point updates liveness instead.
   void Add(const Point& point, DownsampleOutput* out);
+
+  // The points added from now on were received at agent wall time `received_ns` and are
+  // processed at steady time `steady_ns` (liveness).
+  void NoteArrival(int64_t received_ns, int64_t steady_ns);
+
+  // Marks devices silent for stale_after_ns (steady time) as stale, at wall time `wall_ns`.
+  void CheckStale(int64_t wall_ns, int64_t steady_ns, DownsampleOutput* out);
 
   // Moves the watermark to `watermark_ns` if later (event time advanced by something other
   // than a point, e.g. idle time), closing what it passes.
@@ -89,6 +122,7 @@ class Downsampler {
   int64_t closed_until_ns() const { return closed_until_ns_; }
   int64_t max_event_ns() const { return max_event_ns_; }
   int64_t open_windows() const;  // (window, group) pairs still accumulating
+  const std::map<std::string, DeviceLiveness>& devices() const { return devices_; }  // by group key
 
  private:
   struct FieldState {
@@ -113,6 +147,13 @@ class Downsampler {
   Aggregate AggregateFor(const std::string& field) const;
   void Emit(int64_t window_start, const std::string& key, const GroupState& group, DownsampleOutput* out);
   void CloseThrough(int64_t boundary, DownsampleOutput* out);
+  // The alarm outputs stale sets: each rule's output, or "alarm" without rules.
+  std::vector<std::string> AlarmOutputs() const;
+  void Seen(const std::string& key, const Point& point, const std::vector<std::pair<std::string, std::string>>& tags,
+            DownsampleOutput* out);
+  void MarkStale(const std::string& key, DeviceLiveness* device, std::string_view reason, int64_t wall_ns,
+                 DownsampleOutput* out);
+  void DeviceStatus(const Point& point, DownsampleOutput* out);
 
   DownsampleConfig config_;
   Windows windows_;
@@ -122,6 +163,10 @@ class Downsampler {
   int64_t last_wall_ns_ = 0, last_steady_ns_ = 0;    // previous ObserveWallClock; steady 0 = none
   std::map<std::string, std::string> alarm_levels_;  // group key + '\n' + output -> last value
   DownsampleCounters counters_;
+  std::map<std::string, DeviceLiveness> devices_;      // group key -> liveness (saved)
+  std::map<std::string, int64_t> seen_steady_ns_;      // group key -> steady time last seen (not saved)
+  int64_t arrival_wall_ns_ = 0, arrival_steady_ns_ = 0;  // NoteArrival
+  int64_t resume_steady_ns_ = 0;  // the first steady time this engine saw: silence counts from it
 };
 
 // What `edgeline status` shows, read back from a saved state.
@@ -130,6 +175,7 @@ struct DownsampleSummary {
   int64_t max_event_ns = 0;
   int64_t open_windows = 0;
   DownsampleCounters counters;
+  std::vector<DeviceLiveness> devices;  // stale first, then longest silent first
 };
 Result<DownsampleSummary> SummarizeDownsampleState(std::string_view state);
 

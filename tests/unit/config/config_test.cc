@@ -704,3 +704,58 @@ TEST(HttpListen, HostPortOrOff) {
 
 }  // namespace
 }  // namespace edgeline
+
+namespace edgeline {
+namespace {
+
+TEST(FleetHealthConfig, StaleAfterAutoIsThreeWindowsOnlyWhenDownsampling) {
+  ConfigParseResult off = ParseConfig({{"EDGELINE_INFLUX_API", "v1"}});
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off.config.downsample.stale_after_ns, 0);
+  ConfigParseResult seed =
+      ParseConfig({{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_DOWNSAMPLE_PRESET", "seed"}, {"EDGELINE_DOWNSAMPLE_EVERY", "5s"}});
+  ASSERT_TRUE(seed.ok());
+  EXPECT_EQ(seed.config.downsample.stale_after_ns, 15'000'000'000);
+  ConfigParseResult explicit_off = ParseConfig(
+      {{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_DOWNSAMPLE_PRESET", "seed"}, {"EDGELINE_DOWNSAMPLE_STALE_AFTER", "0"}});
+  ASSERT_TRUE(explicit_off.ok());
+  EXPECT_EQ(explicit_off.config.downsample.stale_after_ns, 0);
+  ConfigParseResult given = ParseConfig({{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_DOWNSAMPLE_STALE_AFTER", "2m"}});
+  ASSERT_TRUE(given.ok());
+  EXPECT_EQ(given.config.downsample.stale_after_ns, 120'000'000'000);
+  for (const char* bad : {"soon", "500ms", "-1s"}) {
+    ConfigParseResult r = ParseConfig({{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_DOWNSAMPLE_STALE_AFTER", bad}});
+    ASSERT_EQ(r.problems.size(), 1u) << bad;
+    EXPECT_EQ(r.problems[0].variable, "EDGELINE_DOWNSAMPLE_STALE_AFTER") << bad;
+  }
+}
+
+TEST(FleetHealthConfig, TimeFloorTakesADateOrATimeOrNothing) {
+  ConfigParseResult def = ParseConfig({{"EDGELINE_INFLUX_API", "v1"}});
+  EXPECT_EQ(def.config.mapping.time_floor_ns, 1'577'836'800'000'000'000);  // 2020-01-01T00:00:00Z
+  ConfigParseResult time =
+      ParseConfig({{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_JSON_TIME_FLOOR", "2021-06-01T12:00:00+02:00"}});
+  ASSERT_TRUE(time.ok());
+  EXPECT_EQ(time.config.mapping.time_floor_ns, 1'622'541'600'000'000'000);
+  ConfigParseResult none = ParseConfig({{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_JSON_TIME_FLOOR", ""}});
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none.config.mapping.time_floor_ns, INT64_MIN);
+  ConfigParseResult bad = ParseConfig({{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_JSON_TIME_FLOOR", "last year"}});
+  ASSERT_EQ(bad.problems.size(), 1u);
+  EXPECT_EQ(bad.problems[0].variable, "EDGELINE_JSON_TIME_FLOOR");
+}
+
+TEST(FleetHealthConfig, DeviceStatusTopicsNeedADeviceLevel) {
+  for (const char* good : {"emergency_generator/+/status", "site/{site}/{generatorID}/lwt"}) {
+    EXPECT_TRUE(ParseConfig({{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_DEVICE_STATUS_TOPICS", good}}).ok()) << good;
+  }
+  for (const char* bad : {"emergency_generator/status", "emergency_generator/#", "$share/g/devices/+/status",
+                          "a/b{c}/status"}) {
+    ConfigParseResult r = ParseConfig({{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_DEVICE_STATUS_TOPICS", bad}});
+    ASSERT_EQ(r.problems.size(), 1u) << bad;
+    EXPECT_EQ(r.problems[0].variable, "EDGELINE_DEVICE_STATUS_TOPICS") << bad;
+  }
+}
+
+}  // namespace
+}  // namespace edgeline

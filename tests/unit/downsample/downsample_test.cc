@@ -536,3 +536,213 @@ TEST(AlarmTopic, TemplateOrSuffix) {
 
 }  // namespace
 }  // namespace edgeline
+
+// Device liveness: a silent or offline device gets `stale`, on the caller's clock.
+namespace edgeline {
+namespace {
+
+constexpr int64_t kT0 = 1764000000LL * 1'000'000'000;  // wall time of the first point
+constexpr int64_t kS0 = 5'000 * 1'000'000'000LL;        // steady time of the first point
+
+DownsampleConfig FiveSecondSeed(std::map<std::string, std::string> extra = {}) {
+  extra.emplace("EDGELINE_DOWNSAMPLE_EVERY", "5s");
+  extra.emplace("EDGELINE_DOWNSAMPLE_LATENESS", "1s");
+  return SeedConfig(extra);  // stale after auto = 15 s
+}
+
+// Feeds one point per listed generator at second `s` (received then, stamped then), then checks.
+void Second(Downsampler* d, int s, std::initializer_list<std::pair<const char*, double>> fuel, DownsampleOutput* out) {
+  const int64_t wall = kT0 + s * kSec;
+  d->NoteArrival(wall, kS0 + s * kSec);
+  for (const auto& [g, f] : fuel) d->Add(P(g, wall, f), out);
+  d->CheckStale(wall, kS0 + s * kSec, out);
+}
+
+std::vector<std::string> Changes(const DownsampleOutput& out, const std::string& generator) {
+  std::vector<std::string> changes;
+  for (const AlarmChange& a : out.alarms) {
+    if (a.group_tags.at(0).second == generator) changes.push_back(a.previous + "->" + a.value);
+  }
+  return changes;
+}
+
+TEST(DeviceLiveness, SilentDeviceGoesStaleOnceThenBackOnItsNextPoint) {
+  Downsampler d(FiveSecondSeed());
+  DownsampleOutput out;
+  for (int s = 0; s < 10; ++s) Second(&d, s, {{"g1", 900}, {"g2", 900}}, &out);
+  EXPECT_EQ(Changes(out, "g1"), (std::vector<std::string>{"->no action"}));
+  for (int s = 10; s < 24; ++s) Second(&d, s, {{"g2", 900}}, &out);  // g1 silent since 9: 14 s
+  EXPECT_EQ(Changes(out, "g1"), (std::vector<std::string>{"->no action"}));
+  EXPECT_FALSE(d.devices().begin()->second.stale);
+  DownsampleOutput stale;
+  Second(&d, 24, {{"g2", 900}}, &stale);  // 15 s
+  ASSERT_EQ(Changes(stale, "g1"), (std::vector<std::string>{"no action->stale"}));
+  EXPECT_EQ(stale.alarms[0].reason, "silent for 15s");
+  EXPECT_EQ(stale.alarms[0].time_ns, kT0 + 24 * kSec);
+  std::vector<std::string> rows = CanonicalPoints(stale.points);
+  EXPECT_NE(std::find(rows.begin(), rows.end(),
+                      "genData,generatorID=g1,region=US alarm=\"stale\", " + std::to_string(kT0 + 24 * kSec)),
+            rows.end());
+  EXPECT_EQ(d.counters().stale_alarms, 1);
+  DownsampleOutput quiet;
+  for (int s = 25; s < 60; ++s) Second(&d, s, {{"g2", 900}}, &quiet);
+  EXPECT_TRUE(Changes(quiet, "g1").empty());  // no second change while it stays silent
+  EXPECT_TRUE(Changes(quiet, "g2").empty());
+  DownsampleOutput back;
+  Second(&d, 60, {{"g1", 100}, {"g2", 900}}, &back);  // reports again, fuel low
+  ASSERT_EQ(Changes(back, "g1"), (std::vector<std::string>{"stale->refuel"}));
+  EXPECT_EQ(back.alarms[0].reason, "reported again");
+  DownsampleOutput after;
+  for (int s = 61; s < 80; ++s) Second(&d, s, {{"g1", 100}, {"g2", 900}}, &after);
+  EXPECT_TRUE(Changes(after, "g1").empty());  // its windows agree: refuel
+  EXPECT_FALSE(d.devices().begin()->second.stale);
+}
+
+TEST(DeviceLiveness, AWindowClosingAfterTheStaleMarkKeepsTheAlarmStale) {
+  // Lateness 30 s: g1's last window closes well after it went stale.
+  Downsampler d(FiveSecondSeed({{"EDGELINE_DOWNSAMPLE_LATENESS", "30s"}}));
+  DownsampleOutput out;
+  for (int s = 0; s < 10; ++s) Second(&d, s, {{"g1", 900}, {"g2", 900}}, &out);
+  for (int s = 10; s < 60; ++s) Second(&d, s, {{"g2", 900}}, &out);
+  // Stale at 24 s, before any window closed; its windows closing later leave it stale.
+  EXPECT_EQ(Changes(out, "g1"), (std::vector<std::string>{"->stale"}));
+  int g1_rows = 0;
+  for (const Point& p : out.points) g1_rows += p.tags[0].second == "g1";
+  EXPECT_EQ(g1_rows, 3);  // windows 0-5 and 5-10 with their values, and the stale row
+}
+
+TEST(DeviceLiveness, ARestartNeitherForgetsAStaleDeviceNorRaisesAFalseOne) {
+  Downsampler first(FiveSecondSeed());
+  DownsampleOutput out;
+  for (int s = 0; s < 10; ++s) Second(&first, s, {{"g1", 900}, {"g2", 900}, {"g3", 900}}, &out);
+  for (int s = 10; s < 30; ++s) Second(&first, s, {{"g2", 900}, {"g3", 900}}, &out);  // g1 stale at 24
+  for (int s = 30; s < 35; ++s) Second(&first, s, {{"g2", 900}}, &out);  // g3 silent 5 s at the crash
+  ASSERT_EQ(Changes(out, "g1").back(), "no action->stale");
+  const std::string state = first.SaveState();
+
+  // The agent comes back 10 minutes later (steady time is new after a restart).
+  Downsampler second(FiveSecondSeed());
+  ASSERT_TRUE(second.RestoreState(state).ok());
+  DownsampleOutput resumed;
+  const int64_t wall = kT0 + 635 * kSec, steady = 77 * kSec;
+  second.CheckStale(wall, steady, &resumed);
+  EXPECT_TRUE(resumed.alarms.empty()) << "waiting for the agent is not silence";
+  for (int s = 0; s <= 15; ++s) {
+    EXPECT_TRUE(resumed.alarms.empty()) << s;
+    second.NoteArrival(wall + s * kSec, steady + s * kSec);
+    second.Add(P("g2", wall + s * kSec, 900), &resumed);
+    second.CheckStale(wall + s * kSec, steady + s * kSec, &resumed);
+  }
+  EXPECT_EQ(Changes(resumed, "g3"), (std::vector<std::string>{"no action->stale"}));
+  EXPECT_TRUE(Changes(resumed, "g1").empty()) << "still stale: no second change";
+  auto summary = SummarizeDownsampleState(second.SaveState());
+  ASSERT_TRUE(summary.ok());
+  ASSERT_EQ(summary->devices.size(), 3u);
+  EXPECT_EQ(summary->devices[0].tags[0].second, "g1");  // stale longest first
+  EXPECT_EQ(summary->devices[0].reason, "silent");
+  EXPECT_EQ(summary->devices[0].last_seen_ns, kT0 + 9 * kSec);
+  EXPECT_EQ(summary->devices[1].tags[0].second, "g3");
+  EXPECT_EQ(summary->devices[2].tags[0].second, "g2");
+  EXPECT_FALSE(summary->devices[2].stale);
+  EXPECT_EQ(summary->counters.stale_alarms, 2);
+}
+
+TEST(DeviceLiveness, AnOfflineStatusIsSilenceAtOnce) {
+  Downsampler d(FiveSecondSeed({{"EDGELINE_DEVICE_STATUS_TOPICS", "emergency_generator/+/status"}}));
+  DownsampleOutput out;
+  for (int s = 0; s < 3; ++s) Second(&d, s, {{"g1", 900}, {"g2", 900}}, &out);
+  auto status = [&](const char* g, const char* value, int s) {
+    Point p;
+    p.measurement = "deviceStatus";
+    p.tags = {{"generatorID", g}};
+    FieldValue v;
+    v.type = FieldType::kString;
+    v.s = value;
+    p.fields = {{"status", v}};
+    p.timestamp_ns = kT0 + s * kSec;
+    DownsampleOutput o;
+    d.NoteArrival(kT0 + s * kSec, kS0 + s * kSec);
+    d.Add(p, &o);
+    return o;
+  };
+  EXPECT_TRUE(status("g1", "online", 3).alarms.empty());
+  DownsampleOutput offline = status("g1", "OFFLINE", 4);
+  ASSERT_EQ(Changes(offline, "g1"), (std::vector<std::string>{"->stale"}));  // no window closed yet
+  EXPECT_EQ(offline.alarms[0].reason, "offline");
+  EXPECT_EQ(offline.alarms[0].time_ns, kT0 + 4 * kSec);
+  EXPECT_TRUE(status("g1", "offline", 5).alarms.empty());  // a retained repeat changes nothing
+  EXPECT_EQ(d.counters().status_points, 3);
+  EXPECT_EQ(d.counters().points_filtered, 0);
+  EXPECT_EQ(d.devices().size(), 2u);  // the status points are no device of their own
+  DownsampleOutput back;
+  Second(&d, 6, {{"g1", 900}}, &back);
+  EXPECT_EQ(Changes(back, "g1"), (std::vector<std::string>{"stale->no action"}));
+}
+
+TEST(DeviceLiveness, OffMeansNeverStaleAndWithoutRulesTheOutputIsAlarm) {
+  Downsampler off(FiveSecondSeed({{"EDGELINE_DOWNSAMPLE_STALE_AFTER", "0"}}));
+  DownsampleOutput out;
+  Second(&off, 0, {{"g1", 900}}, &out);
+  for (int s = 1; s < 300; ++s) Second(&off, s, {}, &out);
+  EXPECT_EQ(off.counters().stale_alarms, 0);
+  EXPECT_EQ(off.devices().size(), 1u);  // still tracked for `edgeline status`
+
+  Downsampler plain(SeedConfig({{"EDGELINE_DOWNSAMPLE_EVERY", "5s"}, {"EDGELINE_DOWNSAMPLE_ALARM", ""},
+                                {"EDGELINE_DOWNSAMPLE_STALE_AFTER", "20s"}}));
+  DownsampleOutput o;
+  Second(&plain, 0, {{"g1", 900}}, &o);
+  for (int s = 1; s <= 20; ++s) Second(&plain, s, {}, &o);
+  EXPECT_EQ(Changes(o, "g1"), (std::vector<std::string>{"->stale"}));
+  Second(&plain, 21, {{"g1", 900}}, &o);
+  EXPECT_EQ(Changes(o, "g1"), (std::vector<std::string>{"->stale", "stale->ok"}));
+}
+
+// Through the task and a real queue on a FakeClock: the stale alarm record is committed with
+// the step, retained topic and all, and a restart with the agent down for a while raises nothing.
+TEST_F(DownsampleTaskTest, SilentGeneratorGetsAStaleAlarmRecordAndLosesItWhenItReports) {
+  DownsampleConfig config = FiveSecondSeed({{"EDGELINE_ALARM_TOPIC", "edgeline/alarms"}});
+  auto queue = Open("stale.db");
+  ASSERT_TRUE(queue->RegisterConsumer("alarm-reader", std::string(kAlarmStream)).ok());
+  auto task = std::make_unique<DownsampleTask>(config, queue.get(), &clock_);
+  ASSERT_TRUE(task->Start().ok());
+  auto publish = [&](std::vector<std::pair<const char*, double>> fuel) {
+    BatchInput b;
+    for (const auto& [g, f] : fuel) b.lines.push_back(FormatPoint(P(g, clock_.WallNowNs(), f)));
+    if (!b.lines.empty()) {
+      ASSERT_TRUE(queue->Append({b}, {}).ok());
+    }
+    task->Step();
+    clock_.AdvanceNs(kSec);
+  };
+  for (int s = 0; s < 10; ++s) publish({{"g1", 900}, {"g2", 900}});
+  for (int s = 0; s < 25; ++s) publish({{"g2", 900}});  // g1 silent for 25 s
+  auto values = [&]() {
+    std::vector<std::string> seen;
+    auto records = queue->Read("alarm-reader", 1'000'000);
+    EXPECT_TRUE(records.ok());
+    for (const Batch& b : *records) {
+      for (const auto& line : b.lines) {
+        auto record = nlohmann::json::parse(line);
+        auto payload = nlohmann::json::parse(record["payload"].get<std::string>());
+        if (record["topic"] == "edgeline/alarms/g1/alarm") seen.push_back(payload["value"].get<std::string>());
+      }
+    }
+    return seen;
+  };
+  EXPECT_EQ(values(), (std::vector<std::string>{"no action", "stale"}));
+  // Restart after 10 minutes down: g2 was merely waiting for the agent.
+  task.reset();
+  queue.reset();
+  clock_.AdvanceNs(10 * kMin);
+  queue = Open("stale.db");
+  ASSERT_TRUE(queue->RegisterConsumer("alarm-reader", std::string(kAlarmStream)).ok());
+  task = std::make_unique<DownsampleTask>(config, queue.get(), &clock_);
+  ASSERT_TRUE(task->Start().ok());
+  for (int s = 0; s < 5; ++s) publish({{"g2", 900}});
+  EXPECT_EQ(task->engine().counters().stale_alarms, 1);
+  publish({{"g1", 900}, {"g2", 900}});
+  EXPECT_EQ(values(), (std::vector<std::string>{"no action", "stale", "no action"}));
+}
+
+}  // namespace
+}  // namespace edgeline
