@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "common/log.h"
@@ -14,7 +15,8 @@ Agent::~Agent() { Stop(); }
 
 // The data path of one MQTT message, one file per hop:
 //   ingest/mqtt_ingest.cc      Paho delivers it to OnMqttMessage on its receive thread
-//   ingest/mapping.cc          JSON or line protocol -> lines stamped with the receive time;
+//   ingest/mapping.cc          JSON or line protocol -> lines stamped with the receive time
+//                              (ingest/device_status.cc for EDGELINE_DEVICE_STATUS_TOPICS);
 //                              ingest/field_type_guard.cc refuses fields of the wrong type
 //   ingest/group_committer.cc  committed to the queue with its dead letters; only then does
 //                              OnMqttMessage return and Paho send the PUBACK
@@ -53,8 +55,13 @@ Status Agent::Start() {
   // Paho runs every MQTT session of the process on one receive thread, so at most one MQTT
   // message waits for a commit at a time, whatever the number of sessions.
   committer_->SetProducerCount(1);
+  status_mapper_ = std::make_unique<DeviceStatusMapper>(config_.mapping, DeviceIdTag(config_));
+  MqttConfig mqtt = config_.mqtt;
+  for (std::string& filter : status_mapper_->SubscriptionFilters()) {
+    if (std::find(mqtt.topics.begin(), mqtt.topics.end(), filter) == mqtt.topics.end()) mqtt.topics.push_back(filter);
+  }
   mqtt_ = std::make_unique<MqttIngest>(
-      config_.mqtt, [this](const MqttMessage& message) { return OnMqttMessage(message); }, queue_.get());
+      mqtt, [this](const MqttMessage& message) { return OnMqttMessage(message); }, queue_.get());
 
   Status built = sinks_.Build(config_, queue_.get(), env_, mqtt_.get());
   if (!built.ok()) return Status(built.code(), "cannot start the sinks: " + built.ToString());
@@ -107,7 +114,10 @@ Status Agent::OnMqttMessage(const MqttMessage& message) {
     }
   }
   // The receive time is fixed here, once: a replay of the stored point writes it identically.
-  IngestMessage prepared = mapper_->Prepare(message.topic, message.payload, clock_->WallNowNs());
+  const int64_t receive_ns = clock_->WallNowNs();
+  IngestMessage prepared = status_mapper_->enabled() && status_mapper_->Matches(message.topic)
+                               ? status_mapper_->Prepare(message.topic, message.payload, receive_ns)
+                               : mapper_->Prepare(message.topic, message.payload, receive_ns);
   if (message.qos > 0) prepared.receipt = std::move(receipt);
   return committer_->Submit(std::move(prepared));
 }

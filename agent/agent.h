@@ -14,6 +14,7 @@
 #include "agent/sinks.h"
 #include "common/status.h"
 #include "config/config.h"
+#include "ingest/device_status.h"
 #include "ingest/group_committer.h"
 #include "ingest/mapping.h"
 #include "ingest/mqtt_ingest.h"
@@ -52,6 +53,7 @@ class Agent {
   std::unique_ptr<Queue> queue_;
   std::unique_ptr<FieldTypeGuard> field_types_;
   std::unique_ptr<Mapper> mapper_;
+  std::unique_ptr<DeviceStatusMapper> status_mapper_;  // EDGELINE_DEVICE_STATUS_TOPICS
   std::unique_ptr<FieldTypeGuard> replay_field_types_;  // declared types only
   std::unique_ptr<Mapper> replay_mapper_;                // for `edgeline dlq replay` of ingest entries
   std::unique_ptr<GroupCommitter> committer_;

@@ -173,7 +173,16 @@ void ResolveDownsample(const std::map<std::string, std::string>& env, Config* c,
       for (size_t i = 0; i < d.group_by.size(); ++i) sample += "/x";
       sample += "/alarm";
     }
-    for (const std::string& filter : c->mqtt.topics) {
+    std::vector<std::string> subscribed = c->mqtt.topics;
+    for (const std::string& status : c->mapping.device_status_topics) {
+      std::string filter;
+      for (std::string_view level : SplitOn(status, '/')) {
+        if (!filter.empty()) filter += '/';
+        filter += level.size() > 2 && level.front() == '{' ? std::string_view("+") : level;
+      }
+      subscribed.push_back(filter);
+    }
+    for (const std::string& filter : subscribed) {
       std::string plain = filter;
       if (plain.rfind("$share/", 0) == 0) plain = plain.substr(plain.find('/', 7) + 1);
       if (MqttFilterMatches(plain, sample)) {
