@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <limits>
 #include <map>
 #include <optional>
@@ -15,6 +17,7 @@
 #include "common/line_protocol.h"
 #include "common/strings.h"
 #include "common/time_format.h"
+#include "config/config_table.h"
 #include "ingest/bounded_json.h"
 
 namespace edgeline {
@@ -25,6 +28,10 @@ using nlohmann::json;
 // Errors and warnings kept per message: each becomes a dead letter holding the payload, so a
 // payload of many bad lines (or dropped keys) must not multiply into as many copies.
 constexpr size_t kMaxReasons = 20;
+
+// The field that keeps a wrong device clock's time (integer ns) under EDGELINE_JSON_TIME_POLICY
+// receive-time.
+constexpr char kDeviceTimeField[] = "device_time";
 
 std::vector<std::string> SplitTopic(std::string_view s) {
   std::vector<std::string> out;
@@ -115,6 +122,62 @@ std::optional<int64_t> JsonTimeToNs(const json& v, std::string_view format, std:
     return static_cast<int64_t>(std::llround(ns));
   }
   return fail("expected a number");
+}
+
+// ns since the epoch as RFC 3339 UTC, the fraction only when there is one (trailing zeros cut).
+std::string FormatRfc3339(int64_t ns) {
+  int64_t secs = ns / 1'000'000'000;
+  int64_t frac = ns % 1'000'000'000;
+  if (frac < 0) {  // before 1970: the second below, and a positive fraction
+    frac += 1'000'000'000;
+    --secs;
+  }
+  const auto t = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[48];
+  size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  std::string out(buf, n);
+  if (frac != 0) {
+    char digits[16];
+    std::snprintf(digits, sizeof(digits), ".%09lld", static_cast<long long>(frac));
+    std::string f = digits;
+    while (f.back() == '0') f.pop_back();
+    out += f;
+  }
+  return out + "Z";
+}
+
+// A positive span for an operator: 2h0m, 12m30s, 7.5s.
+std::string FormatSpan(int64_t ns) {
+  const int64_t secs = ns / 1'000'000'000;
+  if (secs >= 3600) return std::to_string(secs / 3600) + "h" + std::to_string(secs % 3600 / 60) + "m";
+  if (secs >= 60) return std::to_string(secs / 60) + "m" + std::to_string(secs % 60) + "s";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3gs", static_cast<double>(ns) / 1e9);
+  return buf;
+}
+
+// Why a device time from the JSON time key is a wrong device clock, judged against the receive
+// time; "" when it is plausible. At exactly EDGELINE_JSON_TIME_MAX_AHEAD ahead, or exactly at
+// the floor, it is plausible.
+std::string WrongClockReason(const MappingConfig& config, int64_t device_ns, int64_t receive_ns) {
+  if (device_ns < config.time_floor_ns) {
+    return "device time " + FormatRfc3339(device_ns) + " is before EDGELINE_JSON_TIME_FLOOR " +
+           Sanitize(config.time_floor_text, 40) + ": device clock not set";
+  }
+  if (config.time_max_ahead_ns > 0) {
+    int64_t ahead = 0;
+    // An overflow means the device time is the larger by more than int64 can hold.
+    const bool overflow = __builtin_sub_overflow(device_ns, receive_ns, &ahead);
+    if ((overflow && device_ns > receive_ns) || (!overflow && ahead > config.time_max_ahead_ns)) {
+      return "device time " + FormatRfc3339(device_ns) + " is " +
+             (overflow ? std::string("centuries") : FormatSpan(ahead)) +
+             " ahead of the receive time (EDGELINE_JSON_TIME_MAX_AHEAD " +
+             config_internal::FormatDuration(config.time_max_ahead_ns) + ")";
+    }
+  }
+  return "";
 }
 
 // nlohmann's message for a malformed document (what and where), without building a DOM.
@@ -429,12 +492,33 @@ MappedMessage Mapper::Map(std::string_view topic, std::string_view payload, int6
     }
     point.measurement = config_.measurement;
     point.timestamp_ns = receive_ns;
+    bool adjusted = false;  // a wrong device clock, under EDGELINE_JSON_TIME_POLICY receive-time
     if (!config_.time_key.empty()) {
       auto it = doc.find(config_.time_key);
       if (it != doc.end()) {
         std::string why;
         if (auto ns = JsonTimeToNs(*it, config_.time_format, &why)) {
-          point.timestamp_ns = *ns;
+          std::string wrong = WrongClockReason(config_, *ns, receive_ns);
+          if (wrong.empty()) {
+            point.timestamp_ns = *ns;
+          } else if (config_.time_policy == "dlq") {
+            // A JSON message is one point: it is the point that goes.
+            out.errors.push_back(std::move(wrong) + " (EDGELINE_JSON_TIME_POLICY dlq)");
+            ++out.device_time_rejected;
+            return;
+          } else {
+            // receive-time: the point keeps the receive time; the device's time is kept as a field.
+            auto same = [](const auto& f) { return f.first == kDeviceTimeField; };
+            if (std::erase_if(point.fields, same) > 0) {
+              mapper.Warn(std::string("field ") + kDeviceTimeField +
+                          " dropped: replaced by the time key's value (wrong device clock)");
+            }
+            FieldValue device_time;
+            device_time.type = FieldType::kInteger;
+            device_time.i = *ns;
+            point.fields.emplace_back(kDeviceTimeField, std::move(device_time));
+            adjusted = true;
+          }
         } else {
           mapper.Warn("time key " + Sanitize(config_.time_key, 64) + " ignored (" + why + "): receive time used");
         }
@@ -442,6 +526,7 @@ MappedMessage Mapper::Map(std::string_view topic, std::string_view payload, int6
     }
     if (!Guard(&point, &out)) return;
     add_line(FormatPoint(point), *point.timestamp_ns);
+    if (adjusted) ++out.device_time_adjusted;
   };
   map_object();
   mapper.FinishWarnings();

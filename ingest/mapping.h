@@ -1,8 +1,11 @@
 // Mapper: one MQTT message (topic + payload) -> line-protocol lines, ready for the group commit. JSON objects map by
 // MappingConfig (tag keys, integer keys, topic template, nested objects flattened with '_');
 // other payloads are validated as line protocol. A missing timestamp gets the receive time, given
-// by the caller once at ingest, so a replay writes identical points. Bounded for hostile payloads
-// (memory in proportion to what is kept, at most 20 errors/warnings plus a count of the rest).
+// by the caller once at ingest, so a replay writes identical points. A JSON time key's value
+// further ahead of that receive time than MappingConfig::time_max_ahead_ns, or before
+// time_floor_ns, is a wrong device clock handled by time_policy (line protocol timestamps are
+// not checked). Bounded for hostile payloads (memory in proportion to what is kept, at most 20
+// errors/warnings plus a count of the rest).
 // Immutable after construction: Map() is thread-safe (the guard is).
 #pragma once
 

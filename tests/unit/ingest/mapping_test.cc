@@ -320,6 +320,9 @@ TEST(MappingTest, TimeKeyFormats) {
     MappingConfig config;
     config.time_key = "ts";
     config.time_format = c.format;
+    // The formats alone: no device clock check against the receive time 99 (see below).
+    config.time_max_ahead_ns = 0;
+    config.time_floor_ns = INT64_MIN;
     MappedMessage m = Mapper(config).Map("t", c.payload, 99);
     Point p = ParsedOnlyLine(m);
     EXPECT_EQ(p.timestamp_ns, c.want_ns) << c.payload;
@@ -355,6 +358,189 @@ TEST(MappingTest, BadTimeValueFallsBackToReceiveTime) {
   MappedMessage m = Mapper(config).Map("t", R"({"v": 1})", 99);
   EXPECT_EQ(ParsedOnlyLine(m).timestamp_ns, 99);
   EXPECT_TRUE(m.warnings.empty());
+}
+
+// Device clock checks (EDGELINE_JSON_TIME_MAX_AHEAD, _FLOOR, _POLICY) against the receive time.
+constexpr int64_t kReceive = 1764000000000000000;  // 2025-11-24T16:00:00Z
+constexpr int64_t kSec = 1'000'000'000;
+constexpr int64_t kFloor1986 = 504921600 * kSec;  // 1986-01-01T00:00:00Z
+
+MappingConfig ClockConfig(const char* format, const char* policy) {
+  MappingConfig config;  // defaults: 5m ahead, floor 2020-01-01
+  config.time_key = "ts";
+  config.time_format = format;
+  config.time_policy = policy;
+  return config;
+}
+
+TEST(MappingTest, DeviceTimeTooFarAheadKeepsThePointAtTheReceiveTime) {
+  // Two hours ahead, in seconds.
+  const std::string payload = R"({"generatorID": "g1", "fuel": 5, "ts": )" + std::to_string(kReceive / kSec + 7200) + "}";
+  MappedMessage m = Mapper(ClockConfig("s", "receive-time")).Map("t", payload, kReceive);
+  Point p = ParsedOnlyLine(m);
+  EXPECT_EQ(p.timestamp_ns, kReceive);
+  const FieldValue* device_time = FindField(p, "device_time");
+  ASSERT_NE(device_time, nullptr) << m.lines[0];
+  EXPECT_EQ(device_time->type, FieldType::kInteger);
+  EXPECT_EQ(device_time->i, kReceive + 7200 * kSec);
+  EXPECT_EQ(FindField(p, "fuel")->f, 5.0);
+  // Nothing lost: no warning (a warning is a dead letter), no error; counted instead.
+  EXPECT_TRUE(m.warnings.empty()) << m.warnings[0];
+  EXPECT_TRUE(m.errors.empty());
+  EXPECT_EQ(m.device_time_adjusted, 1);
+  EXPECT_EQ(m.device_time_rejected, 0);
+  EXPECT_EQ(m.min_ts_ns, kReceive);
+  EXPECT_EQ(m.max_ts_ns, kReceive);
+}
+
+TEST(MappingTest, DeviceTimeTooFarAheadIsDeadLetteredUnderDlq) {
+  const std::string payload = R"({"generatorID": "g1", "fuel": 5, "ts": )" + std::to_string(kReceive / kSec + 7200) + "}";
+  MappedMessage m = Mapper(ClockConfig("s", "dlq")).Map("t", payload, kReceive);
+  EXPECT_TRUE(m.lines.empty());
+  ASSERT_EQ(m.errors.size(), 1u);
+  EXPECT_EQ(m.errors[0],
+            "device time 2025-11-24T18:00:00Z is 2h0m ahead of the receive time (EDGELINE_JSON_TIME_MAX_AHEAD 5m) "
+            "(EDGELINE_JSON_TIME_POLICY dlq)");
+  EXPECT_TRUE(m.warnings.empty());
+  EXPECT_EQ(m.device_time_rejected, 1);
+  EXPECT_EQ(m.device_time_adjusted, 0);
+  // Prepare keeps the payload for the dead letter.
+  IngestMessage prepared = Mapper(ClockConfig("s", "dlq")).Prepare("t", payload, kReceive);
+  EXPECT_EQ(prepared.payload, payload);
+}
+
+TEST(MappingTest, DeviceTimeExactlyAtTheLimitsIsAcceptedAsIs) {
+  for (const char* policy : {"receive-time", "dlq"}) {
+    // Exactly EDGELINE_JSON_TIME_MAX_AHEAD ahead (in ns) is the device's time.
+    MappingConfig config = ClockConfig("ns", policy);
+    const int64_t at_limit = kReceive + config.time_max_ahead_ns;
+    MappedMessage m = Mapper(config).Map("t", R"({"v": 1, "ts": )" + std::to_string(at_limit) + "}", kReceive);
+    Point p = ParsedOnlyLine(m);
+    EXPECT_EQ(p.timestamp_ns, at_limit) << policy;
+    EXPECT_EQ(FindField(p, "device_time"), nullptr) << policy;
+    EXPECT_EQ(m.device_time_adjusted + m.device_time_rejected, 0) << policy;
+    // One ns more is a wrong clock.
+    m = Mapper(config).Map("t", R"({"v": 1, "ts": )" + std::to_string(at_limit + 1) + "}", kReceive);
+    EXPECT_EQ(m.device_time_adjusted + m.device_time_rejected, 1) << policy;
+    // Exactly at the floor (2020-01-01T00:00:00Z) is the device's time; one ns before is not.
+    m = Mapper(config).Map("t", R"({"v": 1, "ts": )" + std::to_string(config.time_floor_ns) + "}", kReceive);
+    EXPECT_EQ(ParsedOnlyLine(m).timestamp_ns, config.time_floor_ns) << policy;
+    EXPECT_EQ(m.device_time_adjusted + m.device_time_rejected, 0) << policy;
+    m = Mapper(config).Map("t", R"({"v": 1, "ts": )" + std::to_string(config.time_floor_ns - 1) + "}", kReceive);
+    EXPECT_EQ(m.device_time_adjusted + m.device_time_rejected, 1) << policy;
+    // In the past but after the floor: the device's time (late data is not a wrong clock).
+    m = Mapper(config).Map("t", R"({"v": 1, "ts": )" + std::to_string(kReceive - 86400 * kSec) + "}", kReceive);
+    EXPECT_EQ(ParsedOnlyLine(m).timestamp_ns, kReceive - 86400 * kSec) << policy;
+  }
+}
+
+TEST(MappingTest, DeviceTimeBeforeTheFloor) {
+  const std::string payload = R"({"generatorID": "g1", "fuel": 5, "ts": 504921600})";  // 1986-01-01
+  MappedMessage m = Mapper(ClockConfig("s", "receive-time")).Map("t", payload, kReceive);
+  Point p = ParsedOnlyLine(m);
+  EXPECT_EQ(p.timestamp_ns, kReceive);
+  ASSERT_NE(FindField(p, "device_time"), nullptr);
+  EXPECT_EQ(FindField(p, "device_time")->i, kFloor1986);
+  EXPECT_TRUE(m.warnings.empty());
+  EXPECT_EQ(m.device_time_adjusted, 1);
+
+  m = Mapper(ClockConfig("s", "dlq")).Map("t", payload, kReceive);
+  EXPECT_TRUE(m.lines.empty());
+  EXPECT_EQ(m.errors, std::vector<std::string>{"device time 1986-01-01T00:00:00Z is before EDGELINE_JSON_TIME_FLOOR "
+                                               "2020-01-01: device clock not set (EDGELINE_JSON_TIME_POLICY dlq)"});
+  EXPECT_EQ(m.device_time_rejected, 1);
+
+  // A time before 1970 is shown as such.
+  m = Mapper(ClockConfig("ms", "dlq")).Map("t", R"({"v": 1, "ts": -1500})", kReceive);
+  ASSERT_EQ(m.errors.size(), 1u);
+  EXPECT_NE(m.errors[0].find("device time 1969-12-31T23:59:58.5Z is before"), std::string::npos) << m.errors[0];
+}
+
+TEST(MappingTest, EmptyFloorAndZeroMaxAheadDisableTheChecks) {
+  for (const char* policy : {"receive-time", "dlq"}) {
+    MappingConfig config = ClockConfig("s", policy);
+    config.time_floor_text = "";
+    config.time_floor_ns = INT64_MIN;  // what config parsing makes of an empty EDGELINE_JSON_TIME_FLOOR
+    config.time_max_ahead_ns = 0;
+    for (int64_t ts_s : {int64_t{0}, int64_t{504921600}, kReceive / kSec + 365 * 86400}) {
+      MappedMessage m = Mapper(config).Map("t", R"({"v": 1, "ts": )" + std::to_string(ts_s) + "}", kReceive);
+      Point p = ParsedOnlyLine(m);
+      EXPECT_EQ(p.timestamp_ns, ts_s * kSec) << policy << " " << ts_s;
+      EXPECT_EQ(FindField(p, "device_time"), nullptr);
+      EXPECT_EQ(m.device_time_adjusted + m.device_time_rejected, 0);
+    }
+  }
+  // Each check disables alone.
+  MappingConfig config = ClockConfig("s", "dlq");
+  config.time_max_ahead_ns = 0;
+  EXPECT_EQ(Mapper(config).Map("t", R"({"v": 1, "ts": 504921600})", kReceive).device_time_rejected, 1);
+  config = ClockConfig("s", "dlq");
+  config.time_floor_ns = INT64_MIN;
+  EXPECT_EQ(Mapper(config).Map("t", R"({"v": 1, "ts": 504921600})", kReceive).device_time_rejected, 0);
+  EXPECT_EQ(Mapper(config).Map("t", R"({"v": 1, "ts": 1764007200})", kReceive).device_time_rejected, 1);
+}
+
+TEST(MappingTest, DeviceClockChecksInEveryFormat) {
+  struct Case {
+    const char* format;
+    const char* ahead;   // 2h ahead of kReceive
+    const char* before;  // 1986-01-01
+    int64_t ahead_ns;
+  };
+  const std::vector<Case> cases = {
+      {"s", "1764007200", "504921600", kReceive + 7200 * kSec},
+      {"s", "1764007200.5", "504921600.0", kReceive + 7200 * kSec + 500'000'000},
+      {"ms", "1764007200123", "504921600000", kReceive + 7200 * kSec + 123'000'000},
+      {"rfc3339", R"("2025-11-24T18:00:00.5Z")", R"("1986-01-01T00:00:00Z")", kReceive + 7200 * kSec + 500'000'000},
+      {"rfc3339", R"("2025-11-24T19:00:00+01:00")", R"("1986-01-01T01:00:00+01:00")", kReceive + 7200 * kSec},
+  };
+  for (const auto& c : cases) {
+    const std::string ahead = std::string(R"({"v": 1, "ts": )") + c.ahead + "}";
+    const std::string before = std::string(R"({"v": 1, "ts": )") + c.before + "}";
+    MappedMessage m = Mapper(ClockConfig(c.format, "receive-time")).Map("t", ahead, kReceive);
+    Point p = ParsedOnlyLine(m);
+    EXPECT_EQ(p.timestamp_ns, kReceive) << c.format << " " << c.ahead;
+    ASSERT_NE(FindField(p, "device_time"), nullptr) << c.format;
+    EXPECT_EQ(FindField(p, "device_time")->i, c.ahead_ns) << c.format << " " << c.ahead;
+    EXPECT_EQ(FindField(p, "ts"), nullptr);
+
+    m = Mapper(ClockConfig(c.format, "receive-time")).Map("t", before, kReceive);
+    p = ParsedOnlyLine(m);
+    EXPECT_EQ(p.timestamp_ns, kReceive) << c.format << " " << c.before;
+    ASSERT_NE(FindField(p, "device_time"), nullptr) << c.format;
+    EXPECT_EQ(FindField(p, "device_time")->i, kFloor1986) << c.format << " " << c.before;
+
+    m = Mapper(ClockConfig(c.format, "dlq")).Map("t", ahead, kReceive);
+    ASSERT_EQ(m.errors.size(), 1u) << c.format;
+    EXPECT_NE(m.errors[0].find("2h0m ahead"), std::string::npos) << m.errors[0];
+    m = Mapper(ClockConfig(c.format, "dlq")).Map("t", before, kReceive);
+    ASSERT_EQ(m.errors.size(), 1u) << c.format;
+    EXPECT_NE(m.errors[0].find("device time 1986-01-01T00:00:00Z is before"), std::string::npos) << m.errors[0];
+  }
+}
+
+TEST(MappingTest, DeviceClockEdgeCases) {
+  // A payload's own device_time gives way to the time key's value, with a warning (it is lost).
+  MappedMessage m =
+      Mapper(ClockConfig("s", "receive-time")).Map("t", R"({"v": 1, "device_time": 7, "ts": 504921600})", kReceive);
+  Point p = ParsedOnlyLine(m);
+  ASSERT_NE(FindField(p, "device_time"), nullptr);
+  EXPECT_EQ(FindField(p, "device_time")->i, kFloor1986);
+  EXPECT_EQ(p.fields.size(), 2u);
+  EXPECT_TRUE(AnyContains(m.warnings, "field device_time dropped")) << m.lines[0];
+  // A time that cannot be converted at all is the "time key ignored" path, not a wrong clock.
+  m = Mapper(ClockConfig("s", "dlq")).Map("t", R"({"v": 1, "ts": 1e300})", kReceive);
+  EXPECT_EQ(ParsedOnlyLine(m).timestamp_ns, kReceive);
+  EXPECT_TRUE(AnyContains(m.warnings, "time key ts ignored"));
+  EXPECT_EQ(m.device_time_adjusted + m.device_time_rejected, 0);
+  // Far ahead of a receive time before 1970: the difference overflows int64, still ahead.
+  m = Mapper(ClockConfig("ns", "dlq")).Map("t", R"({"v": 1, "ts": 9223372036854775000})", -9000000000000000000);
+  ASSERT_EQ(m.errors.size(), 1u);
+  EXPECT_NE(m.errors[0].find("ahead of the receive time"), std::string::npos) << m.errors[0];
+  // Line protocol carries its own timestamps: the JSON time checks do not apply to it.
+  m = Mapper(ClockConfig("ns", "dlq")).Map("t", "genData v=1 504921600000000000", kReceive);
+  EXPECT_EQ(m.lines, std::vector<std::string>{"genData v=1 504921600000000000"});
+  EXPECT_EQ(m.device_time_rejected, 0);
 }
 
 TEST(MappingTest, ArraysAndUnwritableKeysAreDroppedWithWarnings) {
