@@ -142,6 +142,34 @@ TEST_F(HousekeepingStateTest, RecordsTheIngestRateAndTheBoundForStatus) {
   EXPECT_EQ(c["state"], "not-enough-data");  // 100 points held: no bytes-per-point estimate yet
 }
 
+// Wrong device clocks, from the mapper through the committer's counters to `edgeline status`.
+TEST_F(HousekeepingStateTest, RecordsWrongDeviceClocksForStatus) {
+  MappingConfig config;
+  config.time_key = "ts";
+  config.time_format = "s";
+  const int64_t now = clock_.WallNowNs();
+  const std::string ahead = std::to_string(now / kNsPerSec + 7200);
+  for (const char* policy : {"receive-time", "dlq"}) {
+    config.time_policy = policy;
+    Mapper mapper(config);
+    for (const std::string& ts : {std::string("504921600"), ahead, std::to_string(now / kNsPerSec)}) {
+      ASSERT_TRUE(
+          committer_->Submit(mapper.Prepare("emergency_generator/g1", R"({"fuel": 1, "ts": )" + ts + "}", now)).ok());
+    }
+  }
+  ASSERT_TRUE(housekeeping_->WriteState(true).ok());
+  auto state = State();
+  EXPECT_EQ(state["device_time_adjusted"], "2");
+  EXPECT_EQ(state["device_time_rejected"], "2");
+
+  auto report = BuildStatusReport(queue_.get(), dir_.File("queue.db"), clock_);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ((*report)["agent"]["device_time_adjusted"].get<int64_t>(), 2);
+  EXPECT_EQ((*report)["agent"]["device_time_rejected"].get<int64_t>(), 2);
+  EXPECT_EQ((*report)["agent"]["committed_points"].get<int64_t>(), 4);
+  EXPECT_EQ((*report)["queue"]["ingest_rejected"].get<int64_t>(), 2);
+}
+
 TEST_F(HousekeepingStateTest, WithoutABoundInItsPartsNothingIsRecordedForIt) {
   Housekeeping::Parts parts;
   parts.queue = queue_.get();
