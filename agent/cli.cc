@@ -8,14 +8,17 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <stdexcept>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "agent/daemon.h"
 #include "agent/status_report.h"
 #include "config/config.h"
+#include "config/config_man.h"
 #include "storage/queue.h"
 #include "tools/simulator.h"
 
@@ -25,6 +28,8 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
+
+constexpr std::string_view kVersion = "0.1.0";  // the project() VERSION in CMakeLists.txt
 
 constexpr const char* kUsage = R"(usage: edgeline [--env-file FILE] COMMAND [OPTIONS]
 
@@ -44,31 +49,208 @@ Commands:
                           delete dead letters
   simulate [OPTIONS]      the seed's emergency generators on MQTT (simulate --help)
   version                 print the version
-  help                    this text
+  help [COMMAND] [--man]  this text, a command's help, or the manual page (roff)
 
-Configuration comes from EDGELINE_* environment variables (see docs/CONFIGURATION.md);
---env-file reads a systemd EnvironmentFile first, the environment overrides it.
+Global options:
+  --env-file FILE         read EDGELINE_* variables from FILE (systemd EnvironmentFile
+                          syntax) first; the environment overrides them
+  -h, --help              this text; after a command, that command's help
+  --version               print the version
+
+Configuration comes from EDGELINE_* environment variables (see docs/CONFIGURATION.md).
+`edgeline COMMAND --help` describes each command.
 )";
+
+// One command line form: its words ("dlq list"), its help text and the options it takes. The
+// help texts share one format (a usage line, paragraphs, an indented option list), which
+// config/config_man.cc turns into the manual page.
+struct OptionSpec {
+  std::string_view name;
+  enum Arg { kNone, kRequired, kOptional } arg = kNone;  // kOptional: taken when not an option
+};
+
+struct CommandSpec {
+  std::string_view words;
+  std::string_view help;
+  std::vector<OptionSpec> options;
+};
+
+const std::vector<CommandSpec>& Commands() {
+  static const std::vector<CommandSpec> commands = {
+      {"run",
+       R"(usage: edgeline [--env-file FILE] run
+
+Runs the agent in the foreground: MQTT messages are stored in the durable queue
+(EDGELINE_QUEUE_PATH) before the broker is acknowledged, then replicated to InfluxDB
+(and to the downsampler and Kafka when configured) until SIGTERM or SIGINT. An invalid
+configuration is reported on stderr, one line per problem, and the exit status is 2.
+)",
+       {}},
+      {"status",
+       R"(usage: edgeline [--env-file FILE] status [--json] [--watch [SECONDS]]
+
+Per sink: state, backlog, lag, last status and last error, read from the queue file
+(EDGELINE_QUEUE_PATH); works with the agent stopped. The exit status is 0 when healthy,
+3 when degraded and 1 when the queue file cannot be read.
+
+Options:
+  --json              the same report as JSON
+  --watch [SECONDS]   print it again every SECONDS (default 2), with backlog
+                      sparklines, until interrupted
+)",
+       {{"--json"}, {"--watch", OptionSpec::kOptional}}},
+      {"config",
+       R"(usage: edgeline [--env-file FILE] config [--json | --markdown | --env-example]
+
+Prints the effective value and source (env or default) of every EDGELINE_* variable,
+secrets masked. An invalid configuration is listed on stderr, one line per problem, and
+the exit status is 2.
+
+Options:
+  --json              the effective configuration as JSON
+  --markdown          the reference of every variable (docs/CONFIGURATION.md)
+  --env-example       an env file with every variable commented at its default
+)",
+       {{"--json"}, {"--markdown"}, {"--env-example"}}},
+      {"dlq",
+       R"(usage: edgeline [--env-file FILE] dlq list [--sink S] [--limit N] [--json]
+       edgeline [--env-file FILE] dlq replay [--sink S]
+       edgeline [--env-file FILE] dlq purge (--sink S | --all)
+
+Dead letters: the payloads and lines a sink refused, with their reasons, kept in the
+queue file. `edgeline dlq COMMAND --help` describes each command.
+)",
+       {}},
+      {"dlq list",
+       R"(usage: edgeline [--env-file FILE] dlq list [--sink S] [--limit N] [--json]
+
+Lists dead letters: id, sink, kind (rejected or partial), topic, reason and payload (cut
+at 200 bytes in the text output).
+
+Options:
+  --sink S            only those of sink S
+  --limit N           at most N entries (default 100)
+  --json              as JSON, with whole payloads
+)",
+       {{"--sink", OptionSpec::kRequired}, {"--limit", OptionSpec::kRequired}, {"--json"}}},
+      {"dlq replay",
+       R"(usage: edgeline [--env-file FILE] dlq replay [--sink S]
+
+Marks rejected dead letters to be sent again, once their cause is fixed; the running
+agent sends them, and those rejected again come back with a new reason. Entries of which
+only part of the payload was kept, and those of sinks that do not replay (Kafka), are
+left as they are.
+
+Options:
+  --sink S            only those of sink S (default: every sink)
+)",
+       {{"--sink", OptionSpec::kRequired}}},
+      {"dlq purge",
+       R"(usage: edgeline [--env-file FILE] dlq purge (--sink S | --all)
+
+Deletes dead letters.
+
+Options:
+  --sink S            those of sink S
+  --all               every dead letter
+)",
+       {{"--sink", OptionSpec::kRequired}, {"--all"}}},
+      // Options are checked by ParseSimulatorArgs (tools/simulator.cc).
+      {"simulate", kSimulatorUsage, {}},
+      {"version",
+       R"(usage: edgeline version
+       edgeline --version
+
+Prints the version.
+)",
+       {}},
+      {"help",
+       R"(usage: edgeline help [COMMAND] [--man]
+
+Prints the list of commands, or the help of COMMAND (the same as
+`edgeline COMMAND --help`).
+
+Options:
+  --man               the manual page edgeline(1) in roff, from these help texts
+                      and the configuration table
+)",
+       {{"--man"}}},
+  };
+  return commands;
+}
+
+const CommandSpec* FindCommand(std::string_view words) {
+  for (const CommandSpec& c : Commands()) {
+    if (c.words == words) return &c;
+  }
+  return nullptr;
+}
+
+bool IsHelpFlag(std::string_view a) { return a == "-h" || a == "--help"; }
+
+// A command's options by name ("" for those without a value), in the order given.
+using Options = std::map<std::string, std::string>;
+
+// Checks `args` against the command's options: `--opt value` and `--opt=value` for options with
+// a value, no positional arguments. On a problem prints it and the usage on stderr and returns
+// false.
+bool ParseOptions(const CommandSpec& command, const std::vector<std::string>& args, Options* out) {
+  auto usage_error = [&](const std::string& problem) {
+    std::fprintf(stderr, "edgeline %s: %s\n\n%s", std::string(command.words).c_str(), problem.c_str(),
+                 std::string(command.help).c_str());
+    return false;
+  };
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string name = args[i];
+    std::string value;
+    bool has_value = false;
+    if (const size_t eq = name.find('='); name.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+      has_value = true;
+    }
+    const OptionSpec* spec = nullptr;
+    for (const OptionSpec& o : command.options) {
+      if (o.name == name) spec = &o;
+    }
+    if (spec == nullptr) {
+      return usage_error((name.rfind('-', 0) == 0 ? "unknown option '" : "unexpected argument '") + name + "'");
+    }
+    if (spec->arg == OptionSpec::kNone && has_value) return usage_error(name + " takes no value");
+    if (spec->arg == OptionSpec::kRequired && !has_value) {
+      if (i + 1 >= args.size()) return usage_error(name + " needs a value");
+      value = args[++i];
+    }
+    if (spec->arg == OptionSpec::kOptional && !has_value && i + 1 < args.size() && args[i + 1].rfind('-', 0) != 0) {
+      value = args[++i];
+    }
+    (*out)[name] = value;
+  }
+  return true;
+}
+
+bool Has(const Options& options, const std::string& name) { return options.count(name) != 0; }
+
+std::string ValueOr(const Options& options, const std::string& name, const std::string& def) {
+  auto it = options.find(name);
+  return it == options.end() || it->second.empty() ? def : it->second;
+}
+
+std::string ManPage() {
+  ManPageInput input;
+  input.version = std::string(kVersion);
+  input.overview = kUsage;
+  for (const CommandSpec& c : Commands()) {
+    if (c.words != "dlq") input.commands.emplace_back(c.help);  // "dlq" only lists its three forms
+  }
+  return RenderManPage(input);
+}
 
 struct Args {
   std::string env_file;
   std::string command;
   std::vector<std::string> rest;
 };
-
-bool HasFlag(const std::vector<std::string>& rest, const std::string& flag) {
-  for (const auto& a : rest) {
-    if (a == flag) return true;
-  }
-  return false;
-}
-
-std::string FlagValue(const std::vector<std::string>& rest, const std::string& flag, const std::string& def) {
-  for (size_t i = 0; i + 1 < rest.size(); ++i) {
-    if (rest[i] == flag) return rest[i + 1];
-  }
-  return def;
-}
 
 Result<std::map<std::string, std::string>> LoadEnv(const Args& args) {
   std::map<std::string, std::string> env;
@@ -94,17 +276,17 @@ int CmdRun(const std::map<std::string, std::string>& env) {
   return RunDaemon(parsed.config);
 }
 
-int CmdConfig(const std::map<std::string, std::string>& env, const std::vector<std::string>& rest) {
-  if (HasFlag(rest, "--markdown")) {
+int CmdConfig(const std::map<std::string, std::string>& env, const Options& options) {
+  if (Has(options, "--markdown")) {
     std::cout << RenderConfigurationMarkdown();
     return kExitOk;
   }
-  if (HasFlag(rest, "--env-example")) {
+  if (Has(options, "--env-example")) {
     std::cout << RenderEnvExample();
     return kExitOk;
   }
   ConfigParseResult parsed = ParseConfig(env);
-  std::cout << RenderEffectiveConfig(env, HasFlag(rest, "--json"));
+  std::cout << RenderEffectiveConfig(env, Has(options, "--json"));
   if (!parsed.ok()) {
     PrintProblems(parsed.problems);
     return kExitUsage;
@@ -121,13 +303,19 @@ QueueOpenOptions ReadOnlyQueueOptions(const std::map<std::string, std::string>& 
   return options;
 }
 
-int CmdStatus(const std::map<std::string, std::string>& env, const std::vector<std::string>& rest) {
-  const bool json = HasFlag(rest, "--json");
-  const bool watch = HasFlag(rest, "--watch");
+int CmdStatus(const std::map<std::string, std::string>& env, const Options& flags) {
+  const bool json = Has(flags, "--json");
+  const bool watch = Has(flags, "--watch");
   double interval = 2;
   try {
-    interval = std::stod(FlagValue(rest, "--watch", "2"));
+    size_t used = 0;
+    const std::string text = ValueOr(flags, "--watch", "2");
+    interval = std::stod(text, &used);
+    if (used != text.size() || !(interval > 0 && interval <= 86400)) throw std::invalid_argument(text);
   } catch (...) {
+    std::fprintf(stderr, "edgeline status: --watch takes a number of seconds, more than 0 (got '%s')\n",
+                 ValueOr(flags, "--watch", "").c_str());
+    return kExitUsage;
   }
   const QueueOpenOptions options = ReadOnlyQueueOptions(env);
   // The bound this environment configures, for when no agent has recorded the one it applies.
@@ -166,10 +354,6 @@ int CmdStatus(const std::map<std::string, std::string>& env, const std::vector<s
 // `dlq replay` and `dlq purge` write a flag or delete rows; SQLite's own locking lets them do so
 // while the agent runs. The agent's sinks pick marked entries up within a second or so.
 int CmdSimulate(const std::map<std::string, std::string>& env, const std::vector<std::string>& rest) {
-  if (HasFlag(rest, "--help")) {
-    std::cout << kSimulatorUsage;
-    return kExitOk;
-  }
   auto options = ParseSimulatorArgs(rest, env);
   if (!options.ok()) {
     std::fprintf(stderr, "edgeline simulate: %s\n\n%s", options.status().message().c_str(), kSimulatorUsage);
@@ -194,10 +378,9 @@ int CmdSimulate(const std::map<std::string, std::string>& env, const std::vector
   return rc;
 }
 
-int CmdDlqChange(const std::map<std::string, std::string>& env, const std::vector<std::string>& rest) {
-  const std::string& action = rest[0];
-  const std::string sink = FlagValue(rest, "--sink", "");
-  if (action == "purge" && sink.empty() && !HasFlag(rest, "--all")) {
+int CmdDlqChange(const std::map<std::string, std::string>& env, const std::string& action, const Options& flags) {
+  const std::string sink = ValueOr(flags, "--sink", "");
+  if (action == "purge" && sink.empty() && !Has(flags, "--all")) {
     std::fprintf(stderr, "edgeline dlq purge: give --sink S, or --all to delete every dead letter\n");
     return kExitUsage;
   }
@@ -240,13 +423,12 @@ int CmdDlqChange(const std::map<std::string, std::string>& env, const std::vecto
   return kExitOk;
 }
 
-int CmdDlq(const std::map<std::string, std::string>& env, const std::vector<std::string>& rest) {
-  if (!rest.empty() && (rest[0] == "replay" || rest[0] == "purge")) return CmdDlqChange(env, rest);
-  if (rest.empty() || rest[0] != "list") {
-    std::fprintf(stderr,
-                 "usage: edgeline dlq list [--sink S] [--limit N] [--json]\n"
-                 "       edgeline dlq replay [--sink S]\n"
-                 "       edgeline dlq purge (--sink S | --all)\n");
+int CmdDlqList(const std::map<std::string, std::string>& env, const Options& flags) {
+  int64_t limit = 100;
+  try {
+    limit = std::stoll(ValueOr(flags, "--limit", "100"));
+  } catch (...) {
+    std::fprintf(stderr, "edgeline dlq: --limit needs a number\n");
     return kExitUsage;
   }
   auto queue = OpenSqliteQueue(ReadOnlyQueueOptions(env));
@@ -254,19 +436,12 @@ int CmdDlq(const std::map<std::string, std::string>& env, const std::vector<std:
     std::fprintf(stderr, "edgeline dlq: %s\n", queue.status().ToString().c_str());
     return kExitRuntime;
   }
-  int64_t limit = 100;
-  try {
-    limit = std::stoll(FlagValue(rest, "--limit", "100"));
-  } catch (...) {
-    std::fprintf(stderr, "edgeline dlq: --limit needs a number\n");
-    return kExitUsage;
-  }
-  auto entries = (*queue)->DeadLetters(FlagValue(rest, "--sink", ""), limit);
+  auto entries = (*queue)->DeadLetters(ValueOr(flags, "--sink", ""), limit);
   if (!entries.ok()) {
     std::fprintf(stderr, "edgeline dlq: %s\n", entries.status().ToString().c_str());
     return kExitRuntime;
   }
-  if (HasFlag(rest, "--json")) {
+  if (Has(flags, "--json")) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& d : *entries) {
       out.push_back(
@@ -294,42 +469,114 @@ int CmdDlq(const std::map<std::string, std::string>& env, const std::vector<std:
 
 int RunCli(int argc, char** argv) {
   Args args;
+  bool help = false;
   int i = 1;
   for (; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--env-file" && i + 1 < argc) {
+    if (a == "--env-file") {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "edgeline: --env-file needs a value\n\n%s", kUsage);
+        return kExitUsage;
+      }
       args.env_file = argv[++i];
     } else if (a.rfind("--env-file=", 0) == 0) {
       args.env_file = a.substr(11);
-    } else if (a == "-h" || a == "--help") {
-      args.command = "help";
+    } else if (IsHelpFlag(a)) {
+      help = true;  // `edgeline --help dlq list` is `edgeline help dlq list`
+    } else if (a == "--version") {
+      std::cout << "edgeline " << kVersion << "\n";
+      return kExitOk;
+    } else if (a.rfind('-', 0) == 0) {
+      std::fprintf(stderr, "edgeline: unknown option '%s'\n\n%s", a.c_str(), kUsage);
+      return kExitUsage;
     } else {
       break;
     }
   }
-  if (args.command.empty()) args.command = i < argc ? argv[i++] : "help";
+  if (help) {
+    args.command = "help";
+  } else {
+    args.command = i < argc ? argv[i++] : "help";
+  }
   for (; i < argc; ++i) args.rest.emplace_back(argv[i]);
 
-  if (args.command == "help") {
-    std::cout << kUsage;
+  // `dlq` takes a second word; the command's help and options are those of the pair.
+  std::string words = args.command;
+  if (args.command == "dlq" && !args.rest.empty() && !IsHelpFlag(args.rest[0])) {
+    if (args.rest[0] != "list" && args.rest[0] != "replay" && args.rest[0] != "purge") {
+      std::fprintf(stderr, "edgeline dlq: unknown command '%s'\n\n%s", args.rest[0].c_str(),
+                   std::string(FindCommand("dlq")->help).c_str());
+      return kExitUsage;
+    }
+    words += " " + args.rest[0];
+    args.rest.erase(args.rest.begin());
+  }
+  const CommandSpec* command = FindCommand(words);
+  if (command == nullptr) {
+    std::fprintf(stderr, "edgeline: unknown command '%s'\n\n%s", args.command.c_str(), kUsage);
+    return kExitUsage;
+  }
+  for (const auto& a : args.rest) {
+    if (IsHelpFlag(a)) {
+      std::cout << command->help;
+      return kExitOk;
+    }
+  }
+
+  if (words == "help") {
+    // help [COMMAND WORDS...] [--man]
+    std::string topic;
+    bool man = false;
+    for (const auto& a : args.rest) {
+      if (a == "--man") {
+        man = true;
+      } else if (a.rfind('-', 0) == 0) {
+        std::fprintf(stderr, "edgeline help: unknown option '%s'\n\n%s", a.c_str(), std::string(command->help).c_str());
+        return kExitUsage;
+      } else {
+        topic += (topic.empty() ? "" : " ") + a;
+      }
+    }
+    if (man) {
+      std::cout << ManPage();
+      return kExitOk;
+    }
+    if (topic.empty()) {
+      std::cout << kUsage;
+      return kExitOk;
+    }
+    const CommandSpec* about = FindCommand(topic);
+    if (about == nullptr) {
+      std::fprintf(stderr, "edgeline help: unknown command '%s'\n\n%s", topic.c_str(), kUsage);
+      return kExitUsage;
+    }
+    std::cout << about->help;
     return kExitOk;
   }
-  if (args.command == "version") {
-    std::cout << "edgeline 0.1.0\n";
+  if (words == "dlq") {  // without list, replay or purge
+    std::fprintf(stderr, "edgeline dlq: give a command\n\n%s", std::string(command->help).c_str());
+    return kExitUsage;
+  }
+  Options options;
+  // simulate checks its own options (ParseSimulatorArgs).
+  if (words != "simulate" && !ParseOptions(*command, args.rest, &options)) return kExitUsage;
+  if (words == "version") {
+    std::cout << "edgeline " << kVersion << "\n";
     return kExitOk;
   }
+
   auto env = LoadEnv(args);
   if (!env.ok()) {
     std::fprintf(stderr, "edgeline: %s\n", env.status().ToString().c_str());
     return kExitUsage;
   }
-  if (args.command == "run") return CmdRun(*env);
-  if (args.command == "config") return CmdConfig(*env, args.rest);
-  if (args.command == "status") return CmdStatus(*env, args.rest);
-  if (args.command == "dlq") return CmdDlq(*env, args.rest);
-  if (args.command == "simulate") return CmdSimulate(*env, args.rest);
-  std::fprintf(stderr, "edgeline: unknown command '%s'\n\n%s", args.command.c_str(), kUsage);
-  return kExitUsage;
+  if (words == "run") return CmdRun(*env);
+  if (words == "config") return CmdConfig(*env, options);
+  if (words == "status") return CmdStatus(*env, options);
+  if (words == "dlq list") return CmdDlqList(*env, options);
+  if (words == "dlq replay") return CmdDlqChange(*env, "replay", options);
+  if (words == "dlq purge") return CmdDlqChange(*env, "purge", options);
+  return CmdSimulate(*env, args.rest);  // the only command left
 }
 
 }  // namespace edgeline
