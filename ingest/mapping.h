@@ -37,7 +37,7 @@ struct MappedMessage {
   // dead letter: nothing is lost); `dlq` rejects the point, its reason in `errors`.
   int device_time_adjusted = 0;
   int device_time_rejected = 0;
-  int64_t min_ts_ns = 0;              // over `lines`; 0 when none
+  int64_t min_ts_ns = 0;  // over `lines`; 0 when none
   int64_t max_ts_ns = 0;
 
   // Appends one valid line whose timestamp is `ts_ns`, keeping min/max_ts_ns.

@@ -375,7 +375,8 @@ MappingConfig ClockConfig(const char* format, const char* policy) {
 
 TEST(MappingTest, DeviceTimeTooFarAheadKeepsThePointAtTheReceiveTime) {
   // Two hours ahead, in seconds.
-  const std::string payload = R"({"generatorID": "g1", "fuel": 5, "ts": )" + std::to_string(kReceive / kSec + 7200) + "}";
+  const std::string payload =
+      R"({"generatorID": "g1", "fuel": 5, "ts": )" + std::to_string(kReceive / kSec + 7200) + "}";
   MappedMessage m = Mapper(ClockConfig("s", "receive-time")).Map("t", payload, kReceive);
   Point p = ParsedOnlyLine(m);
   EXPECT_EQ(p.timestamp_ns, kReceive);
@@ -394,7 +395,8 @@ TEST(MappingTest, DeviceTimeTooFarAheadKeepsThePointAtTheReceiveTime) {
 }
 
 TEST(MappingTest, DeviceTimeTooFarAheadIsDeadLetteredUnderDlq) {
-  const std::string payload = R"({"generatorID": "g1", "fuel": 5, "ts": )" + std::to_string(kReceive / kSec + 7200) + "}";
+  const std::string payload =
+      R"({"generatorID": "g1", "fuel": 5, "ts": )" + std::to_string(kReceive / kSec + 7200) + "}";
   MappedMessage m = Mapper(ClockConfig("s", "dlq")).Map("t", payload, kReceive);
   EXPECT_TRUE(m.lines.empty());
   ASSERT_EQ(m.errors.size(), 1u);
