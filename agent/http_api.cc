@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/sink_state.h"
 #include "common/strings.h"
+#include "downsample/downsample_task.h"
 
 namespace edgeline {
 namespace {
@@ -568,6 +569,36 @@ std::string HttpApi::Metrics() {
       for (const SinkStatus& s : *sinks) {
         if (!s.registered) continue;
         m.Sample(f.name, f.value(s), "sink=\"" + Label(s.sink) + "\",stream=\"" + Label(s.stream) + "\"");
+      }
+    }
+  }
+  if (auto state = queue_->ConsumerState(std::string(kDownsamplerSink)); state.ok() && !state->empty()) {
+    if (auto summary = SummarizeDownsampleState(*state); summary.ok()) {
+      int64_t stale = 0;
+      for (const DeviceLiveness& d : summary->devices) stale += d.stale;
+      const size_t listed = std::min(summary->devices.size(), kMaxListedDevices);
+      m.One("edgeline_devices_tracked", "gauge", "Devices (downsampler groups) seen.",
+            static_cast<double>(summary->devices.size()));
+      m.One("edgeline_devices_stale", "gauge", "Devices whose alarm is stale (silent or offline).",
+            static_cast<double>(stale));
+      m.One("edgeline_devices_not_listed", "gauge",
+            "Devices left out of the per-device series below (at most 10000 are listed, stale and longest silent first).",
+            static_cast<double>(summary->devices.size() - listed));
+      auto labels = [](const DeviceLiveness& d) {
+        std::string device;
+        for (const auto& [k, v] : d.tags) device += (device.empty() ? "" : ",") + k + "=" + v;
+        return "measurement=\"" + Label(d.measurement) + "\",device=\"" + Label(device) + "\"";
+      };
+      m.Family("edgeline_device_last_seen_timestamp_seconds", "gauge",
+               "When the device's newest point was received (Unix seconds).");
+      for (size_t i = 0; i < listed; ++i) {
+        const DeviceLiveness& d = summary->devices[i];
+        m.Sample("edgeline_device_last_seen_timestamp_seconds", d.last_seen_ns / 1e9, labels(d));
+      }
+      m.Family("edgeline_device_stale", "gauge", "1 while the device's alarm is stale.");
+      for (size_t i = 0; i < listed; ++i) {
+        const DeviceLiveness& d = summary->devices[i];
+        m.Sample("edgeline_device_stale", d.stale ? 1 : 0, labels(d));
       }
     }
   }

@@ -443,12 +443,40 @@ Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, 
           {"windows_closed", c.windows_closed},
           {"alarm_changes", c.alarm_changes},
           {"clock_rewinds", c.clock_rewinds},
+          {"stale_alarms", c.stale_alarms},
+          {"status_points", c.status_points},
       };
+      report["devices"] = DeviceReport(*summary, now);
     }
   }
   report["problems"] = problems;
   report["healthy"] = problems.empty();
   return report;
+}
+
+nlohmann::json DeviceReport(const DownsampleSummary& summary, int64_t now_ns, size_t limit) {
+  using nlohmann::json;
+  json listed = json::array();
+  int64_t stale = 0;
+  for (const DeviceLiveness& d : summary.devices) {
+    stale += d.stale;
+    if (listed.size() >= limit) continue;
+    json tags = json::object();
+    for (const auto& [k, v] : d.tags) tags[k] = v;
+    listed.push_back({{"measurement", d.measurement},
+                      {"tags", std::move(tags)},
+                      {"last_seen_ns", d.last_seen_ns},
+                      {"silent_s", d.last_seen_ns > 0 ? std::max<int64_t>(0, now_ns - d.last_seen_ns) / 1e9 : 0.0},
+                      {"stale", d.stale},
+                      {"reason", d.reason},
+                      {"stale_since_ns", d.stale_since_ns}});
+  }
+  const int64_t tracked = static_cast<int64_t>(summary.devices.size());
+  return {{"tracked", tracked},
+          {"stale", stale},
+          {"forgotten", summary.counters.devices_forgotten},
+          {"not_listed", tracked - static_cast<int64_t>(listed.size())},
+          {"top", std::move(listed)}};
 }
 
 std::string Sparkline(const std::vector<int64_t>& values) {
@@ -515,6 +543,25 @@ std::string RenderStatusText(const nlohmann::json& r,
         << d["alarm_changes"].get<int64_t>() << " alarm changes";
     if (d.value("clock_rewinds", 0) > 0) out << ", " << d["clock_rewinds"].get<int64_t>() << " clock steps back";
     out << "\n";
+  }
+  if (r.contains("devices") && r["devices"]["tracked"].get<int64_t>() > 0) {
+    const auto& devices = r["devices"];
+    out << "devices: " << devices["tracked"].get<int64_t>() << " seen, " << devices["stale"].get<int64_t>()
+        << " stale; silent longest first:\n";
+    size_t shown = 0;
+    for (const auto& d : devices["top"]) {
+      if (shown++ == kStatusTextDevices) break;
+      std::string name;
+      for (const auto& [k, v] : d["tags"].items()) name += (name.empty() ? "" : ",") + k + "=" + v.get<std::string>();
+      if (name.empty()) name = d["measurement"].get<std::string>();
+      char row[256];
+      std::snprintf(row, sizeof(row), "  %-32s %-16s last seen %s (%s ago)\n", name.c_str(),
+                    d["stale"].get<bool>() ? ("STALE " + d["reason"].get<std::string>()).c_str() : "ok",
+                    FormatTime(d["last_seen_ns"].get<int64_t>()).c_str(), FormatAge(d["silent_s"].get<double>()).c_str());
+      out << row;
+    }
+    const int64_t more = devices["tracked"].get<int64_t>() - static_cast<int64_t>(std::min(shown, kStatusTextDevices));
+    if (more > 0) out << "  ... and " << more << " more (status --json lists up to " << kMaxListedDevices << ")\n";
   }
   out << "\n";
   // Fits 80 columns: the sink names are at most 18 characters ("influx-downsampled").

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "downsample/downsampler.h"
 #include "storage/queue.h"
 
 namespace edgeline {
@@ -77,6 +78,16 @@ struct StatusReportOptions {
   // Held points needed before bytes per point is estimated.
   int64_t min_points_for_estimate = 1000;
 };
+
+// Devices (downsampler groups) listed in `status --json` and /metrics at most, stale first, then
+// the longest silent first; the rest are counted as not listed. `status` text shows the first
+// kStatusTextDevices.
+inline constexpr size_t kMaxListedDevices = 10000;
+inline constexpr size_t kStatusTextDevices = 10;
+
+// The "devices" section of the report: tracked/stale/forgotten counts and the listed devices,
+// each with its tags, last-seen time, silence at `now_ns` and stale state.
+nlohmann::json DeviceReport(const DownsampleSummary& summary, int64_t now_ns, size_t limit = kMaxListedDevices);
 
 // `stale_after_ns`: an agent whose heartbeat is older than this is reported as not running.
 Result<nlohmann::json> BuildStatusReport(Queue* queue, const std::string& path, const Clock& clock,

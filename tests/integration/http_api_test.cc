@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "agent/http_api.h"
+#include "downsample/downsample_task.h"
 #include "gtest/gtest.h"
 #include "ingest/group_committer.h"
 #include "storage/queue.h"
@@ -342,6 +343,50 @@ TEST_F(HttpApiInProcessTest, MetricsShowTheQueuesBytesAndOutageCapacity) {
   EXPECT_DOUBLE_EQ(Sample("edgeline_queue_bytes_per_point"), per_point);
   EXPECT_NEAR(Sample("edgeline_queue_outage_capacity_seconds"),
               static_cast<double>((64 << 20) - stats->counted_bytes) / (per_point * 250), 1.0);
+}
+
+// Per-device last seen and stale state from the downsampler's stored state, at most 10,000
+// devices (stale and longest silent first), the rest counted.
+TEST_F(HttpApiInProcessTest, MetricsShowDevicesLastSeenAndStaleBoundedTo10000) {
+  Start();
+  ConfigParseResult parsed = ParseConfig({{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_DOWNSAMPLE_PRESET", "seed"},
+                                          {"EDGELINE_DOWNSAMPLE_STALE_AFTER", "30s"}});
+  ASSERT_TRUE(parsed.ok());
+  Downsampler engine(parsed.config.downsample);
+  DownsampleOutput out;
+  constexpr int64_t kSec = 1'000'000'000;
+  auto report = [&](const std::string& generator, int64_t second) {
+    Point p;
+    p.measurement = "genData";
+    p.tags = {{"generatorID", generator}};
+    FieldValue fuel;
+    fuel.f = 900;
+    p.fields = {{"fuel", fuel}};
+    p.timestamp_ns = kNowNs + second * kSec;
+    engine.NoteArrival(kNowNs + second * kSec, (1 + second) * kSec);
+    engine.Add(p, &out);
+  };
+  report("old", 0);
+  for (int i = 0; i < 10'000; ++i) report("g" + std::to_string(i), 20);
+  engine.CheckStale(kNowNs + 31 * kSec, 32 * kSec, &out);  // "old" silent for 31 s
+  ASSERT_TRUE(queue_->RegisterConsumer(std::string(kDownsamplerSink), std::string(kRawStream)).ok());
+  SinkAttempt attempt;
+  attempt.state = SinkState::kOk;
+  ASSERT_TRUE(queue_->AckWithOutput(std::string(kDownsamplerSink), 0, attempt, {}, engine.SaveState()).ok());
+  EXPECT_EQ(Sample("edgeline_devices_tracked"), 10'001);
+  EXPECT_EQ(Sample("edgeline_devices_stale"), 1);
+  EXPECT_EQ(Sample("edgeline_devices_not_listed"), 1);
+  EXPECT_EQ(Sample("edgeline_device_stale{measurement=\"genData\",device=\"generatorID=old\"}"), 1);
+  EXPECT_DOUBLE_EQ(Sample("edgeline_device_last_seen_timestamp_seconds{measurement=\"genData\",device=\"generatorID=old\"}"),
+                   kNowNs / 1e9);
+  auto res = Client().Get("/metrics");
+  ASSERT_TRUE(res);
+  size_t series = 0;
+  for (size_t at = res->body.find("\nedgeline_device_stale{"); at != std::string::npos;
+       at = res->body.find("\nedgeline_device_stale{", at + 1)) {
+    ++series;
+  }
+  EXPECT_EQ(series, 10'000u);
 }
 
 // InfluxDB accepts a line break inside a quoted string field; the point must reach the queue

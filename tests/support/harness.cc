@@ -415,6 +415,7 @@ struct Subscriber::Impl {
   std::unique_ptr<mqtt::async_client> client;
   mutable std::mutex mu;
   std::map<std::string, std::string> last;
+  std::map<std::string, std::vector<std::string>> all;
 };
 
 Subscriber::Subscriber(const std::string& url, const std::string& client_id, const std::string& filter)
@@ -424,6 +425,7 @@ Subscriber::Subscriber(const std::string& url, const std::string& client_id, con
   impl_->client->set_message_callback([impl](mqtt::const_message_ptr msg) {
     std::lock_guard lock(impl->mu);
     impl->last[msg->get_topic()] = msg->to_string();
+    impl->all[msg->get_topic()].push_back(msg->to_string());
   });
   mqtt::connect_options opts;
   opts.set_clean_session(true);
@@ -442,6 +444,12 @@ std::string Subscriber::Last(const std::string& topic) const {
   std::lock_guard lock(impl_->mu);
   auto it = impl_->last.find(topic);
   return it == impl_->last.end() ? "" : it->second;
+}
+
+std::vector<std::string> Subscriber::All(const std::string& topic) const {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->all.find(topic);
+  return it == impl_->all.end() ? std::vector<std::string>{} : it->second;
 }
 
 CommandResult RunCommand(std::vector<std::string> argv, std::map<std::string, std::string> env,

@@ -172,6 +172,7 @@ class Subscriber {
   Subscriber(const std::string& url, const std::string& client_id, const std::string& filter);
   ~Subscriber();
   std::string Last(const std::string& topic) const;
+  std::vector<std::string> All(const std::string& topic) const;  // every payload, in arrival order
 
  private:
   struct Impl;

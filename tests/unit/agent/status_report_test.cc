@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "downsample/downsample_task.h"
 #include "gtest/gtest.h"
 #include "storage/queue.h"
 #include "tests/support/fake_clock.h"
@@ -97,10 +98,9 @@ TEST_F(StatusReportTest, HealthyReportHasEveryDocumentedField) {
   for (const char* key : {"time_ns", "healthy", "problems", "agent", "queue", "sinks"}) {
     EXPECT_TRUE(r.contains(key)) << key;
   }
-  for (const char* key :
-       {"running", "pid", "heartbeat_ns", "mqtt_connected", "mqtt_sessions", "mqtt_sessions_connected",
-        "mqtt_last_error", "last_message_ns", "messages", "committed_points", "device_time_adjusted",
-        "device_time_rejected"}) {
+  for (const char* key : {"running", "pid", "heartbeat_ns", "mqtt_connected", "mqtt_sessions",
+                          "mqtt_sessions_connected", "mqtt_last_error", "last_message_ns", "messages",
+                          "committed_points", "device_time_adjusted", "device_time_rejected"}) {
     EXPECT_TRUE(r["agent"].contains(key)) << "agent." << key;
   }
   for (const char* key :
@@ -697,6 +697,88 @@ TEST_F(InactiveSinkTest, SinkOfAnEarlierConfigurationIsInactiveNotAProblem) {
   EXPECT_EQ(states["influx"], "new");
   EXPECT_FALSE(HasProblem(r, "kafka-raw")) << r["problems"].dump();
   EXPECT_TRUE(r["healthy"].get<bool>()) << r["problems"].dump();
+}
+
+}  // namespace
+}  // namespace edgeline
+
+namespace edgeline {
+namespace {
+
+// Devices from the downsampler's stored state: stale first, then the longest silent, with their
+// last-seen times; the text shows ten and counts the rest.
+TEST(DeviceStatusReport, StaleAndLongestSilentFirstWithLastSeenBoundedListing) {
+  TempDir dir;
+  FakeClock clock;
+  clock.SetWallNs(1764000000LL * 1'000'000'000);
+  QueueOpenOptions o;
+  o.config.path = dir.File("queue.db");
+  o.clock = &clock;
+  auto q = OpenSqliteQueue(o);
+  ASSERT_TRUE(q.ok());
+  ConfigParseResult parsed = ParseConfig({{"EDGELINE_INFLUX_API", "v1"}, {"EDGELINE_DOWNSAMPLE_PRESET", "seed"},
+                                          {"EDGELINE_DOWNSAMPLE_STALE_AFTER", "30s"}});
+  ASSERT_TRUE(parsed.ok());
+  Downsampler engine(parsed.config.downsample);
+  DownsampleOutput out;
+  constexpr int64_t kSec = 1'000'000'000;
+  const int64_t t0 = clock.WallNowNs();
+  // g00..g13 report once each, one second apart; g00 and g01 are then stale, the rest not yet.
+  for (int i = 0; i < 14; ++i) {
+    char name[8];
+    std::snprintf(name, sizeof(name), "g%02d", i);
+    Point p;
+    p.measurement = "genData";
+    p.tags = {{"generatorID", name}};
+    FieldValue fuel;
+    fuel.f = 900;
+    p.fields = {{"fuel", fuel}};
+    p.timestamp_ns = t0 + i * kSec;
+    engine.NoteArrival(t0 + i * kSec, (100 + i) * kSec);
+    engine.Add(p, &out);
+  }
+  engine.CheckStale(t0 + 31 * kSec, 131 * kSec, &out);
+  ASSERT_EQ(engine.counters().stale_alarms, 2);
+  ASSERT_TRUE((*q)->RegisterConsumer(std::string(kDownsamplerSink), std::string(kRawStream)).ok());
+  SinkAttempt attempt;
+  attempt.state = SinkState::kOk;
+  ASSERT_TRUE((*q)->AckWithOutput(std::string(kDownsamplerSink), 0, attempt, {}, engine.SaveState()).ok());
+  clock.SetWallNs(t0 + 40 * kSec);
+
+  auto report = BuildStatusReport(q->get(), o.config.path, clock);
+  ASSERT_TRUE(report.ok());
+  const json& devices = (*report)["devices"];
+  EXPECT_EQ(devices["tracked"], 14);
+  EXPECT_EQ(devices["stale"], 2);
+  EXPECT_EQ(devices["not_listed"], 0);
+  ASSERT_EQ(devices["top"].size(), 14u);
+  EXPECT_EQ(devices["top"][0]["tags"]["generatorID"], "g00");
+  EXPECT_TRUE(devices["top"][0]["stale"].get<bool>());
+  EXPECT_EQ(devices["top"][0]["reason"], "silent");
+  EXPECT_EQ(devices["top"][0]["last_seen_ns"], t0);
+  EXPECT_DOUBLE_EQ(devices["top"][0]["silent_s"].get<double>(), 40.0);
+  EXPECT_EQ(devices["top"][1]["tags"]["generatorID"], "g01");
+  EXPECT_EQ(devices["top"][2]["tags"]["generatorID"], "g02");
+  EXPECT_FALSE(devices["top"][2]["stale"].get<bool>());
+  EXPECT_EQ(devices["top"][13]["tags"]["generatorID"], "g13");
+  for (const auto& problem : (*report)["problems"]) {  // a silent device is not the agent's health
+    EXPECT_EQ(problem.get<std::string>().find("g00"), std::string::npos) << problem;
+  }
+
+  const std::string text = RenderStatusText(*report);
+  EXPECT_NE(text.find("devices: 14 seen, 2 stale"), std::string::npos) << text;
+  EXPECT_NE(text.find("generatorID=g00"), std::string::npos) << text;
+  EXPECT_NE(text.find("STALE silent"), std::string::npos) << text;
+  EXPECT_NE(text.find("generatorID=g09"), std::string::npos) << text;
+  EXPECT_EQ(text.find("generatorID=g10"), std::string::npos) << text;  // ten shown
+  EXPECT_NE(text.find("... and 4 more"), std::string::npos) << text;
+
+  auto summary = SummarizeDownsampleState(engine.SaveState());
+  ASSERT_TRUE(summary.ok());
+  const json bounded = DeviceReport(*summary, t0 + 40 * kSec, 5);
+  EXPECT_EQ(bounded["top"].size(), 5u);
+  EXPECT_EQ(bounded["not_listed"], 9);
+  EXPECT_EQ(bounded["tracked"], 14);
 }
 
 }  // namespace
