@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages edgeline needs to build, test and run the demo, if missing
 # (faketime: the clock-jump test; openssl: test certificates for the TLS tests; clang-14 and its
-# runtime: the libFuzzer targets of scripts/fuzz.sh).
+# runtime: the libFuzzer targets of scripts/fuzz.sh; dpkg-dev, groff-base and lintian:
+# scripts/package.sh and the package test, which checks the man page and runs lintian).
 set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git
@@ -12,6 +13,7 @@ PACKAGES=(
   jq bc
   clang-14 libclang-rt-14-dev
   faketime openssl
+  dpkg-dev groff-base lintian
   mosquitto mosquitto-clients influxdb influxdb-client
 )
 missing=()
