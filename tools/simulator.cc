@@ -33,6 +33,8 @@ const char kSimulatorUsage[] = R"(usage: edgeline simulate [OPTIONS]
   --duration D         stop after D, e.g. 30s (default unlimited)
   --prefix P           topic prefix (default emergency_generator): P/<generatorID>
   --seed S             RNG seed for reproducible runs (default random)
+  --silence ID@D       generator ID stops publishing D after the start and stays connected
+                       but silent, e.g. generator3@10s (shows the agent's stale alarm)
 Credentials come from EDGELINE_MQTT_USERNAME / EDGELINE_MQTT_PASSWORD.
 )";
 
@@ -182,7 +184,8 @@ Result<SimulatorOptions> ParseSimulatorArgs(const std::vector<std::string>& args
     problems.push_back(option + ": " + what + " (got '" + value + "')");
   };
   static const std::string_view kOptions[] = {"--url",   "--generators", "--interval", "--rate", "--qos",
-                                              "--count", "--duration",   "--prefix",   "--seed"};
+                                              "--count", "--duration",   "--prefix",   "--seed",
+                                              "--silence"};
   for (size_t i = 0; i < args.size(); ++i) {
     std::string name = args[i];
     std::string value;
@@ -236,6 +239,15 @@ Result<SimulatorOptions> ParseSimulatorArgs(const std::vector<std::string>& args
       if (!ParseInt(value, &o.qos) || o.qos < 0 || o.qos > 2) problem(name, value, "must be 0, 1 or 2");
     } else if (name == "--count") {
       if (!ParseInt(value, &o.count) || o.count < 0) problem(name, value, "must be a non-negative integer");
+    } else if (name == "--silence") {
+      const size_t at = value.rfind('@');
+      auto after = at == std::string::npos ? ParseDurationNs("") : ParseDurationNs(value.substr(at + 1));
+      if (at == std::string::npos || at == 0 || !after.ok()) {
+        problem(name, value, "expected GENERATOR@DURATION such as generator3@10s");
+      } else {
+        o.silence_id = value.substr(0, at);
+        o.silence_after_ns = *after;
+      }
     } else if (name == "--duration") {
       auto d = ParseDurationNs(value);
       if (!d.ok()) {
@@ -250,6 +262,14 @@ Result<SimulatorOptions> ParseSimulatorArgs(const std::vector<std::string>& args
       o.topic_prefix = value;
     } else if (name == "--seed") {
       if (!ParseInt(value, &o.seed)) problem(name, value, "must be an integer in 0..4294967295");
+    }
+  }
+  if (!o.silence_id.empty()) {
+    bool known = false;
+    for (int g = 0; g < o.generators; ++g) known = known || GeneratorId(g) == o.silence_id;
+    if (!known) {
+      problems.push_back("--silence: no generator " + o.silence_id + " among generator1..generator" +
+                         std::to_string(o.generators));
     }
   }
   if (!problems.empty()) {
@@ -374,6 +394,12 @@ void Simulator::PublishLoop(std::stop_token stop, uint32_t seed) {
     if (slot.due_ns > Now()) WaitUntil(lock, stop, slot.due_ns, never);
     if (stop.stop_requested()) break;
     const size_t g = static_cast<size_t>(slot.generator);
+    if (!options_.silence_id.empty() && models_[g].id() == options_.silence_id &&
+        Now() - start >= options_.silence_after_ns) {
+      // Silent from now on: its slots pass without a message (paced under --rate max).
+      if (options_.rate == kRateMax) WaitUntil(lock, stop, std::min(deadline, Now() + kPublishErrorPauseNs), never);
+      continue;
+    }
     if (!WaitUntil(lock, stop, deadline, [&] { return in_flight_[g] < kMaxInFlightPerGenerator; })) break;
     ++in_flight_[g];
     ++total_in_flight_;

@@ -32,6 +32,8 @@ struct SimulatorOptions {
   int64_t duration_ns = 0;                           // --duration, 0 = unlimited
   std::string topic_prefix = "emergency_generator";  // --prefix
   uint32_t seed = 0;                                 // --seed, 0 = random
+  std::string silence_id;                            // --silence ID@D: this generator stops
+  int64_t silence_after_ns = 0;                      // publishing D after the start (stays connected)
   std::string username;                              // EDGELINE_MQTT_USERNAME
   std::string password;                              // EDGELINE_MQTT_PASSWORD (secret: never printed)
 };

@@ -104,6 +104,19 @@ TEST(SimulatorIntegrationTest, StopTokenEndsAnUnlimitedRun) {
   EXPECT_EQ(code, 0);
 }
 
+// --silence: the named generator publishes nothing from its delay on; the others go on.
+TEST(SimulatorIntegrationTest, ASilencedGeneratorPublishesNothingAfterItsDelay) {
+  testing::Mosquitto broker;
+  Recorder recorder(broker.url(), "emergency_generator/#");
+  auto options = ParseSimulatorArgs({"--count", "20", "--generators", "2", "--rate", "100", "--silence", "generator2@0s"},
+                                    {{"EDGELINE_MQTT_URL", broker.url()}});
+  ASSERT_TRUE(options.ok()) << options.status().ToString();
+  EXPECT_EQ(RunSimulator(*options, std::stop_token()), 0);
+  ASSERT_TRUE(testing::WaitFor([&] { return recorder.size() >= 20; }, 10s)) << recorder.size();
+  for (const auto& [topic, payload] : recorder.Messages()) EXPECT_EQ(topic, "emergency_generator/generator1");
+  EXPECT_EQ(recorder.size(), 20u);
+}
+
 TEST(SimulatorIntegrationTest, UnreachableBrokerIsExitCode1) {
   SimulatorOptions options;
   options.url = "tcp://127.0.0.1:" + std::to_string(testing::FreePort());

@@ -335,5 +335,18 @@ TEST(SimulatorArgsTest, SingleProblems) {
   }
 }
 
+TEST(SimulatorArgsTest, SilenceNamesAKnownGeneratorAndADelay) {
+  auto o = ParseSimulatorArgs({"--generators", "3", "--silence", "generator3@10s"}, {});
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->silence_id, "generator3");
+  EXPECT_EQ(o->silence_after_ns, 10'000'000'000);
+  EXPECT_TRUE(ParseSimulatorArgs({}, {})->silence_id.empty());
+  for (const char* bad : {"generator3", "@10s", "generator3@soon", "generator4@1s"}) {
+    auto r = ParseSimulatorArgs({"--generators", "3", "--silence", bad}, {});
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("--silence"), std::string::npos) << r.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace edgeline
