@@ -3,8 +3,9 @@
 # influxd on loopback (data under ./.demo), runs `edgeline simulate` (the seed's emergency
 # generators) and the agent with the seed's configuration (raw to database `kafka`, downsampled
 # with alarms to `kafka_downsampled`), shows live status, stops influxd for a while to show the
-# backlog being kept and drained, then checks that the points arrived and stops everything it
-# started. Ctrl-C safe.
+# backlog being kept and drained, silences generator3 a quarter of the way through so that its
+# alarm turns `stale`, then checks that the points and the stale alarm arrived and stops
+# everything it started. Ctrl-C safe.
 #
 #   scripts/demo.sh [--duration SECONDS] [--ci] [--binary PATH] [--dir DIR]
 #     --duration  how long the generators publish (default 40, or $DEMO_SECONDS)
@@ -97,12 +98,17 @@ export EDGELINE_DOWNSAMPLE_PRESET=seed
 export EDGELINE_DOWNSAMPLE_EVERY=10s
 export EDGELINE_DOWNSAMPLE_LATENESS=2s
 export EDGELINE_ALARM_TOPIC=edgeline/alarms
+# A generator silent for 15 s gets alarm `stale` (the default is 3 windows, 30 s here).
+export EDGELINE_DOWNSAMPLE_STALE_AFTER=15s
 export EDGELINE_HTTP_LISTEN=127.0.0.1:$(pick_port 18087)
 "$EDGELINE" run >"$DEMO/agent.log" 2>&1 &
 PIDS+=($!)
 
-# The seed's emergency generators: three MQTT clients, a reading every 1-2 s each.
-"$EDGELINE" simulate --generators 3 --interval 1s-2s --duration "${DEMO_SECONDS}s" >"$DEMO/simulate.log" 2>&1 &
+# The seed's emergency generators: three MQTT clients, a reading every 1-2 s each; generator3
+# goes silent a quarter of the way through, as a generator whose controller hung.
+SILENT_AFTER=$((DEMO_SECONDS / 4))
+"$EDGELINE" simulate --generators 3 --interval 1s-2s --duration "${DEMO_SECONDS}s" \
+  --silence "generator3@${SILENT_AFTER}s" >"$DEMO/simulate.log" 2>&1 &
 PUBLISHER=$!
 PIDS+=($PUBLISHER)
 
@@ -128,7 +134,14 @@ echo "---- downsampled rows with alarms (database kafka_downsampled, last 5):"
 curl -s -G "http://127.0.0.1:$HTTP_PORT/query" --data-urlencode "db=kafka_downsampled" \
   --data-urlencode "q=SELECT generatorID, fuel, alarm FROM genData ORDER BY time DESC LIMIT 5"
 echo
-echo "---- retained alarm state on MQTT (edgeline/alarms/#):"
+echo "---- retained alarm state on MQTT (edgeline/alarms/#); generator3 went silent after ${SILENT_AFTER}s:"
+STALE=""
+for _ in $(seq 20); do  # its alarm turns stale 15 s after its last reading
+  if mosquitto_sub -p "$MQTT_PORT" -t 'edgeline/alarms/generator3/alarm' -C 1 -W 2 2>/dev/null | grep -q '"value":"stale"'; then
+    STALE=1; break
+  fi
+  sleep 1
+done
 mosquitto_sub -p "$MQTT_PORT" -t 'edgeline/alarms/#' -v -W 2 2>/dev/null || true
 echo
 echo "---- /health and a few /metrics of the agent ($EDGELINE_HTTP_LISTEN):"
@@ -142,8 +155,10 @@ count() {
     sed -n 's/.*"values":\[\["[^"]*",\([0-9]*\)\]\].*/\1/p'
 }
 RAW=$(count kafka); DOWN=$(count kafka_downsampled)
-echo "---- check: ${RAW:-0} raw points and ${DOWN:-0} downsampled rows in influxd"
-if [ "${RAW:-0}" -gt 0 ] && [ "${DOWN:-0}" -gt 0 ]; then
+echo "---- devices, silent longest first:"
+"$EDGELINE" status | sed -n '/^devices:/,/^$/p'
+echo "---- check: ${RAW:-0} raw points and ${DOWN:-0} downsampled rows in influxd; generator3 $([ -n "$STALE" ] && echo stale || echo "NOT stale")"
+if [ "${RAW:-0}" -gt 0 ] && [ "${DOWN:-0}" -gt 0 ] && [ -n "$STALE" ]; then
   echo "demo OK"
 else
   echo "demo FAILED: see $DEMO/agent.log" >&2
