@@ -73,7 +73,11 @@ Status Agent::Start() {
   Housekeeping::Parts parts;
   parts.queue = queue_.get();
   parts.clock = clock_;
-  parts.mapper = replay_mapper_.get();
+  parts.remap = [this](std::string_view topic, std::string_view payload, int64_t receive_ns) {
+    return status_mapper_->enabled() && status_mapper_->Matches(topic)
+               ? status_mapper_->Prepare(topic, payload, receive_ns)
+               : replay_mapper_->Prepare(topic, payload, receive_ns);
+  };
   parts.committer = committer_.get();
   parts.mqtt = mqtt_.get();
   parts.queue_path = config_.queue.path;

@@ -103,7 +103,7 @@ void Housekeeping::ReplayIngestDeadLetters() {
   std::vector<int64_t> done;
   for (const DeadLetter& d : *requested) {
     // The dead letter's own time stamps points without one, as the first attempt would have.
-    Status st = parts_.committer->Submit(parts_.mapper->Prepare(d.topic, d.payload, d.created_ns));
+    Status st = parts_.committer->Submit(parts_.remap(d.topic, d.payload, d.created_ns));
     if (!st.ok()) break;  // committer stopping or failing: later
     done.push_back(d.id);
   }

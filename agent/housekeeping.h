@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -54,7 +55,9 @@ class Housekeeping {
   struct Parts {
     Queue* queue = nullptr;
     const Clock* clock = nullptr;
-    const Mapper* mapper = nullptr;  // ingest dead letters are mapped again on replay (declared types only)
+    // Maps an ingest dead letter again on replay (topic, payload, its receive time): the JSON
+    // mapper with declared types only, or the device status mapper for its topics.
+    std::function<IngestMessage(std::string_view, std::string_view, int64_t)> remap;
     GroupCommitter* committer = nullptr;
     const MqttIngest* mqtt = nullptr;
     std::string queue_path;

@@ -77,7 +77,7 @@ class HousekeepingStateTest : public ::testing::Test {
     Housekeeping::Parts parts;
     parts.queue = queue_.get();
     parts.clock = &clock_;
-    parts.mapper = &mapper_;
+    parts.remap = [this](std::string_view t, std::string_view p, int64_t ns) { return mapper_.Prepare(t, p, ns); };
     parts.committer = committer_.get();
     parts.mqtt = mqtt_.get();
     parts.queue_path = o.config.path;
@@ -174,7 +174,7 @@ TEST_F(HousekeepingStateTest, WithoutABoundInItsPartsNothingIsRecordedForIt) {
   Housekeeping::Parts parts;
   parts.queue = queue_.get();
   parts.clock = &clock_;
-  parts.mapper = &mapper_;
+  parts.remap = [this](std::string_view t, std::string_view p, int64_t ns) { return mapper_.Prepare(t, p, ns); };
   parts.committer = committer_.get();
   parts.mqtt = mqtt_.get();
   Housekeeping bare(std::move(parts));
