@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs edgeline as a systemd service: the binary, the unit (from packaging/edgeline.service),
-# an example env file with every setting commented, and the `edgeline` system user. With
-# --destdir it only stages files under DIR (for packaging and tests): no user, no systemctl.
+# the man page, an example env file with every setting commented, and the `edgeline` system
+# user. With --destdir it only stages files under DIR (for tests): no user, no systemctl.
+# scripts/package.sh builds a Debian package instead.
 # Idempotent: re-running upgrades the binary and unit and never overwrites the env file.
 set -euo pipefail
 
@@ -13,7 +14,7 @@ usage: scripts/install.sh [--prefix DIR] [--destdir DIR] [--binary PATH]
   --prefix DIR   install the binary to DIR/bin (default /usr/local)
   --destdir DIR  stage everything under DIR instead of / (no user creation, no systemctl)
   --binary PATH  the edgeline binary to install (default build/agent/edgeline, built if missing)
-  --uninstall    stop the service and remove the binary and unit; keeps /etc/edgeline
+  --uninstall    stop the service and remove the binary, man page and unit; keeps /etc/edgeline
                  (configuration) and /var/lib/edgeline (queued data)
   --purge        with --uninstall: also delete /etc/edgeline and /var/lib/edgeline
 EOF
@@ -67,6 +68,7 @@ fi
 BIN_DIR=$PREFIX/bin                      # as the running system sees it (ExecStart=)
 BIN_DEST=$DESTDIR$BIN_DIR/edgeline
 UNIT_DEST=$DESTDIR/etc/systemd/system/edgeline.service
+MAN_DEST=$DESTDIR$PREFIX/share/man/man1/edgeline.1
 ENV_DIR=$DESTDIR/etc/edgeline
 ENV_DEST=$ENV_DIR/edgeline.env
 STATE_DIR=$DESTDIR/var/lib/edgeline
@@ -86,7 +88,7 @@ if ((UNINSTALL)); then
     systemctl disable --now edgeline.service >/dev/null 2>&1 || true
     say "stopped and disabled edgeline.service"
   fi
-  for f in "$BIN_DEST" "$UNIT_DEST"; do
+  for f in "$BIN_DEST" "$MAN_DEST" "$UNIT_DEST"; do
     if [[ -e $f || -L $f ]]; then
       rm -f "$f"
       say "removed $f"
@@ -132,6 +134,19 @@ else
   install -m 0755 "$BINARY" "$BIN_DEST.new"
   mv -f "$BIN_DEST.new" "$BIN_DEST"
   say "installed $BIN_DEST"
+fi
+
+# ---- Man page (the unit's Documentation=man:edgeline(1)), from the binary's `help --man`
+if "$BINARY" help --man >"$TMP/edgeline.1" 2>/dev/null; then
+  install -d -m 0755 "$(dirname "$MAN_DEST")"
+  if cmp -s "$TMP/edgeline.1" "$MAN_DEST"; then
+    say "$MAN_DEST: unchanged"
+  else
+    install -m 0644 "$TMP/edgeline.1" "$MAN_DEST"
+    say "installed $MAN_DEST"
+  fi
+else
+  say "warning: $BINARY has no 'help --man' (an older build): no man page installed"
 fi
 
 # ---- Unit
