@@ -61,6 +61,11 @@ CMAKE_VERSION=$(sed -nE 's/^project\(edgeline VERSION ([0-9][0-9.]*)[ )].*/\1/p'
 ARCH=$(dpkg --print-architecture)
 check "edgeline --version ($VERSION) is CMakeLists.txt's project() VERSION ($CMAKE_VERSION)" \
   test "$VERSION" == "$CMAKE_VERSION"
+# package.sh takes the maintainer from git; a tree git will not read (another user's checkout,
+# a tarball) needs DEB_MAINTAINER.
+if ! git -C "$SRC" log -1 >/dev/null 2>&1; then
+  export DEB_MAINTAINER="edgeline package test <package-test@example.invalid>"
+fi
 bash "$SRC/scripts/package.sh" --binary "$BIN" --out "$WORK/out" >"$WORK/package.out" 2>"$WORK/package.err"
 rc=$?
 DEB=$(tail -n 1 "$WORK/package.out")
