@@ -351,8 +351,6 @@ int CmdStatus(const std::map<std::string, std::string>& env, const Options& flag
   }
 }
 
-// `dlq replay` and `dlq purge` write a flag or delete rows; SQLite's own locking lets them do so
-// while the agent runs. The agent's sinks pick marked entries up within a second or so.
 int CmdSimulate(const std::map<std::string, std::string>& env, const std::vector<std::string>& rest) {
   auto options = ParseSimulatorArgs(rest, env);
   if (!options.ok()) {
@@ -378,6 +376,8 @@ int CmdSimulate(const std::map<std::string, std::string>& env, const std::vector
   return rc;
 }
 
+// `dlq replay` and `dlq purge` write a flag or delete rows; SQLite's own locking lets them do so
+// while the agent runs. The agent's sinks pick marked entries up within a second or so.
 int CmdDlqChange(const std::map<std::string, std::string>& env, const std::string& action, const Options& flags) {
   const std::string sink = ValueOr(flags, "--sink", "");
   if (action == "purge" && sink.empty() && !Has(flags, "--all")) {
