@@ -61,9 +61,13 @@ ARCH=$(dpkg --print-architecture)
 if [[ -z $BINARY ]]; then
   say "building the agent in $BUILD_DIR (RelWithDebInfo, dpkg-buildflags with hardening=+all)"
   export DEB_BUILD_MAINT_OPTIONS=hardening=+all
-  CFLAGS=$(dpkg-buildflags --get CFLAGS) CXXFLAGS=$(dpkg-buildflags --get CXXFLAGS) \
-    LDFLAGS=$(dpkg-buildflags --get LDFLAGS) \
-    cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGELINE_BUILD_TESTS=OFF >&2
+  # Given as cache values (the environment's CFLAGS are read only when the directory is first
+  # configured); CMake has no CPPFLAGS, so _FORTIFY_SOURCE goes with the compiler flags.
+  CPPFLAGS=$(dpkg-buildflags --get CPPFLAGS)
+  cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGELINE_BUILD_TESTS=OFF \
+    -DCMAKE_C_FLAGS="$(dpkg-buildflags --get CFLAGS) $CPPFLAGS" \
+    -DCMAKE_CXX_FLAGS="$(dpkg-buildflags --get CXXFLAGS) $CPPFLAGS" \
+    -DCMAKE_EXE_LINKER_FLAGS="$(dpkg-buildflags --get LDFLAGS)" >&2
   cmake --build "$BUILD_DIR" -j2 --target edgeline >&2
   BINARY=$BUILD_DIR/agent/edgeline
 fi
