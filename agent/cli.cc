@@ -29,7 +29,7 @@ constexpr int kExitOk = 0;
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
 
-constexpr std::string_view kVersion = "0.1.0";  // the project() VERSION in CMakeLists.txt
+constexpr std::string_view kVersion = EDGELINE_VERSION;  // the project() VERSION in CMakeLists.txt
 
 constexpr const char* kUsage = R"(usage: edgeline [--env-file FILE] COMMAND [OPTIONS]
 

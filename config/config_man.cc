@@ -168,45 +168,6 @@ std::string CommandWords(std::string_view usage) {
   return words;
 }
 
-std::string_view TypeName(const Variable& var) {
-  if (var.secret) return "secret";
-  switch (var.type) {
-    case VarType::kString: return "string";
-    case VarType::kBool: return "bool";
-    case VarType::kInt: return "int";
-    case VarType::kDuration: return "duration";
-    case VarType::kSize: return "size";
-    case VarType::kEnum: return "enum";
-    case VarType::kList: return "list";
-  }
-  return "?";
-}
-
-// What a row accepts beyond its type, as in docs/CONFIGURATION.md's "Allowed" column.
-std::string AllowedText(const Variable& var) {
-  auto show = [&](int64_t v) {
-    if (var.type == VarType::kDuration) return config_internal::FormatDuration(v);
-    if (var.type == VarType::kSize) return config_internal::FormatSize(v);
-    return std::to_string(v);
-  };
-  switch (var.type) {
-    case VarType::kString: return var.min >= 1 ? "non-empty" : "";
-    case VarType::kList: return var.min >= 1 ? "at least one item" : "";
-    case VarType::kBool: return "";
-    case VarType::kInt:
-    case VarType::kDuration:
-    case VarType::kSize:
-      if (var.max == std::numeric_limits<int64_t>::max()) return "at least " + show(var.min);
-      return show(var.min) + " to " + show(var.max);
-    case VarType::kEnum: {
-      std::string out = "one of ";
-      for (size_t i = 0; i < var.allowed.size(); ++i) out += (i ? ", `" : "`") + std::string(var.allowed[i]) + "`";
-      return out;
-    }
-  }
-  return "";
-}
-
 constexpr const char* kEnvironmentIntro = R"(.PP
 Every setting is an `EDGELINE_*` environment variable. `--env-file FILE` reads them from a
 file in systemd `EnvironmentFile=` syntax first (`KEY=VALUE` lines, `#` comments); a
@@ -296,7 +257,9 @@ std::string RenderManPage(const ManPageInput& input) {
       std::string_view def = var.default_doc.empty() ? var.default_text : var.default_doc;
       std::string facts =
           std::string(TypeName(var)) + ", default " + (def.empty() ? "empty" : "`" + std::string(def) + "`");
-      if (std::string allowed = AllowedText(var); !allowed.empty()) facts += "; " + allowed;
+      if (std::string allowed = AllowedText(var); !allowed.empty()) {
+        facts += std::string("; ") + (var.type == VarType::kEnum ? "one of " : "") + allowed;
+      }
       out += ".TP\n.B " + Escape(var.name) + "\n" + TextLine("(" + facts + ")") + ".br\n" + TextLine(var.doc);
     }
   }

@@ -46,47 +46,6 @@ std::string EscapeMarkdownCell(std::string_view s) {
   return out;
 }
 
-std::string_view TypeName(const Variable& var) {
-  if (var.secret) return "secret";
-  switch (var.type) {
-    case VarType::kString: return "string";
-    case VarType::kBool: return "bool";
-    case VarType::kInt: return "int";
-    case VarType::kDuration: return "duration";
-    case VarType::kSize: return "size";
-    case VarType::kEnum: return "enum";
-    case VarType::kList: return "list";
-  }
-  return "?";
-}
-
-std::string AllowedText(const Variable& var) {
-  auto show = [&](int64_t v) {
-    if (var.type == VarType::kDuration) return config_internal::FormatDuration(v);
-    if (var.type == VarType::kSize) return config_internal::FormatSize(v);
-    return std::to_string(v);
-  };
-  switch (var.type) {
-    case VarType::kString: return var.min >= 1 ? "non-empty" : "";
-    case VarType::kList: return var.min >= 1 ? "at least one item" : "";
-    case VarType::kBool: return "";
-    case VarType::kInt:
-    case VarType::kDuration:
-    case VarType::kSize:
-      if (var.max == std::numeric_limits<int64_t>::max()) return "at least " + show(var.min);
-      return show(var.min) + " to " + show(var.max);
-    case VarType::kEnum: {
-      std::string out;
-      for (std::string_view a : var.allowed) {
-        if (!out.empty()) out += ", ";
-        out += "`" + std::string(a) + "`";
-      }
-      return out;
-    }
-  }
-  return "";
-}
-
 }  // namespace
 
 std::string RenderEffectiveConfig(const std::map<std::string, std::string>& env, bool json) {
@@ -261,4 +220,48 @@ std::string MaskSecrets(std::string_view text, const Config& config) {
   return out;
 }
 
+namespace config_internal {
+
+std::string_view TypeName(const Variable& var) {
+  if (var.secret) return "secret";
+  switch (var.type) {
+    case VarType::kString: return "string";
+    case VarType::kBool: return "bool";
+    case VarType::kInt: return "int";
+    case VarType::kDuration: return "duration";
+    case VarType::kSize: return "size";
+    case VarType::kEnum: return "enum";
+    case VarType::kList: return "list";
+  }
+  return "?";
+}
+
+std::string AllowedText(const Variable& var) {
+  auto show = [&](int64_t v) {
+    if (var.type == VarType::kDuration) return config_internal::FormatDuration(v);
+    if (var.type == VarType::kSize) return config_internal::FormatSize(v);
+    return std::to_string(v);
+  };
+  switch (var.type) {
+    case VarType::kString: return var.min >= 1 ? "non-empty" : "";
+    case VarType::kList: return var.min >= 1 ? "at least one item" : "";
+    case VarType::kBool: return "";
+    case VarType::kInt:
+    case VarType::kDuration:
+    case VarType::kSize:
+      if (var.max == std::numeric_limits<int64_t>::max()) return "at least " + show(var.min);
+      return show(var.min) + " to " + show(var.max);
+    case VarType::kEnum: {
+      std::string out;
+      for (std::string_view a : var.allowed) {
+        if (!out.empty()) out += ", ";
+        out += "`" + std::string(a) + "`";
+      }
+      return out;
+    }
+  }
+  return "";
+}
+
+}  // namespace config_internal
 }  // namespace edgeline

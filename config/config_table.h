@@ -59,4 +59,9 @@ std::string Show(const Variable& var, Config& config);
 std::string FormatDuration(int64_t ns);
 std::string FormatSize(int64_t bytes);
 
+// The row's type as the docs name it ("secret" for secrets) and what it accepts beyond its type
+// (docs/CONFIGURATION.md's "Allowed" column; "" when nothing more).
+std::string_view TypeName(const Variable& var);
+std::string AllowedText(const Variable& var);
+
 }  // namespace edgeline::config_internal
