@@ -2,7 +2,9 @@
 // stamps, 5 s windows, stale after the default 3 windows = 15 s); one goes silent and gets a
 // retained `stale` alarm and a `stale` row in influxd, then loses it when it reports again; one
 // says `offline` on its status topic and is stale at once; a SIGKILL and a restart after longer
-// than the stale time neither raise a false alarm nor forget the stale one.
+// than the stale time neither raise a false alarm nor forget the stale one. Device clocks: a
+// 1986 and a two-hours-ahead timestamp are stamped with the receive time (the device's time kept
+// as a field) by default, and dead-lettered with the reason under EDGELINE_JSON_TIME_POLICY=dlq.
 #include <atomic>
 #include <map>
 #include <memory>
@@ -157,6 +159,75 @@ TEST_F(FleetHealthEndToEnd, SilenceAndOfflineRaiseStaleWhichReportingClearsAndAR
   EXPECT_EQ(Values(alarms.All(Topic("generator2"))), g2_before);
   EXPECT_EQ(g1_before, (std::vector<std::string>{"no action", "stale", "refuel"}));
   EXPECT_EQ(g2_before, (std::vector<std::string>{"no action", "stale"}));
+  EXPECT_EQ(agent->Terminate(), 0);
+}
+
+size_t DlqCount(const std::map<std::string, std::string>& env) {
+  return nlohmann::json::parse(testing::RunCommand({EDGELINE_BINARY, "dlq", "list", "--json"}, env).output).size();
+}
+
+TEST(DeviceClocksEndToEnd, WrongClocksKeepThePointAtTheReceiveTimeOrGoToTheDeadLetterQueue) {
+  testing::Mosquitto mosquitto;
+  testing::Influxd influxd;
+  influxd.Query("CREATE DATABASE raw");
+  const std::string dir = testing::MakeTempDir("edgeline-clocks");
+  auto env = testing::AgentEnv(mosquitto, influxd, dir + "/queue.db", "raw");
+  env["EDGELINE_JSON_TIME_KEY"] = "ts";
+  env["EDGELINE_JSON_TIME_FORMAT"] = "s";
+  testing::Subscriber status(mosquitto.url(), "status-watch", "edgeline/edgeline-test/status");
+  const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  auto messages = [&](const std::string& suffix) {
+    return std::vector<std::pair<std::string, std::string>>{
+        {"emergency_generator/old" + suffix, R"({"generatorID":"old)" + suffix + R"(","fuel":277,"ts":504921600})"},
+        {"emergency_generator/ahead" + suffix,
+         R"({"generatorID":"ahead)" + suffix + R"(","fuel":300,"ts":)" + std::to_string(now_s + 7200) + "}"},
+        {"emergency_generator/right" + suffix,
+         R"({"generatorID":"right)" + suffix + R"(","fuel":310,"ts":)" + std::to_string(now_s) + "}"}};
+  };
+  auto run = [&](const std::string& log) {
+    auto agent = std::make_unique<testing::Process>(std::vector<std::string>{EDGELINE_BINARY, "run"}, env, dir + log);
+    EXPECT_TRUE(WaitFor([&] { return status.Last("edgeline/edgeline-test/status") == "online"; }, 20s)) << agent->Log();
+    return agent;
+  };
+
+  auto agent = run("/agent1.log");
+  testing::Publisher publisher(mosquitto.url(), "devices");
+  publisher.PublishAll(messages("1"));
+  ASSERT_TRUE(WaitFor([&] { return influxd.QueryCount("SELECT count(fuel) FROM genData", "raw") == 3; }, 30s))
+      << agent->Log();
+  auto rows = influxd.Query("SELECT fuel, device_time, generatorID FROM genData WHERE time < now() + 1h", "raw");
+  const auto& values = rows["results"][0]["series"][0]["values"];
+  ASSERT_EQ(values.size(), 3u) << rows.dump();
+  std::map<std::string, nlohmann::json> by_device;
+  for (const auto& v : values) by_device[v[3].get<std::string>()] = v;
+  EXPECT_EQ(by_device["old1"][2].get<int64_t>(), 504921600'000'000'000);
+  EXPECT_EQ(by_device["ahead1"][2].get<int64_t>(), (now_s + 7200) * 1'000'000'000);
+  EXPECT_TRUE(by_device["right1"][2].is_null());  // a right clock keeps its own time, no field
+  // The agent records its counters in the queue file every second.
+  auto agent_counter = [&](const char* name) {
+    auto report = nlohmann::json::parse(testing::RunCommand({EDGELINE_BINARY, "status", "--json"}, env).output);
+    return report["agent"].value(name, int64_t{-1});
+  };
+  EXPECT_TRUE(WaitFor([&] { return agent_counter("device_time_adjusted") == 2; }, 10s));
+  EXPECT_EQ(DlqCount(env), 0);
+  EXPECT_EQ(agent->Terminate(), 0);
+
+  env["EDGELINE_JSON_TIME_POLICY"] = "dlq";
+  agent = run("/agent2.log");
+  publisher.PublishAll(messages("2"));
+  ASSERT_TRUE(WaitFor([&] { return influxd.QueryCount("SELECT count(fuel) FROM genData", "raw") == 4; }, 30s))
+      << agent->Log();
+  auto dlq = nlohmann::json::parse(testing::RunCommand({EDGELINE_BINARY, "dlq", "list", "--json"}, env).output);
+  ASSERT_EQ(dlq.size(), 2u) << dlq.dump();
+  std::map<std::string, std::string> reasons;
+  for (const auto& entry : dlq) reasons[entry["topic"].get<std::string>()] = entry["reason"].get<std::string>();
+  EXPECT_NE(reasons["emergency_generator/old2"].find("before EDGELINE_JSON_TIME_FLOOR"), std::string::npos)
+      << reasons["emergency_generator/old2"];
+  EXPECT_NE(reasons["emergency_generator/ahead2"].find("ahead of the receive time"), std::string::npos)
+      << reasons["emergency_generator/ahead2"];
+  EXPECT_TRUE(WaitFor([&] { return agent_counter("device_time_rejected") == 2; }, 10s));
   EXPECT_EQ(agent->Terminate(), 0);
 }
 
