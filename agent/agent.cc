@@ -120,7 +120,7 @@ Status Agent::OnMqttMessage(const MqttMessage& message) {
   // The receive time is fixed here, once: a replay of the stored point writes it identically.
   const int64_t receive_ns = clock_->WallNowNs();
   IngestMessage prepared = status_mapper_->enabled() && status_mapper_->Matches(message.topic)
-                               ? status_mapper_->Prepare(message.topic, message.payload, receive_ns)
+                               ? status_mapper_->Prepare(message.topic, message.payload, receive_ns, message.retained)
                                : mapper_->Prepare(message.topic, message.payload, receive_ns);
   if (message.qos > 0) prepared.receipt = std::move(receipt);
   return committer_->Submit(std::move(prepared));

@@ -83,6 +83,7 @@ Status Sinks::Build(const Config& config, Queue* queue, Env* env, MessagePublish
           << "no sink reads the downsampled stream (EDGELINE_INFLUX_STREAMS, EDGELINE_KAFKA_STREAMS): "
              "rows are not stored; alarms still work";
     }
+    if (mqtt != nullptr) task_options.ingest_connected = [mqtt] { return mqtt->Connected(); };
     auto downsampler = std::make_unique<DownsampleTask>(config.downsample, queue, env->clock(), task_options);
     RETURN_IF_ERROR(downsampler->Start());
     Add(std::move(downsampler));

@@ -203,6 +203,23 @@ void ResolveDownsample(const std::map<std::string, std::string>& env, Config* c,
   } else {
     problems->Add("EDGELINE_DOWNSAMPLE_STALE_AFTER", "must be auto, 0 or a duration: " + stale.status().message());
   }
+  if (d.stale_after_ns > 0) {
+    // An offline must name a device the downsampler knows: by a group-by key.
+    for (const std::string& filter : c->mapping.device_status_topics) {
+      bool names_group = false;
+      for (std::string_view level : SplitOn(filter, '/')) {
+        if (level == "+") names_group = names_group || !d.group_by.empty();
+        if (level.size() > 2 && level.front() == '{' && level.back() == '}') {
+          names_group = names_group || Contains(d.group_by, std::string(level.substr(1, level.size() - 2)));
+        }
+      }
+      if (!names_group) {
+        problems->Add("EDGELINE_DEVICE_STATUS_TOPICS", "\"" + filter +
+                                                           "\": no level names an EDGELINE_DOWNSAMPLE_GROUP_BY tag, "
+                                                           "so an offline could not make a device stale");
+      }
+    }
+  }
   for (const auto& [key, value] : d.set_tags) {
     if (Contains(d.group_by, key)) {
       problems->Add("EDGELINE_DOWNSAMPLE_SET_TAGS", "tag " + key + " is also in EDGELINE_DOWNSAMPLE_GROUP_BY");

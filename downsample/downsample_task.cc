@@ -1,5 +1,6 @@
 #include "downsample/downsample_task.h"
 
+#include <algorithm>
 #include <climits>
 #include <nlohmann/json.hpp>
 
@@ -82,9 +83,11 @@ Status DownsampleTask::OnStart() {
 }
 
 Status DownsampleTask::Reload() {
-  engine_ = std::make_unique<Downsampler>(config_);
+  auto engine = std::make_unique<Downsampler>(config_);
   ASSIGN_OR_RETURN(std::string state, queue()->ConsumerState(std::string(kDownsamplerSink)));
-  if (!state.empty()) RETURN_IF_ERROR(engine_->RestoreState(state));
+  if (!state.empty()) RETURN_IF_ERROR(engine->RestoreState(state));
+  if (engine_) engine->CarryLivenessFrom(*engine_);  // after a failed commit: same process, same clock
+  engine_ = std::move(engine);
   ASSIGN_OR_RETURN(cursor_seq_, queue()->CursorOf(std::string(kDownsamplerSink)));
   // Idle time is counted from now: time spent stopped is not event time that passed.
   newest_seen_steady_ns_ = clock_->SteadyNowNs();
@@ -108,9 +111,13 @@ Status DownsampleTask::Commit(int64_t seq, int64_t points_consumed, const Downsa
   if (!config_.alarm_topic.empty() && !out.alarms.empty()) {
     BatchInput alarms;
     alarms.stream = std::string(kAlarmStream);
-    alarms.min_ts_ns = out.alarms.front().time_ns;
-    alarms.max_ts_ns = out.alarms.back().time_ns;
-    for (const AlarmChange& a : out.alarms) alarms.lines.push_back(AlarmRecord(config_, a));
+    alarms.min_ts_ns = INT64_MAX;
+    alarms.max_ts_ns = INT64_MIN;
+    for (const AlarmChange& a : out.alarms) {
+      alarms.lines.push_back(AlarmRecord(config_, a));
+      alarms.min_ts_ns = std::min(alarms.min_ts_ns, a.time_ns);
+      alarms.max_ts_ns = std::max(alarms.max_ts_ns, a.time_ns);
+    }
     outputs.push_back(std::move(alarms));
   }
   SinkAttempt attempt;
@@ -178,7 +185,9 @@ int64_t DownsampleTask::Step() {
     }
     if (engine_->max_event_ns() > newest_before) newest_seen_steady_ns_ = steady_now;
   }
-  engine_->CheckStale(clock_->WallNowNs(), steady_now, &out);
+  if (options_.ingest_connected && !options_.ingest_connected()) engine_->RestartSilence(steady_now);
+  // Not while a backlog drains: devices whose points are still unread are not silent.
+  if (consumed < options_.batch_points) engine_->CheckStale(clock_->WallNowNs(), steady_now, &out);
   if (read->empty() && out.points.empty() && out.alarms.empty()) return options_.idle_ns;
   Status st = Commit(seq, consumed, out);
   if (!st.ok()) {

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -33,6 +34,9 @@ struct DownsampleTaskOptions {
   // False when no sink reads stream "downsampled" (InfluxDB and Kafka both leave it out): rows
   // are then not written, since nothing would ever collect them. Windows, alarms and state go on.
   bool write_rows = true;
+  // Whether ingest can receive now (MQTT connected); null = always. While it cannot, no device is
+  // silent: silence counts from the last step it could not.
+  std::function<bool()> ingest_connected;
 };
 
 // One alarm change as stored on stream "alarms": a JSON object with the MQTT topic and payload.

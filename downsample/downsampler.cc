@@ -129,6 +129,9 @@ json DevicesToJson(const std::map<std::string, DeviceLiveness>& devices) {
                    {"measurement", d.measurement},
                    {"tags", d.tags},
                    {"last_seen_ns", d.last_seen_ns},
+                   {"newest_event_ns", d.newest_event_ns},
+                   {"stale_event_ns", d.stale_event_ns},
+                   {"outputs", d.outputs},
                    {"stale", d.stale},
                    {"reason", d.reason},
                    {"stale_since_ns", d.stale_since_ns}});
@@ -136,14 +139,47 @@ json DevicesToJson(const std::map<std::string, DeviceLiveness>& devices) {
   return out;
 }
 
+// A state saved before liveness was tracked: its devices are the groups with an alarm level or
+// an open window, never seen in this run (silence counts from the restart).
+std::map<std::string, DeviceLiveness> DevicesFromOlderState(const json& state) {
+  std::map<std::string, DeviceLiveness> devices;
+  auto device = [&](const std::string& key) -> DeviceLiveness& {
+    auto [it, fresh] = devices.try_emplace(key);
+    if (fresh) {
+      size_t at = key.find('\n');
+      it->second.measurement = key.substr(0, at);
+      while (at != std::string::npos) {
+        const size_t next = key.find('\n', at + 1);
+        const std::string tag = key.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
+        const size_t tab = tag.find('\t');
+        if (tab != std::string::npos) it->second.tags.emplace_back(tag.substr(0, tab), tag.substr(tab + 1));
+        at = next;
+      }
+    }
+    return it->second;
+  };
+  for (const auto& [level_key, value] : state.at("alarm_levels").items()) {
+    const size_t cut = level_key.rfind('\n');
+    if (cut == std::string::npos) continue;
+    device(level_key.substr(0, cut)).outputs.push_back(level_key.substr(cut + 1));
+  }
+  for (const json& w : state.at("windows")) {
+    for (const json& g : w.at("groups")) device(g.at("key").get<std::string>());
+  }
+  return devices;
+}
+
 std::map<std::string, DeviceLiveness> DevicesFromJson(const json& state) {
   std::map<std::string, DeviceLiveness> devices;
-  if (!state.contains("devices")) return devices;
+  if (!state.contains("devices")) return DevicesFromOlderState(state);
   for (const json& j : state.at("devices")) {
     DeviceLiveness& d = devices[j.at("key").get<std::string>()];
     d.measurement = j.at("measurement").get<std::string>();
     d.tags = j.at("tags").get<std::vector<std::pair<std::string, std::string>>>();
     d.last_seen_ns = j.at("last_seen_ns").get<int64_t>();
+    d.newest_event_ns = j.value("newest_event_ns", int64_t{INT64_MIN});
+    d.stale_event_ns = j.value("stale_event_ns", int64_t{INT64_MIN});
+    d.outputs = j.value("outputs", std::vector<std::string>{});
     d.stale = j.at("stale").get<bool>();
     d.reason = j.at("reason").get<std::string>();
     d.stale_since_ns = j.at("stale_since_ns").get<int64_t>();
@@ -347,16 +383,17 @@ void Downsampler::Emit(int64_t window_start, const std::string& key, const Group
     if (v) p.fields.emplace_back(name, std::move(*v));
   }
   const auto device = devices_.find(key);
-  const bool device_stale = device != devices_.end() && device->second.stale;
+  const bool frozen = device != devices_.end() &&
+                      (device->second.stale || group.last_ts <= device->second.stale_event_ns);
   for (const AlarmRule& rule : config_.alarms) {
     auto it = std::find_if(p.fields.begin(), p.fields.end(), [&](const auto& f) { return f.first == rule.field; });
     if (it == p.fields.end() || !IsNumeric(it->second)) continue;  // cannot judge: no alarm field
     double value = AsDouble(it->second);
     std::string level = Compare(value, rule.op, rule.threshold) ? rule.when_true : rule.when_false;
     std::string& previous = alarm_levels_[key + '\n' + rule.output];
-    // A stale device keeps `stale` until it reports again (Seen); windows of its earlier points
-    // still get rows with their computed value.
-    if (previous != level && !device_stale) {
+    // A stale device keeps `stale` until it reports again (Seen); windows of points from before
+    // its stale mark still get rows with their computed value, but do not move the alarm.
+    if (previous != level && !frozen) {
       AlarmChange change;
       change.measurement = group.measurement;
       change.group_tags = group.tags;
@@ -384,6 +421,11 @@ std::vector<std::string> Downsampler::AlarmOutputs() const {
   }
   if (outputs.empty()) outputs.push_back("alarm");
   return outputs;
+}
+
+void Downsampler::CarryLivenessFrom(const Downsampler& other) {
+  seen_steady_ns_ = other.seen_steady_ns_;
+  resume_steady_ns_ = other.resume_steady_ns_;
 }
 
 void Downsampler::NoteArrival(int64_t received_ns, int64_t steady_ns) {
@@ -423,8 +465,20 @@ void Downsampler::Seen(const std::string& key, const Point& point,
     device.tags = tags;
   }
   const int64_t ts = point.timestamp_ns.value_or(0);
-  device.last_seen_ns = std::max(device.last_seen_ns, arrival_wall_ns_ != 0 ? arrival_wall_ns_ : ts);
+  // The newest arrival, not the latest-ever: a wall clock stepped back must not pin it ahead.
+  device.last_seen_ns = arrival_wall_ns_ != 0 ? arrival_wall_ns_ : ts;
+  device.newest_event_ns = std::max(device.newest_event_ns, ts);
   seen_steady_ns_[key] = arrival_steady_ns_;
+  auto field_of = [&](const AlarmRule& rule) {
+    auto f = std::find_if(point.fields.begin(), point.fields.end(), [&](const auto& x) { return x.first == rule.field; });
+    return f == point.fields.end() || !IsNumeric(f->second) ? nullptr : &f->second;
+  };
+  for (const AlarmRule& rule : config_.alarms) {
+    if (field_of(rule) != nullptr && std::find(device.outputs.begin(), device.outputs.end(), rule.output) ==
+                                         device.outputs.end()) {
+      device.outputs.push_back(rule.output);
+    }
+  }
   if (!device.stale) return;
   device.stale = false;
   device.reason.clear();
@@ -433,12 +487,13 @@ void Downsampler::Seen(const std::string& key, const Point& point,
     ChangeLevel(&alarm_levels_, key, device, "alarm", "ok", "", 0, ts, "reported again", &counters_, out);
     return;
   }
-  // Each output goes back to what its rule gives for this point; one whose field the point does
-  // not carry stays `stale` until a window computes it.
+  // Each output goes back to what its rule gives for this point, where one point can stand for the
+  // window's aggregate (not sum or count).
   for (const AlarmRule& rule : config_.alarms) {
-    auto f = std::find_if(point.fields.begin(), point.fields.end(), [&](const auto& x) { return x.first == rule.field; });
-    if (f == point.fields.end() || !IsNumeric(f->second)) continue;
-    const double value = AsDouble(f->second);
+    const FieldValue* f = field_of(rule);
+    const Aggregate aggregate = AggregateFor(rule.field);
+    if (f == nullptr || aggregate == Aggregate::kSum || aggregate == Aggregate::kCount) continue;
+    const double value = AsDouble(*f);
     const std::string& level = Compare(value, rule.op, rule.threshold) ? rule.when_true : rule.when_false;
     ChangeLevel(&alarm_levels_, key, device, rule.output, level, rule.field, value, ts, "reported again", &counters_,
                 out);
@@ -450,14 +505,17 @@ void Downsampler::MarkStale(const std::string& key, DeviceLiveness* device, std:
   device->stale = true;
   device->reason = std::string(reason.substr(0, reason.find(' ')));  // "silent" or "offline"
   device->stale_since_ns = wall_ns;
+  device->stale_event_ns = device->newest_event_ns;
   ++counters_.stale_alarms;
+  const std::vector<std::string> outputs = config_.alarms.empty() ? AlarmOutputs() : device->outputs;
+  if (outputs.empty()) return;  // no alarm of its own to set: status shows it stale
   Point row;
   row.measurement = device->measurement;
   row.tags = device->tags;
   for (const auto& tag : config_.set_tags) row.tags.push_back(tag);
   std::sort(row.tags.begin(), row.tags.end());
   row.timestamp_ns = wall_ns;
-  for (const std::string& output : AlarmOutputs()) {
+  for (const std::string& output : outputs) {
     ChangeLevel(&alarm_levels_, key, *device, output, "stale", "", 0, wall_ns, std::string(reason), &counters_, out);
     row.fields.emplace_back(output, String("stale"));
   }
@@ -497,6 +555,10 @@ void Downsampler::DeviceStatus(const Point& point, DownsampleOutput* out) {
   if (status == point.fields.end() || status->second.type != FieldType::kString ||
       Lower(status->second.s) != "offline") {
     return;
+  }
+  // A retained status comes with every subscribe: it says what was, not that the device just left.
+  for (const auto& [name, value] : point.fields) {
+    if (name == "retained" && value.type == FieldType::kBool && value.b) return;
   }
   std::vector<std::pair<std::string, std::string>> id;
   GroupKey(point, &id);

@@ -10,15 +10,22 @@
 // it instead of every point being late until the clock catches up again.
 // Device liveness (EDGELINE_DOWNSAMPLE_STALE_AFTER): every group seen is a device. One that has
 // sent nothing for stale_after_ns on the agent's steady clock, or whose status point (measurement
-// config.device_status_measurement) says `offline`, gets each alarm output set to `stale`: an
-// AlarmChange and a row. Its next point sets each alarm output back to the value the rules give
-// for that point (`ok` for `alarm` when there is no rule): another change. Silence after a
-// restart counts from the restart, so a device that was waiting for the agent is not stale, and a
-// device stale before it stays stale without a second change. The caller supplies the times
-// (NoteArrival, CheckStale), so the engine stays free of clocks.
+// config.device_status_measurement) says `offline` (not a retained one: that is news from before
+// the subscribe), gets `stale` on each alarm output its points have carried the field for (`alarm`
+// when there is no rule): an AlarmChange and a row. Its next point sets each of those back to what
+// the rule gives for that point (`ok` for `alarm` without rules); an output whose aggregate is sum
+// or count, or whose field the point lacks, stays `stale` until a window with newer points closes.
+// Windows holding only points from before the stale mark still get rows but never move the alarm.
+// Silence counts from the restart at the earliest (a device waiting at the broker while the agent
+// was down is not stale), and from the last moment ingest was disconnected (RestartSilence); a
+// device stale before a restart stays stale without a second change. The caller supplies the
+// times (NoteArrival, CheckStale), so the engine stays free of clocks; liveness therefore depends
+// on when points are read, and a replayed backlog gives the same windows but not the same stale
+// marks.
 // Not thread-safe: one owner.
 #pragma once
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <map>
@@ -68,7 +75,10 @@ struct DownsampleCounters {
 struct DeviceLiveness {
   std::string measurement;
   std::vector<std::pair<std::string, std::string>> tags;  // group-by tags, sorted by key
-  int64_t last_seen_ns = 0;   // agent wall time its newest point was received (0 = none)
+  int64_t last_seen_ns = 0;   // agent wall time its newest point was committed to the queue (0 = none)
+  int64_t newest_event_ns = INT64_MIN;  // its newest point's timestamp
+  int64_t stale_event_ns = INT64_MIN;   // newest_event_ns when it last went stale
+  std::vector<std::string> outputs;     // alarm outputs whose field its points have carried
   bool stale = false;
   std::string reason;         // why stale: "silent" or "offline"
   int64_t stale_since_ns = 0; // agent wall time it went stale
@@ -91,6 +101,13 @@ class Downsampler {
 
   // Marks devices silent for stale_after_ns (steady time) as stale, at wall time `wall_ns`.
   void CheckStale(int64_t wall_ns, int64_t steady_ns, DownsampleOutput* out);
+
+  // Nothing could arrive until `steady_ns` (ingest was disconnected): silence counts from there.
+  void RestartSilence(int64_t steady_ns) { resume_steady_ns_ = std::max(resume_steady_ns_, steady_ns); }
+
+  // Takes `other`'s steady-clock readings (not state): an engine rebuilt from the stored state in
+  // the same process keeps measuring silence from when points really came.
+  void CarryLivenessFrom(const Downsampler& other);
 
   // Moves the watermark to `watermark_ns` if later (event time advanced by something other
   // than a point, e.g. idle time), closing what it passes.

@@ -83,7 +83,8 @@ bool DeviceStatusMapper::Matches(std::string_view topic) const {
   return Match(topic, &levels) != nullptr;
 }
 
-IngestMessage DeviceStatusMapper::Prepare(std::string_view topic, std::string_view payload, int64_t receive_ns) const {
+IngestMessage DeviceStatusMapper::Prepare(std::string_view topic, std::string_view payload, int64_t receive_ns,
+                                          bool retained) const {
   IngestMessage message;
   message.topic = std::string(topic);
   message.receive_ns = receive_ns;
@@ -114,7 +115,7 @@ IngestMessage DeviceStatusMapper::Prepare(std::string_view topic, std::string_vi
     if (status.empty()) return refuse("JSON payload has no string member status or state");
     point.fields.emplace_back("status", StringValue(status));
     for (const auto& [key, value] : doc.items()) {
-      if (key == "status" || key == "state") continue;
+      if (key == "status" || key == "state" || key == "retained") continue;
       if (std::find(json_tags_.begin(), json_tags_.end(), key) != json_tags_.end() && value.is_string()) {
         auto tag = std::find_if(point.tags.begin(), point.tags.end(), [&](const auto& t) { return t.first == key; });
         if (tag == point.tags.end()) point.tags.emplace_back(key, value.get<std::string>());
@@ -138,6 +139,12 @@ IngestMessage DeviceStatusMapper::Prepare(std::string_view topic, std::string_vi
     std::string status = LowerTrimmed(payload);
     if (status.size() > kMaxStatusText) return refuse("text payload over 256 bytes");
     point.fields.emplace_back("status", StringValue(std::move(status)));
+  }
+  if (retained) {
+    FieldValue yes;
+    yes.type = FieldType::kBool;
+    yes.b = true;
+    point.fields.emplace_back("retained", yes);
   }
   if (point.tags.empty()) return refuse("no device id: the topic has no `+` or `{tag}` level value");
   std::string line = FormatPoint(point);

@@ -28,8 +28,10 @@ class DeviceStatusMapper {
   std::vector<std::string> SubscriptionFilters() const;
   // True when `topic` matches one of the status filters.
   bool Matches(std::string_view topic) const;
-  // REQUIRES: Matches(topic).
-  IngestMessage Prepare(std::string_view topic, std::string_view payload, int64_t receive_ns) const;
+  // REQUIRES: Matches(topic). `retained`: the broker sent it because of the subscribe (a
+  // retained message from before); the point then carries field retained=true.
+  IngestMessage Prepare(std::string_view topic, std::string_view payload, int64_t receive_ns,
+                        bool retained = false) const;
 
  private:
   struct Filter {

@@ -15,6 +15,8 @@ class MessagePublisher {
   virtual ~MessagePublisher() = default;
   // OK only once the broker acknowledged it (QoS 1/2) or it was written (QoS 0).
   virtual Status Publish(const std::string& topic, const std::string& payload, int qos, bool retained) = 0;
+  // Whether messages can come in now (every session connected).
+  virtual bool Connected() const { return true; }
 };
 
 }  // namespace edgeline

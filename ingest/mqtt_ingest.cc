@@ -183,6 +183,7 @@ void MqttIngest::Start() {
         message.qos = msg->get_qos();
         message.packet_id = msg->get_qos() > 0 ? CStruct(*msg).msgid : 0;
         message.dup = msg->is_duplicate();
+        message.retained = msg->is_retained();
         message.session = session_names_[i];
         message.connection = connection_ids_[i]->load();
         Status st = handler_(message);

@@ -40,6 +40,7 @@ struct MqttMessage {
   int qos = 0;
   int packet_id = 0;         // 0 for QoS 0
   bool dup = false;          // a redelivery (Paho never sets it for QoS 2)
+  bool retained = false;     // sent because of the subscribe: a retained message from before
   std::string_view session;  // MqttIngest::SessionName of the session it arrived on
   int64_t connection = 0;    // that session's current connection (new on every connect)
 };
@@ -64,6 +65,7 @@ class MqttIngest final : public MessagePublisher {
   Status Publish(const std::string& topic, const std::string& payload, int qos, bool retained) override;
 
   int connected_sessions() const { return connected_.load(); }
+  bool Connected() const override { return connected_.load() == sessions(); }
   int sessions() const { return static_cast<int>(clients_.size()); }
   std::string last_error() const;
 

@@ -697,6 +697,105 @@ TEST(DeviceLiveness, OffMeansNeverStaleAndWithoutRulesTheOutputIsAlarm) {
   EXPECT_EQ(Changes(o, "g1"), (std::vector<std::string>{"->stale", "stale->ok"}));
 }
 
+TEST(DeviceLiveness, OnlyTheOutputsADeviceHasGoStale) {
+  Downsampler d(FiveSecondSeed(
+      {{"EDGELINE_DOWNSAMPLE_ALARM", "alarm:fuel<500?refuel:no action;heavy:load>50?high:normal;"
+                                     "overheat:temperature>90?hot:ok"}}));
+  DownsampleOutput out;
+  for (int s = 0; s < 10; ++s) Second(&d, s, {{"g1", 900}, {"g2", 900}}, &out);
+  for (int s = 10; s < 25; ++s) Second(&d, s, {{"g2", 900}}, &out);
+  std::vector<std::string> outputs;
+  for (const AlarmChange& a : out.alarms) {
+    if (a.group_tags[0].second == "g1" && a.value == "stale") outputs.push_back(a.output);
+  }
+  EXPECT_EQ(outputs, (std::vector<std::string>{"alarm", "heavy"}));  // no temperature, no overheat
+  for (const Point& p : out.points) {
+    for (const auto& [name, value] : p.fields) EXPECT_NE(name, "overheat");
+  }
+}
+
+TEST(DeviceLiveness, AnOlderWindowClosingAfterRecoveryDoesNotPullTheAlarmBack) {
+  // Lateness 60 s: g1's windows from before its silence close well after it reported again.
+  Downsampler d(FiveSecondSeed({{"EDGELINE_DOWNSAMPLE_LATENESS", "60s"}}));
+  DownsampleOutput out;
+  for (int s = 0; s < 10; ++s) Second(&d, s, {{"g1", 900}, {"g2", 900}}, &out);
+  for (int s = 10; s < 30; ++s) Second(&d, s, {{"g2", 900}}, &out);
+  for (int s = 30; s < 120; ++s) Second(&d, s, {{"g1", 100}, {"g2", 900}}, &out);
+  EXPECT_EQ(Changes(out, "g1"), (std::vector<std::string>{"->stale", "stale->refuel"}));
+  int g1_early_rows = 0;
+  for (const Point& p : out.points) g1_early_rows += p.tags[0].second == "g1" && *p.timestamp_ns < kT0 + 10 * kSec;
+  EXPECT_EQ(g1_early_rows, 2);  // the older windows' rows are written all the same
+}
+
+TEST(DeviceLiveness, AStateFromBeforeLivenessTrackingStillKnowsItsDevices) {
+  Downsampler first(FiveSecondSeed());
+  DownsampleOutput out;
+  for (int s = 0; s < 10; ++s) Second(&first, s, {{"g1", 900}, {"g2", 900}}, &out);
+  nlohmann::json old = nlohmann::json::parse(first.SaveState());
+  old.erase("devices");
+  Downsampler second(FiveSecondSeed());
+  ASSERT_TRUE(second.RestoreState(old.dump()).ok());
+  ASSERT_EQ(second.devices().size(), 2u);
+  EXPECT_EQ(second.devices().begin()->second.tags,
+            (std::vector<std::pair<std::string, std::string>>{{"generatorID", "g1"}}));
+  DownsampleOutput later;
+  for (int s = 100; s <= 115; ++s) Second(&second, s, {{"g2", 900}}, &later);  // g1 silent since the restart
+  EXPECT_EQ(Changes(later, "g1"), (std::vector<std::string>{"no action->stale"}));
+}
+
+TEST(DeviceLiveness, ARetainedOfflineIsNotNewsButALiveOneIs) {
+  Downsampler d(FiveSecondSeed({{"EDGELINE_DEVICE_STATUS_TOPICS", "emergency_generator/+/status"}}));
+  DownsampleOutput out;
+  Second(&d, 0, {{"g1", 900}}, &out);
+  auto offline = [&](bool retained) {
+    Point p;
+    p.measurement = "deviceStatus";
+    p.tags = {{"generatorID", "g1"}};
+    FieldValue v;
+    v.type = FieldType::kString;
+    v.s = "offline";
+    p.fields = {{"status", v}};
+    if (retained) {
+      FieldValue r;
+      r.type = FieldType::kBool;
+      r.b = true;
+      p.fields.emplace_back("retained", r);
+    }
+    p.timestamp_ns = kT0 + kSec;
+    DownsampleOutput o;
+    d.Add(p, &o);
+    return o.alarms.size();
+  };
+  EXPECT_EQ(offline(true), 0u);
+  EXPECT_EQ(offline(false), 1u);
+}
+
+TEST(DeviceLiveness, SilenceCountsFromWhenIngestCameBackAndSurvivesARebuild) {
+  Downsampler d(FiveSecondSeed());
+  DownsampleOutput out;
+  Second(&d, 0, {{"g1", 900}}, &out);
+  d.RestartSilence(kS0 + 10 * kSec);  // the broker was unreachable until 10 s
+  d.CheckStale(kT0 + 24 * kSec, kS0 + 24 * kSec, &out);
+  EXPECT_EQ(Changes(out, "g1"), (std::vector<std::string>{}));
+  EXPECT_FALSE(d.devices().begin()->second.stale);
+  // A rebuild from the stored state (after a failed commit) keeps the steady readings.
+  Downsampler rebuilt(FiveSecondSeed());
+  ASSERT_TRUE(rebuilt.RestoreState(d.SaveState()).ok());
+  rebuilt.CarryLivenessFrom(d);
+  DownsampleOutput stale;
+  rebuilt.CheckStale(kT0 + 25 * kSec, kS0 + 25 * kSec, &stale);
+  EXPECT_EQ(stale.alarms.size(), 1u);
+  EXPECT_EQ(stale.alarms.at(0).reason, "silent for 15s");
+}
+
+TEST(DeviceLiveness, LastSeenFollowsTheClockBack) {
+  Downsampler d(FiveSecondSeed());
+  DownsampleOutput out;
+  Second(&d, 3600, {{"g1", 900}}, &out);  // a clock an hour ahead
+  Second(&d, 1, {{"g1", 900}}, &out);     // set right
+  EXPECT_EQ(d.devices().begin()->second.last_seen_ns, kT0 + kSec);
+}
+
 // Through the task and a real queue on a FakeClock: the stale alarm record is committed with
 // the step, retained topic and all, and a restart with the agent down for a while raises nothing.
 TEST_F(DownsampleTaskTest, SilentGeneratorGetsAStaleAlarmRecordAndLosesItWhenItReports) {
@@ -742,6 +841,37 @@ TEST_F(DownsampleTaskTest, SilentGeneratorGetsAStaleAlarmRecordAndLosesItWhenItR
   EXPECT_EQ(task->engine().counters().stale_alarms, 1);
   publish({{"g1", 900}, {"g2", 900}});
   EXPECT_EQ(values(), (std::vector<std::string>{"no action", "stale", "no action"}));
+}
+
+// The broker unreachable for longer than the stale time: nothing could come in, so nobody is
+// stale; silence counts again from when ingest is back.
+TEST_F(DownsampleTaskTest, NoDeviceIsStaleWhileIngestIsDisconnected) {
+  DownsampleConfig config = FiveSecondSeed({{"EDGELINE_ALARM_TOPIC", "edgeline/alarms"}});
+  auto queue = Open("disconnected.db");
+  bool connected = true;
+  DownsampleTaskOptions options;
+  options.ingest_connected = [&] { return connected; };
+  DownsampleTask task(config, queue.get(), &clock_, options);
+  ASSERT_TRUE(task.Start().ok());
+  BatchInput b;
+  b.lines = {FormatPoint(P("g1", clock_.WallNowNs(), 900))};
+  ASSERT_TRUE(queue->Append({b}, {}).ok());
+  task.Step();
+  connected = false;
+  for (int s = 0; s < 60; ++s) {
+    clock_.AdvanceNs(kSec);
+    task.Step();
+  }
+  EXPECT_EQ(task.engine().counters().stale_alarms, 0);
+  connected = true;
+  for (int s = 0; s < 14; ++s) {
+    clock_.AdvanceNs(kSec);
+    task.Step();
+  }
+  EXPECT_EQ(task.engine().counters().stale_alarms, 0);
+  clock_.AdvanceNs(kSec);
+  task.Step();
+  EXPECT_EQ(task.engine().counters().stale_alarms, 1);
 }
 
 }  // namespace

@@ -18,6 +18,7 @@ Config Parsed(std::map<std::string, std::string> env) {
 
 DeviceStatusMapper Seed() {
   Config c = Parsed({{"EDGELINE_DOWNSAMPLE_PRESET", "seed"},
+                     {"EDGELINE_DOWNSAMPLE_GROUP_BY", "generatorID,unit"},
                      {"EDGELINE_DEVICE_STATUS_TOPICS", "emergency_generator/+/status,site/{site}/{unit}/lwt"}});
   return DeviceStatusMapper(c.mapping, DeviceIdTag(c));
 }
@@ -90,6 +91,25 @@ TEST(DeviceStatusMapper, TheIdTagIsTheFirstGroupByKey) {
   EXPECT_EQ(DeviceIdTag(Parsed({{"EDGELINE_DOWNSAMPLE_GROUP_BY", "unit,site"}})), "unit");
   EXPECT_EQ(DeviceIdTag(Parsed({})), "generatorID");  // group-by's default, downsampling off
   EXPECT_EQ(DeviceIdTag(Parsed({{"EDGELINE_DOWNSAMPLE_GROUP_BY", ""}, {"EDGELINE_JSON_TAGS", ""}})), "device");
+}
+
+TEST(DeviceStatusMapper, ARetainedStatusSaysSo) {
+  DeviceStatusMapper m = Seed();
+  EXPECT_EQ(Line(m.Prepare("emergency_generator/g1/status", "offline", kNow, /*retained=*/true)),
+            "deviceStatus,generatorID=g1 status=\"offline\",retained=true " + std::to_string(kNow));
+}
+
+TEST(DeviceStatusConfig, WithStaleAlarmsAStatusFilterMustNameAGroupByTag) {
+  ConfigParseResult r = ParseConfig({{"EDGELINE_INFLUX_API", "v1"},
+                                     {"EDGELINE_DOWNSAMPLE_PRESET", "seed"},
+                                     {"EDGELINE_DEVICE_STATUS_TOPICS", "site/{unit}/status"}});
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].variable, "EDGELINE_DEVICE_STATUS_TOPICS");
+  EXPECT_TRUE(ParseConfig({{"EDGELINE_INFLUX_API", "v1"},
+                           {"EDGELINE_DOWNSAMPLE_PRESET", "seed"},
+                           {"EDGELINE_DOWNSAMPLE_STALE_AFTER", "0"},
+                           {"EDGELINE_DEVICE_STATUS_TOPICS", "site/{unit}/status"}})
+                  .ok());
 }
 
 TEST(DeviceStatusConfig, AStatusFilterThatCatchesTheAlarmTopicIsRefused) {
