@@ -837,6 +837,7 @@ TEST_F(DownsampleTaskTest, SilentGeneratorGetsAStaleAlarmRecordAndLosesItWhenItR
   ASSERT_TRUE(queue->RegisterConsumer("alarm-reader", std::string(kAlarmStream)).ok());
   task = std::make_unique<DownsampleTask>(config, queue.get(), &clock_);
   ASSERT_TRUE(task->Start().ok());
+  for (int s = 0; s < 5; ++s) publish({});  // g2's messages are still on their way from the broker
   for (int s = 0; s < 5; ++s) publish({{"g2", 900}});
   EXPECT_EQ(task->engine().counters().stale_alarms, 1);
   publish({{"g1", 900}, {"g2", 900}});
