@@ -74,9 +74,7 @@ Status Agent::Start() {
   parts.queue = queue_.get();
   parts.clock = clock_;
   parts.remap = [this](std::string_view topic, std::string_view payload, int64_t receive_ns) {
-    return status_mapper_->enabled() && status_mapper_->Matches(topic)
-               ? status_mapper_->Prepare(topic, payload, receive_ns)
-               : replay_mapper_->Prepare(topic, payload, receive_ns);
+    return Prepare(*replay_mapper_, topic, payload, receive_ns, /*retained=*/false);
   };
   parts.committer = committer_.get();
   parts.mqtt = mqtt_.get();
@@ -118,12 +116,15 @@ Status Agent::OnMqttMessage(const MqttMessage& message) {
     }
   }
   // The receive time is fixed here, once: a replay of the stored point writes it identically.
-  const int64_t receive_ns = clock_->WallNowNs();
-  IngestMessage prepared = status_mapper_->enabled() && status_mapper_->Matches(message.topic)
-                               ? status_mapper_->Prepare(message.topic, message.payload, receive_ns, message.retained)
-                               : mapper_->Prepare(message.topic, message.payload, receive_ns);
+  IngestMessage prepared = Prepare(*mapper_, message.topic, message.payload, clock_->WallNowNs(), message.retained);
   if (message.qos > 0) prepared.receipt = std::move(receipt);
   return committer_->Submit(std::move(prepared));
+}
+
+IngestMessage Agent::Prepare(const Mapper& data_mapper, std::string_view topic, std::string_view payload,
+                             int64_t receive_ns, bool retained) const {
+  return status_mapper_->Matches(topic) ? status_mapper_->Prepare(topic, payload, receive_ns, retained)
+                                        : data_mapper.Prepare(topic, payload, receive_ns);
 }
 
 void Agent::StartHttp() {

@@ -45,6 +45,9 @@ class Agent {
  private:
   // MQTT's message callback: map, commit, return (Paho then acknowledges).
   Status OnMqttMessage(const MqttMessage& message);
+  // A message on a device status topic goes to the status mapper, any other to `data_mapper`.
+  IngestMessage Prepare(const Mapper& data_mapper, std::string_view topic, std::string_view payload,
+                        int64_t receive_ns, bool retained) const;
   void StartHttp();
 
   Config config_;

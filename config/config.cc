@@ -15,6 +15,7 @@ namespace edgeline {
 using config_internal::FindVariable;
 using config_internal::ParsedValue;
 using config_internal::SplitOn;
+using config_internal::TopicTagName;
 using config_internal::Variable;
 using config_internal::Variables;
 
@@ -178,7 +179,7 @@ void ResolveDownsample(const std::map<std::string, std::string>& env, Config* c,
       std::string filter;
       for (std::string_view level : SplitOn(status, '/')) {
         if (!filter.empty()) filter += '/';
-        filter += level.size() > 2 && level.front() == '{' ? std::string_view("+") : level;
+        filter += TopicTagName(level).empty() ? level : std::string_view("+");
       }
       subscribed.push_back(filter);
     }
@@ -209,9 +210,8 @@ void ResolveDownsample(const std::map<std::string, std::string>& env, Config* c,
       bool names_group = false;
       for (std::string_view level : SplitOn(filter, '/')) {
         if (level == "+") names_group = names_group || !d.group_by.empty();
-        if (level.size() > 2 && level.front() == '{' && level.back() == '}') {
-          names_group = names_group || Contains(d.group_by, std::string(level.substr(1, level.size() - 2)));
-        }
+        const std::string_view tag = TopicTagName(level);
+        if (!tag.empty()) names_group = names_group || Contains(d.group_by, std::string(tag));
       }
       if (!names_group) {
         problems->Add("EDGELINE_DEVICE_STATUS_TOPICS", "\"" + filter +
@@ -334,7 +334,7 @@ ConfigParseResult ParseConfig(const std::map<std::string, std::string>& env) {
       int id_levels = 0;
       bool bad = filter.empty() || filter.rfind("$share/", 0) == 0;
       for (std::string_view level : SplitOn(filter, '/')) {
-        if (level == "+" || (level.size() > 2 && level.front() == '{' && level.back() == '}')) ++id_levels;
+        if (level == "+" || !TopicTagName(level).empty()) ++id_levels;
         else if (level.find_first_of("+#{}") != std::string_view::npos) bad = true;
       }
       if (bad || id_levels == 0) {

@@ -86,6 +86,11 @@ bool ParseAlarmRule(std::string_view text, AlarmRule* rule, std::string* error) 
 
 }  // namespace
 
+std::string_view TopicTagName(std::string_view level) {
+  return level.size() > 2 && level.front() == '{' && level.back() == '}' ? level.substr(1, level.size() - 2)
+                                                                           : std::string_view();
+}
+
 std::vector<std::string_view> SplitOn(std::string_view text, char sep) {
   std::vector<std::string_view> out;
   size_t start = 0;

@@ -17,6 +17,10 @@ namespace edgeline::config_internal {
 // `text` split at every `sep`, each item trimmed; empty items are kept ("a,,b" -> a, "", b).
 std::vector<std::string_view> SplitOn(std::string_view text, char sep);
 
+// The name of a `{name}` level of a topic template (EDGELINE_TOPIC_TAGS,
+// EDGELINE_DEVICE_STATUS_TOPICS); "" for any other level.
+std::string_view TopicTagName(std::string_view level);
+
 // EDGELINE_DOWNSAMPLE_AGGREGATE: `default[,field=aggregate...]`, e.g. `last,power=mean`.
 // `*default_aggregate` is kLast unless the text names one.
 void ParseAggregates(std::string_view text, Aggregate* default_aggregate,

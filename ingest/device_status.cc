@@ -38,9 +38,9 @@ DeviceStatusMapper::DeviceStatusMapper(const MappingConfig& config, std::string 
     Filter filter;
     bool bare_named = false;
     for (std::string_view level : SplitOn(text, '/')) {
-      if (level.size() > 2 && level.front() == '{' && level.back() == '}') {
+      if (const std::string_view tag = config_internal::TopicTagName(level); !tag.empty()) {
         filter.levels.emplace_back("+");
-        filter.tags.emplace_back(level.substr(1, level.size() - 2));
+        filter.tags.emplace_back(tag);
       } else if (level == "+") {
         filter.levels.emplace_back("+");
         filter.tags.emplace_back(bare_named ? "" : id_tag);
@@ -79,6 +79,7 @@ const DeviceStatusMapper::Filter* DeviceStatusMapper::Match(std::string_view top
 }
 
 bool DeviceStatusMapper::Matches(std::string_view topic) const {
+  if (filters_.empty()) return false;  // off: no split on the ingest path
   std::vector<std::string_view> levels;
   return Match(topic, &levels) != nullptr;
 }

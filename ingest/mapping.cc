@@ -17,6 +17,7 @@
 #include "common/line_protocol.h"
 #include "common/strings.h"
 #include "common/time_format.h"
+#include "config/config_grammars.h"
 #include "config/config_table.h"
 #include "ingest/bounded_json.h"
 
@@ -469,8 +470,8 @@ MappedMessage Mapper::Map(std::string_view topic, std::string_view payload, int6
       bool match = segments.size() == template_segments_.size();
       for (size_t i = 0; match && i < segments.size(); ++i) {
         const std::string& t = template_segments_[i];
-        if (t.size() > 2 && t.front() == '{' && t.back() == '}') {
-          topic_tags.emplace_back(t.substr(1, t.size() - 2), segments[i]);
+        if (const std::string_view tag = config_internal::TopicTagName(t); !tag.empty()) {
+          topic_tags.emplace_back(tag, segments[i]);
         } else if (t != "+" && t != segments[i]) {
           match = false;
         }
